@@ -1,1 +1,66 @@
-fn main() {}
+//! The `tenantd` binary: parse the command line, read settings, start logging, run.
+
+use clap::{Parser, Subcommand};
+use tenantd::config::{LogFormat, Settings};
+use tenantd::{app, db, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "tenantd",
+    version,
+    about = "One RDS PostgreSQL database per SaaS tenant"
+)]
+struct Cli {
+    /// Log JSON lines instead of text (same as TENANTD_LOG_FORMAT=json).
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API and the worker.
+    Serve,
+    /// Run the worker alone.
+    Worker,
+    /// Apply the control database schema and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let mut settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tenantd: configuration error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if cli.log_json {
+        settings.log_format = LogFormat::Json;
+    }
+    telemetry::init(settings.log_format);
+    let result = match cli.command {
+        Command::Serve => app::serve(settings, app::shutdown_on_signals()).await,
+        Command::Worker => app::work(settings, app::shutdown_on_signals()).await,
+        Command::Migrate => {
+            async {
+                let pool = db::connect(&settings.database_url, 2).await?;
+                db::migrate(&pool).await?;
+                tracing::info!("control schema is up to date");
+                Ok(())
+            }
+            .await
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "tenantd stopped");
+            eprintln!("tenantd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Assembling the daemon from its settings: the pieces `main` runs and the tests reuse.
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::api::{self, AppState};
+use crate::config::Settings;
+use crate::db;
+use crate::worker;
+use crate::workflow::Registry;
+
+/// Connects to the control database (sized for the worker plus the API) and applies the schema.
+pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
+    let size = settings.worker.concurrency as u32 + 8;
+    let pool = db::connect(&settings.database_url, size).await?;
+    db::migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// The workflows this build runs.
+pub fn registry() -> Registry {
+    Registry::new().register(crate::workflow::demo::Demo)
+}
+
+/// `tenantd serve`: the HTTP API and the worker in one process, until `shutdown`.
+pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = connect(&settings).await?;
+    let listener = api::bind(settings.listen).await?;
+    info!(listen = %listener.local_addr()?, "HTTP API listening");
+    let app = api::router(AppState { db: pool.clone() });
+    let http = tokio::spawn(api::serve(listener, app, shutdown.clone()));
+    let worker_result = worker::run(pool, registry(), settings.worker, shutdown.clone()).await;
+    shutdown.cancel();
+    http.await??;
+    worker_result?;
+    Ok(())
+}
+
+/// `tenantd worker`: the worker alone.
+pub async fn work(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = connect(&settings).await?;
+    worker::run(pool, registry(), settings.worker, shutdown).await?;
+    Ok(())
+}
+
+/// A token cancelled by the first SIGINT or SIGTERM.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        info!(signal = name, "shutdown requested");
+        trigger.cancel();
+    });
+    token
+}

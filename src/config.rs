@@ -1,0 +1,285 @@
+//! Settings: one tree read from `TENANTD_*` environment variables and validated at start-up.
+//! A bad value stops the process with a message that names the variable; secrets are never
+//! echoed back.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::worker::{RetryPolicy, WorkerSettings};
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Everything the daemon reads at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The control database. Holds a password: never printed.
+    pub database_url: SecretString,
+    /// Address of the HTTP API.
+    pub listen: SocketAddr,
+    pub worker: WorkerSettings,
+    /// Jobs get this many attempts per step.
+    pub max_attempts: i32,
+    pub log_format: LogFormat,
+}
+
+/// A setting that is missing or malformed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{name} is not set; {hint}")]
+    Missing {
+        name: &'static str,
+        hint: &'static str,
+    },
+    #[error("{name}: {problem}")]
+    Invalid { name: &'static str, problem: String },
+}
+
+/// Reads settings through `lookup` (the environment in production, a map in tests).
+pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn raw(&self, name: &'static str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    pub fn required_secret(
+        &self,
+        name: &'static str,
+        hint: &'static str,
+    ) -> Result<SecretString, ConfigError> {
+        self.raw(name)
+            .map(SecretString::from)
+            .ok_or(ConfigError::Missing { name, hint })
+    }
+
+    pub fn string(&self, name: &'static str, default: &str) -> String {
+        self.raw(name).unwrap_or_else(|| default.to_string())
+    }
+
+    pub fn optional(&self, name: &'static str) -> Option<String> {
+        self.raw(name)
+    }
+
+    pub fn parsed<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        match self.raw(name) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
+                name,
+                problem: format!("expected {expected}, got {v:?}"),
+            }),
+        }
+    }
+
+    pub fn integer(
+        &self,
+        name: &'static str,
+        default: i64,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<i64, ConfigError> {
+        let expected = format!("an integer from {} to {}", range.start(), range.end());
+        let value: i64 = self.parsed(name, default, &expected)?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::Invalid {
+                name,
+                problem: format!("expected {expected}, got {value}"),
+            })
+        }
+    }
+
+    /// A duration such as `30s`, `500ms` or `5m`, within `[min, max]`.
+    pub fn duration(
+        &self,
+        name: &'static str,
+        default: Duration,
+        min: Duration,
+        max: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(v) = self.raw(name) else {
+            return Ok(default);
+        };
+        let value = humantime::parse_duration(v.trim()).map_err(|_| ConfigError::Invalid {
+            name,
+            problem: format!("expected a duration such as 30s, 500ms or 5m, got {v:?}"),
+        })?;
+        if value < min || value > max {
+            return Err(ConfigError::Invalid {
+                name,
+                problem: format!(
+                    "expected a duration from {} to {}, got {v}",
+                    humantime::format_duration(min),
+                    humantime::format_duration(max)
+                ),
+            });
+        }
+        Ok(value)
+    }
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::load(&Env(|name| std::env::var(name).ok()))
+    }
+
+    pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let database_url = env.required_secret(
+            "TENANTD_DATABASE_URL",
+            "set it to the control database, e.g. postgres://user:password@host:5432/tenantd",
+        )?;
+        let listen = env.parsed(
+            "TENANTD_LISTEN",
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            "an address such as 127.0.0.1:8080",
+        )?;
+        let concurrency = env.integer("TENANTD_CONCURRENCY", 16, 1..=1024)? as usize;
+        let lease = env.duration(
+            "TENANTD_LEASE",
+            Duration::from_secs(30),
+            Duration::from_millis(300),
+            Duration::from_secs(3600),
+        )?;
+        let poll_interval = env.duration(
+            "TENANTD_POLL_INTERVAL",
+            Duration::from_secs(1),
+            Duration::from_millis(10),
+            Duration::from_secs(300),
+        )?;
+        let shutdown_timeout = env.duration(
+            "TENANTD_SHUTDOWN_TIMEOUT",
+            Duration::from_secs(25),
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        )?;
+        let retry_base = env.duration(
+            "TENANTD_RETRY_BASE",
+            Duration::from_secs(2),
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+        )?;
+        let retry_max = env.duration(
+            "TENANTD_RETRY_MAX",
+            Duration::from_secs(300),
+            Duration::from_millis(1),
+            Duration::from_secs(24 * 3600),
+        )?;
+        if retry_max < retry_base {
+            return Err(ConfigError::Invalid {
+                name: "TENANTD_RETRY_MAX",
+                problem: "must not be shorter than TENANTD_RETRY_BASE".into(),
+            });
+        }
+        let max_attempts = env.integer("TENANTD_MAX_ATTEMPTS", 8, 1..=1000)? as i32;
+        let log_format = match env.string("TENANTD_LOG_FORMAT", "text").as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::Invalid {
+                    name: "TENANTD_LOG_FORMAT",
+                    problem: format!("expected text or json, got {other:?}"),
+                });
+            }
+        };
+        let id = env
+            .optional("TENANTD_WORKER_ID")
+            .unwrap_or_else(default_worker_id);
+        Ok(Settings {
+            database_url,
+            listen,
+            worker: WorkerSettings {
+                id,
+                concurrency,
+                lease,
+                poll_interval,
+                shutdown_timeout,
+                retry: RetryPolicy {
+                    base: retry_base,
+                    max: retry_max,
+                },
+            },
+            max_attempts,
+            log_format,
+        })
+    }
+}
+
+/// `<hostname>-<pid>`: unique among the processes sharing one control database.
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "tenantd".into());
+    format!("{host}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load(&Env(move |k| map.get(k).cloned()))
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_database_is_set() {
+        let s = load(&[("TENANTD_DATABASE_URL", "postgres://u:p@h/db")]).unwrap();
+        assert_eq!(s.database_url.expose_secret(), "postgres://u:p@h/db");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.worker.concurrency, 16);
+        assert_eq!(s.worker.lease, Duration::from_secs(30));
+        assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn a_missing_database_url_is_named() {
+        let err = load(&[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("TENANTD_DATABASE_URL is not set")
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let base = ("TENANTD_DATABASE_URL", "postgres://h/db");
+        for (name, value) in [
+            ("TENANTD_CONCURRENCY", "0"),
+            ("TENANTD_CONCURRENCY", "many"),
+            ("TENANTD_LEASE", "forever"),
+            ("TENANTD_LEASE", "1ms"),
+            ("TENANTD_LISTEN", "localhost"),
+            ("TENANTD_LOG_FORMAT", "xml"),
+            ("TENANTD_MAX_ATTEMPTS", "-1"),
+        ] {
+            let err = load(&[base, (name, value)]).unwrap_err();
+            assert!(
+                err.to_string().starts_with(name),
+                "{name}={value} gave {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_database_url_never_appears_in_debug_output() {
+        let s = load(&[("TENANTD_DATABASE_URL", "postgres://u:hunter2@h/db")]).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,11 @@
+//! tenantd: gives every tenant of a SaaS product its own PostgreSQL database on AWS RDS, and takes
+//! it away again, driven by a durable job queue in a control PostgreSQL.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod queue;
+pub mod telemetry;
+pub mod worker;
+pub mod workflow;

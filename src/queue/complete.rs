@@ -1,0 +1,164 @@
+//! Recording step outcomes. Each record is fenced by the lease token, and records from many
+//! concurrent steps are written together: one statement updates the jobs and appends their
+//! history rows, which is what lets the queue drain thousands of short jobs a second.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{PgExecutor, PgPool};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::{JobState, Lease, QueueError};
+
+/// The new state of one job after a step, and the history row that explains it.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub lease: Lease,
+    /// `Running` keeps the lease: the same worker goes on with `step` at once.
+    pub state: JobState,
+    pub step: String,
+    pub run_at: Option<DateTime<Utc>>,
+    pub attempt: i32,
+    /// Merged into the job's `data` (`jsonb ||`).
+    pub data: Option<Value>,
+    /// Set as the job's error when present (the cause of a failure); never cleared.
+    pub error: Option<String>,
+    /// The history row: the step that ran, how it ended, when it started.
+    pub history_step: String,
+    pub history_attempt: i32,
+    pub outcome: &'static str,
+    pub history_error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub worker: String,
+}
+
+/// Writes a batch of completions in one statement. Returns the ids of the jobs whose lease was
+/// still held (the others were taken over, and nothing was written about them).
+pub async fn complete_batch(
+    executor: impl PgExecutor<'_>,
+    batch: &[Completion],
+) -> Result<Vec<Uuid>, QueueError> {
+    let ids: Vec<Uuid> = batch.iter().map(|c| c.lease.job_id).collect();
+    let tokens: Vec<i64> = batch.iter().map(|c| c.lease.token).collect();
+    let states: Vec<&str> = batch.iter().map(|c| c.state.as_str()).collect();
+    let steps: Vec<&str> = batch.iter().map(|c| c.step.as_str()).collect();
+    let run_ats: Vec<Option<DateTime<Utc>>> = batch.iter().map(|c| c.run_at).collect();
+    let attempts: Vec<i32> = batch.iter().map(|c| c.attempt).collect();
+    let empty = Value::Object(Default::default());
+    let data: Vec<Json<&Value>> = batch
+        .iter()
+        .map(|c| Json(c.data.as_ref().unwrap_or(&empty)))
+        .collect();
+    let errors: Vec<Option<&str>> = batch.iter().map(|c| c.error.as_deref()).collect();
+    let h_steps: Vec<&str> = batch.iter().map(|c| c.history_step.as_str()).collect();
+    let h_attempts: Vec<i32> = batch.iter().map(|c| c.history_attempt).collect();
+    let outcomes: Vec<&str> = batch.iter().map(|c| c.outcome).collect();
+    let h_errors: Vec<Option<&str>> = batch.iter().map(|c| c.history_error.as_deref()).collect();
+    let started: Vec<DateTime<Utc>> = batch.iter().map(|c| c.started_at).collect();
+    let workers: Vec<&str> = batch.iter().map(|c| c.worker.as_str()).collect();
+    Ok(sqlx::query_scalar::<_, Uuid>(
+        r#"
+        WITH input AS (
+            SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[],
+                $5::timestamptz[], $6::int[], $7::jsonb[], $8::text[], $9::text[], $10::int[],
+                $11::text[], $12::text[], $13::timestamptz[], $14::text[])
+            AS t(id, token, state, step, run_at, attempt, data, error, h_step, h_attempt,
+                 outcome, h_error, started_at, worker)
+        ), done AS (
+            UPDATE jobs j SET
+                state = i.state::job_state,
+                step = i.step,
+                run_at = COALESCE(i.run_at, j.run_at),
+                attempt = i.attempt,
+                data = j.data || i.data,
+                error = COALESCE(i.error, j.error),
+                lease_owner = CASE WHEN i.state = 'running' THEN j.lease_owner END,
+                lease_expires_at = CASE WHEN i.state = 'running' THEN j.lease_expires_at END,
+                finished_at = CASE WHEN i.state IN ('succeeded', 'failed', 'cancelled')
+                              THEN now() END,
+                updated_at = now()
+            FROM input i
+            WHERE j.id = i.id AND j.lease_token = i.token AND j.state = 'running'
+            RETURNING j.id
+        ), logged AS (
+            INSERT INTO job_history (job_id, step, attempt, outcome, started_at, error,
+                                     lease_token, worker)
+            SELECT i.id, i.h_step, i.h_attempt, i.outcome, least(i.started_at, now()),
+                   i.h_error, i.token, i.worker
+            FROM input i JOIN done d ON d.id = i.id
+        )
+        SELECT id FROM done
+        "#,
+    )
+    .bind(&ids)
+    .bind(&tokens)
+    .bind(&states)
+    .bind(&steps)
+    .bind(&run_ats)
+    .bind(&attempts)
+    .bind(&data)
+    .bind(&errors)
+    .bind(&h_steps)
+    .bind(&h_attempts)
+    .bind(&outcomes)
+    .bind(&h_errors)
+    .bind(&started)
+    .bind(&workers)
+    .fetch_all(executor)
+    .await?)
+}
+
+type Request = (Completion, oneshot::Sender<Result<bool, String>>);
+
+/// A task that gathers the completions of concurrently running steps and writes them in
+/// batches: whatever arrived while the previous batch was being written goes in the next.
+/// At low load a completion is written alone, at once; under load, batches grow by themselves.
+#[derive(Clone)]
+pub struct Completer {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Completer {
+    /// Starts the batching task. It ends when every `Completer` clone is dropped.
+    pub fn spawn(pool: PgPool, max_batch: usize) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Request>(max_batch * 4);
+        tokio::spawn(async move {
+            let mut pending: Vec<Request> = Vec::with_capacity(max_batch);
+            while rx.recv_many(&mut pending, max_batch).await > 0 {
+                let batch: Vec<Completion> = pending.iter().map(|(c, _)| c.clone()).collect();
+                match complete_batch(&pool, &batch).await {
+                    Ok(applied) => {
+                        for (completion, reply) in pending.drain(..) {
+                            let held = applied.contains(&completion.lease.job_id);
+                            let _ = reply.send(Ok(held));
+                        }
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        for (_, reply) in pending.drain(..) {
+                            let _ = reply.send(Err(message.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Completer { tx }
+    }
+
+    /// Records one completion durably. `Ok(true)`: written; `Ok(false)`: the lease was lost and
+    /// nothing was written.
+    pub async fn complete(&self, completion: Completion) -> Result<bool, QueueError> {
+        let job_id = completion.lease.job_id;
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((completion, reply))
+            .await
+            .map_err(|_| QueueError::Database(sqlx::Error::PoolClosed))?;
+        match answer.await {
+            Ok(Ok(held)) => Ok(held),
+            Ok(Err(message)) => Err(QueueError::Database(sqlx::Error::Protocol(message))),
+            Err(_) => Err(QueueError::LeaseLost(job_id)),
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Leases: claiming runnable jobs, keeping them alive, returning them, and rescuing the ones
+//! whose holder went silent. Every claim takes a fresh fencing token from a sequence; every write
+//! a worker makes about a job names that token, so a worker whose lease was taken over cannot
+//! overwrite the new holder's work.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::{Job, QueueError};
+
+/// Proof that a worker holds a job: its id and the fencing token of the claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub job_id: Uuid,
+    pub token: i64,
+}
+
+/// Claims up to `limit` runnable jobs of the given kinds for `owner` in one statement, highest priority first, then
+/// oldest `run_at`. Rows locked by a concurrent claimer are skipped, never waited for.
+pub async fn claim(
+    executor: impl PgExecutor<'_>,
+    owner: &str,
+    kinds: &[String],
+    limit: usize,
+    lease: Duration,
+) -> Result<Vec<Job>, QueueError> {
+    Ok(sqlx::query_as::<_, Job>(
+        r#"
+        WITH next AS (
+            SELECT id FROM jobs
+            WHERE state IN ('queued', 'waiting') AND run_at <= now() AND kind = ANY($4)
+            ORDER BY priority DESC, run_at
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE jobs SET state = 'running', lease_owner = $2,
+            lease_expires_at = now() + make_interval(secs => $3),
+            lease_token = nextval('job_lease_tokens'), updated_at = now()
+        FROM next WHERE jobs.id = next.id
+        RETURNING jobs.*
+        "#,
+    )
+    .bind(limit as i64)
+    .bind(owner)
+    .bind(lease.as_secs_f64())
+    .bind(kinds)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Extends the leases this worker still holds; returns the ids whose lease is still ours.
+pub async fn heartbeat(
+    executor: impl PgExecutor<'_>,
+    leases: &[Lease],
+    lease: Duration,
+) -> Result<Vec<Uuid>, QueueError> {
+    let ids: Vec<Uuid> = leases.iter().map(|l| l.job_id).collect();
+    let tokens: Vec<i64> = leases.iter().map(|l| l.token).collect();
+    Ok(sqlx::query_scalar::<_, Uuid>(
+        r#"
+        UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
+        FROM unnest($1::uuid[], $2::bigint[]) AS held(id, token)
+        WHERE jobs.id = held.id AND jobs.lease_token = held.token AND jobs.state = 'running'
+        RETURNING jobs.id
+        "#,
+    )
+    .bind(&ids)
+    .bind(&tokens)
+    .bind(lease.as_secs_f64())
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Returns leased jobs to the queue without consuming an attempt (graceful shutdown).
+/// Returns how many were still ours to release.
+pub async fn release(
+    executor: impl PgExecutor<'_>,
+    leases: &[Lease],
+    worker: &str,
+) -> Result<u64, QueueError> {
+    let ids: Vec<Uuid> = leases.iter().map(|l| l.job_id).collect();
+    let tokens: Vec<i64> = leases.iter().map(|l| l.token).collect();
+    let released: i64 = sqlx::query_scalar(
+        r#"
+        WITH released AS (
+            UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL,
+                run_at = now(), updated_at = now()
+            FROM unnest($1::uuid[], $2::bigint[]) AS held(id, token)
+            WHERE jobs.id = held.id AND jobs.lease_token = held.token AND jobs.state = 'running'
+            RETURNING jobs.id, jobs.step, jobs.attempt, jobs.lease_token
+        ), logged AS (
+            INSERT INTO job_history (job_id, step, attempt, outcome, lease_token, worker)
+            SELECT id, step, attempt, 'released', lease_token, $3 FROM released
+        )
+        SELECT count(*) FROM released, LATERAL (SELECT pg_notify('tenantd_jobs', '')) AS n
+        "#,
+    )
+    .bind(&ids)
+    .bind(&tokens)
+    .bind(worker)
+    .fetch_one(executor)
+    .await?;
+    Ok(released as u64)
+}
+
+/// Returns jobs whose lease expired to the queue. Driven by lease expiry only: a job that runs
+/// for an hour while its holder heartbeats is never rescued. The interrupted attempt counts, so a
+/// step that kills its worker every time cannot loop forever; the worker that claims a job with
+/// no attempts left fails it without running the step.
+pub async fn rescue_expired(
+    executor: impl PgExecutor<'_>,
+    limit: usize,
+) -> Result<u64, QueueError> {
+    let rescued: i64 = sqlx::query_scalar(
+        r#"
+        WITH expired AS (
+            SELECT id FROM jobs
+            WHERE state = 'running' AND lease_expires_at < now()
+            ORDER BY lease_expires_at
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        ), rescued AS (
+            UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL,
+                attempt = LEAST(attempt + 1, max_attempts), run_at = now(), updated_at = now()
+            FROM expired WHERE jobs.id = expired.id
+            RETURNING jobs.id, jobs.step, jobs.attempt, jobs.lease_token
+        ), logged AS (
+            INSERT INTO job_history (job_id, step, attempt, outcome, error, lease_token)
+            SELECT id, step, attempt, 'rescued', 'lease expired', lease_token FROM rescued
+        )
+        SELECT count(*) FROM rescued, LATERAL (SELECT pg_notify('tenantd_jobs', '')) AS n
+        "#,
+    )
+    .bind(limit as i64)
+    .fetch_one(executor)
+    .await?;
+    Ok(rescued as u64)
+}
+
+/// Starts a transaction that holds the job's row for as long as it lasts, after checking that the
+/// lease is still ours. Writes a step makes to other tables (the tenant's row) go through it, so
+/// they are fenced like the step's own outcome.
+pub async fn fenced<'c>(
+    conn: &'c mut PgConnection,
+    lease: Lease,
+) -> Result<Transaction<'c, Postgres>, QueueError> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    let held: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE id = $1 AND lease_token = $2 AND state = 'running' FOR UPDATE",
+    )
+    .bind(lease.job_id)
+    .bind(lease.token)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match held {
+        Some(_) => Ok(tx),
+        None => Err(QueueError::LeaseLost(lease.job_id)),
+    }
+}
+
+/// When the next scheduled job becomes runnable, if any.
+pub async fn next_run_at(
+    executor: impl PgExecutor<'_>,
+) -> Result<Option<DateTime<Utc>>, QueueError> {
+    Ok(
+        sqlx::query_scalar("SELECT min(run_at) FROM jobs WHERE state IN ('queued', 'waiting')")
+            .fetch_one(executor)
+            .await?,
+    )
+}

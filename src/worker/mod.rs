@@ -1,0 +1,334 @@
+//! The long-lived worker loop: claim jobs in batches, run their steps with bounded concurrency,
+//! record every transition before the next step, heartbeat the leases, rescue expired ones, and
+//! drain on shutdown.
+
+mod plan;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use sqlx::PgPool;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+use uuid::Uuid;
+
+pub use plan::{PlanInput, Planned, RetryPolicy, on_claim, plan};
+
+use crate::queue::{self, Completer, Job, Lease, QueueError};
+use crate::workflow::{Registry, StepContext};
+
+/// How one worker process behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Names this process in leases and history rows.
+    pub id: String,
+    /// Steps running at once in this process.
+    pub concurrency: usize,
+    /// How long a claim holds a job without a heartbeat.
+    pub lease: Duration,
+    /// Longest time between two claim attempts when no notification arrives.
+    pub poll_interval: Duration,
+    /// How long running steps may take to finish after a shutdown signal.
+    pub shutdown_timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+/// Leases this process holds, with the abort token of the task running each job.
+type Held = Arc<Mutex<HashMap<Uuid, (i64, CancellationToken)>>>;
+
+/// Runs the worker until `shutdown` is cancelled, then drains: stops claiming, lets running steps
+/// finish within the shutdown timeout, and hands back the leases of those that did not.
+pub async fn run(
+    pool: PgPool,
+    registry: Registry,
+    settings: WorkerSettings,
+    shutdown: CancellationToken,
+) -> Result<(), QueueError> {
+    let registry = Arc::new(registry);
+    let settings = Arc::new(settings);
+    let kinds: Vec<String> = registry.kinds().iter().map(|k| k.to_string()).collect();
+    let wake = Arc::new(Notify::new());
+    let held: Held = Arc::default();
+    let hard_stop = CancellationToken::new();
+    let background = CancellationToken::new();
+
+    queue::listen(pool.clone(), wake.clone(), background.clone()).await?;
+    let completer = Completer::spawn(pool.clone(), settings.concurrency.max(1));
+    let heartbeats = tokio::spawn(heartbeat_loop(
+        pool.clone(),
+        held.clone(),
+        settings.clone(),
+        background.clone(),
+    ));
+    let rescues = tokio::spawn(rescue_loop(
+        pool.clone(),
+        settings.lease,
+        background.clone(),
+    ));
+
+    let slots = Arc::new(Semaphore::new(settings.concurrency));
+    let mut running = JoinSet::new();
+    info!(worker = %settings.id, concurrency = settings.concurrency, "worker started");
+
+    'claiming: loop {
+        // Wait for a free slot, then take as many as are free: one claim fills them all.
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => break 'claiming,
+            permit = slots.clone().acquire_owned() => permit.expect("semaphore never closes"),
+        };
+        let mut permits = vec![first];
+        while let Ok(p) = slots.clone().try_acquire_owned() {
+            permits.push(p);
+        }
+        while running.try_join_next().is_some() {}
+
+        let claimed =
+            match queue::claim(&pool, &settings.id, &kinds, permits.len(), settings.lease).await {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    warn!(error = %e, "claim failed; retrying after the poll interval");
+                    drop(permits);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break 'claiming,
+                        _ = tokio::time::sleep(settings.poll_interval) => continue 'claiming,
+                    }
+                }
+            };
+        let full = claimed.len() == permits.len();
+        for job in claimed {
+            let permit = permits.pop().expect("one permit per claimed job");
+            let abort = hard_stop.child_token();
+            held.lock()
+                .unwrap()
+                .insert(job.id, (job.lease_token, abort.clone()));
+            let task = JobTask {
+                pool: pool.clone(),
+                registry: registry.clone(),
+                settings: settings.clone(),
+                completer: completer.clone(),
+                held: held.clone(),
+                shutdown: shutdown.clone(),
+                abort,
+            };
+            running.spawn(async move {
+                task.run(job).await;
+                drop(permit);
+            });
+        }
+        drop(permits);
+        if full {
+            continue;
+        }
+        // Nothing more to run now: sleep until notified, the next scheduled job, or the poll.
+        let pause = match queue::next_run_at(&pool).await {
+            Ok(Some(at)) => (at - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(settings.poll_interval),
+            _ => settings.poll_interval,
+        };
+        if pause.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break 'claiming,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+
+    info!(
+        worker = %settings.id,
+        running = running.len(),
+        "shutting down: no new claims, waiting for running steps"
+    );
+    let drained = tokio::time::timeout(settings.shutdown_timeout, async {
+        while running.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        hard_stop.cancel();
+        let leases: Vec<Lease> = held
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, (token, _))| Lease {
+                job_id: *id,
+                token: *token,
+            })
+            .collect();
+        running.abort_all();
+        let released = queue::release(&pool, &leases, &settings.id).await?;
+        warn!(worker = %settings.id, released, "shutdown deadline passed; released unfinished jobs");
+    }
+    background.cancel();
+    let _ = heartbeats.await;
+    let _ = rescues.await;
+    info!(worker = %settings.id, "worker stopped");
+    Ok(())
+}
+
+/// What a task running one job needs.
+struct JobTask {
+    pool: PgPool,
+    registry: Arc<Registry>,
+    settings: Arc<WorkerSettings>,
+    completer: Completer,
+    held: Held,
+    shutdown: CancellationToken,
+    abort: CancellationToken,
+}
+
+impl JobTask {
+    async fn run(self, mut job: Job) {
+        let Some(workflow) = self.registry.get(&job.kind).cloned() else {
+            unreachable!("claims are limited to registered kinds");
+        };
+        let compensation = |step: &str| workflow.compensation(step);
+        loop {
+            let span = info_span!(
+                "step",
+                job.id = %job.id,
+                job.kind = %job.kind,
+                tenant.id = job.tenant_id.as_deref().unwrap_or(""),
+                step = %job.step,
+                attempt = job.attempt,
+            );
+            let started_at = Utc::now();
+            let transition = match on_claim(&job) {
+                Some(t) => t,
+                None => {
+                    let cx = StepContext {
+                        job: &job,
+                        db: &self.pool,
+                        lease: job.lease(),
+                        abort: self.abort.clone(),
+                    };
+                    tokio::select! {
+                        t = workflow.run_step(&cx).instrument(span.clone()) => t,
+                        _ = self.abort.cancelled() => {
+                            span.in_scope(|| warn!("step abandoned: lease lost or hard stop"));
+                            break;
+                        }
+                    }
+                }
+            };
+            let input = PlanInput {
+                worker: &self.settings.id,
+                started_at,
+                now: Utc::now(),
+                retry: self.settings.retry,
+                keep_going: !self.shutdown.is_cancelled(),
+                compensation: &compensation,
+            };
+            let planned = plan(&job, transition, &input, &mut rand::rng());
+            let completion = planned.completion;
+            let recorded = self
+                .completer
+                .complete(completion.clone())
+                .instrument(span.clone())
+                .await;
+            let _entered = span.enter();
+            match recorded {
+                Ok(true) => {
+                    info!(
+                        outcome = completion.outcome,
+                        next = %completion.step,
+                        state = completion.state.as_str(),
+                        error = completion.history_error.as_deref().unwrap_or(""),
+                        "step recorded"
+                    );
+                }
+                Ok(false) => {
+                    warn!(
+                        "lease lost before the outcome was recorded; another worker owns the job"
+                    );
+                    break;
+                }
+                Err(e) => {
+                    // The lease runs out and the rescuer hands the job to a worker that can
+                    // write; the step is idempotent, so running it again is safe.
+                    warn!(error = %e, "could not record the step's outcome");
+                    break;
+                }
+            }
+            drop(_entered);
+            let Some(next) = planned.continue_with else {
+                break;
+            };
+            job.step = next;
+            job.attempt = 0;
+            if let Some(data) = &completion.data {
+                queue::merge_data(&mut job.data.0, data);
+            }
+            if completion.error.is_some() {
+                job.error = completion.error.clone();
+            }
+        }
+        self.held.lock().unwrap().remove(&job.id);
+    }
+}
+
+async fn heartbeat_loop(
+    pool: PgPool,
+    held: Held,
+    settings: Arc<WorkerSettings>,
+    stop: CancellationToken,
+) {
+    let every = settings.lease / 3;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let leases: Vec<Lease> = held
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, (token, _))| Lease {
+                job_id: *id,
+                token: *token,
+            })
+            .collect();
+        if leases.is_empty() {
+            continue;
+        }
+        match queue::heartbeat(&pool, &leases, settings.lease).await {
+            Ok(alive) => {
+                let map = held.lock().unwrap();
+                for lease in leases.iter().filter(|l| !alive.contains(&l.job_id)) {
+                    if let Some((token, abort)) = map.get(&lease.job_id)
+                        && *token == lease.token
+                    {
+                        warn!(job.id = %lease.job_id, "lease lost; abandoning the step");
+                        abort.cancel();
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "heartbeat failed"),
+        }
+    }
+}
+
+async fn rescue_loop(pool: PgPool, lease: Duration, stop: CancellationToken) {
+    let every = (lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(15));
+    loop {
+        let jitter = every.mul_f64(rand::random::<f64>() * 0.5);
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every + jitter) => {}
+        }
+        match queue::rescue_expired(&pool, 1000).await {
+            Ok(0) => {}
+            Ok(n) => info!(
+                rescued = n,
+                "returned jobs with expired leases to the queue"
+            ),
+            Err(e) => warn!(error = %e, "rescue failed"),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Shared by the integration tests: a fresh control database per test, worker settings sized for
+//! tests, and waiting for a condition with a deadline.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tenantd::worker::{RetryPolicy, WorkerSettings};
+
+/// The control PostgreSQL of the local stack (`eval "$(localstack/up)"`).
+pub fn control_url() -> String {
+    std::env::var("TENANTD_DATABASE_URL").expect(
+        "TENANTD_DATABASE_URL is not set: run the tests through localstack/test, \
+         which starts the control PostgreSQL and LocalStack",
+    )
+}
+
+/// A database of its own for one test, with the control schema applied.
+pub struct TestDb {
+    pub pool: PgPool,
+    pub url: String,
+    pub name: String,
+}
+
+pub async fn fresh_db() -> TestDb {
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&control_url())
+        .await
+        .expect("connect to the control PostgreSQL");
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .expect("create a test database");
+    admin.close().await;
+    let url = with_database(&control_url(), &name);
+    let pool = tenantd::db::connect(&SecretString::from(url.clone()), 40)
+        .await
+        .expect("connect to the test database");
+    tenantd::db::migrate(&pool).await.expect("migrate");
+    TestDb { pool, url, name }
+}
+
+/// `url` with its database path replaced by `db`.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map(|i| scheme_end + i)
+        .unwrap_or(base.len());
+    format!("{}/{db}{query}", &base[..host_end])
+}
+
+pub fn worker_settings(id: &str) -> WorkerSettings {
+    WorkerSettings {
+        id: id.to_string(),
+        concurrency: 8,
+        lease: Duration::from_secs(5),
+        poll_interval: Duration::from_millis(200),
+        shutdown_timeout: Duration::from_secs(5),
+        retry: RetryPolicy {
+            base: Duration::from_millis(50),
+            max: Duration::from_secs(1),
+        },
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing the test after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Inserts a tenant row directly (the queue's tests need tenants to hang jobs on).
+pub async fn insert_tenant(pool: &PgPool, id: &str) {
+    sqlx::query("INSERT INTO tenants (id, tier, status) VALUES ($1, 'starter', 'provisioning')")
+        .bind(id)
+        .execute(pool)
+        .await
+        .expect("insert tenant");
+}
