@@ -5,10 +5,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::api::{self, AppState};
+use crate::cloud::Cloud;
 use crate::config::Settings;
 use crate::db;
 use crate::worker;
-use crate::workflow::Registry;
+use crate::workflow::{Deprovision, Provision, Registry, Tenancy};
 
 /// Connects to the control database (sized for the worker plus the API) and applies the schema.
 pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
@@ -18,19 +19,29 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
-/// The workflows this build runs.
-pub fn registry() -> Registry {
-    Registry::new().register(crate::workflow::demo::Demo)
+/// The workflows this build runs: provisioning and deprovisioning tenants, and the demo.
+pub fn registry(settings: &Settings, cloud: Cloud) -> Registry {
+    let tenancy = Tenancy::new(cloud, settings.provisioning.clone());
+    Registry::new()
+        .register(crate::workflow::demo::Demo)
+        .register(Provision(tenancy.clone()))
+        .register(Deprovision(tenancy))
+}
+
+/// The AWS clients, from the standard AWS configuration.
+pub async fn cloud() -> anyhow::Result<Cloud> {
+    Ok(Cloud::from_env().await?)
 }
 
 /// `tenantd serve`: the HTTP API and the worker in one process, until `shutdown`.
 pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let pool = connect(&settings).await?;
+    let registry = registry(&settings, cloud().await?);
     let listener = api::bind(settings.listen).await?;
     info!(listen = %listener.local_addr()?, "HTTP API listening");
     let app = api::router(AppState { db: pool.clone() });
     let http = tokio::spawn(api::serve(listener, app, shutdown.clone()));
-    let worker_result = worker::run(pool, registry(), settings.worker, shutdown.clone()).await;
+    let worker_result = worker::run(pool, registry, settings.worker, shutdown.clone()).await;
     shutdown.cancel();
     http.await??;
     worker_result?;
@@ -40,7 +51,8 @@ pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::R
 /// `tenantd worker`: the worker alone.
 pub async fn work(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let pool = connect(&settings).await?;
-    worker::run(pool, registry(), settings.worker, shutdown).await?;
+    let registry = registry(&settings, cloud().await?);
+    worker::run(pool, registry, settings.worker, shutdown).await?;
     Ok(())
 }
 

@@ -9,6 +9,10 @@ use secrecy::SecretString;
 
 use crate::worker::{RetryPolicy, WorkerSettings};
 
+mod provisioning;
+
+pub use provisioning::{ProvisioningSettings, TenantDbTls};
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -27,6 +31,7 @@ pub struct Settings {
     /// Jobs get this many attempts per step.
     pub max_attempts: i32,
     pub log_format: LogFormat,
+    pub provisioning: ProvisioningSettings,
 }
 
 /// A setting that is missing or malformed.
@@ -193,6 +198,7 @@ impl Settings {
                 });
             }
         };
+        let provisioning = ProvisioningSettings::load(env)?;
         let id = env
             .optional("TENANTD_WORKER_ID")
             .unwrap_or_else(default_worker_id);
@@ -212,6 +218,7 @@ impl Settings {
             },
             max_attempts,
             log_format,
+            provisioning,
         })
     }
 }
@@ -268,6 +275,20 @@ mod tests {
             ("TENANTD_LISTEN", "localhost"),
             ("TENANTD_LOG_FORMAT", "xml"),
             ("TENANTD_MAX_ATTEMPTS", "-1"),
+            ("TENANTD_ENGINE_VERSION", "16.x"),
+            ("TENANTD_INSTANCE_PREFIX", "Saas-"),
+            ("TENANTD_INSTANCE_PREFIX", "a-very-long-prefix-for-rds-"),
+            ("TENANTD_SECRET_PREFIX", "saas tenant/"),
+            ("TENANTD_SECURITY_GROUP_IDS", "sg-1,default"),
+            ("TENANTD_ALARM_TOPIC_ARN", "alerts"),
+            ("TENANTD_TENANT_DB_TLS", "prefer"),
+            ("TENANTD_TENANT_DB_TLS", "verify-full"),
+            ("TENANTD_TENANT_MIGRATIONS", "no/such/dir"),
+            ("TENANTD_MASTER_USERNAME", "rdsadmin"),
+            ("TENANTD_TENANT_DB_NAME", "1app"),
+            ("TENANTD_PROVISION_DEADLINE", "soon"),
+            ("TENANTD_SECRET_RECOVERY_DAYS", "3"),
+            ("TENANTD_TIERS", "no/such/tiers.toml"),
         ] {
             let err = load(&[base, (name, value)]).unwrap_err();
             assert!(
@@ -275,6 +296,52 @@ mod tests {
                 "{name}={value} gave {err}"
             );
         }
+    }
+
+    #[test]
+    fn provisioning_defaults_follow_the_product() {
+        let s = load(&[("TENANTD_DATABASE_URL", "postgres://h/db")]).unwrap();
+        let p = &s.provisioning;
+        assert_eq!(p.tiers, crate::tier::Tiers::defaults());
+        assert_eq!(p.instance_id("acme"), "saas-acme");
+        assert_eq!(p.secret_name("acme"), "saas/tenant/acme/database");
+        assert_eq!(p.tenant_db_tls, TenantDbTls::Require);
+        assert_eq!(p.deadline, Duration::from_secs(2400));
+        assert_eq!(p.secret_recovery_days, 7);
+        assert_eq!(
+            (p.master_username.as_str(), p.db_name.as_str()),
+            ("tenant_admin", "app")
+        );
+        assert!(p.engine_version.starts_with("16."));
+        let s = load(&[
+            ("TENANTD_DATABASE_URL", "postgres://h/db"),
+            ("TENANTD_SECURITY_GROUP_IDS", "sg-1, sg-2"),
+            ("TENANTD_TENANT_DB_TLS", "disable"),
+        ])
+        .unwrap();
+        assert_eq!(s.provisioning.security_group_ids, ["sg-1", "sg-2"]);
+        assert_eq!(s.provisioning.tenant_db_tls, TenantDbTls::Disable);
+    }
+
+    #[test]
+    fn a_bad_tier_file_names_the_tier_and_the_field() {
+        let path = std::env::temp_dir().join(format!("tiers-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(
+            &path,
+            "[small]\ninstance_class = \"db.t3.micro\"\nstorage_gib = 100\nbackup_retention_days = 7\niops = 12000\n",
+        )
+        .unwrap();
+        let err = load(&[
+            ("TENANTD_DATABASE_URL", "postgres://h/db"),
+            ("TENANTD_TIERS", path.to_str().unwrap()),
+        ])
+        .unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("TENANTD_TIERS: tier small: iops:"),
+            "{err}"
+        );
     }
 
     #[test]

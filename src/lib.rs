@@ -3,9 +3,13 @@
 
 pub mod api;
 pub mod app;
+pub mod cloud;
 pub mod config;
 pub mod db;
 pub mod queue;
 pub mod telemetry;
+pub mod tenant_db;
+pub mod tenants;
+pub mod tier;
 pub mod worker;
 pub mod workflow;

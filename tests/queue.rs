@@ -468,7 +468,7 @@ async fn cancelling_a_waiting_job_ends_it_cancelled_and_finished_jobs_refuse() {
     let stop = CancellationToken::new();
     let w = tokio::spawn(worker::run(
         db.pool.clone(),
-        tenantd::app::registry(),
+        Registry::new().register(tenantd::workflow::demo::Demo),
         worker_settings("w"),
         stop.clone(),
     ));
@@ -549,7 +549,7 @@ async fn a_worker_process_killed_mid_step_loses_its_jobs_to_another_after_lease_
     settings.lease = Duration::from_secs(1);
     let heir = tokio::spawn(worker::run(
         db.pool.clone(),
-        tenantd::app::registry(),
+        Registry::new().register(tenantd::workflow::demo::Demo),
         settings,
         stop.clone(),
     ));

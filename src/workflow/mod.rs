@@ -14,7 +14,16 @@ use serde_json::Value;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+mod configure;
 pub mod demo;
+pub mod deprovision;
+pub mod provision;
+mod rollback;
+pub mod tenancy;
+
+pub use deprovision::Deprovision;
+pub use provision::Provision;
+pub use tenancy::Tenancy;
 
 use crate::queue::{Job, Lease};
 

@@ -1,0 +1,100 @@
+//! CloudWatch: PutMetricAlarm and DeleteAlarms for the alarms every tenant instance gets.
+
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StandardUnit, Statistic};
+
+use super::{Cloud, CloudError};
+
+const CW: &str = "cloudwatch";
+
+/// One metric alarm on an RDS instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmSpec {
+    pub name: String,
+    pub description: String,
+    pub instance: String,
+    pub metric: &'static str,
+    pub statistic: Statistic,
+    pub comparison: ComparisonOperator,
+    pub threshold: f64,
+    pub unit: Option<StandardUnit>,
+    pub period_secs: i32,
+    pub evaluation_periods: i32,
+    pub action: Option<String>,
+}
+
+/// The two alarms of a tenant instance: CPU above 80 % for 10 minutes, and less than 2 GiB of
+/// free storage for 5 minutes.
+pub fn instance_alarms(instance: &str, action: Option<&str>) -> [AlarmSpec; 2] {
+    [
+        AlarmSpec {
+            name: format!("{instance}-high-cpu"),
+            description: format!("CPU of {instance} above 80% for 10 minutes"),
+            instance: instance.to_string(),
+            metric: "CPUUtilization",
+            statistic: Statistic::Average,
+            comparison: ComparisonOperator::GreaterThanThreshold,
+            threshold: 80.0,
+            unit: None,
+            period_secs: 300,
+            evaluation_periods: 2,
+            action: action.map(str::to_string),
+        },
+        AlarmSpec {
+            name: format!("{instance}-low-storage"),
+            description: format!("Less than 2 GiB free storage on {instance}"),
+            instance: instance.to_string(),
+            metric: "FreeStorageSpace",
+            statistic: Statistic::Average,
+            comparison: ComparisonOperator::LessThanThreshold,
+            threshold: 2.0 * 1024.0 * 1024.0 * 1024.0,
+            unit: None,
+            period_secs: 300,
+            evaluation_periods: 1,
+            action: action.map(str::to_string),
+        },
+    ]
+}
+
+impl Cloud {
+    /// Creates or replaces an alarm (PutMetricAlarm overwrites by name: idempotent).
+    pub async fn put_metric_alarm(&self, spec: &AlarmSpec) -> Result<(), CloudError> {
+        let request = self
+            .cloudwatch
+            .put_metric_alarm()
+            .alarm_name(&spec.name)
+            .alarm_description(&spec.description)
+            .namespace("AWS/RDS")
+            .metric_name(spec.metric)
+            .dimensions(
+                Dimension::builder()
+                    .name("DBInstanceIdentifier")
+                    .value(&spec.instance)
+                    .build(),
+            )
+            .statistic(spec.statistic.clone())
+            .comparison_operator(spec.comparison.clone())
+            .threshold(spec.threshold)
+            .set_unit(spec.unit.clone())
+            .period(spec.period_secs)
+            .evaluation_periods(spec.evaluation_periods)
+            .treat_missing_data("missing")
+            .actions_enabled(spec.action.is_some())
+            .set_alarm_actions(spec.action.clone().map(|a| vec![a]))
+            .send();
+        self.call(CW, "PutMetricAlarm", request).await?;
+        Ok(())
+    }
+
+    /// Deletes alarms by name; names that do not exist are ignored by CloudWatch.
+    pub async fn delete_alarms(&self, names: &[String]) -> Result<(), CloudError> {
+        let request = self
+            .cloudwatch
+            .delete_alarms()
+            .set_alarm_names(Some(names.to_vec()))
+            .send();
+        match self.call(CW, "DeleteAlarms", request).await {
+            Ok(_) | Err(CloudError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Thin wrappers around the AWS calls tenantd makes (RDS, Secrets Manager, CloudWatch), with one
+//! classification of their failures and one place that counts every call.
+
+pub mod alarms;
+pub mod rds;
+pub mod secrets;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_rds::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use tracing::debug;
+
+/// The AWS clients tenantd uses, sharing one call counter. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Cloud {
+    rds: aws_sdk_rds::Client,
+    secrets: aws_sdk_secretsmanager::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
+    calls: Arc<CallCounter>,
+}
+
+impl Cloud {
+    /// Clients from the standard AWS configuration chain (environment, profile, instance role;
+    /// `AWS_ENDPOINT_URL` for the local stack).
+    pub async fn from_env() -> Result<Self, CloudError> {
+        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        if config.region().is_none() {
+            return Err(CloudError::Fatal(Failure {
+                service: "aws",
+                operation: "configure",
+                code: None,
+                message: "no AWS region is configured: set AWS_REGION".into(),
+            }));
+        }
+        Ok(Self::from_sdk_config(&config))
+    }
+
+    pub fn from_sdk_config(config: &SdkConfig) -> Self {
+        Cloud {
+            rds: aws_sdk_rds::Client::new(config),
+            secrets: aws_sdk_secretsmanager::Client::new(config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            calls: Arc::default(),
+        }
+    }
+
+    /// How many calls were made so far, by service, operation and result.
+    pub fn calls(&self) -> BTreeMap<(&'static str, &'static str, &'static str), u64> {
+        self.calls.0.lock().unwrap().clone()
+    }
+
+    /// The total number of calls made so far.
+    pub fn total_calls(&self) -> u64 {
+        self.calls.0.lock().unwrap().values().sum()
+    }
+
+    /// Runs one SDK call: times it, classifies its failure, counts it.
+    async fn call<T, E>(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        request: impl Future<Output = Result<T, SdkError<E>>>,
+    ) -> Result<T, CloudError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let started = Instant::now();
+        let result = request.await.map_err(|e| classify(service, operation, &e));
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.label(),
+        };
+        self.calls.count(service, operation, label);
+        debug!(
+            aws.service = service,
+            aws.operation = operation,
+            result = label,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "aws call"
+        );
+        result
+    }
+}
+
+/// Calls by (service, operation, result). A later metrics exporter reads it.
+#[derive(Debug, Default)]
+pub struct CallCounter(Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>);
+
+impl CallCounter {
+    fn count(&self, service: &'static str, operation: &'static str, result: &'static str) {
+        *self
+            .0
+            .lock()
+            .unwrap()
+            .entry((service, operation, result))
+            .or_default() += 1;
+    }
+}
+
+/// What went wrong in one AWS call. Never holds request parameters, so never a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub service: &'static str,
+    pub operation: &'static str,
+    /// The AWS error code, when the service answered with one.
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.service, self.operation)?;
+        match &self.code {
+            Some(code) => write!(f, ": {code}: {}", self.message),
+            None => write!(f, ": {}", self.message),
+        }
+    }
+}
+
+/// AWS failures, by what the caller should do about them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloudError {
+    /// Throttling, 5xx, timeouts, connection failures: the same call may succeed later.
+    #[error("{0}")]
+    Retryable(Failure),
+    /// The resource does not exist.
+    #[error("{0}")]
+    NotFound(Failure),
+    /// A create found the name taken.
+    #[error("{0}")]
+    AlreadyExists(Failure),
+    /// The resource exists but its state forbids the call now (e.g. an instance still creating).
+    #[error("{0}")]
+    Busy(Failure),
+    /// Anything else: retrying will not help.
+    #[error("{0}")]
+    Fatal(Failure),
+}
+
+impl CloudError {
+    pub fn label(&self) -> &'static str {
+        match self {
+            CloudError::Retryable(_) => "retryable",
+            CloudError::NotFound(_) => "not_found",
+            CloudError::AlreadyExists(_) => "already_exists",
+            CloudError::Busy(_) => "busy",
+            CloudError::Fatal(_) => "fatal",
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, CloudError::Retryable(_) | CloudError::Busy(_))
+    }
+
+    pub fn failure(&self) -> &Failure {
+        match self {
+            CloudError::Retryable(f)
+            | CloudError::NotFound(f)
+            | CloudError::AlreadyExists(f)
+            | CloudError::Busy(f)
+            | CloudError::Fatal(f) => f,
+        }
+    }
+}
+
+const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalFailure",
+    "InternalError",
+    "InternalServiceError",
+    "InternalServiceErrorException",
+    "ServiceUnavailable",
+];
+const NOT_FOUND: &[&str] = &[
+    "DBInstanceNotFound",
+    "DBInstanceNotFoundFault",
+    "DBSnapshotNotFound",
+    "DBSnapshotNotFoundFault",
+    "ResourceNotFoundException",
+    "ResourceNotFound",
+];
+const ALREADY_EXISTS: &[&str] = &[
+    "DBInstanceAlreadyExists",
+    "DBInstanceAlreadyExistsFault",
+    "DBSnapshotAlreadyExists",
+    "DBSnapshotAlreadyExistsFault",
+    "ResourceExistsException",
+];
+const BUSY: &[&str] = &[
+    "InvalidDBInstanceState",
+    "InvalidDBInstanceStateFault",
+    "InvalidDBSnapshotState",
+];
+
+/// The one place that decides what an AWS failure means.
+pub fn classify<E>(service: &'static str, operation: &'static str, err: &SdkError<E>) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let failure = |code: Option<&str>, message: String| Failure {
+        service,
+        operation,
+        code: code.map(str::to_string),
+        message,
+    };
+    match err {
+        SdkError::ServiceError(inner) => {
+            let e = inner.err();
+            let code = e.code();
+            let message = e
+                .message()
+                .map(str::to_string)
+                .unwrap_or_else(|| DisplayErrorContext(err).to_string());
+            let status = inner.raw().status().as_u16();
+            let f = failure(code, message);
+            match code {
+                Some(c) if NOT_FOUND.contains(&c) => CloudError::NotFound(f),
+                Some(c) if ALREADY_EXISTS.contains(&c) => CloudError::AlreadyExists(f),
+                Some(c) if BUSY.contains(&c) => CloudError::Busy(f),
+                Some(c) if THROTTLING.contains(&c) => CloudError::Retryable(f),
+                _ if status >= 500 || status == 429 => CloudError::Retryable(f),
+                _ => CloudError::Fatal(f),
+            }
+        }
+        SdkError::TimeoutError(_) => CloudError::Retryable(failure(None, "timed out".into())),
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            CloudError::Retryable(failure(None, DisplayErrorContext(err).to_string()))
+        }
+        _ => CloudError::Fatal(failure(None, DisplayErrorContext(err).to_string())),
+    }
+}
+
+/// `Key=Value` tags as RDS and Secrets Manager both spell them.
+pub type Tags = Vec<(String, String)>;
+
+/// Whether `tags` mark a resource as tenantd's, for `tenant`.
+pub fn tagged_for(tags: &[(String, String)], tenant: &str) -> bool {
+    let get = |key: &str| tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    get(TAG_MANAGED_BY) == Some(MANAGER) && get(TAG_TENANT) == Some(tenant)
+}
+
+pub const TAG_TENANT: &str = "TenantId";
+pub const TAG_TIER: &str = "Tier";
+pub const TAG_ENVIRONMENT: &str = "Environment";
+pub const TAG_MANAGED_BY: &str = "ManagedBy";
+/// The provisioning job that created an instance: tells a retry of our own create apart from
+/// an instance someone made earlier.
+pub const TAG_JOB: &str = "ProvisioningJob";
+pub const MANAGER: &str = "tenantd";

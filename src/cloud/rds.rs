@@ -1,0 +1,218 @@
+//! RDS: CreateDBInstance, DescribeDBInstances, ModifyDBInstance, DeleteDBInstance.
+
+use aws_sdk_rds::types::{DbInstance, Tag};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{Cloud, CloudError, Tags};
+
+const RDS: &str = "rds";
+
+/// Everything CreateDBInstance gets, except the password.
+#[derive(Debug, Clone)]
+pub struct InstanceSpec {
+    pub identifier: String,
+    pub instance_class: String,
+    pub engine_version: String,
+    pub storage_gib: i32,
+    pub iops: Option<i32>,
+    pub storage_throughput: Option<i32>,
+    pub backup_retention_days: i32,
+    pub backup_window: String,
+    pub maintenance_window: String,
+    pub multi_az: bool,
+    pub performance_insights_days: Option<i32>,
+    pub security_group_ids: Vec<String>,
+    pub db_subnet_group: Option<String>,
+    pub master_username: String,
+    pub db_name: String,
+    pub tags: Tags,
+}
+
+/// What tenantd reads back about an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceInfo {
+    pub identifier: String,
+    pub status: String,
+    pub endpoint: Option<(String, i32)>,
+    pub tags: Tags,
+    pub deletion_protection: bool,
+    pub backup_retention_days: i32,
+    pub backup_window: Option<String>,
+    pub maintenance_window: Option<String>,
+}
+
+impl From<&DbInstance> for InstanceInfo {
+    fn from(db: &DbInstance) -> Self {
+        InstanceInfo {
+            identifier: db.db_instance_identifier().unwrap_or_default().to_string(),
+            status: db.db_instance_status().unwrap_or_default().to_string(),
+            endpoint: db
+                .endpoint()
+                .and_then(|e| Some((e.address()?.to_string(), e.port().unwrap_or(5432)))),
+            tags: db
+                .tag_list()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap_or_default().to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect(),
+            deletion_protection: db.deletion_protection().unwrap_or(false),
+            backup_retention_days: db.backup_retention_period().unwrap_or(0),
+            backup_window: db.preferred_backup_window().map(str::to_string),
+            maintenance_window: db.preferred_maintenance_window().map(str::to_string),
+        }
+    }
+}
+
+/// Instance settings to change; `None` leaves a setting alone.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceChange {
+    pub backup_retention_days: Option<i32>,
+    pub backup_window: Option<String>,
+    pub maintenance_window: Option<String>,
+    pub deletion_protection: Option<bool>,
+    pub master_password: Option<SecretString>,
+}
+
+/// Statuses an instance does not leave without help: waiting for them is pointless.
+pub const UNRECOVERABLE: &[&str] = &[
+    "failed",
+    "incompatible-parameters",
+    "incompatible-network",
+    "incompatible-option-group",
+    "incompatible-restore",
+    "incompatible-credentials",
+    "inaccessible-encryption-credentials",
+    "inaccessible-encryption-credentials-recoverable",
+    "insufficient-capacity",
+    "restore-error",
+    "storage-full",
+];
+
+fn tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+impl Cloud {
+    /// The instance, or `None` when it does not exist.
+    pub async fn describe_db_instance(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<InstanceInfo>, CloudError> {
+        let request = self
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier(identifier)
+            .send();
+        match self.call(RDS, "DescribeDBInstances", request).await {
+            Ok(out) => Ok(out
+                .db_instances()
+                .iter()
+                .find(|db| db.db_instance_identifier() == Some(identifier))
+                .map(InstanceInfo::from)),
+            Err(CloudError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts creating an instance: gp3, encrypted, not public, tags copied to snapshots.
+    pub async fn create_db_instance(
+        &self,
+        spec: &InstanceSpec,
+        password: &SecretString,
+    ) -> Result<InstanceInfo, CloudError> {
+        let mut request = self
+            .rds
+            .create_db_instance()
+            .db_instance_identifier(&spec.identifier)
+            .db_instance_class(&spec.instance_class)
+            .engine("postgres")
+            .engine_version(&spec.engine_version)
+            .allocated_storage(spec.storage_gib)
+            .storage_type("gp3")
+            .set_iops(spec.iops)
+            .set_storage_throughput(spec.storage_throughput)
+            .storage_encrypted(true)
+            .master_username(&spec.master_username)
+            .master_user_password(password.expose_secret())
+            .db_name(&spec.db_name)
+            .backup_retention_period(spec.backup_retention_days)
+            .preferred_backup_window(&spec.backup_window)
+            .preferred_maintenance_window(&spec.maintenance_window)
+            .multi_az(spec.multi_az)
+            .publicly_accessible(false)
+            .copy_tags_to_snapshot(true)
+            .deletion_protection(false)
+            .enable_performance_insights(spec.performance_insights_days.is_some())
+            .set_performance_insights_retention_period(spec.performance_insights_days)
+            .set_db_subnet_group_name(spec.db_subnet_group.clone())
+            .set_tags(Some(tags(&spec.tags)));
+        for sg in &spec.security_group_ids {
+            request = request.vpc_security_group_ids(sg);
+        }
+        let out = self.call(RDS, "CreateDBInstance", request.send()).await?;
+        Ok(out
+            .db_instance()
+            .map(InstanceInfo::from)
+            .unwrap_or_else(|| InstanceInfo {
+                identifier: spec.identifier.clone(),
+                status: "creating".into(),
+                endpoint: None,
+                tags: spec.tags.clone(),
+                deletion_protection: false,
+                backup_retention_days: spec.backup_retention_days,
+                backup_window: None,
+                maintenance_window: None,
+            }))
+    }
+
+    /// Applies `change` at once (not in the next maintenance window).
+    pub async fn modify_db_instance(
+        &self,
+        identifier: &str,
+        change: &InstanceChange,
+    ) -> Result<Option<InstanceInfo>, CloudError> {
+        let request = self
+            .rds
+            .modify_db_instance()
+            .db_instance_identifier(identifier)
+            .apply_immediately(true)
+            .set_backup_retention_period(change.backup_retention_days)
+            .set_preferred_backup_window(change.backup_window.clone())
+            .set_preferred_maintenance_window(change.maintenance_window.clone())
+            .set_deletion_protection(change.deletion_protection)
+            .set_master_user_password(
+                change
+                    .master_password
+                    .as_ref()
+                    .map(|p| p.expose_secret().to_string()),
+            )
+            .send();
+        let out = self.call(RDS, "ModifyDBInstance", request).await?;
+        Ok(out.db_instance().map(InstanceInfo::from))
+    }
+
+    /// Starts deleting an instance, with a final snapshot of that name or none, and without
+    /// keeping automated backups.
+    pub async fn delete_db_instance(
+        &self,
+        identifier: &str,
+        final_snapshot: Option<&str>,
+    ) -> Result<(), CloudError> {
+        let request = self
+            .rds
+            .delete_db_instance()
+            .db_instance_identifier(identifier)
+            .skip_final_snapshot(final_snapshot.is_none())
+            .set_final_db_snapshot_identifier(final_snapshot.map(str::to_string))
+            .delete_automated_backups(true)
+            .send();
+        self.call(RDS, "DeleteDBInstance", request).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,241 @@
+//! Provisioning settings: tiers, naming, network, tenant database access and the pace of
+//! waiting for RDS. Read from `TENANTD_*` variables by the same [`Env`] as the rest.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{ConfigError, Env};
+use crate::tier::Tiers;
+
+/// How tenantd talks to tenant databases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantDbTls {
+    /// Encrypted, certificate not checked (RDS certificates are not in the public roots).
+    Require,
+    /// Encrypted, certificate and host name checked against this CA bundle.
+    VerifyFull { ca_file: PathBuf },
+    /// Plain TCP: only for the local stack.
+    Disable,
+}
+
+/// Everything the provisioning and deprovisioning workflows need besides the AWS clients.
+#[derive(Debug, Clone)]
+pub struct ProvisioningSettings {
+    pub tiers: Tiers,
+    pub engine_version: String,
+    /// `<prefix><tenant>` is the RDS instance identifier.
+    pub instance_prefix: String,
+    /// `<prefix><tenant>/database` is the Secrets Manager secret.
+    pub secret_prefix: String,
+    /// Value of the `Environment` tag.
+    pub environment: String,
+    pub security_group_ids: Vec<String>,
+    pub db_subnet_group: Option<String>,
+    /// Where CloudWatch alarms send notifications.
+    pub alarm_topic_arn: Option<String>,
+    pub tenant_db_tls: TenantDbTls,
+    /// sqlx migrations every tenant database gets.
+    pub tenant_migrations: PathBuf,
+    pub master_username: String,
+    pub db_name: String,
+    /// How long an instance may take to become available.
+    pub deadline: Duration,
+    /// First and longest pause between two looks at an instance that is not there yet.
+    pub wait_base: Duration,
+    pub wait_max: Duration,
+    /// Recovery window of a deprovisioned tenant's secret.
+    pub secret_recovery_days: i64,
+}
+
+impl ProvisioningSettings {
+    pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let tiers = match env.optional("TENANTD_TIERS") {
+            None => Tiers::defaults(),
+            Some(path) => Tiers::from_file(path.as_ref()).map_err(|e| ConfigError::Invalid {
+                name: "TENANTD_TIERS",
+                problem: e.to_string(),
+            })?,
+        };
+        let engine_version = env.string("TENANTD_ENGINE_VERSION", "16.8");
+        let version_ok = engine_version
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        if !version_ok {
+            return Err(invalid(
+                "TENANTD_ENGINE_VERSION",
+                format!("expected a PostgreSQL version such as 16.8, got {engine_version:?}"),
+            ));
+        }
+        let instance_prefix = env.string("TENANTD_INSTANCE_PREFIX", "saas-");
+        // Tenant ids are up to 40 characters; RDS identifiers up to 63, a letter first.
+        let prefix_ok = instance_prefix.len() <= 23
+            && instance_prefix.starts_with(|c: char| c.is_ascii_lowercase())
+            && instance_prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !instance_prefix.contains("--");
+        if !prefix_ok {
+            return Err(invalid(
+                "TENANTD_INSTANCE_PREFIX",
+                format!(
+                    "expected up to 23 lowercase letters, digits and single hyphens, a letter first, got {instance_prefix:?}"
+                ),
+            ));
+        }
+        let secret_prefix = env.string("TENANTD_SECRET_PREFIX", "saas/tenant/");
+        let secret_ok = secret_prefix.len() <= 400
+            && secret_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c));
+        if !secret_ok {
+            return Err(invalid(
+                "TENANTD_SECRET_PREFIX",
+                format!(
+                    "Secrets Manager names allow letters, digits and /_+=.@- only, got {secret_prefix:?}"
+                ),
+            ));
+        }
+        let environment = env.string("TENANTD_ENVIRONMENT", "dev");
+        let security_group_ids: Vec<String> = env
+            .optional("TENANTD_SECURITY_GROUP_IDS")
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(bad) = security_group_ids.iter().find(|s| !s.starts_with("sg-")) {
+            return Err(invalid(
+                "TENANTD_SECURITY_GROUP_IDS",
+                format!("expected a comma-separated list of sg-… ids, got {bad:?}"),
+            ));
+        }
+        let db_subnet_group = env.optional("TENANTD_DB_SUBNET_GROUP");
+        let alarm_topic_arn = env.optional("TENANTD_ALARM_TOPIC_ARN");
+        if let Some(arn) = &alarm_topic_arn
+            && !arn.starts_with("arn:")
+        {
+            return Err(invalid(
+                "TENANTD_ALARM_TOPIC_ARN",
+                format!("expected an SNS topic ARN, got {arn:?}"),
+            ));
+        }
+        let tenant_db_tls = match env.string("TENANTD_TENANT_DB_TLS", "require").as_str() {
+            "require" => TenantDbTls::Require,
+            "verify-full" => match env.optional("TENANTD_TENANT_DB_CA_FILE") {
+                Some(path) if std::path::Path::new(&path).is_file() => TenantDbTls::VerifyFull {
+                    ca_file: path.into(),
+                },
+                Some(path) => {
+                    return Err(invalid(
+                        "TENANTD_TENANT_DB_CA_FILE",
+                        format!("{path:?} is not a readable file"),
+                    ));
+                }
+                None => {
+                    return Err(ConfigError::Missing {
+                        name: "TENANTD_TENANT_DB_CA_FILE",
+                        hint: "verify-full needs the RDS CA bundle (global-bundle.pem)",
+                    });
+                }
+            },
+            "disable" => TenantDbTls::Disable,
+            other => {
+                return Err(invalid(
+                    "TENANTD_TENANT_DB_TLS",
+                    format!("expected require, verify-full or disable, got {other:?}"),
+                ));
+            }
+        };
+        let tenant_migrations =
+            PathBuf::from(env.string("TENANTD_TENANT_MIGRATIONS", "examples/tenant-migrations"));
+        if !tenant_migrations.is_dir() {
+            return Err(invalid(
+                "TENANTD_TENANT_MIGRATIONS",
+                format!("{} is not a directory", tenant_migrations.display()),
+            ));
+        }
+        let master_username = env.string("TENANTD_MASTER_USERNAME", "tenant_admin");
+        if !is_pg_identifier(&master_username)
+            || ["postgres", "rdsadmin", "admin"].contains(&master_username.as_str())
+        {
+            return Err(invalid(
+                "TENANTD_MASTER_USERNAME",
+                format!(
+                    "expected 1-63 letters, digits or '_', a letter first, not a reserved name; got {master_username:?}"
+                ),
+            ));
+        }
+        let db_name = env.string("TENANTD_TENANT_DB_NAME", "app");
+        if !is_pg_identifier(&db_name) || db_name == "postgres" {
+            return Err(invalid(
+                "TENANTD_TENANT_DB_NAME",
+                format!("expected 1-63 letters, digits or '_', a letter first; got {db_name:?}"),
+            ));
+        }
+        let deadline = env.duration(
+            "TENANTD_PROVISION_DEADLINE",
+            Duration::from_secs(40 * 60),
+            Duration::from_secs(1),
+            Duration::from_secs(24 * 3600),
+        )?;
+        let wait_base = env.duration(
+            "TENANTD_WAIT_BASE",
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            Duration::from_secs(600),
+        )?;
+        let wait_max = env.duration(
+            "TENANTD_WAIT_MAX",
+            Duration::from_secs(60),
+            Duration::from_millis(10),
+            Duration::from_secs(3600),
+        )?;
+        if wait_max < wait_base {
+            return Err(invalid(
+                "TENANTD_WAIT_MAX",
+                "must not be shorter than TENANTD_WAIT_BASE".into(),
+            ));
+        }
+        let secret_recovery_days = env.integer("TENANTD_SECRET_RECOVERY_DAYS", 7, 7..=30)?;
+        Ok(ProvisioningSettings {
+            tiers,
+            engine_version,
+            instance_prefix,
+            secret_prefix,
+            environment,
+            security_group_ids,
+            db_subnet_group,
+            alarm_topic_arn,
+            tenant_db_tls,
+            tenant_migrations,
+            master_username,
+            db_name,
+            deadline,
+            wait_base,
+            wait_max,
+            secret_recovery_days,
+        })
+    }
+
+    /// The RDS instance identifier of a tenant.
+    pub fn instance_id(&self, tenant: &str) -> String {
+        format!("{}{tenant}", self.instance_prefix)
+    }
+
+    /// The Secrets Manager name of a tenant's master credentials.
+    pub fn secret_name(&self, tenant: &str) -> String {
+        format!("{}{tenant}/database", self.secret_prefix)
+    }
+}
+
+fn invalid(name: &'static str, problem: String) -> ConfigError {
+    ConfigError::Invalid { name, problem }
+}
+
+fn is_pg_identifier(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

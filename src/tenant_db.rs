@@ -1,0 +1,251 @@
+//! A tenant's own database: its master credentials (as stored in Secrets Manager), connecting
+//! to it, and applying the tenant schema migrations.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sqlx::Connection;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
+
+use crate::config::TenantDbTls;
+
+/// Characters RDS and the rotation functions refuse in a master password.
+const FORBIDDEN: &[char] = &['/', '"', '@', '\'', ':', '\\', ' '];
+pub const PASSWORD_LEN: usize = 32;
+
+/// A fresh master password: 32 printable ASCII characters from the thread's CSPRNG (ChaCha,
+/// seeded by the OS), none of `/ " @ ' : \` or space.
+pub fn generate_password() -> SecretString {
+    let alphabet: Vec<char> = ('!'..='~').filter(|c| !FORBIDDEN.contains(c)).collect();
+    let mut rng = rand::rng();
+    let password: String = (0..PASSWORD_LEN)
+        .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+        .collect();
+    SecretString::from(password)
+}
+
+/// The secret's JSON, in the format the RDS rotation functions expect.
+#[derive(Debug, Clone)]
+pub struct DbCredentials {
+    pub engine: String,
+    /// Empty until the instance has an endpoint.
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: SecretString,
+    pub dbname: String,
+    pub db_instance_identifier: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Stored {
+    engine: String,
+    #[serde(default)]
+    host: String,
+    port: u16,
+    username: String,
+    password: String,
+    dbname: String,
+    #[serde(default)]
+    db_instance_identifier: String,
+}
+
+impl DbCredentials {
+    pub fn to_json(&self) -> SecretString {
+        let value = serde_json::json!({
+            "engine": self.engine,
+            "host": self.host,
+            "port": self.port,
+            "username": self.username,
+            "password": self.password.expose_secret(),
+            "dbname": self.dbname,
+            "dbInstanceIdentifier": self.db_instance_identifier,
+        });
+        SecretString::from(value.to_string())
+    }
+
+    /// Parses a secret value. The error names no part of the value.
+    pub fn from_json(value: &SecretString) -> Result<Self, TenantDbError> {
+        let stored: Stored = serde_json::from_str(value.expose_secret()).map_err(|e| {
+            TenantDbError::BadSecret(format!(
+                "not the expected JSON ({:?} error at line {}, column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        Ok(DbCredentials {
+            engine: stored.engine,
+            host: stored.host,
+            port: stored.port,
+            username: stored.username,
+            password: SecretString::from(stored.password),
+            dbname: stored.dbname,
+            db_instance_identifier: stored.db_instance_identifier,
+        })
+    }
+}
+
+/// Errors reaching or migrating a tenant database. Never holds the password.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantDbError {
+    #[error("the tenant secret is unusable: {0}")]
+    BadSecret(String),
+    #[error("cannot connect to the tenant database: {0}")]
+    Connect(sqlx::Error),
+    #[error("connecting to the tenant database timed out")]
+    ConnectTimeout,
+    #[error("cannot read the tenant migrations in {dir}: {source}")]
+    Source { dir: String, source: MigrateError },
+    #[error("tenant migrations failed: {0}")]
+    Migrate(MigrateError),
+}
+
+impl TenantDbError {
+    /// Worth another try: the database is reachable soon after RDS says `available`, and its
+    /// password may just have been reset.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TenantDbError::ConnectTimeout => true,
+            TenantDbError::Connect(e) => retryable_sqlx(e),
+            TenantDbError::Migrate(MigrateError::Execute(e)) => retryable_sqlx(e),
+            _ => false,
+        }
+    }
+}
+
+fn retryable_sqlx(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            // cannot_connect_now, too_many_connections, admin_shutdown, auth failures while
+            // a password change is applied, database not there yet.
+            Some("57P03" | "53300" | "57P01" | "28P01" | "28000" | "3D000")
+        ),
+        _ => false,
+    }
+}
+
+/// Opens one connection to the tenant database with its master credentials.
+pub async fn connect(
+    credentials: &DbCredentials,
+    tls: &TenantDbTls,
+) -> Result<PgConnection, TenantDbError> {
+    if credentials.host.is_empty() {
+        return Err(TenantDbError::BadSecret(
+            "the secret has no host yet".into(),
+        ));
+    }
+    let mut options = PgConnectOptions::new()
+        .host(&credentials.host)
+        .port(credentials.port)
+        .username(&credentials.username)
+        .password(credentials.password.expose_secret())
+        .database(&credentials.dbname)
+        .application_name("tenantd");
+    options = match tls {
+        TenantDbTls::Require => options.ssl_mode(PgSslMode::Require),
+        TenantDbTls::VerifyFull { ca_file } => options
+            .ssl_mode(PgSslMode::VerifyFull)
+            .ssl_root_cert(ca_file),
+        TenantDbTls::Disable => options.ssl_mode(PgSslMode::Disable),
+    };
+    match tokio::time::timeout(
+        Duration::from_secs(15),
+        PgConnection::connect_with(&options),
+    )
+    .await
+    {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(TenantDbError::Connect(e)),
+        Err(_) => Err(TenantDbError::ConnectTimeout),
+    }
+}
+
+/// Applies the migrations in `dir` that the database does not have yet; returns the version
+/// the database is at afterwards (0 for an empty directory).
+pub async fn migrate(
+    credentials: &DbCredentials,
+    tls: &TenantDbTls,
+    dir: &Path,
+) -> Result<i64, TenantDbError> {
+    let migrator =
+        Migrator::new(dir.to_path_buf())
+            .await
+            .map_err(|source| TenantDbError::Source {
+                dir: dir.display().to_string(),
+                source,
+            })?;
+    let mut conn = connect(credentials, tls).await?;
+    // On a task of its own: sqlx's migrator future is Send only for concrete lifetimes.
+    let run = tokio::spawn(async move {
+        let result = migrator.run_direct(&mut conn).await;
+        let _ = conn.close().await;
+        result.map(|()| migrator)
+    });
+    let migrator = run
+        .await
+        .map_err(|e| TenantDbError::Migrate(MigrateError::Source(Box::new(e))))?
+        .map_err(TenantDbError::Migrate)?;
+    Ok(migrator
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_long_varied_and_avoid_forbidden_characters() {
+        let a = generate_password();
+        let b = generate_password();
+        assert_ne!(a.expose_secret(), b.expose_secret());
+        for p in [a, b] {
+            let p = p.expose_secret();
+            assert_eq!(p.len(), PASSWORD_LEN);
+            assert!(
+                p.chars()
+                    .all(|c| c.is_ascii_graphic() && !FORBIDDEN.contains(&c))
+            );
+        }
+    }
+
+    #[test]
+    fn credentials_round_trip_and_never_print_the_password() {
+        let c = DbCredentials {
+            engine: "postgres".into(),
+            host: "h".into(),
+            port: 5432,
+            username: "tenant_admin".into(),
+            password: SecretString::from("s3cr3t-value"),
+            dbname: "app".into(),
+            db_instance_identifier: "saas-acme".into(),
+        };
+        assert!(!format!("{c:?}").contains("s3cr3t-value"));
+        let json = c.to_json();
+        let v: serde_json::Value = serde_json::from_str(json.expose_secret()).unwrap();
+        assert_eq!(v["dbInstanceIdentifier"], "saas-acme");
+        assert_eq!(v["port"], 5432);
+        let back = DbCredentials::from_json(&json).unwrap();
+        assert_eq!(back.password.expose_secret(), "s3cr3t-value");
+        let err = DbCredentials::from_json(&SecretString::from(
+            r#"{"engine":"postgres","port":"s3cr3t-value"}"#,
+        ))
+        .unwrap_err();
+        assert!(!err.to_string().contains("s3cr3t-value"), "{err}");
+    }
+}
