@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::api::ApiTokens;
 use crate::worker::{RetryPolicy, WorkerSettings};
 
 mod provisioning;
@@ -32,6 +33,8 @@ pub struct Settings {
     pub max_attempts: i32,
     pub log_format: LogFormat,
     pub provisioning: ProvisioningSettings,
+    /// Bearer tokens the HTTP API accepts; `serve` needs at least one.
+    pub api_tokens: ApiTokens,
 }
 
 /// A setting that is missing or malformed.
@@ -199,6 +202,7 @@ impl Settings {
             }
         };
         let provisioning = ProvisioningSettings::load(env)?;
+        let api_tokens = api_tokens(env)?;
         let id = env
             .optional("TENANTD_WORKER_ID")
             .unwrap_or_else(default_worker_id);
@@ -219,8 +223,27 @@ impl Settings {
             max_attempts,
             log_format,
             provisioning,
+            api_tokens,
         })
     }
+}
+
+/// `TENANTD_API_TOKENS` (comma-separated) and the tokens in the file `TENANTD_API_TOKENS_FILE`
+/// names (one a line). An unreadable file stops the start; its content is never echoed.
+fn api_tokens<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<ApiTokens, ConfigError> {
+    let file = match env.optional("TENANTD_API_TOKENS_FILE") {
+        None => None,
+        Some(path) => {
+            Some(
+                std::fs::read_to_string(path.trim()).map_err(|e| ConfigError::Invalid {
+                    name: "TENANTD_API_TOKENS_FILE",
+                    problem: format!("cannot read {path:?}: {e}"),
+                })?,
+            )
+        }
+    };
+    let list = env.optional("TENANTD_API_TOKENS");
+    Ok(ApiTokens::parse(list.as_deref(), file.as_deref()))
 }
 
 /// `<hostname>-<pid>`: unique among the processes sharing one control database.
@@ -340,6 +363,33 @@ mod tests {
         assert!(
             err.to_string()
                 .starts_with("TENANTD_TIERS: tier small: iops:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn api_tokens_come_from_the_list_and_the_file_and_never_print() {
+        let path = std::env::temp_dir().join(format!("tokens-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "# rotated monthly\nfile-token\n").unwrap();
+        let s = load(&[
+            ("TENANTD_DATABASE_URL", "postgres://h/db"),
+            ("TENANTD_API_TOKENS", "list-token-1,list-token-2"),
+            ("TENANTD_API_TOKENS_FILE", path.to_str().unwrap()),
+        ])
+        .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(s.api_tokens.len(), 3);
+        assert!(s.api_tokens.accepts("file-token") && s.api_tokens.accepts("list-token-2"));
+        assert!(!format!("{s:?}").contains("token-1"));
+        let none = load(&[("TENANTD_DATABASE_URL", "postgres://h/db")]).unwrap();
+        assert!(none.api_tokens.is_empty());
+        let err = load(&[
+            ("TENANTD_DATABASE_URL", "postgres://h/db"),
+            ("TENANTD_API_TOKENS_FILE", "no/such/file"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("TENANTD_API_TOKENS_FILE"),
             "{err}"
         );
     }

@@ -1,0 +1,219 @@
+//! The API's errors: one enum, one `IntoResponse`, a stable snake_case code per case and a JSON
+//! body `{"error": {"code", "message"}}`. Internal failures are logged once and answered with a
+//! generic message: no SQL, no AWS detail, no secret ever reaches a caller.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::queue::QueueError;
+use crate::tenants::TenantError;
+
+/// Largest request body the API reads.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("the body must be JSON, sent with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("the body does not fit the request: {0}")]
+    InvalidBody(String),
+    #[error("the body is larger than {BODY_LIMIT} bytes")]
+    BodyTooLarge,
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    #[error("{0}")]
+    InvalidTenantId(String),
+    #[error("{0}")]
+    UnknownTier(String),
+    #[error("tenant {0} not found")]
+    TenantNotFound(String),
+    #[error("job {0} not found")]
+    JobNotFound(String),
+    /// The tenant is being (or was) provisioned on another tier.
+    #[error("{0}")]
+    TierConflict(String),
+    /// A deprovisioning was asked for while a provisioning job is active.
+    #[error("{0}")]
+    ProvisioningInProgress(String),
+    /// Any other request that contradicts what the tenant is doing.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    JobNotCancellable(String),
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    /// Details are logged, never returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            MalformedJson(_) | InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            InvalidBody(_) | InvalidTenantId(_) | UnknownTier(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            TenantNotFound(_) | JobNotFound(_) | RouteNotFound => StatusCode::NOT_FOUND,
+            TierConflict(_) | ProvisioningInProgress(_) | Conflict(_) | JobNotCancellable(_) => {
+                StatusCode::CONFLICT
+            }
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable code clients match on.
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            Unauthorized => "unauthorized",
+            MalformedJson(_) => "malformed_json",
+            UnsupportedMediaType => "unsupported_media_type",
+            InvalidBody(_) => "invalid_body",
+            BodyTooLarge => "body_too_large",
+            InvalidQuery(_) => "invalid_query",
+            InvalidTenantId(_) => "invalid_tenant_id",
+            UnknownTier(_) => "unknown_tier",
+            TenantNotFound(_) => "tenant_not_found",
+            JobNotFound(_) => "job_not_found",
+            TierConflict(_) => "tier_conflict",
+            ProvisioningInProgress(_) => "provisioning_in_progress",
+            Conflict(_) => "conflict",
+            JobNotCancellable(_) => "job_not_cancellable",
+            RouteNotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "request failed");
+                "internal error; the daemon's log has the details".to_string()
+            }
+            other => other.to_string(),
+        };
+        let body = json!({ "error": { "code": self.code(), "message": message } });
+        let mut response = (self.status(), Json(body)).into_response();
+        if matches!(self, ApiError::Unauthorized) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonSyntaxError(e) => ApiError::MalformedJson(e.body_text()),
+            JsonRejection::JsonDataError(e) => ApiError::InvalidBody(e.body_text()),
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge,
+            other => ApiError::MalformedJson(other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::InvalidQuery(rejection.body_text())
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Internal(format!("control database: {e}"))
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::NotFound(id) => ApiError::JobNotFound(id.to_string()),
+            e @ QueueError::WrongState { .. } => ApiError::JobNotCancellable(e.to_string()),
+            e => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<TenantError> for ApiError {
+    /// The context-free mapping; handlers refine conflicts (tier or provisioning in progress).
+    fn from(e: TenantError) -> Self {
+        match e {
+            e @ TenantError::InvalidId(_) => ApiError::InvalidTenantId(e.to_string()),
+            e @ TenantError::UnknownTier { .. } => ApiError::UnknownTier(e.to_string()),
+            TenantError::NotFound(id) => ApiError::TenantNotFound(id),
+            e @ TenantError::Conflict { .. } => ApiError::Conflict(e.to_string()),
+            TenantError::Queue(e) => e.into(),
+            e @ TenantError::Database(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// Parses a job id from a path; an id that is not a UUID names no job.
+pub fn job_id(raw: &str) -> Result<Uuid, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::JobNotFound(raw.chars().take(64).collect()))
+}
+
+/// `axum::Json` of a JSON object, whose rejections are [`ApiError`]s.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        // An object first: serde would otherwise take `["acme", "pro"]` for a struct.
+        let Json(object) =
+            Json::<serde_json::Map<String, serde_json::Value>>::from_request(request, state)
+                .await?;
+        serde_json::from_value(serde_json::Value::Object(object))
+            .map(ApiJson)
+            .map_err(|e| ApiError::InvalidBody(e.to_string()))
+    }
+}
+
+/// `axum::extract::Query` whose rejections are [`ApiError`]s.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(ApiQuery(value))
+    }
+}
