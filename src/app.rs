@@ -35,11 +35,22 @@ pub async fn cloud() -> anyhow::Result<Cloud> {
 
 /// `tenantd serve`: the HTTP API and the worker in one process, until `shutdown`.
 pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if settings.api_tokens.is_empty() {
+        anyhow::bail!(
+            "no API token is configured: set TENANTD_API_TOKENS (comma-separated) or \
+             TENANTD_API_TOKENS_FILE (a file with one token a line)"
+        );
+    }
     let pool = connect(&settings).await?;
-    let registry = registry(&settings, cloud().await?);
+    let cloud = cloud().await?;
+    let registry = registry(&settings, cloud.clone());
     let listener = api::bind(settings.listen).await?;
-    info!(listen = %listener.local_addr()?, "HTTP API listening");
-    let app = api::router(AppState { db: pool.clone() });
+    info!(
+        listen = %listener.local_addr()?,
+        tokens = settings.api_tokens.len(),
+        "HTTP API listening"
+    );
+    let app = api::router(AppState::new(pool.clone(), &settings, Some(cloud)));
     let http = tokio::spawn(api::serve(listener, app, shutdown.clone()));
     let worker_result = worker::run(pool, registry, settings.worker, shutdown.clone()).await;
     shutdown.cancel();

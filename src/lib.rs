@@ -3,9 +3,11 @@
 
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod db;
+pub mod metrics;
 pub mod queue;
 pub mod telemetry;
 pub mod tenant_db;

@@ -248,6 +248,7 @@ impl JobTask {
                 compensation: &compensation,
             };
             let planned = plan(&job, transition, &input, &mut rand::rng());
+            let took = (input.now - started_at).to_std().unwrap_or_default();
             let completion = planned.completion;
             let recorded = self
                 .completer
@@ -257,6 +258,12 @@ impl JobTask {
             let _entered = span.enter();
             match recorded {
                 Ok(true) => {
+                    crate::metrics::record_step(
+                        &job.kind,
+                        &completion.history_step,
+                        completion.outcome,
+                        took,
+                    );
                     info!(
                         outcome = completion.outcome,
                         next = %completion.step,
