@@ -1,6 +1,8 @@
-//! The `tenantd` binary: parse the command line, read settings, start logging, run.
+//! The `tenantd` binary: parse the command line, read settings, start logging, run. The client
+//! commands (`tenants`, `jobs`) go straight to the HTTP client and need no daemon settings.
 
 use clap::{Parser, Subcommand};
+use tenantd::cli::{self, ClientArgs, JobsCommand, TenantsCommand};
 use tenantd::config::{LogFormat, Settings};
 use tenantd::{app, db, telemetry};
 
@@ -26,11 +28,34 @@ enum Command {
     Worker,
     /// Apply the control database schema and exit.
     Migrate,
+    /// Ask a running daemon for tenants' databases, look at them, take them away.
+    Tenants {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+    /// Look at a running daemon's jobs.
+    Jobs {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let command = match cli.command {
+        Command::Tenants { client, command } => {
+            return cli::run(client, cli::Request::Tenants(command)).await;
+        }
+        Command::Jobs { client, command } => {
+            return cli::run(client, cli::Request::Jobs(command)).await;
+        }
+        daemon => daemon,
+    };
     let mut settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
@@ -42,7 +67,7 @@ async fn main() -> std::process::ExitCode {
         settings.log_format = LogFormat::Json;
     }
     telemetry::init(settings.log_format);
-    let result = match cli.command {
+    let result = match command {
         Command::Serve => app::serve(settings, app::shutdown_on_signals()).await,
         Command::Worker => app::work(settings, app::shutdown_on_signals()).await,
         Command::Migrate => {
@@ -54,6 +79,7 @@ async fn main() -> std::process::ExitCode {
             }
             .await
         }
+        Command::Tenants { .. } | Command::Jobs { .. } => unreachable!("handled above"),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

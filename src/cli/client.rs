@@ -1,0 +1,182 @@
+//! The HTTP client the command line uses: one method per API call, the API's error body turned
+//! into a typed error, and the token sent only in the `Authorization` header.
+
+use reqwest::{Method, StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+
+use crate::api::jobs::JobDetail;
+use crate::api::tenants::{CreateTenant, Page, Requested, TenantView};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The API refused the request; `code` is its stable error code.
+    #[error("{code}: {message}")]
+    Api {
+        status: StatusCode,
+        code: String,
+        message: String,
+    },
+    #[error("cannot reach the API at {url}: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("unexpected answer from the API ({status}): {detail}")]
+    Unexpected { status: StatusCode, detail: String },
+    #[error("{0}")]
+    Usage(String),
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    token: SecretString,
+}
+
+/// The API's error body.
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
+impl Client {
+    pub fn new(base_url: &str, token: SecretString) -> Result<Self, ClientError> {
+        let base = Url::parse(base_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+            .ok_or_else(|| {
+                ClientError::Usage(format!(
+                    "--url / TENANTD_URL: expected an http(s) URL such as http://127.0.0.1:8080, got {base_url:?}"
+                ))
+            })?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("tenantd-cli/", env!("CARGO_PKG_VERSION")))
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| ClientError::Usage(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Client { http, base, token })
+    }
+
+    /// `base` with `segments` appended, each percent-encoded.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("an http(s) URL has a path")
+            .pop_if_empty()
+            .extend(segments);
+        url
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&CreateTenant>,
+    ) -> Result<(StatusCode, T), ClientError> {
+        let mut request = self
+            .http
+            .request(method, url.clone())
+            .bearer_auth(self.token.expose_secret());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.to_string(),
+            detail: e.without_url().to_string(),
+        })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Unexpected {
+                status,
+                detail: e.without_url().to_string(),
+            })?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(b) => ClientError::Api {
+                    status,
+                    code: b.error.code,
+                    message: b.error.message,
+                },
+                Err(_) => ClientError::Unexpected {
+                    status,
+                    detail: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                },
+            });
+        }
+        let value = serde_json::from_slice(&bytes).map_err(|e| ClientError::Unexpected {
+            status,
+            detail: e.to_string(),
+        })?;
+        Ok((status, value))
+    }
+
+    /// Asks for a tenant; `true` when a new job was enqueued (202), `false` on a replay (200).
+    pub async fn create_tenant(
+        &self,
+        id: &str,
+        tier: &str,
+    ) -> Result<(Requested, bool), ClientError> {
+        let body = CreateTenant {
+            id: id.to_string(),
+            tier: tier.to_string(),
+        };
+        let url = self.url(&["v1", "tenants"]);
+        let (status, r) = self.call(Method::POST, url, Some(&body)).await?;
+        Ok((r, status == StatusCode::ACCEPTED))
+    }
+
+    pub async fn get_tenant(&self, id: &str) -> Result<TenantView, ClientError> {
+        let url = self.url(&["v1", "tenants", id]);
+        Ok(self.call(Method::GET, url, None).await?.1)
+    }
+
+    pub async fn list_tenants(
+        &self,
+        status: Option<&str>,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<Page, ClientError> {
+        let mut url = self.url(&["v1", "tenants"]);
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(s) = status {
+                query.append_pair("status", s);
+            }
+            if let Some(l) = limit {
+                query.append_pair("limit", &l.to_string());
+            }
+            if let Some(c) = cursor {
+                query.append_pair("cursor", c);
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        Ok(self.call(Method::GET, url, None).await?.1)
+    }
+
+    /// Asks for a tenant's database to go; `true` when a new job was enqueued.
+    pub async fn delete_tenant(
+        &self,
+        id: &str,
+        final_snapshot: bool,
+    ) -> Result<(Requested, bool), ClientError> {
+        let mut url = self.url(&["v1", "tenants", id]);
+        if !final_snapshot {
+            url.set_query(Some("final_snapshot=false"));
+        }
+        let (status, r) = self.call(Method::DELETE, url, None).await?;
+        Ok((r, status == StatusCode::ACCEPTED))
+    }
+
+    pub async fn get_job(&self, id: &str) -> Result<JobDetail, ClientError> {
+        let url = self.url(&["v1", "jobs", id]);
+        Ok(self.call(Method::GET, url, None).await?.1)
+    }
+}

@@ -1,0 +1,205 @@
+//! The command-line client: `tenantd tenants ...` and `tenantd jobs ...` talk to a running
+//! daemon's HTTP API (`--url`, default `TENANTD_URL`; token from `TENANTD_TOKEN`). They need no
+//! control database. API errors print as `tenantd: <code>: <message>` and exit non-zero.
+
+pub mod client;
+pub mod output;
+pub mod wait;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use secrecy::SecretString;
+
+use client::{Client, ClientError};
+use output::Format;
+use wait::{Ended, Target};
+
+use crate::tenants::TenantStatus;
+
+/// Where the API is and how to show its answers; shared by every client command.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Base URL of the tenantd API.
+    #[arg(
+        long,
+        env = "TENANTD_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub url: String,
+    /// Text for people, JSON for scripts.
+    #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
+    pub output: Format,
+    /// How often `--wait` asks for news.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, global = true, hide = true)]
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Provision a tenant's database (replaying it is harmless).
+    Create {
+        id: String,
+        #[arg(long)]
+        tier: String,
+        /// Follow the provisioning until the tenant is ready (exit 0) or it fails (exit 1).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show one tenant with its latest job.
+    Get { id: String },
+    /// List tenants, optionally of one status.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        /// `next_cursor` of the previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Deprovision a tenant's database (a final snapshot first, unless told otherwise).
+    Delete {
+        id: String,
+        #[arg(long)]
+        no_final_snapshot: bool,
+        /// Follow the deprovisioning until the tenant is deleted (exit 0) or it fails (exit 1).
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Show a job with its step history.
+    Get { id: String },
+}
+
+/// What a client command asks for.
+pub enum Request {
+    Tenants(TenantsCommand),
+    Jobs(JobsCommand),
+}
+
+fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("tenantd: {message}");
+    ExitCode::from(code)
+}
+
+/// Runs a client command; prints what it got and returns the exit code.
+pub async fn run(args: ClientArgs, request: Request) -> ExitCode {
+    let Some(token) = std::env::var("TENANTD_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    else {
+        return fail(
+            "TENANTD_TOKEN is not set; set it to one of the daemon's API tokens",
+            2,
+        );
+    };
+    let client = match Client::new(&args.url, SecretString::from(token)) {
+        Ok(c) => c,
+        Err(e) => return fail(e, 2),
+    };
+    match execute(&client, &args, request).await {
+        Ok(code) => code,
+        Err(e @ ClientError::Usage(_)) => fail(e, 2),
+        Err(e) => fail(e, 1),
+    }
+}
+
+fn print(args: &ClientArgs, json: String, text: impl FnOnce() -> String) {
+    match args.output {
+        Format::Json => println!("{json}"),
+        Format::Text => print!("{}", text()),
+    }
+}
+
+async fn execute(
+    client: &Client,
+    args: &ClientArgs,
+    request: Request,
+) -> Result<ExitCode, ClientError> {
+    let (id, job_id, goal) = match request {
+        Request::Jobs(JobsCommand::Get { id }) => {
+            let job = client.get_job(&id).await?;
+            print(args, output::json(&job), || output::job(&job));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Request::Tenants(TenantsCommand::Get { id }) => {
+            let t = client.get_tenant(&id).await?;
+            print(args, output::json(&t), || output::tenant(&t));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Request::Tenants(TenantsCommand::List {
+            status,
+            limit,
+            cursor,
+        }) => {
+            let page = client
+                .list_tenants(status.as_deref(), limit, cursor.as_deref())
+                .await?;
+            print(args, output::json(&page), || output::page(&page));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Request::Tenants(TenantsCommand::Create { id, tier, wait }) => {
+            let (r, created) = client.create_tenant(&id, &tier).await?;
+            if !wait {
+                print(args, output::json(&r), || {
+                    let what = if created {
+                        "requested"
+                    } else {
+                        "already requested"
+                    };
+                    format!("{what}: provision {id}, job {}\n", r.job.id)
+                });
+                return Ok(ExitCode::SUCCESS);
+            }
+            (id, r.job.id, TenantStatus::Ready)
+        }
+        Request::Tenants(TenantsCommand::Delete {
+            id,
+            no_final_snapshot,
+            wait,
+        }) => {
+            let (r, created) = client.delete_tenant(&id, !no_final_snapshot).await?;
+            if !wait {
+                print(args, output::json(&r), || {
+                    let what = if created {
+                        "requested"
+                    } else {
+                        "already requested"
+                    };
+                    format!("{what}: deprovision {id}, job {}\n", r.job.id)
+                });
+                return Ok(ExitCode::SUCCESS);
+            }
+            (id, r.job.id, TenantStatus::Deleted)
+        }
+    };
+    let target = match args.output {
+        Format::Text => Target::Stdout,
+        Format::Json => Target::Stderr,
+    };
+    let ended = wait::follow(
+        client,
+        &id,
+        &job_id.to_string(),
+        goal,
+        args.poll_interval,
+        target,
+    )
+    .await?;
+    Ok(match ended {
+        Ended::Reached(t) => {
+            print(args, output::json(&t), || output::tenant(&t));
+            ExitCode::SUCCESS
+        }
+        Ended::Failed(t, cause) => {
+            print(args, output::json(&t), || output::tenant(&t));
+            fail(cause, 1)
+        }
+    })
+}

@@ -1,0 +1,153 @@
+//! Rendering what the API answered: aligned text for people, JSON (`--output json`) for scripts.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::api::jobs::{JobDetail, JobView};
+use crate::api::tenants::{Page, TenantView};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+pub fn json(value: &impl Serialize) -> String {
+    serde_json::to_string_pretty(value).expect("API types serialize")
+}
+
+fn time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn or_dash(v: Option<&str>) -> &str {
+    v.unwrap_or("-")
+}
+
+/// Columns padded to their widest cell.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        let mut text = String::new();
+        for (cell, w) in cells.iter().zip(&widths) {
+            let _ = write!(text, "{cell:<w$}  ");
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec(), &mut out);
+    for row in rows {
+        line(row.iter().map(String::as_str).collect(), &mut out);
+    }
+    out
+}
+
+fn job_line(job: &JobView) -> String {
+    let mut s = format!("{} {} {}", job.kind, job.state.as_str(), job.id);
+    if job.state.is_active() {
+        let _ = write!(s, " (step {}, attempt {})", job.step, job.attempt);
+    }
+    s
+}
+
+pub fn tenant(t: &TenantView) -> String {
+    let endpoint = t
+        .endpoint
+        .as_ref()
+        .map(|e| format!("{}:{}", e.host, e.port));
+    let mut out = String::new();
+    for (key, value) in [
+        ("id", t.id.clone()),
+        ("tier", t.tier.clone()),
+        ("status", format!("{:?}", t.status).to_lowercase()),
+        ("db instance", or_dash(t.db_instance_id.as_deref()).into()),
+        ("endpoint", or_dash(endpoint.as_deref()).into()),
+        ("secret", or_dash(t.secret_arn.as_deref()).into()),
+        ("error", or_dash(t.error.as_deref()).into()),
+        ("created", time(&t.created_at)),
+        ("updated", time(&t.updated_at)),
+        ("job", t.job.as_ref().map(job_line).unwrap_or("-".into())),
+    ] {
+        let _ = writeln!(out, "{key:<12} {value}");
+    }
+    out
+}
+
+pub fn page(p: &Page) -> String {
+    let rows: Vec<Vec<String>> = p
+        .tenants
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.clone(),
+                t.tier.clone(),
+                format!("{:?}", t.status).to_lowercase(),
+                t.job
+                    .as_ref()
+                    .map(|j| format!("{} {}", j.kind, j.state.as_str()))
+                    .unwrap_or("-".into()),
+                time(&t.updated_at),
+            ]
+        })
+        .collect();
+    let mut out = table(&["ID", "TIER", "STATUS", "JOB", "UPDATED"], &rows);
+    if let Some(cursor) = &p.next_cursor {
+        let _ = writeln!(out, "more: --cursor {cursor}");
+    }
+    out
+}
+
+pub fn job(j: &JobDetail) -> String {
+    let v = &j.job;
+    let mut out = String::new();
+    for (key, value) in [
+        ("id", v.id.to_string()),
+        ("kind", v.kind.clone()),
+        ("tenant", or_dash(v.tenant_id.as_deref()).into()),
+        ("state", v.state.as_str().into()),
+        (
+            "step",
+            format!("{} (attempt {} of {})", v.step, v.attempt, v.max_attempts),
+        ),
+        ("error", or_dash(v.error.as_deref()).into()),
+        ("created", time(&v.created_at)),
+        (
+            "finished",
+            v.finished_at.as_ref().map(time).unwrap_or("-".into()),
+        ),
+    ] {
+        let _ = writeln!(out, "{key:<9} {value}");
+    }
+    out.push('\n');
+    let rows: Vec<Vec<String>> = j
+        .history
+        .iter()
+        .map(|h| {
+            let took = h
+                .started_at
+                .map(|s| format!("{}ms", (h.finished_at - s).num_milliseconds()))
+                .unwrap_or_else(|| "-".into());
+            vec![
+                time(&h.finished_at),
+                h.step.clone(),
+                h.attempt.to_string(),
+                h.outcome.clone(),
+                took,
+                or_dash(h.error.as_deref()).into(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["FINISHED", "STEP", "ATTEMPT", "OUTCOME", "TOOK", "ERROR"],
+        &rows,
+    ));
+    out
+}

@@ -1,0 +1,145 @@
+//! `--wait`: follow a job until it ends. On a terminal, a spinner with the current step and the
+//! elapsed time; otherwise one plain line per change, so logs of scripted runs stay readable.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::client::{Client, ClientError};
+use crate::api::jobs::JobDetail;
+use crate::api::tenants::TenantView;
+use crate::queue::JobState;
+use crate::tenants::TenantStatus;
+
+/// Where progress goes: stdout for text output, stderr when stdout carries JSON.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    Stdout,
+    Stderr,
+}
+
+/// How a followed job ended.
+pub enum Ended {
+    /// The job succeeded and the tenant reached the status asked for.
+    Reached(TenantView),
+    /// The job failed or was cancelled, or the tenant ended elsewhere; with the cause.
+    Failed(TenantView, String),
+}
+
+enum Progress {
+    Bar(ProgressBar),
+    Lines(Target, Instant),
+}
+
+impl Progress {
+    fn new(target: Target) -> Self {
+        let tty = match target {
+            Target::Stdout => std::io::stdout().is_terminal(),
+            Target::Stderr => std::io::stderr().is_terminal(),
+        };
+        if !tty {
+            return Progress::Lines(target, Instant::now());
+        }
+        let draw = match target {
+            Target::Stdout => ProgressDrawTarget::stdout(),
+            Target::Stderr => ProgressDrawTarget::stderr(),
+        };
+        let bar = ProgressBar::with_draw_target(None, draw);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                .expect("valid template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Progress::Bar(bar)
+    }
+
+    fn show(&self, message: String) {
+        match self {
+            Progress::Bar(bar) => bar.set_message(message),
+            Progress::Lines(target, started) => {
+                let line = format!("[{:>5}s] {message}", started.elapsed().as_secs());
+                let _ = match target {
+                    Target::Stdout => writeln!(std::io::stdout(), "{line}"),
+                    Target::Stderr => writeln!(std::io::stderr(), "{line}"),
+                };
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn describe(tenant: &str, job: &JobDetail) -> String {
+    let j = &job.job;
+    let mut s = format!("{} {tenant}: {} step {}", j.kind, j.state.as_str(), j.step);
+    if j.attempt > 0 {
+        s.push_str(&format!(
+            " (attempt {} of {})",
+            j.attempt + 1,
+            j.max_attempts
+        ));
+    }
+    if j.cancel_requested {
+        s.push_str(", cancel requested");
+    }
+    if let Some(e) = &j.error {
+        s.push_str(&format!(", rolling back after: {e}"));
+    }
+    s
+}
+
+/// Polls `job_id` every `interval` until it ends, then reads the tenant.
+pub async fn follow(
+    client: &Client,
+    tenant: &str,
+    job_id: &str,
+    goal: TenantStatus,
+    interval: Duration,
+    target: Target,
+) -> Result<Ended, ClientError> {
+    let progress = Progress::new(target);
+    let mut last = String::new();
+    let job = loop {
+        let job = match client.get_job(job_id).await {
+            Ok(job) => job,
+            Err(e) => {
+                progress.finish();
+                return Err(e);
+            }
+        };
+        let line = describe(tenant, &job);
+        if line != last {
+            progress.show(line.clone());
+            last = line;
+        }
+        if !job.job.state.is_active() {
+            break job;
+        }
+        tokio::time::sleep(interval).await;
+    };
+    progress.finish();
+    let t = client.get_tenant(tenant).await?;
+    let j = &job.job;
+    if j.state == JobState::Succeeded && t.status == goal {
+        return Ok(Ended::Reached(t));
+    }
+    let cause = j
+        .error
+        .clone()
+        .or_else(|| t.error.clone())
+        .unwrap_or_else(|| format!("the job ended {}", j.state.as_str()));
+    let cause = format!(
+        "{} {tenant} {}: {cause}",
+        j.kind,
+        match j.state {
+            JobState::Cancelled => "was cancelled",
+            _ => "failed",
+        }
+    );
+    Ok(Ended::Failed(t, cause))
+}
