@@ -2,6 +2,8 @@
 //! tests, and waiting for a condition with a deadline.
 #![allow(dead_code)]
 
+pub mod app;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,214 @@
+//! What the API shows of itself: the OpenAPI document matches the routes the router serves, and
+//! `/metrics` reflects the work that just ran.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+use support::app::{code, spawn_app, status_and_json};
+use support::{wait_for, worker_settings};
+use tenantd::queue::{self, JobState, NewJob};
+use tenantd::workflow::Registry;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test]
+async fn the_openapi_document_parses_and_lists_exactly_the_routes_the_router_serves() {
+    let app = spawn_app().await;
+    let response = app
+        .http
+        .get(format!("{}/openapi.json", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let raw: serde_json::Value = response.json().await.unwrap();
+    let doc: openapiv3::OpenAPI = serde_json::from_value(raw.clone()).expect("valid OpenAPI 3");
+    assert!(doc.openapi.starts_with("3."), "{}", doc.openapi);
+
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc.paths.paths.iter() {
+        let item = item.as_item().expect("paths are inline");
+        for (method, op) in item.iter() {
+            documented.insert((method.to_uppercase(), path.clone()));
+            assert!(
+                !op.responses.responses.is_empty(),
+                "{method} {path} lists no response"
+            );
+            let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            assert_eq!(
+                secured,
+                path.starts_with("/v1/"),
+                "{method} {path} security"
+            );
+            if secured {
+                assert!(
+                    op.responses
+                        .responses
+                        .contains_key(&openapiv3::StatusCode::Code(401)),
+                    "{method} {path} does not document its 401"
+                );
+            }
+        }
+    }
+    let routes = tenantd::api::routes();
+    let served: BTreeSet<_> = routes
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_string()))
+        .collect();
+    assert_eq!(documented, served);
+
+    // And the router really answers each of them (not with its own 404 or 405).
+    for route in routes {
+        let path = route
+            .path
+            .replace("{id}", "00000000-0000-0000-0000-000000000000");
+        let response = app
+            .request(route.method.clone(), &path)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = status_and_json(response).await;
+        assert!(
+            status != 405 && code(&body) != "not_found",
+            "{} {} is not served: {status} {body}",
+            route.method,
+            route.path
+        );
+    }
+}
+
+/// The value of the sample of `name` whose labels include every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| labels.iter().all(|label| l.contains(label)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn scrape(app: &support::app::TestApp) -> String {
+    let response = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    response.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_reflect_the_jobs_and_steps_that_just_ran() {
+    let app = spawn_app().await;
+    let before = scrape(&app).await;
+    let outcome = ["kind=\"demo\"", "step=\"wait\"", "outcome=\"succeeded\""];
+    let succeeded_before = sample(&before, "tenantd_step_outcomes_total", &outcome).unwrap_or(0.0);
+    let durations_before = sample(
+        &before,
+        "tenantd_step_duration_seconds_count",
+        &["kind=\"demo\"", "step=\"start\""],
+    )
+    .unwrap_or(0.0);
+
+    let mut conn = app.db.pool.acquire().await.unwrap();
+    let job = queue::enqueue(
+        &mut conn,
+        NewJob::new("demo", "start", 3).args(json!({ "wait_ms": 50 })),
+    )
+    .await
+    .unwrap()
+    .into_job();
+    let waiting = queue::enqueue(
+        &mut conn,
+        NewJob::new("demo", "start", 3).args(json!({ "wait_ms": 60_000 })),
+    )
+    .await
+    .unwrap()
+    .into_job();
+    drop(conn);
+
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(tenantd::worker::run(
+        app.db.pool.clone(),
+        Registry::new().register(tenantd::workflow::demo::Demo),
+        worker_settings("metrics"),
+        stop.clone(),
+    ));
+    wait_for(
+        "the demo job to succeed",
+        Duration::from_secs(30),
+        || async {
+            let state = queue::get_job(&app.db.pool, job.id).await.unwrap()?.state;
+            (state == JobState::Succeeded).then_some(())
+        },
+    )
+    .await;
+    wait_for(
+        "the long wait to start",
+        Duration::from_secs(30),
+        || async {
+            let state = queue::get_job(&app.db.pool, waiting.id)
+                .await
+                .unwrap()?
+                .state;
+            (state == JobState::Waiting).then_some(())
+        },
+    )
+    .await;
+    stop.cancel();
+    worker.await.unwrap().unwrap();
+
+    let after = scrape(&app).await;
+    let succeeded = sample(&after, "tenantd_step_outcomes_total", &outcome).unwrap();
+    assert!(succeeded > succeeded_before, "{after}");
+    let durations = sample(
+        &after,
+        "tenantd_step_duration_seconds_count",
+        &["kind=\"demo\"", "step=\"start\""],
+    )
+    .unwrap();
+    assert!(durations >= durations_before + 2.0, "{after}");
+    assert_eq!(
+        sample(
+            &after,
+            "tenantd_jobs",
+            &["kind=\"demo\"", "state=\"succeeded\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "tenantd_jobs",
+            &["kind=\"demo\"", "state=\"waiting\""]
+        ),
+        Some(1.0)
+    );
+    // The waiting job is not due for a minute: nothing is runnable.
+    assert_eq!(sample(&after, "tenantd_queue_depth", &[]), Some(0.0));
+    assert_eq!(
+        sample(&after, "tenantd_queue_oldest_waiting_seconds", &[]),
+        Some(0.0)
+    );
+
+    // A queued job is due at once: depth and age move.
+    app.create("acme", "pro").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, "tenantd_queue_depth", &[]), Some(1.0));
+    assert!(sample(&text, "tenantd_queue_oldest_waiting_seconds", &[]).unwrap() >= 1.0);
+    let r = app.request(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(r.status(), 200, "a token does not hurt");
+}

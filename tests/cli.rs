@@ -1,0 +1,300 @@
+//! The command-line client against a running API: every command's output, `--wait` following a
+//! job to its end (through stand-in workflows, so no AWS is needed), and errors as
+//! `tenantd: <code>: <message>` with a non-zero exit.
+
+mod support;
+
+use std::process::Output;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use support::app::{TOKEN, TestApp, spawn_app};
+use support::worker_settings;
+use tenantd::workflow::{Registry, StepContext, Transition, Workflow};
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+/// Stands in for the provisioning workflow: one step that makes the tenant ready, or fails
+/// for tenants named `broken-*` with the cause AWS would give.
+struct FakeProvision;
+
+#[async_trait]
+impl Workflow for FakeProvision {
+    fn kind(&self) -> &'static str {
+        "provision"
+    }
+    fn first_step(&self) -> &'static str {
+        "credentials"
+    }
+    async fn run_step(&self, cx: &StepContext<'_>) -> Transition {
+        let tenant = cx.job.tenant_id.clone().unwrap();
+        match cx.job.step.as_str() {
+            "credentials" => Transition::next("create_instance"),
+            _ if tenant.starts_with("broken") => Transition::fail(
+                "rds CreateDBInstance: InsufficientDBInstanceCapacity: no capacity for db.t3.small",
+            ),
+            _ => {
+                sqlx::query(
+                    "UPDATE tenants SET status = 'ready', db_instance_id = 'saas-' || id,
+                         endpoint_host = 'db.example', endpoint_port = 5432,
+                         secret_arn = 'arn:secret:' || id WHERE id = $1",
+                )
+                .bind(&tenant)
+                .execute(cx.db)
+                .await
+                .unwrap();
+                Transition::done()
+            }
+        }
+    }
+}
+
+/// Stands in for the deprovisioning workflow: marks the tenant deleted.
+struct FakeDeprovision;
+
+#[async_trait]
+impl Workflow for FakeDeprovision {
+    fn kind(&self) -> &'static str {
+        "deprovision"
+    }
+    fn first_step(&self) -> &'static str {
+        "delete_alarms"
+    }
+    async fn run_step(&self, cx: &StepContext<'_>) -> Transition {
+        sqlx::query("UPDATE tenants SET status = 'deleted' WHERE id = $1")
+            .bind(cx.job.tenant_id.as_deref().unwrap())
+            .execute(cx.db)
+            .await
+            .unwrap();
+        Transition::done()
+    }
+}
+
+struct World {
+    app: TestApp,
+    stop: CancellationToken,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn world() -> World {
+    let app = spawn_app().await;
+    let stop = CancellationToken::new();
+    tokio::spawn(tenantd::worker::run(
+        app.db.pool.clone(),
+        Registry::new()
+            .register(FakeProvision)
+            .register(FakeDeprovision),
+        worker_settings("cli"),
+        stop.clone(),
+    ));
+    World { app, stop }
+}
+
+/// Runs `tenantd <args>` against `url` with the test token and no daemon settings at all.
+async fn tenantd(url: &str, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tenantd"));
+    command
+        .args(args)
+        .args(["--poll-interval", "50ms"])
+        .env_clear()
+        .env("TENANTD_URL", url)
+        .env("TENANTD_TOKEN", TOKEN);
+    tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("the CLI finished within a minute")
+        .expect("the CLI ran")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_with_wait_follows_the_steps_until_the_tenant_is_ready() {
+    let w = world().await;
+    let out = tenantd(
+        &w.app.url,
+        &["tenants", "create", "acme", "--tier", "pro", "--wait"],
+    )
+    .await;
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("provision acme:"), "progress lines: {text}");
+    assert!(text.contains("status       ready"), "{text}");
+    assert!(text.contains("db.example:5432"), "{text}");
+
+    let out = tenantd(&w.app.url, &["tenants", "get", "acme", "--output", "json"]).await;
+    assert!(out.status.success());
+    let tenant: Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    assert_eq!(tenant["status"], "ready");
+    let job_id = tenant["job"]["id"].as_str().unwrap().to_string();
+
+    let out = tenantd(&w.app.url, &["jobs", "get", &job_id]).await;
+    let text = stdout(&out);
+    assert!(out.status.success());
+    for expected in [
+        "succeeded",
+        "credentials",
+        "create_instance",
+        "advanced",
+        "enqueued",
+    ] {
+        assert!(text.contains(expected), "no {expected} in {text}");
+    }
+    let out = tenantd(&w.app.url, &["jobs", "get", &job_id, "--output", "json"]).await;
+    let job: Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    assert_eq!(job["history"].as_array().unwrap().len(), 3, "{job}");
+
+    let out = tenantd(&w.app.url, &["tenants", "list"]).await;
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("ID") && text.contains("acme") && text.contains("ready"),
+        "{text}"
+    );
+    let out = tenantd(
+        &w.app.url,
+        &["tenants", "list", "--status", "failed", "--output", "json"],
+    )
+    .await;
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(page["tenants"], serde_json::json!([]));
+
+    let out = tenantd(
+        &w.app.url,
+        &["tenants", "delete", "acme", "--no-final-snapshot", "--wait"],
+    )
+    .await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("status       deleted"));
+    let args: Value = sqlx::query_scalar("SELECT args FROM jobs WHERE kind = 'deprovision'")
+        .fetch_one(&w.app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(args["final_snapshot"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_provisioning_makes_create_wait_exit_non_zero_with_the_cause() {
+    let w = world().await;
+    let out = tenantd(
+        &w.app.url,
+        &[
+            "tenants",
+            "create",
+            "broken-co",
+            "--tier",
+            "pro",
+            "--wait",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("tenantd: provision broken-co failed: rds CreateDBInstance: InsufficientDBInstanceCapacity"),
+        "{err}"
+    );
+    let tenant: Value = serde_json::from_slice(&out.stdout).expect("stdout is only JSON");
+    assert_eq!(tenant["job"]["state"], "failed");
+}
+
+#[tokio::test]
+async fn api_errors_print_their_code_and_message_and_exit_non_zero() {
+    let app = spawn_app().await;
+    let out = tenantd(&app.url, &["tenants", "get", "nobody"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "tenantd: tenant_not_found: tenant nobody not found\n"
+    );
+
+    let out = tenantd(&app.url, &["tenants", "create", "Bad_Id", "--tier", "pro"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("tenantd: invalid_tenant_id: "),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = tenantd(&app.url, &["tenants", "create", "acme", "--tier", "gold"]).await;
+    assert!(
+        stderr(&out).starts_with("tenantd: unknown_tier: "),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = tenantd(&app.url, &["tenants", "create", "acme", "--tier", "pro"]).await;
+    assert!(out.status.success());
+    assert!(stdout(&out).starts_with("requested: provision acme, job "));
+    let out = tenantd(&app.url, &["tenants", "create", "acme", "--tier", "pro"]).await;
+    assert!(stdout(&out).starts_with("already requested: provision acme"));
+    let out = tenantd(&app.url, &["tenants", "delete", "acme"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).starts_with("tenantd: provisioning_in_progress: "));
+}
+
+#[tokio::test]
+async fn the_client_refuses_to_run_without_a_token_or_with_a_wrong_one() {
+    let app = spawn_app().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantd"))
+        .args(["tenants", "list", "--url", &app.url])
+        .env_clear()
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("TENANTD_TOKEN is not set"));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantd"))
+        .args(["tenants", "list", "--url", &app.url])
+        .env_clear()
+        .env("TENANTD_TOKEN", "wrong")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).starts_with("tenantd: unauthorized: "));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantd"))
+        .args(["tenants", "list", "--url", "http://127.0.0.1:9"])
+        .env_clear()
+        .env("TENANTD_TOKEN", TOKEN)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("tenantd: cannot reach the API"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_without_an_api_token() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantd"))
+        .arg("serve")
+        .env_clear()
+        .env("TENANTD_DATABASE_URL", "postgres://nobody@127.0.0.1:9/none")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("TENANTD_API_TOKENS") && err.contains("TENANTD_API_TOKENS_FILE"),
+        "{err}"
+    );
+}

@@ -1,0 +1,120 @@
+//! The HTTP API on a real server on port 0, over a fresh control database, and a client for it.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tenantd::api::{self, ApiTokens, AppState};
+use tenantd::tier::Tiers;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{TestDb, fresh_db};
+
+/// The token the test servers accept.
+pub const TOKEN: &str = "test-token-0123456789";
+
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`
+    pub url: String,
+    pub db: TestDb,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Serves the API router (no worker) on `127.0.0.1:0` over a fresh control database.
+pub async fn spawn_app() -> TestApp {
+    let db = fresh_db().await;
+    let state = AppState {
+        db: db.pool.clone(),
+        tokens: ApiTokens::new([TOKEN, "second-token"]),
+        tiers: Arc::new(Tiers::defaults()),
+        max_attempts: 3,
+        cloud: None,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(api::serve(listener, api::router(state), shutdown.clone()));
+    TestApp {
+        url,
+        db,
+        http: reqwest::Client::new(),
+        shutdown,
+    }
+}
+
+impl TestApp {
+    /// A request to `path` with the right token.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(TOKEN)
+    }
+
+    pub async fn create(&self, id: &str, tier: &str) -> (u16, Value) {
+        let response = self
+            .request(reqwest::Method::POST, "/v1/tenants")
+            .json(&serde_json::json!({ "id": id, "tier": tier }))
+            .send()
+            .await
+            .unwrap();
+        status_and_json(response).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap();
+        status_and_json(response).await
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Marks the tenant's active provisioning job succeeded and the tenant ready, as a finished
+    /// provisioning would leave them.
+    pub async fn finish_provisioning(&self, id: &str) {
+        sqlx::query(
+            "UPDATE jobs SET state = 'succeeded', finished_at = now(), step = 'done'
+             WHERE tenant_id = $1 AND state IN ('queued', 'running', 'waiting')",
+        )
+        .bind(id)
+        .execute(&self.db.pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "UPDATE tenants SET status = 'ready', db_instance_id = 'saas-' || id,
+                 endpoint_host = 'db.example', endpoint_port = 5432,
+                 secret_arn = 'arn:aws:secretsmanager:us-east-1:0:secret:' || id
+             WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&self.db.pool)
+        .await
+        .unwrap();
+    }
+}
+
+pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+/// The error code of an error body.
+pub fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error code>")
+}
