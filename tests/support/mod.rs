@@ -2,6 +2,9 @@
 //! tests, and waiting for a condition with a deadline.
 #![allow(dead_code)]
 
+pub mod proxy;
+pub mod stack;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 
