@@ -1,0 +1,106 @@
+"""HTTP control endpoints on the LocalStack gateway, under /_local_rds (see localstack/README.md).
+
+  GET    /_local_rds/faults                      list pending faults
+  POST   /_local_rds/faults                      add one: {"operation", "count", "code", "status",
+                                                 "message", "latency_ms", "match"}
+  DELETE /_local_rds/faults                      remove all
+  DELETE /_local_rds/faults/<id>                 remove one
+  GET    /_local_rds/instances                   the provider's instances (real names, ports, status)
+  POST   /_local_rds/instances/<id>/status       {"status": "failed"} forces a status;
+                                                 {"status": null} or "available" lifts it
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from localstack.http import Request, Response
+from localstack.services.edge import ROUTER
+
+from local_rds.faults import FAULTS
+
+_REGISTERED = False
+
+
+def _json(body, status: int = 200) -> Response:
+    return Response(json.dumps(body, indent=1), status=status, mimetype="application/json")
+
+
+def _body(request: Request) -> dict:
+    data = request.get_data()
+    if not data:
+        return {}
+    value = json.loads(data)
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object")
+    return value
+
+
+def faults(request: Request) -> Response:
+    if request.method == "GET":
+        return _json({"faults": FAULTS.list()})
+    if request.method == "DELETE":
+        return _json({"removed": FAULTS.clear()})
+    try:
+        fault = FAULTS.add(_body(request))
+    except (ValueError, TypeError) as e:
+        return _json({"error": str(e)}, 400)
+    return _json({"id": fault.id}, 201)
+
+
+def fault(request: Request, fault_id: str) -> Response:
+    if not fault_id.isdigit() or not FAULTS.remove(int(fault_id)):
+        return _json({"error": f"no fault {fault_id}"}, 404)
+    return _json({"removed": 1})
+
+
+def instances(request: Request) -> Response:
+    from local_rds.provider import state
+
+    st = state()
+    now = time.monotonic()
+    with st.lock:
+        return _json({"instances": [i.describe(now) for i in st.instances.values()]})
+
+
+def instance_status(request: Request, identifier: str) -> Response:
+    from local_rds.provider import state
+
+    try:
+        body = _body(request)
+    except ValueError as e:
+        return _json({"error": str(e)}, 400)
+    if "status" not in body:
+        return _json({"error": "give 'status' (e.g. \"failed\"; null to lift it)"}, 400)
+    status = body["status"]
+    if status is not None and (not isinstance(status, str) or not status):
+        return _json({"error": "'status' must be a non-empty string or null"}, 400)
+    st = state()
+    with st.lock:
+        found = st.find(identifier, body.get("account"), body.get("region"))
+        if not found:
+            return _json({"error": f"no instance {identifier!r}"}, 404)
+        if len(found) > 1:
+            return _json({"error": f"{identifier!r} exists in several accounts/regions: give 'region'"}, 409)
+        inst = found[0]
+        inst.forced_status = None if status in (None, "available") else status
+        st.refresh()
+        # `refresh` leaves statuses it does not own alone: write a forced one directly.
+        from moto.rds.models import rds_backends
+
+        db = rds_backends[inst.account][inst.region].databases.get(inst.identifier)
+        if db is not None:
+            db.status = inst.status(time.monotonic())
+        return _json(inst.describe(time.monotonic()))
+
+
+def register() -> None:
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    _REGISTERED = True
+    ROUTER.add("/_local_rds/faults", endpoint=faults, methods=["GET", "POST", "DELETE"])
+    ROUTER.add("/_local_rds/faults/<fault_id>", endpoint=fault, methods=["DELETE"])
+    ROUTER.add("/_local_rds/instances", endpoint=instances, methods=["GET"])
+    ROUTER.add("/_local_rds/instances/<identifier>/status", endpoint=instance_status, methods=["POST"])

@@ -1,0 +1,173 @@
+"""Per-instance PostgreSQL endpoints: one listening port per RDS instance, all served by one
+asyncio loop in one thread of the LocalStack process.
+
+A relay reads the client's startup message, renames the master user and the instance's database
+name to the instance's real role and database in the shared tenant server, and from then on
+copies bytes both ways. Authentication is done by PostgreSQL itself (SCRAM: the server checks
+the role named in the startup message and ignores the name inside the SCRAM exchange), so a
+wrong password fails with 28P01 exactly as on RDS. The relay has no TLS: it answers SSLRequest
+and GSSENCRequest with 'N', which clients with sslmode=prefer/disable accept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+import threading
+from dataclasses import dataclass, field
+
+LOG = logging.getLogger(__name__)
+
+SSL_REQUEST = 80877103
+GSSENC_REQUEST = 80877104
+CANCEL_REQUEST = 80877102
+PROTOCOL_3 = 3 << 16
+MAX_STARTUP_LEN = 10_000
+
+
+@dataclass
+class Route:
+    """Where one instance's endpoint leads. Mutable: ModifyDBInstance may change it."""
+
+    master_user: str
+    db_name: str | None
+    real_role: str
+    real_db: str
+    connections: set = field(default_factory=set)
+
+    def rewrite(self, params: dict[str, str]) -> dict[str, str]:
+        out = dict(params)
+        user = params.get("user", "")
+        # Without `database`, PostgreSQL uses the user name; resolve that before renaming.
+        database = params.get("database") or user
+        if user == self.master_user:
+            out["user"] = self.real_role
+        # On RDS an instance has the DBName database and `postgres`; both lead to the
+        # instance's one real database here. Any other name passes through (and fails there).
+        if database in {self.db_name, "postgres"} or (not self.db_name and database == user):
+            out["database"] = self.real_db
+        else:
+            out["database"] = database
+        return out
+
+
+def parse_startup(body: bytes) -> dict[str, str]:
+    parts = body.split(b"\0")
+    params: dict[str, str] = {}
+    for i in range(0, len(parts) - 1, 2):
+        if not parts[i]:
+            break
+        params[parts[i].decode()] = parts[i + 1].decode()
+    return params
+
+
+def build_startup(params: dict[str, str]) -> bytes:
+    body = struct.pack("!i", PROTOCOL_3)
+    for key, value in params.items():
+        body += key.encode() + b"\0" + value.encode() + b"\0"
+    body += b"\0"
+    return struct.pack("!i", len(body) + 4) + body
+
+
+class RelayHub:
+    def __init__(self, host: str, upstream_socket: str | None, upstream_port: int):
+        self.host = host
+        self.upstream_socket = upstream_socket
+        self.upstream_port = upstream_port
+        self.servers: dict[int, tuple[asyncio.AbstractServer, Route]] = {}
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="local-rds-relay", daemon=True)
+        self.thread.start()
+
+    # --- called from request threads ---
+
+    def open(self, route: Route) -> int:
+        """Listens on a free loopback port for this route; returns the port."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind((self.host, 0))
+        sock.listen(128)
+        sock.setblocking(False)
+        port = sock.getsockname()[1]
+        fut = asyncio.run_coroutine_threadsafe(self._serve(sock, route), self.loop)
+        self.servers[port] = (fut.result(timeout=10), route)
+        return port
+
+    def close(self, port: int) -> None:
+        entry = self.servers.pop(port, None)
+        if entry:
+            asyncio.run_coroutine_threadsafe(self._close(*entry), self.loop).result(timeout=10)
+
+    # --- on the loop ---
+
+    async def _serve(self, sock: socket.socket, route: Route) -> asyncio.AbstractServer:
+        async def on_client(reader, writer):
+            await self._handle(reader, writer, route)
+
+        return await asyncio.start_server(on_client, sock=sock)
+
+    async def _close(self, server: asyncio.AbstractServer, route: Route) -> None:
+        server.close()
+        for writer in list(route.connections):
+            writer.transport.abort()
+        route.connections.clear()
+
+    async def _connect_upstream(self):
+        if self.upstream_socket:
+            return await asyncio.open_unix_connection(
+                f"{self.upstream_socket}/.s.PGSQL.{self.upstream_port}"
+            )
+        return await asyncio.open_connection("127.0.0.1", self.upstream_port)
+
+    async def _handle(self, reader, writer, route: Route) -> None:
+        route.connections.add(writer)
+        up_writer = None
+        try:
+            while True:
+                length, code = struct.unpack("!ii", await reader.readexactly(8))
+                if length < 8 or length > MAX_STARTUP_LEN:
+                    return
+                body = await reader.readexactly(length - 8)
+                if code in (SSL_REQUEST, GSSENC_REQUEST):
+                    writer.write(b"N")
+                    await writer.drain()
+                    continue
+                if code == CANCEL_REQUEST:
+                    up_reader, up_writer = await self._connect_upstream()
+                    up_writer.write(struct.pack("!ii", length, code) + body)
+                    await up_writer.drain()
+                    return
+                if code == PROTOCOL_3:
+                    break
+                return
+            params = route.rewrite(parse_startup(body))
+            up_reader, up_writer = await self._connect_upstream()
+            route.connections.add(up_writer)
+            up_writer.write(build_startup(params))
+            await up_writer.drain()
+            await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        except Exception:
+            LOG.exception("local RDS relay connection failed")
+        finally:
+            route.connections.discard(writer)
+            writer.close()
+            if up_writer is not None:
+                route.connections.discard(up_writer)
+                up_writer.close()
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        try:
+            writer.write_eof()
+        except (OSError, RuntimeError):
+            writer.close()
