@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{PgExecutor, PgPool};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{JobState, Lease, QueueError};
@@ -109,7 +111,33 @@ pub async fn complete_batch(
     .await?)
 }
 
+/// How many times the batching task yields to let more completions arrive before writing.
+const GATHER_YIELDS: usize = 4;
+
+/// Batches written at the same time.
+const WRITERS: usize = 2;
+
 type Request = (Completion, oneshot::Sender<Result<bool, String>>);
+
+/// Writes one batch and answers each of its senders.
+async fn write(pool: &PgPool, pending: Vec<Request>) {
+    let batch: Vec<Completion> = pending.iter().map(|(c, _)| c.clone()).collect();
+    tracing::trace!(size = batch.len(), "recording a batch of step outcomes");
+    match complete_batch(pool, &batch).await {
+        Ok(applied) => {
+            for (completion, reply) in pending {
+                let held = applied.contains(&completion.lease.job_id);
+                let _ = reply.send(Ok(held));
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            for (_, reply) in pending {
+                let _ = reply.send(Err(message.clone()));
+            }
+        }
+    }
+}
 
 /// A task that gathers the completions of concurrently running steps and writes them in
 /// batches: whatever arrived while the previous batch was being written goes in the next.
@@ -124,23 +152,34 @@ impl Completer {
     pub fn spawn(pool: PgPool, max_batch: usize) -> Self {
         let (tx, mut rx) = mpsc::channel::<Request>(max_batch * 4);
         tokio::spawn(async move {
-            let mut pending: Vec<Request> = Vec::with_capacity(max_batch);
-            while rx.recv_many(&mut pending, max_batch).await > 0 {
-                let batch: Vec<Completion> = pending.iter().map(|(c, _)| c.clone()).collect();
-                match complete_batch(&pool, &batch).await {
-                    Ok(applied) => {
-                        for (completion, reply) in pending.drain(..) {
-                            let held = applied.contains(&completion.lease.job_id);
-                            let _ = reply.send(Ok(held));
-                        }
+            // Two writes may be in flight: while one batch is written, the next one gathers
+            // and goes out as soon as it is ready, instead of queueing behind the first.
+            let writers = Arc::new(Semaphore::new(WRITERS));
+            loop {
+                let writer = writers.clone().acquire_owned().await.expect("never closed");
+                let mut pending: Vec<Request> = Vec::with_capacity(max_batch);
+                if rx.recv_many(&mut pending, max_batch).await == 0 {
+                    break;
+                }
+                // Steps of one claim tend to finish together: give the ones finishing right
+                // now a moment to join this batch. Yielding costs microseconds, not a timer tick.
+                for _ in 0..GATHER_YIELDS {
+                    if pending.len() >= max_batch {
+                        break;
                     }
-                    Err(e) => {
-                        let message = e.to_string();
-                        for (_, reply) in pending.drain(..) {
-                            let _ = reply.send(Err(message.clone()));
+                    tokio::task::yield_now().await;
+                    while pending.len() < max_batch {
+                        match rx.try_recv() {
+                            Ok(request) => pending.push(request),
+                            Err(_) => break,
                         }
                     }
                 }
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    write(&pool, pending).await;
+                    drop(writer);
+                });
             }
         });
         Completer { tx }

@@ -70,18 +70,22 @@ pub async fn run(
         background.clone(),
     ));
 
+    // A job is held from its claim until its outcome is recorded. Up to `concurrency` run at
+    // once; as many again wait, claimed, for a free slot, so that one claim brings in a batch
+    // and the slots never idle while the next claim is in flight.
+    let holds = Arc::new(Semaphore::new(settings.concurrency * 2));
     let slots = Arc::new(Semaphore::new(settings.concurrency));
     let mut running = JoinSet::new();
     info!(worker = %settings.id, concurrency = settings.concurrency, "worker started");
 
     'claiming: loop {
-        // Wait for a free slot, then take as many as are free: one claim fills them all.
+        // Wait for room, then take all there is: one claim fills it.
         let first = tokio::select! {
             _ = shutdown.cancelled() => break 'claiming,
-            permit = slots.clone().acquire_owned() => permit.expect("semaphore never closes"),
+            permit = holds.clone().acquire_owned() => permit.expect("semaphore never closes"),
         };
         let mut permits = vec![first];
-        while let Ok(p) = slots.clone().try_acquire_owned() {
+        while let Ok(p) = holds.clone().try_acquire_owned() {
             permits.push(p);
         }
         while running.try_join_next().is_some() {}
@@ -99,6 +103,7 @@ pub async fn run(
                 }
             };
         let full = claimed.len() == permits.len();
+        tracing::trace!(asked = permits.len(), claimed = claimed.len(), "claimed");
         for job in claimed {
             let permit = permits.pop().expect("one permit per claimed job");
             let abort = hard_stop.child_token();
@@ -106,6 +111,7 @@ pub async fn run(
                 .unwrap()
                 .insert(job.id, (job.lease_token, abort.clone()));
             let task = JobTask {
+                slots: slots.clone(),
                 pool: pool.clone(),
                 registry: registry.clone(),
                 settings: settings.clone(),
@@ -152,18 +158,22 @@ pub async fn run(
     .await;
     if drained.is_err() {
         hard_stop.cancel();
-        let leases: Vec<Lease> = held
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(id, (token, _))| Lease {
-                job_id: *id,
-                token: *token,
-            })
-            .collect();
         running.abort_all();
+        warn!(worker = %settings.id, "shutdown deadline passed; abandoning unfinished steps");
+    }
+    // What is still held either never started (claimed, waiting for a slot) or did not finish.
+    let leases: Vec<Lease> = held
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(id, (token, _))| Lease {
+            job_id: *id,
+            token: *token,
+        })
+        .collect();
+    if !leases.is_empty() {
         let released = queue::release(&pool, &leases, &settings.id).await?;
-        warn!(worker = %settings.id, released, "shutdown deadline passed; released unfinished jobs");
+        info!(worker = %settings.id, released, "handed unfinished jobs back to the queue");
     }
     background.cancel();
     let _ = heartbeats.await;
@@ -174,6 +184,7 @@ pub async fn run(
 
 /// What a task running one job needs.
 struct JobTask {
+    slots: Arc<Semaphore>,
     pool: PgPool,
     registry: Arc<Registry>,
     settings: Arc<WorkerSettings>,
@@ -185,6 +196,17 @@ struct JobTask {
 
 impl JobTask {
     async fn run(self, mut job: Job) {
+        // Wait for a slot; a job still waiting at shutdown stays held, to be released.
+        let _slot = tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => return,
+            _ = self.abort.cancelled() => {
+                // The lease was lost while waiting: nothing of ours to hand back.
+                self.held.lock().unwrap().remove(&job.id);
+                return;
+            }
+            slot = self.slots.acquire() => slot.expect("semaphore never closes"),
+        };
         let Some(workflow) = self.registry.get(&job.kind).cloned() else {
             unreachable!("claims are limited to registered kinds");
         };

@@ -185,3 +185,175 @@ pub fn on_claim(job: &Job) -> Option<Transition> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use serde_json::json;
+    use sqlx::types::Json;
+    use uuid::Uuid;
+
+    fn job(step: &str, attempt: i32) -> Job {
+        let now = Utc::now();
+        Job {
+            id: Uuid::nil(),
+            kind: "provision".into(),
+            tenant_id: Some("acme".into()),
+            state: JobState::Running,
+            step: step.into(),
+            args: Json(json!({})),
+            data: Json(json!({})),
+            priority: 0,
+            run_at: now,
+            attempt,
+            max_attempts: 3,
+            lease_owner: Some("w".into()),
+            lease_expires_at: Some(now),
+            lease_token: 7,
+            cancel_requested: false,
+            error: None,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+        }
+    }
+
+    fn compensation(step: &str) -> Option<&'static str> {
+        match step {
+            "create" | "wait" => Some("undo"),
+            _ => None,
+        }
+    }
+
+    fn run(job: &Job, t: Transition, keep_going: bool) -> Planned {
+        let now = Utc::now();
+        let input = PlanInput {
+            worker: "w",
+            started_at: now,
+            now,
+            retry: RetryPolicy {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(10),
+            },
+            keep_going,
+            compensation: &compensation,
+        };
+        plan(job, t, &input, &mut StdRng::seed_from_u64(1))
+    }
+
+    #[test]
+    fn next_keeps_the_lease_and_resets_attempts() {
+        let p = run(&job("create", 2), Transition::next("wait"), true);
+        assert_eq!(p.continue_with.as_deref(), Some("wait"));
+        assert_eq!(p.completion.state, JobState::Running);
+        assert_eq!(
+            (p.completion.step.as_str(), p.completion.attempt),
+            ("wait", 0)
+        );
+        assert_eq!(p.completion.history_step, "create");
+    }
+
+    #[test]
+    fn next_while_shutting_down_hands_the_job_back() {
+        let p = run(&job("create", 0), Transition::next("wait"), false);
+        assert_eq!(p.continue_with, None);
+        assert_eq!(p.completion.state, JobState::Queued);
+    }
+
+    #[test]
+    fn wait_reschedules_without_consuming_an_attempt() {
+        let p = run(
+            &job("wait", 1),
+            Transition::wait(Duration::from_secs(30)),
+            true,
+        );
+        assert_eq!(p.completion.state, JobState::Waiting);
+        assert_eq!(p.completion.attempt, 1);
+        let delay = p.completion.run_at.unwrap() - Utc::now();
+        assert!(delay.num_seconds() >= 29 && delay.num_seconds() <= 30);
+    }
+
+    #[test]
+    fn retry_consumes_an_attempt_and_then_fails_into_compensation() {
+        let p = run(&job("create", 0), Transition::retry("throttled"), true);
+        assert_eq!(
+            (p.completion.state, p.completion.attempt),
+            (JobState::Waiting, 1)
+        );
+        assert_eq!(p.completion.outcome, "retrying");
+        let p = run(&job("create", 2), Transition::retry("throttled"), true);
+        assert_eq!(p.continue_with.as_deref(), Some("undo"));
+        assert_eq!(p.completion.outcome, "compensating");
+        assert!(
+            p.completion
+                .error
+                .unwrap()
+                .contains("gave up after 3 attempts")
+        );
+    }
+
+    #[test]
+    fn a_failure_without_compensation_ends_the_job() {
+        let p = run(&job("migrate", 0), Transition::fail("bad"), true);
+        assert_eq!(p.completion.state, JobState::Failed);
+        assert_eq!(p.continue_with, None);
+    }
+
+    #[test]
+    fn a_finished_compensation_ends_failed_and_keeps_the_cause() {
+        let mut j = job("undo", 0);
+        j.error = Some("instance failed".into());
+        let p = run(&j, Transition::done(), true);
+        assert_eq!(p.completion.state, JobState::Failed);
+        assert_eq!(p.completion.error, None, "the cause stays as recorded");
+        let p = run(&j, Transition::fail("still broken"), true);
+        assert_eq!(p.completion.state, JobState::Failed);
+        assert_eq!(
+            p.completion.error.as_deref(),
+            Some("instance failed; then undo failed: still broken")
+        );
+    }
+
+    #[test]
+    fn a_cancelled_job_compensates_and_ends_cancelled() {
+        let mut j = job("wait", 0);
+        j.cancel_requested = true;
+        let t = on_claim(&j).expect("cancel is handled before the step");
+        let p = run(&j, t, true);
+        assert_eq!(p.continue_with.as_deref(), Some("undo"));
+        j.step = "undo".into();
+        j.error = Some("cancelled".into());
+        assert_eq!(on_claim(&j), None, "compensation runs despite the request");
+        assert_eq!(
+            run(&j, Transition::done(), true).completion.state,
+            JobState::Cancelled
+        );
+    }
+
+    #[test]
+    fn an_exhausted_job_fails_without_running_its_step() {
+        assert!(matches!(
+            on_claim(&job("create", 3)),
+            Some(Transition::Fail { .. })
+        ));
+        assert_eq!(on_claim(&job("create", 2)), None);
+    }
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_is_capped() {
+        let policy = RetryPolicy {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+        };
+        let mut rng = StdRng::seed_from_u64(7);
+        for (attempt, full) in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (30, 10)] {
+            for _ in 0..50 {
+                let d = policy.delay(attempt, &mut rng);
+                let full = Duration::from_secs(full);
+                assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+            }
+        }
+    }
+}
