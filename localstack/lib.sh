@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # variables are used by the scripts that source this
 # Shared helpers for localstack/up, localstack/down and localstack/bench-instances.
 # Sourced, not executed. Everything here writes progress to stderr only: up's stdout is
 # reserved for `export NAME=value` lines.
@@ -108,7 +108,7 @@ pg_stop() {
     as_pg "$bindir/pg_ctl" -D "$datadir" -m fast -w -t 60 stop >/dev/null 2>&1 || {
       local pid
       pid="$(head -n 1 "$datadir/postmaster.pid" 2>/dev/null || true)"
-      [[ -n "$pid" ]] && kill -QUIT "$pid" 2>/dev/null || true
+      if [[ -n "$pid" ]]; then kill -QUIT "$pid" 2>/dev/null || true; fi
     }
   fi
 }

@@ -312,6 +312,8 @@ mod tests {
             ("TENANTD_PROVISION_DEADLINE", "soon"),
             ("TENANTD_SECRET_RECOVERY_DAYS", "3"),
             ("TENANTD_TIERS", "no/such/tiers.toml"),
+            ("TENANTD_BACKUP_WINDOW", "3-4"),
+            ("TENANTD_MAINTENANCE_WINDOW", "sun:03:30-sun:04:30"),
         ] {
             let err = load(&[base, (name, value)]).unwrap_err();
             assert!(
@@ -336,6 +338,10 @@ mod tests {
             ("tenant_admin", "app")
         );
         assert!(p.engine_version.starts_with("16."));
+        assert_eq!(
+            (p.backup_window.as_str(), p.maintenance_window.as_str()),
+            ("03:00-04:00", "sun:04:00-sun:05:00")
+        );
         let s = load(&[
             ("TENANTD_DATABASE_URL", "postgres://h/db"),
             ("TENANTD_SECURITY_GROUP_IDS", "sg-1, sg-2"),

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::provision::{BACKUP_WINDOW, MAINTENANCE_WINDOW, read_credentials, secret_id, tier_of};
+use super::provision::{read_credentials, secret_id, tier_of};
 use super::tenancy::{
     Tenancy, TenantUpdate, data_str, on_cloud_error, on_write_error, tenant_of, update_tenant,
 };
@@ -68,8 +68,8 @@ pub async fn backups(t: &Tenancy, cx: &StepContext<'_>) -> Transition {
     let id = t.instance_id(tenant_of(cx));
     let change = InstanceChange {
         backup_retention_days: Some(tier.backup_retention_days),
-        backup_window: Some(BACKUP_WINDOW.into()),
-        maintenance_window: Some(MAINTENANCE_WINDOW.into()),
+        backup_window: Some(t.settings.backup_window.clone()),
+        maintenance_window: Some(t.settings.maintenance_window.clone()),
         ..Default::default()
     };
     match t.cloud.modify_db_instance(&id, &change).await {

@@ -18,9 +18,6 @@ use crate::tenant_db::{self, DbCredentials};
 use crate::tenants::PROVISION;
 use crate::tier::Tier;
 
-pub const BACKUP_WINDOW: &str = "03:00-04:00";
-pub const MAINTENANCE_WINDOW: &str = "sun:04:00-sun:05:00";
-
 /// Walks one tenant from nothing to a ready, monitored, backed-up database.
 pub struct Provision(pub Tenancy);
 
@@ -196,8 +193,8 @@ async fn instance(t: &Tenancy, cx: &StepContext<'_>) -> Transition {
         iops: tier.iops,
         storage_throughput: tier.storage_throughput,
         backup_retention_days: tier.backup_retention_days,
-        backup_window: BACKUP_WINDOW.into(),
-        maintenance_window: MAINTENANCE_WINDOW.into(),
+        backup_window: s.backup_window.clone(),
+        maintenance_window: s.maintenance_window.clone(),
         multi_az: tier.multi_az,
         performance_insights_days: tier.performance_insights_days,
         security_group_ids: s.security_group_ids.clone(),

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod proxy;
+pub mod stack;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

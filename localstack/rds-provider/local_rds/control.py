@@ -4,6 +4,7 @@
   POST   /_local_rds/faults                      add one: {"operation", "count", "code", "status",
                                                  "message", "latency_ms", "match"}
   DELETE /_local_rds/faults                      remove all
+  DELETE /_local_rds/faults/<id>                 remove one
   GET    /_local_rds/instances                   the provider's instances (real names, ports, status)
   POST   /_local_rds/instances/<id>/status       {"status": "failed"} forces a status;
                                                  {"status": null} or "available" lifts it
@@ -46,6 +47,12 @@ def faults(request: Request) -> Response:
     except (ValueError, TypeError) as e:
         return _json({"error": str(e)}, 400)
     return _json({"id": fault.id}, 201)
+
+
+def fault(request: Request, fault_id: str) -> Response:
+    if not fault_id.isdigit() or not FAULTS.remove(int(fault_id)):
+        return _json({"error": f"no fault {fault_id}"}, 404)
+    return _json({"removed": 1})
 
 
 def instances(request: Request) -> Response:
@@ -94,5 +101,6 @@ def register() -> None:
         return
     _REGISTERED = True
     ROUTER.add("/_local_rds/faults", endpoint=faults, methods=["GET", "POST", "DELETE"])
+    ROUTER.add("/_local_rds/faults/<fault_id>", endpoint=fault, methods=["DELETE"])
     ROUTER.add("/_local_rds/instances", endpoint=instances, methods=["GET"])
     ROUTER.add("/_local_rds/instances/<identifier>/status", endpoint=instance_status, methods=["POST"])

@@ -56,6 +56,12 @@ class FaultStore:
         with self._lock:
             return [asdict(f) for f in self._faults]
 
+    def remove(self, fault_id: int) -> bool:
+        with self._lock:
+            before = len(self._faults)
+            self._faults = [f for f in self._faults if f.id != fault_id]
+            return len(self._faults) < before
+
     def clear(self) -> int:
         with self._lock:
             n = len(self._faults)

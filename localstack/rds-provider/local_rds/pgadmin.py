@@ -61,7 +61,10 @@ class PgAdmin:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(ident, sql.Literal(password)))
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, ident))
+        # FILE_COPY (PostgreSQL 15+): about half the time of the default WAL_LOG for a small
+        # template and no WAL copy of the template per instance.
+        strategy = " STRATEGY = FILE_COPY" if conn.info.server_version >= 150000 else ""
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}" + strategy).format(ident, ident))
         # Only the instance's own role may connect (roles are cluster-wide).
         conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
 

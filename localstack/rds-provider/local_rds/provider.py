@@ -196,6 +196,17 @@ def _invalid_state(message: str) -> CommonServiceException:
     return CommonServiceException("InvalidDBInstanceState", message, status_code=400, sender_fault=True)
 
 
+def _drop(conn, inst: Instance) -> None:
+    started = time.monotonic()
+    PgAdmin.drop(conn, inst.real_name)
+    LOG.info(
+        "local RDS: %s deleted, dropped %s (%.0f ms)",
+        inst.identifier,
+        inst.real_name,
+        (time.monotonic() - started) * 1000,
+    )
+
+
 class LocalRdsProvider:
     service = "rds"
 
@@ -313,6 +324,5 @@ class LocalRdsProvider:
         inst = st.instances.pop((context.account_id, context.region, ident), None)
         if inst is not None:
             st.relays.close(inst.port)
-            name = inst.real_name
-            st.admin.submit(name, lambda conn: PgAdmin.drop(conn, name))
+            st.admin.submit(inst.real_name, lambda conn: _drop(conn, inst))
         return response

@@ -1,0 +1,403 @@
+//! Provisioning and deprovisioning against LocalStack and real PostgreSQL, nothing mocked: every
+//! tier end to end, a failure at each step, adoption and refusal of existing instances, and
+//! deprovisioning.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::proxy::FaultProxy;
+use support::stack::*;
+use tenantd::cloud::Cloud;
+use tenantd::queue::JobState;
+use tenantd::tenants::{self, TenantStatus};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_tier_is_provisioned_as_configured_and_deprovisioned_to_a_snapshot() {
+    let stack = Stack::new().await;
+    let env = test_env(&stack.db, &[]);
+    let settings = settings(&env);
+    let cloud = Cloud::from_sdk_config(&sdk_config(None).await);
+    let (stop, worker) = stack.spawn_worker(&settings, cloud);
+
+    let tiers = ["starter", "pro", "enterprise"];
+    let mut jobs = Vec::new();
+    for tier in tiers {
+        let tenant = tenant_id(tier);
+        jobs.push((tier, tenant.clone(), stack.provision(&tenant, tier).await));
+    }
+    for (tier, tenant, job) in &jobs {
+        let job = stack.finished(*job, TIMEOUT).await;
+        assert_eq!(job.state, JobState::Succeeded, "{tier}: {:?}", job.error);
+        let row = stack.tenant(tenant).await;
+        assert_eq!(row.status, TenantStatus::Ready);
+        let instance_id = format!("saas-{tenant}");
+        assert_eq!(row.db_instance_id.as_deref(), Some(instance_id.as_str()));
+        assert_eq!(row.schema_version, Some(20260101000003));
+        assert!(row.endpoint_host.is_some() && row.endpoint_port.is_some());
+
+        // The instance, as RDS describes it.
+        let db = stack.instance(&instance_id).await.expect("instance");
+        let (class, storage, retention, multi_az, protected) = match *tier {
+            "starter" => ("db.t3.micro", 20, 7, false, false),
+            "pro" => ("db.t3.small", 100, 14, false, false),
+            _ => ("db.m6i.large", 500, 35, true, true),
+        };
+        assert_eq!(db.db_instance_class(), Some(class));
+        assert_eq!(db.allocated_storage(), Some(storage));
+        assert_eq!(db.backup_retention_period(), Some(retention));
+        assert_eq!(db.multi_az(), Some(multi_az));
+        assert_eq!(db.deletion_protection(), Some(protected));
+        assert_eq!(db.storage_type(), Some("gp3"));
+        assert_eq!(db.storage_encrypted(), Some(true));
+        assert_eq!(db.engine(), Some("postgres"));
+        assert_eq!(db.preferred_backup_window(), Some("03:00-04:00"));
+        assert_eq!(db.preferred_maintenance_window(), Some("sun:05:00-sun:06:00"));
+        let tags: Vec<(&str, &str)> = db
+            .tag_list()
+            .iter()
+            .map(|t| (t.key().unwrap(), t.value().unwrap()))
+            .collect();
+        for expected in [
+            ("TenantId", tenant.as_str()),
+            ("Tier", *tier),
+            ("Environment", "test"),
+            ("ManagedBy", "tenantd"),
+        ] {
+            assert!(tags.contains(&expected), "{expected:?} missing in {tags:?}");
+        }
+
+        // The secret, in the rotation functions' format, completed with the endpoint.
+        let name = format!("saas/tenant/{tenant}/database");
+        let secret = stack.secret_json(&name).await;
+        assert_eq!(secret["engine"], "postgres");
+        assert_eq!(secret["username"], "tenant_admin");
+        assert_eq!(secret["dbname"], "app");
+        assert_eq!(secret["dbInstanceIdentifier"], instance_id.as_str());
+        assert_eq!(secret["host"], json!(row.endpoint_host));
+        assert_eq!(secret["port"], json!(row.endpoint_port));
+        assert_eq!(secret["password"].as_str().unwrap().len(), 32);
+        let listed = stack.secrets_named(&name).await;
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].arn(), row.secret_arn.as_deref());
+
+        // The tenant database opens with the secret and has the product's tables.
+        let tables = stack.tenant_tables(tenant).await;
+        for table in ["audit_logs", "projects", "users"] {
+            assert!(tables.contains(&table.to_string()), "{tables:?}");
+        }
+
+        // Both alarms, with their thresholds and actions.
+        let alarms = stack.alarms(&format!("{instance_id}-")).await;
+        assert_eq!(alarms.len(), 2, "{alarms:?}");
+        let cpu = alarms
+            .iter()
+            .find(|a| a.alarm_name() == Some(&format!("{instance_id}-high-cpu")))
+            .expect("cpu alarm");
+        assert_eq!(cpu.metric_name(), Some("CPUUtilization"));
+        assert_eq!(cpu.threshold(), Some(80.0));
+        assert_eq!(cpu.period(), Some(300));
+        assert_eq!(cpu.evaluation_periods(), Some(2));
+        assert_eq!(cpu.alarm_actions(), [TOPIC.to_string()]);
+        assert_eq!(cpu.dimensions()[0].name(), Some("DBInstanceIdentifier"));
+        assert_eq!(cpu.dimensions()[0].value(), Some(instance_id.as_str()));
+        let storage = alarms
+            .iter()
+            .find(|a| a.alarm_name() == Some(&format!("{instance_id}-low-storage")))
+            .expect("storage alarm");
+        assert_eq!(storage.metric_name(), Some("FreeStorageSpace"));
+        assert_eq!(storage.threshold(), Some(2.0 * 1024.0 * 1024.0 * 1024.0));
+        assert_eq!(storage.evaluation_periods(), Some(1));
+        assert_eq!(storage.alarm_actions(), [TOPIC.to_string()]);
+    }
+
+    // Deprovisioning: a final snapshot and a secret waiting for deletion, nothing else.
+    let mut deprovisions = Vec::new();
+    for (_, tenant, _) in &jobs {
+        let (row, job, created) = tenants::request_deprovision(stack.pool(), tenant, true, 5)
+            .await
+            .unwrap();
+        assert!(created);
+        assert_eq!(row.status, TenantStatus::Deprovisioning);
+        deprovisions.push((tenant.clone(), job.id));
+    }
+    for (tenant, job) in deprovisions {
+        let job = stack.finished(job, TIMEOUT).await;
+        assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+        assert_eq!(stack.tenant(&tenant).await.status, TenantStatus::Deleted);
+        let instance_id = format!("saas-{tenant}");
+        assert!(stack.instance(&instance_id).await.is_none());
+        let snapshots = stack
+            .rds
+            .describe_db_snapshots()
+            .db_instance_identifier(&instance_id)
+            .send()
+            .await
+            .unwrap();
+        let ids: Vec<&str> = snapshots
+            .db_snapshots()
+            .iter()
+            .filter_map(|s| s.db_snapshot_identifier())
+            .collect();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        assert!(ids[0].starts_with(&format!("{instance_id}-final-")));
+        let secrets = stack
+            .secrets_named(&format!("saas/tenant/{tenant}/database"))
+            .await;
+        assert_eq!(secrets.len(), 1);
+        assert!(
+            secrets[0].deleted_date().is_some(),
+            "secret scheduled for deletion"
+        );
+        assert!(stack.alarms(&format!("{instance_id}-")).await.is_empty());
+    }
+    stop.cancel();
+    worker.await.unwrap();
+}
+
+/// Where a failure is injected, and how.
+enum Fault {
+    /// The next call of this operation through the proxy (Secrets Manager, CloudWatch) fails.
+    Proxy(&'static str),
+    /// The local RDS provider fails the next matching call.
+    Rds(&'static str, serde_json::Value),
+    /// The instance goes to `failed` while it is being created.
+    InstanceFails,
+    /// The tenant migrations are broken.
+    BrokenMigrations,
+}
+
+async fn failure_rolls_back(step: &str, tier: &str, fault: Fault) {
+    let stack = Stack::new().await;
+    let tenant = tenant_id("fail");
+    let instance = format!("saas-{tenant}");
+    let proxy = FaultProxy::start(&stack_endpoint()).await;
+    let broken = std::env::temp_dir().join(format!("broken-migrations-{tenant}"));
+    let mut extra = vec![];
+    match &fault {
+        Fault::Proxy(op) => proxy.fail(op, 1),
+        Fault::Rds(op, matching) => {
+            let mut matching = matching.clone();
+            matching["DBInstanceIdentifier"] = json!(instance);
+            rds_fault(json!({
+                "operation": op, "count": 1, "code": "InvalidParameterCombination",
+                "status": 400, "match": matching,
+            }))
+            .await;
+        }
+        Fault::InstanceFails => {}
+        Fault::BrokenMigrations => {
+            std::fs::create_dir_all(&broken).unwrap();
+            std::fs::write(broken.join("1_broken.sql"), "CREATE TABLE (;").unwrap();
+            extra.push(("TENANTD_TENANT_MIGRATIONS", broken.to_str().unwrap()));
+        }
+    }
+    let settings = settings(&test_env(&stack.db, &extra));
+    let cloud = Cloud::from_sdk_config(&sdk_config(Some(&proxy.url)).await);
+    let (stop, worker) = stack.spawn_worker(&settings, cloud);
+    let job = stack.provision(&tenant, tier).await;
+    if let Fault::InstanceFails = fault {
+        stack
+            .reached(job, "wait_available", "waiting", TIMEOUT)
+            .await;
+        force_status(&instance, "failed").await;
+    }
+
+    let job = stack.finished(job, TIMEOUT).await;
+    stop.cancel();
+    worker.await.unwrap();
+    let _ = std::fs::remove_dir_all(&broken);
+    assert_eq!(job.state, JobState::Failed);
+    let history = tenantd::queue::history(stack.pool(), job.id).await.unwrap();
+    let failed = history
+        .iter()
+        .find(|h| h.outcome == "compensating")
+        .expect("compensation started");
+    assert_eq!(failed.step, step, "failed at the wrong step: {history:?}");
+    let row = stack.tenant(&tenant).await;
+    assert_eq!(row.status, TenantStatus::Failed);
+    assert!(row.error.is_some());
+    assert!(
+        !job.error.as_deref().unwrap().contains("then"),
+        "a rollback step failed: {:?}",
+        job.error
+    );
+    stack.assert_nothing_left(&tenant).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_creating_the_secret_rolls_back() {
+    failure_rolls_back("credentials", "starter", Fault::Proxy("CreateSecret")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_creating_the_instance_rolls_back() {
+    failure_rolls_back(
+        "instance",
+        "starter",
+        Fault::Rds("CreateDBInstance", json!({})),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_that_fails_while_creating_is_rolled_back() {
+    failure_rolls_back("wait_available", "starter", Fault::InstanceFails).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_completing_the_secret_rolls_back() {
+    failure_rolls_back("secret_endpoint", "starter", Fault::Proxy("PutSecretValue")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_tenant_migrations_roll_back() {
+    failure_rolls_back("migrate", "starter", Fault::BrokenMigrations).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_setting_backups_rolls_back() {
+    failure_rolls_back(
+        "backups",
+        "pro",
+        Fault::Rds("ModifyDBInstance", json!({})),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_creating_alarms_rolls_back() {
+    failure_rolls_back("alarms", "starter", Fault::Proxy("PutMetricAlarm")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_switching_on_deletion_protection_rolls_back() {
+    failure_rolls_back(
+        "protect",
+        "enterprise",
+        Fault::Rds("ModifyDBInstance", json!({ "DeletionProtection": true })),
+    )
+    .await;
+}
+
+/// Creates an instance the way someone else (or an earlier tenantd) might have.
+async fn existing_instance(stack: &Stack, id: &str, tenant_tag: &str) {
+    stack
+        .rds
+        .create_db_instance()
+        .db_instance_identifier(id)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .engine_version("16.8")
+        .allocated_storage(20)
+        .master_username("tenant_admin")
+        .master_user_password("AnotherPassword-123")
+        .db_name("app")
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("TenantId")
+                .value(tenant_tag)
+                .build(),
+        )
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("ManagedBy")
+                .value("tenantd")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_instance_of_this_tenant_is_adopted_with_the_secrets_password() {
+    let stack = Stack::new().await;
+    let tenant = tenant_id("adopt");
+    let instance = format!("saas-{tenant}");
+    existing_instance(&stack, &instance, &tenant).await;
+    let settings = settings(&test_env(&stack.db, &[]));
+    let (stop, worker) =
+        stack.spawn_worker(&settings, Cloud::from_sdk_config(&sdk_config(None).await));
+    let job = stack.provision(&tenant, "starter").await;
+    let job = stack.finished(job, TIMEOUT).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(job.data.0["adopted"], json!(true));
+    assert_eq!(stack.tenant(&tenant).await.status, TenantStatus::Ready);
+    // The secret's password opens the adopted database: it was reset to the secret's.
+    assert!(stack.tenant_tables(&tenant).await.contains(&"users".to_string()));
+
+    let (_, job, _) = tenants::request_deprovision(stack.pool(), &tenant, false, 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        stack.finished(job.id, TIMEOUT).await.state,
+        JobState::Succeeded
+    );
+    stop.cancel();
+    worker.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_instance_of_someone_else_is_refused_and_left_alone() {
+    let stack = Stack::new().await;
+    let tenant = tenant_id("refuse");
+    let instance = format!("saas-{tenant}");
+    existing_instance(&stack, &instance, "somebody-else").await;
+    let settings = settings(&test_env(&stack.db, &[]));
+    let (stop, worker) =
+        stack.spawn_worker(&settings, Cloud::from_sdk_config(&sdk_config(None).await));
+    let job = stack.provision(&tenant, "starter").await;
+    let job = stack.finished(job, TIMEOUT).await;
+    stop.cancel();
+    worker.await.unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert!(job.error.as_deref().unwrap().contains("not tagged as this tenant's"));
+    let row = stack.tenant(&tenant).await;
+    assert_eq!(row.status, TenantStatus::Failed);
+    // Untouched: still there, not being deleted; our secret is gone.
+    let db = stack.instance(&instance).await.expect("the foreign instance remains");
+    assert_ne!(db.db_instance_status(), Some("deleting"));
+    assert!(
+        stack
+            .secrets_named(&format!("saas/tenant/{tenant}/database"))
+            .await
+            .is_empty()
+    );
+    assert!(stack.alarms(&format!("{instance}-")).await.is_empty());
+    stack
+        .rds
+        .delete_db_instance()
+        .db_instance_identifier(&instance)
+        .skip_final_snapshot(true)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_provisioning_rolls_back_and_ends_cancelled() {
+    let stack = Stack::new().await;
+    let tenant = tenant_id("cancel");
+    let settings = settings(&test_env(&stack.db, &[]));
+    let (stop, worker) =
+        stack.spawn_worker(&settings, Cloud::from_sdk_config(&sdk_config(None).await));
+    let job = stack.provision(&tenant, "starter").await;
+    stack.reached(job, "wait_available", "waiting", TIMEOUT).await;
+    support::wait_for("the cancel to be accepted", TIMEOUT, || async {
+        let mut conn = stack.pool().acquire().await.unwrap();
+        tenantd::queue::cancel(&mut conn, job).await.ok()
+    })
+    .await;
+    let job = stack.finished(job, TIMEOUT).await;
+    stop.cancel();
+    worker.await.unwrap();
+    assert_eq!(job.state, JobState::Cancelled);
+    let row = stack.tenant(&tenant).await;
+    assert_eq!(row.status, TenantStatus::Failed);
+    assert_eq!(row.error.as_deref(), Some("cancelled"));
+    stack.assert_nothing_left(&tenant).await;
+}

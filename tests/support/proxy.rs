@@ -1,0 +1,190 @@
+//! A fault-injecting HTTP proxy in front of LocalStack: forwards every AWS request, except that
+//! requests for a chosen operation can be delayed and/or answered with an error. The operation
+//! is read as the services send it: the `X-Amz-Target` header (JSON protocols), the
+//! `/operation/<name>` path (Smithy RPC v2 CBOR), or the `Action` form field (query protocol).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response;
+
+#[derive(Debug, Clone)]
+struct Rule {
+    operation: String,
+    count: u32,
+    latency: Duration,
+    fail: bool,
+}
+
+/// A running proxy; it stops when the test process ends.
+#[derive(Clone)]
+pub struct FaultProxy {
+    pub url: String,
+    rules: Arc<Mutex<Vec<Rule>>>,
+    seen: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+type Shared = (
+    Arc<Mutex<Vec<Rule>>>,
+    Arc<Mutex<HashMap<String, u32>>>,
+    reqwest::Client,
+    String,
+);
+
+impl FaultProxy {
+    /// Starts a proxy to `upstream` (e.g. the `AWS_ENDPOINT_URL` of the local stack).
+    pub async fn start(upstream: &str) -> Self {
+        let rules: Arc<Mutex<Vec<Rule>>> = Arc::default();
+        let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let client = reqwest::Client::new();
+        let upstream = upstream.trim_end_matches('/').to_string();
+        let state: Shared = (rules.clone(), seen.clone(), client, upstream);
+        let app = axum::Router::new()
+            .fallback(
+                |axum::extract::State(state): axum::extract::State<Shared>,
+                 method: Method,
+                 uri: Uri,
+                 headers: HeaderMap,
+                 body: Bytes| async move {
+                    // On a task of its own: a request whose client died still reaches
+                    // LocalStack, as it would reach AWS.
+                    tokio::spawn(forward(state, method, uri, headers, body))
+                        .await
+                        .unwrap()
+                },
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FaultProxy { url, rules, seen }
+    }
+
+    /// How many calls of `operation` arrived so far.
+    pub fn seen(&self, operation: &str) -> u32 {
+        self.seen.lock().unwrap().get(operation).copied().unwrap_or(0)
+    }
+
+    /// The next `count` calls of `operation` fail with an access-denied error.
+    pub fn fail(&self, operation: &str, count: u32) {
+        self.add(operation, count, Duration::ZERO, true);
+    }
+
+    /// The next `count` calls of `operation` are held for `latency`, then forwarded.
+    pub fn delay(&self, operation: &str, count: u32, latency: Duration) {
+        self.add(operation, count, latency, false);
+    }
+
+    fn add(&self, operation: &str, count: u32, latency: Duration, fail: bool) {
+        self.rules.lock().unwrap().push(Rule {
+            operation: operation.to_string(),
+            count,
+            latency,
+            fail,
+        });
+    }
+}
+
+fn operation_of(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> String {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        return target.rsplit('.').next().unwrap_or_default().to_string();
+    }
+    if let Some((_, op)) = uri.path().rsplit_once("/operation/") {
+        return op.to_string();
+    }
+    String::from_utf8_lossy(body)
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn take(rules: &Mutex<Vec<Rule>>, operation: &str) -> Option<Rule> {
+    let mut rules = rules.lock().unwrap();
+    let i = rules.iter().position(|r| r.operation == operation)?;
+    rules[i].count -= 1;
+    let rule = rules[i].clone();
+    if rules[i].count == 0 {
+        rules.remove(i);
+    }
+    Some(rule)
+}
+
+async fn forward(
+    (rules, seen, client, upstream): Shared,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let operation = operation_of(&uri, &headers, &body);
+    *seen.lock().unwrap().entry(operation.clone()).or_default() += 1;
+    if let Some(rule) = take(&rules, &operation) {
+        tokio::time::sleep(rule.latency).await;
+        if rule.fail {
+            return injected_error(&headers);
+        }
+    }
+    let url = format!(
+        "{upstream}{}",
+        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+    );
+    let mut request = client.request(method, url).body(body);
+    for (name, value) in headers.iter() {
+        if name != "host" && name != "content-length" {
+            request = request.header(name, value);
+        }
+    }
+    let answer = match request.send().await {
+        Ok(answer) => answer,
+        Err(e) => {
+            return Response::builder()
+                .status(StatusCode::BAD_GATEWAY)
+                .body(Body::from(e.to_string()))
+                .unwrap();
+        }
+    };
+    let mut response = Response::builder().status(answer.status());
+    for (name, value) in answer.headers() {
+        if name != "content-length" && name != "transfer-encoding" {
+            response = response.header(name, value);
+        }
+    }
+    response
+        .body(Body::from(answer.bytes().await.unwrap_or_default()))
+        .unwrap()
+}
+
+/// A 400 AccessDenied in the protocol the request used: not retryable, so the step fails.
+fn injected_error(headers: &HeaderMap) -> Response {
+    let message = "injected by the test proxy";
+    if headers.contains_key("smithy-protocol") {
+        // CBOR: {"__type": "AccessDenied", "message": message}
+        let mut body = vec![0xa2];
+        for s in ["__type", "AccessDenied", "message", message] {
+            if s.len() < 24 {
+                body.push(0x60 | s.len() as u8);
+            } else {
+                body.extend_from_slice(&[0x78, s.len() as u8]);
+            }
+            body.extend_from_slice(s.as_bytes());
+        }
+        return Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .header("smithy-protocol", HeaderValue::from_static("rpc-v2-cbor"))
+            .header("content-type", "application/cbor")
+            .body(Body::from(body))
+            .unwrap();
+    }
+    Response::builder()
+        .status(StatusCode::BAD_REQUEST)
+        .header("x-amzn-ErrorType", "AccessDeniedException")
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(Body::from(format!(
+            r#"{{"__type":"AccessDeniedException","message":"{message}"}}"#
+        )))
+        .unwrap()
+}
