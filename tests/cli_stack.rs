@@ -22,8 +22,9 @@ struct Daemon {
     _child: Child,
 }
 
-/// Starts `tenantd serve` on a free port with the test's environment; returns once it is ready.
-async fn serve(env: HashMap<String, String>) -> Daemon {
+/// Starts `tenantd serve` on a free port with the test's environment, its log going to `log`;
+/// returns once it is ready.
+async fn serve(env: HashMap<String, String>, log: Stdio) -> Daemon {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -36,7 +37,7 @@ async fn serve(env: HashMap<String, String>) -> Daemon {
         .env("TENANTD_LISTEN", format!("127.0.0.1:{port}"))
         .env("TENANTD_API_TOKENS", TOKEN)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .kill_on_drop(true)
         .spawn()
         .expect("start tenantd serve");
@@ -89,7 +90,13 @@ fn total(text: &str, name: &str, labels: &[&str]) -> f64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn create_wait_reaches_ready_metrics_move_and_delete_wait_reaches_deleted() {
     let stack = Stack::new().await;
-    let daemon = serve(test_env(&stack.db, &[])).await;
+    let log_path = std::env::temp_dir().join(format!("tenantd-cli-{}.log", uuid::Uuid::new_v4()));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let env = test_env(
+        &stack.db,
+        &[("TENANTD_LOG_FORMAT", "json"), ("RUST_LOG", "trace")],
+    );
+    let daemon = serve(env, log.into()).await;
     let tenant = tenant_id("cli");
     let before = metrics(&daemon).await;
 
@@ -165,6 +172,23 @@ async fn create_wait_reaches_ready_metrics_move_and_delete_wait_reaches_deleted(
         secrets.iter().all(|s| s.deleted_date().is_some()),
         "the secret waits out its recovery window: {secrets:?}"
     );
+
+    // The log: JSON lines, every request and every step with the tenant, never the token.
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(!log.contains(TOKEN), "the API token was logged");
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON log lines"))
+        .collect();
+    let about_tenant = |message: &str| {
+        lines
+            .iter()
+            .filter(|l| l["message"] == message && l.to_string().contains(&tenant))
+            .count()
+    };
+    assert!(about_tenant("finished processing request") >= 4);
+    assert!(about_tenant("step recorded") >= 5);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -177,7 +201,7 @@ async fn a_failing_provisioning_makes_create_wait_exit_non_zero_with_the_cause()
         &stack.db,
         &[("TENANTD_TENANT_MIGRATIONS", broken.to_str().unwrap())],
     );
-    let daemon = serve(env).await;
+    let daemon = serve(env, Stdio::null()).await;
     let tenant = tenant_id("clifail");
 
     let out = cli(
