@@ -46,7 +46,10 @@ async fn crash_and_resume(tier: &str, kill: Kill) {
     let proxy = FaultProxy::start(&stack_endpoint()).await;
     let victim_env = test_env(
         &stack.db,
-        &[("TENANTD_LEASE", "1s"), ("AWS_ENDPOINT_URL", proxy.url.as_str())],
+        &[
+            ("TENANTD_LEASE", "1s"),
+            ("AWS_ENDPOINT_URL", proxy.url.as_str()),
+        ],
     );
     if let Kill::During(op) = kill {
         let hold = Duration::from_millis(2500);
@@ -65,7 +68,11 @@ async fn crash_and_resume(tier: &str, kill: Kill) {
     let job = stack.provision(&tenant, tier).await;
     match kill {
         Kill::After(step) => stack.reached(job, step, "advanced", TIMEOUT).await,
-        Kill::Waiting => stack.reached(job, "wait_available", "waiting", TIMEOUT).await,
+        Kill::Waiting => {
+            stack
+                .reached(job, "wait_available", "waiting", TIMEOUT)
+                .await
+        }
         Kill::During(op) => {
             wait_for(&format!("{op} in flight"), TIMEOUT, || async {
                 (proxy.seen(op) > 0).then_some(())
@@ -108,13 +115,21 @@ async fn crash_and_resume(tier: &str, kill: Kill) {
         .await;
     assert_eq!(secrets.len(), 1);
     assert!(secrets[0].deleted_date().is_none());
-    assert!(stack.tenant_tables(&tenant).await.contains(&"users".to_string()));
+    assert!(
+        stack
+            .tenant_tables(&tenant)
+            .await
+            .contains(&"users".to_string())
+    );
 
     // Leave nothing behind for the other tests.
     let (_, job, _) = tenants::request_deprovision(stack.pool(), &tenant, false, 5)
         .await
         .unwrap();
-    assert_eq!(stack.finished(job.id, TIMEOUT).await.state, JobState::Succeeded);
+    assert_eq!(
+        stack.finished(job.id, TIMEOUT).await.state,
+        JobState::Succeeded
+    );
     stop.cancel();
     worker.await.unwrap();
 }
@@ -215,7 +230,10 @@ async fn the_password_never_appears_in_the_daemon_log_even_at_trace_level() {
     let (_, job, _) = tenants::request_deprovision(stack.pool(), &tenant, false, 5)
         .await
         .unwrap();
-    assert_eq!(stack.finished(job.id, TIMEOUT).await.state, JobState::Succeeded);
+    assert_eq!(
+        stack.finished(job.id, TIMEOUT).await.state,
+        JobState::Succeeded
+    );
     stop.cancel();
     worker.await.unwrap();
 }

@@ -65,7 +65,12 @@ impl FaultProxy {
 
     /// How many calls of `operation` arrived so far.
     pub fn seen(&self, operation: &str) -> u32 {
-        self.seen.lock().unwrap().get(operation).copied().unwrap_or(0)
+        self.seen
+            .lock()
+            .unwrap()
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The next `count` calls of `operation` fail with an access-denied error.
