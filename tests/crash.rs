@@ -51,8 +51,21 @@ async fn crash_and_resume(tier: &str, kill: Kill) {
             ("AWS_ENDPOINT_URL", proxy.url.as_str()),
         ],
     );
+    let hold = Duration::from_millis(2500);
+    // Hold the step after the kill point, so the kill lands right after the point is recorded.
+    let next_call = match kill {
+        Kill::After("credentials") => Some(("CreateDBInstance", 1)),
+        Kill::After("instance") => Some(("DescribeDBInstances", 1)),
+        Kill::After("secret_endpoint") => Some(("GetSecretValue", 3)),
+        Kill::After("migrate") => Some(("ModifyDBInstance", 1)),
+        Kill::After("backups") => Some(("PutMetricAlarm", 1)),
+        Kill::After("alarms") => Some(("ModifyDBInstance", 2)),
+        _ => None,
+    };
+    if let Some((op, nth)) = next_call {
+        proxy.delay_nth(op, nth, hold);
+    }
     if let Kill::During(op) = kill {
-        let hold = Duration::from_millis(2500);
         match op {
             "CreateDBInstance" | "ModifyDBInstance" => {
                 rds_fault(json!({
@@ -95,6 +108,14 @@ async fn crash_and_resume(tier: &str, kill: Kill) {
     let finished = stack.finished(job, TIMEOUT).await;
     assert_eq!(finished.state, JobState::Succeeded, "{:?}", finished.error);
     assert_eq!(stack.tenant(&tenant).await.status, TenantStatus::Ready);
+    let history = tenantd::queue::history(stack.pool(), job).await.unwrap();
+    if !matches!(kill, Kill::Waiting) {
+        // The killed worker held the job: its lease expired and the job was taken over.
+        assert!(
+            history.iter().any(|h| h.outcome == "rescued"),
+            "{history:?}"
+        );
+    }
 
     // Exactly one instance and one secret, and the secret opens the database.
     let listed = stack
