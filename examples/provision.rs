@@ -56,7 +56,11 @@ async fn main() -> anyhow::Result<()> {
         for (tenant, job) in &jobs {
             for (i, h) in queue::history(&pool, *job).await?.iter().enumerate() {
                 if printed.insert((*job, i)) && h.outcome != "enqueued" {
-                    let error = h.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+                    let error = h
+                        .error
+                        .as_deref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default();
                     println!(
                         "{:>7.1}s  {tenant:<28} {:<16} {}{error}",
                         started.elapsed().as_secs_f64(),
@@ -76,7 +80,11 @@ async fn main() -> anyhow::Result<()> {
     }
     println!();
     for (tenant, (state, took)) in &finished {
-        println!("{tenant}: {} after {:.1}s", state.as_str(), took.as_secs_f64());
+        println!(
+            "{tenant}: {} after {:.1}s",
+            state.as_str(),
+            took.as_secs_f64()
+        );
     }
     println!("\nAWS calls: {} in all", cloud.total_calls());
     for ((service, operation, result), n) in cloud.calls() {

@@ -46,10 +46,26 @@ async fn crash_and_resume(tier: &str, kill: Kill) {
     let proxy = FaultProxy::start(&stack_endpoint()).await;
     let victim_env = test_env(
         &stack.db,
-        &[("TENANTD_LEASE", "1s"), ("AWS_ENDPOINT_URL", proxy.url.as_str())],
+        &[
+            ("TENANTD_LEASE", "1s"),
+            ("AWS_ENDPOINT_URL", proxy.url.as_str()),
+        ],
     );
+    let hold = Duration::from_millis(2500);
+    // Hold the step after the kill point, so the kill lands right after the point is recorded.
+    let next_call = match kill {
+        Kill::After("credentials") => Some(("CreateDBInstance", 1)),
+        Kill::After("instance") => Some(("DescribeDBInstances", 1)),
+        Kill::After("secret_endpoint") => Some(("GetSecretValue", 3)),
+        Kill::After("migrate") => Some(("ModifyDBInstance", 1)),
+        Kill::After("backups") => Some(("PutMetricAlarm", 1)),
+        Kill::After("alarms") => Some(("ModifyDBInstance", 2)),
+        _ => None,
+    };
+    if let Some((op, nth)) = next_call {
+        proxy.delay_nth(op, nth, hold);
+    }
     if let Kill::During(op) = kill {
-        let hold = Duration::from_millis(2500);
         match op {
             "CreateDBInstance" | "ModifyDBInstance" => {
                 rds_fault(json!({
@@ -65,7 +81,11 @@ async fn crash_and_resume(tier: &str, kill: Kill) {
     let job = stack.provision(&tenant, tier).await;
     match kill {
         Kill::After(step) => stack.reached(job, step, "advanced", TIMEOUT).await,
-        Kill::Waiting => stack.reached(job, "wait_available", "waiting", TIMEOUT).await,
+        Kill::Waiting => {
+            stack
+                .reached(job, "wait_available", "waiting", TIMEOUT)
+                .await
+        }
         Kill::During(op) => {
             wait_for(&format!("{op} in flight"), TIMEOUT, || async {
                 (proxy.seen(op) > 0).then_some(())
@@ -88,6 +108,14 @@ async fn crash_and_resume(tier: &str, kill: Kill) {
     let finished = stack.finished(job, TIMEOUT).await;
     assert_eq!(finished.state, JobState::Succeeded, "{:?}", finished.error);
     assert_eq!(stack.tenant(&tenant).await.status, TenantStatus::Ready);
+    let history = tenantd::queue::history(stack.pool(), job).await.unwrap();
+    if !matches!(kill, Kill::Waiting) {
+        // The killed worker held the job: its lease expired and the job was taken over.
+        assert!(
+            history.iter().any(|h| h.outcome == "rescued"),
+            "{history:?}"
+        );
+    }
 
     // Exactly one instance and one secret, and the secret opens the database.
     let listed = stack
@@ -108,13 +136,21 @@ async fn crash_and_resume(tier: &str, kill: Kill) {
         .await;
     assert_eq!(secrets.len(), 1);
     assert!(secrets[0].deleted_date().is_none());
-    assert!(stack.tenant_tables(&tenant).await.contains(&"users".to_string()));
+    assert!(
+        stack
+            .tenant_tables(&tenant)
+            .await
+            .contains(&"users".to_string())
+    );
 
     // Leave nothing behind for the other tests.
     let (_, job, _) = tenants::request_deprovision(stack.pool(), &tenant, false, 5)
         .await
         .unwrap();
-    assert_eq!(stack.finished(job.id, TIMEOUT).await.state, JobState::Succeeded);
+    assert_eq!(
+        stack.finished(job.id, TIMEOUT).await.state,
+        JobState::Succeeded
+    );
     stop.cancel();
     worker.await.unwrap();
 }
@@ -215,7 +251,10 @@ async fn the_password_never_appears_in_the_daemon_log_even_at_trace_level() {
     let (_, job, _) = tenants::request_deprovision(stack.pool(), &tenant, false, 5)
         .await
         .unwrap();
-    assert_eq!(stack.finished(job.id, TIMEOUT).await.state, JobState::Succeeded);
+    assert_eq!(
+        stack.finished(job.id, TIMEOUT).await.state,
+        JobState::Succeeded
+    );
     stop.cancel();
     worker.await.unwrap();
 }

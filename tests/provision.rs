@@ -55,7 +55,10 @@ async fn every_tier_is_provisioned_as_configured_and_deprovisioned_to_a_snapshot
         assert_eq!(db.storage_encrypted(), Some(true));
         assert_eq!(db.engine(), Some("postgres"));
         assert_eq!(db.preferred_backup_window(), Some("03:00-04:00"));
-        assert_eq!(db.preferred_maintenance_window(), Some("sun:05:00-sun:06:00"));
+        assert_eq!(
+            db.preferred_maintenance_window(),
+            Some("sun:05:00-sun:06:00")
+        );
         let tags: Vec<(&str, &str)> = db
             .tag_list()
             .iter()
@@ -260,12 +263,7 @@ async fn broken_tenant_migrations_roll_back() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failure_setting_backups_rolls_back() {
-    failure_rolls_back(
-        "backups",
-        "pro",
-        Fault::Rds("ModifyDBInstance", json!({})),
-    )
-    .await;
+    failure_rolls_back("backups", "pro", Fault::Rds("ModifyDBInstance", json!({}))).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -328,7 +326,12 @@ async fn an_existing_instance_of_this_tenant_is_adopted_with_the_secrets_passwor
     assert_eq!(job.data.0["adopted"], json!(true));
     assert_eq!(stack.tenant(&tenant).await.status, TenantStatus::Ready);
     // The secret's password opens the adopted database: it was reset to the secret's.
-    assert!(stack.tenant_tables(&tenant).await.contains(&"users".to_string()));
+    assert!(
+        stack
+            .tenant_tables(&tenant)
+            .await
+            .contains(&"users".to_string())
+    );
 
     let (_, job, _) = tenants::request_deprovision(stack.pool(), &tenant, false, 5)
         .await
@@ -355,11 +358,19 @@ async fn an_existing_instance_of_someone_else_is_refused_and_left_alone() {
     stop.cancel();
     worker.await.unwrap();
     assert_eq!(job.state, JobState::Failed);
-    assert!(job.error.as_deref().unwrap().contains("not tagged as this tenant's"));
+    assert!(
+        job.error
+            .as_deref()
+            .unwrap()
+            .contains("not tagged as this tenant's")
+    );
     let row = stack.tenant(&tenant).await;
     assert_eq!(row.status, TenantStatus::Failed);
     // Untouched: still there, not being deleted; our secret is gone.
-    let db = stack.instance(&instance).await.expect("the foreign instance remains");
+    let db = stack
+        .instance(&instance)
+        .await
+        .expect("the foreign instance remains");
     assert_ne!(db.db_instance_status(), Some("deleting"));
     assert!(
         stack
@@ -386,7 +397,9 @@ async fn a_cancelled_provisioning_rolls_back_and_ends_cancelled() {
     let (stop, worker) =
         stack.spawn_worker(&settings, Cloud::from_sdk_config(&sdk_config(None).await));
     let job = stack.provision(&tenant, "starter").await;
-    stack.reached(job, "wait_available", "waiting", TIMEOUT).await;
+    stack
+        .reached(job, "wait_available", "waiting", TIMEOUT)
+        .await;
     support::wait_for("the cancel to be accepted", TIMEOUT, || async {
         let mut conn = stack.pool().acquire().await.unwrap();
         tenantd::queue::cancel(&mut conn, job).await.ok()

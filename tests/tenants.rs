@@ -16,7 +16,10 @@ async fn a_provision_request_creates_the_tenant_and_one_job_and_replays_return_i
         .unwrap();
     assert!(created);
     assert_eq!(tenant.status, TenantStatus::Provisioning);
-    assert_eq!((job.kind.as_str(), job.step.as_str()), ("provision", "credentials"));
+    assert_eq!(
+        (job.kind.as_str(), job.step.as_str()),
+        ("provision", "credentials")
+    );
     assert_eq!(job.args.0["tier"], "pro");
 
     let (_, again, created) = tenants::request_provision(&db.pool, &tiers, "acme", "pro", 5)
@@ -105,8 +108,13 @@ async fn tenants_are_listed_in_pages_by_status() {
             .unwrap();
     }
     let (page, next) = tenants::list(&db.pool, None, 2, None).await.unwrap();
-    assert_eq!(page.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["t-a", "t-b"]);
-    let (page, next) = tenants::list(&db.pool, None, 2, next.as_deref()).await.unwrap();
+    assert_eq!(
+        page.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["t-a", "t-b"]
+    );
+    let (page, next) = tenants::list(&db.pool, None, 2, next.as_deref())
+        .await
+        .unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(next, None);
     let (ready, _) = tenants::list(&db.pool, Some(TenantStatus::Ready), 10, None)

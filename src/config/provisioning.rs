@@ -138,10 +138,10 @@ impl ProvisioningSettings {
                     ));
                 }
                 None => {
-                    return Err(ConfigError::Missing {
-                        name: "TENANTD_TENANT_DB_CA_FILE",
-                        hint: "verify-full needs the RDS CA bundle (global-bundle.pem)",
-                    });
+                    return Err(invalid(
+                        "TENANTD_TENANT_DB_TLS",
+                        "verify-full needs TENANTD_TENANT_DB_CA_FILE (the RDS CA bundle)".into(),
+                    ));
                 }
             },
             "disable" => TenantDbTls::Disable,
@@ -271,7 +271,10 @@ fn parse_window(s: &str, weekly: bool) -> Option<(u32, u32)> {
     let point = |p: &str| -> Option<u32> {
         let (day, time) = if weekly {
             let (d, t) = p.split_once(':')?;
-            (DAYS.iter().position(|x| x.eq_ignore_ascii_case(d))? as u32, t)
+            (
+                DAYS.iter().position(|x| x.eq_ignore_ascii_case(d))? as u32,
+                t,
+            )
         } else {
             (0, p)
         };
@@ -292,9 +295,9 @@ fn windows_overlap(backup: (u32, u32), maintenance: (u32, u32)) -> bool {
     (0..8).any(|day| {
         let b_start = day * 1440 + backup.0;
         let (m_start, m_len) = maintenance;
-        [m_start, m_start + WEEK].iter().any(|&m| {
-            b_start < m + m_len && m < b_start + backup.1
-        })
+        [m_start, m_start + WEEK]
+            .iter()
+            .any(|&m| b_start < m + m_len && m < b_start + backup.1)
     })
 }
 

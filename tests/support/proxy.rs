@@ -14,6 +14,8 @@ use axum::response::Response;
 #[derive(Debug, Clone)]
 struct Rule {
     operation: String,
+    /// Calls of the operation to let through untouched first.
+    skip: u32,
     count: u32,
     latency: Duration,
     fail: bool,
@@ -65,22 +67,33 @@ impl FaultProxy {
 
     /// How many calls of `operation` arrived so far.
     pub fn seen(&self, operation: &str) -> u32 {
-        self.seen.lock().unwrap().get(operation).copied().unwrap_or(0)
+        self.seen
+            .lock()
+            .unwrap()
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The next `count` calls of `operation` fail with an access-denied error.
     pub fn fail(&self, operation: &str, count: u32) {
-        self.add(operation, count, Duration::ZERO, true);
+        self.add(operation, 0, count, Duration::ZERO, true);
     }
 
     /// The next `count` calls of `operation` are held for `latency`, then forwarded.
     pub fn delay(&self, operation: &str, count: u32, latency: Duration) {
-        self.add(operation, count, latency, false);
+        self.add(operation, 0, count, latency, false);
     }
 
-    fn add(&self, operation: &str, count: u32, latency: Duration, fail: bool) {
+    /// The `nth` call (1-based) of `operation` is held for `latency`, then forwarded.
+    pub fn delay_nth(&self, operation: &str, nth: u32, latency: Duration) {
+        self.add(operation, nth - 1, 1, latency, false);
+    }
+
+    fn add(&self, operation: &str, skip: u32, count: u32, latency: Duration, fail: bool) {
         self.rules.lock().unwrap().push(Rule {
             operation: operation.to_string(),
+            skip,
             count,
             latency,
             fail,
@@ -105,6 +118,10 @@ fn operation_of(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> String {
 fn take(rules: &Mutex<Vec<Rule>>, operation: &str) -> Option<Rule> {
     let mut rules = rules.lock().unwrap();
     let i = rules.iter().position(|r| r.operation == operation)?;
+    if rules[i].skip > 0 {
+        rules[i].skip -= 1;
+        return None;
+    }
     rules[i].count -= 1;
     let rule = rules[i].clone();
     if rules[i].count == 0 {

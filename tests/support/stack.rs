@@ -113,7 +113,10 @@ impl Stack {
     }
 
     pub async fn tenant(&self, id: &str) -> Tenant {
-        tenants::get(self.pool(), id).await.unwrap().expect("tenant")
+        tenants::get(self.pool(), id)
+            .await
+            .unwrap()
+            .expect("tenant")
     }
 
     pub async fn job(&self, id: Uuid) -> Job {
@@ -180,7 +183,10 @@ impl Stack {
     }
 
     /// Secrets with this exact name, including those scheduled for deletion.
-    pub async fn secrets_named(&self, name: &str) -> Vec<aws_sdk_secretsmanager::types::SecretListEntry> {
+    pub async fn secrets_named(
+        &self,
+        name: &str,
+    ) -> Vec<aws_sdk_secretsmanager::types::SecretListEntry> {
         let out = self
             .secrets
             .list_secrets()
@@ -231,7 +237,9 @@ impl Stack {
             self.instance(&instance).await.is_none(),
             "instance {instance} remains"
         );
-        let secrets = self.secrets_named(&format!("saas/tenant/{tenant}/database")).await;
+        let secrets = self
+            .secrets_named(&format!("saas/tenant/{tenant}/database"))
+            .await;
         assert!(secrets.is_empty(), "secret remains: {secrets:?}");
         let alarms = self.alarms(&format!("{instance}-")).await;
         assert!(alarms.is_empty(), "alarms remain: {alarms:?}");
@@ -239,7 +247,9 @@ impl Stack {
 
     /// Logs in to the tenant database with the secret's credentials; returns its tables.
     pub async fn tenant_tables(&self, tenant: &str) -> Vec<String> {
-        let s = self.secret_json(&format!("saas/tenant/{tenant}/database")).await;
+        let s = self
+            .secret_json(&format!("saas/tenant/{tenant}/database"))
+            .await;
         let options = sqlx::postgres::PgConnectOptions::new()
             .host(s["host"].as_str().unwrap())
             .port(s["port"].as_u64().unwrap() as u16)
