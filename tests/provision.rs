@@ -57,7 +57,7 @@ async fn every_tier_is_provisioned_as_configured_and_deprovisioned_to_a_snapshot
         assert_eq!(db.preferred_backup_window(), Some("03:00-04:00"));
         assert_eq!(
             db.preferred_maintenance_window(),
-            Some("sun:05:00-sun:06:00")
+            Some("sun:04:00-sun:05:00")
         );
         let tags: Vec<(&str, &str)> = db
             .tag_list()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::client::{Client, ClientError};
-use crate::api::jobs::JobDetail;
+use crate::api::jobs::{JobDetail, StepView};
 use crate::api::tenants::TenantView;
 use crate::queue::JobState;
 use crate::tenants::TenantStatus;
@@ -67,11 +67,32 @@ impl Progress {
         }
     }
 
+    /// A line that stays: printed above the spinner on a terminal, as a plain line otherwise.
+    fn record(&self, message: String) {
+        match self {
+            Progress::Bar(bar) => bar.println(message),
+            Progress::Lines(..) => self.show(message),
+        }
+    }
+
     fn finish(&self) {
         if let Progress::Bar(bar) = self {
             bar.finish_and_clear();
         }
     }
+}
+
+/// One recorded step of the job's history.
+fn recorded(tenant: &str, kind: &str, step: &StepView) -> String {
+    let mut s = format!("{kind} {tenant}: {} {}", step.step, step.outcome);
+    if let Some(started) = step.started_at {
+        let ms = (step.finished_at - started).num_milliseconds().max(0);
+        s.push_str(&format!(" in {ms} ms"));
+    }
+    if let Some(e) = &step.error {
+        s.push_str(&format!(": {e}"));
+    }
+    s
 }
 
 fn describe(tenant: &str, job: &JobDetail) -> String {
@@ -104,6 +125,7 @@ pub async fn follow(
 ) -> Result<Ended, ClientError> {
     let progress = Progress::new(target);
     let mut last = String::new();
+    let mut recorded_rows = 0;
     let job = loop {
         let job = match client.get_job(job_id).await {
             Ok(job) => job,
@@ -112,8 +134,15 @@ pub async fn follow(
                 return Err(e);
             }
         };
+        // Every step the job recorded since the last look, so quick steps are not missed.
+        for step in job.history.iter().skip(recorded_rows) {
+            if step.outcome != "enqueued" {
+                progress.record(recorded(tenant, &job.job.kind, step));
+            }
+        }
+        recorded_rows = job.history.len();
         let line = describe(tenant, &job);
-        if line != last {
+        if line != last && job.job.state.is_active() {
             progress.show(line.clone());
             last = line;
         }

@@ -45,9 +45,6 @@ pub fn test_env(db: &TestDb, extra: &[(&str, &str)]) -> HashMap<String, String> 
         ("TENANTD_POLL_INTERVAL", "100ms"),
         ("TENANTD_SHUTDOWN_TIMEOUT", "2s"),
         ("TENANTD_PROVISION_DEADLINE", "2m"),
-        // The emulator (moto) counts windows that merely touch as overlapping; real RDS
-        // takes the default sun:04:00-sun:05:00 next to the 03:00-04:00 backups.
-        ("TENANTD_MAINTENANCE_WINDOW", "sun:05:00-sun:06:00"),
         (
             "TENANTD_TENANT_MIGRATIONS",
             concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tenant-migrations"),

@@ -108,6 +108,7 @@ class LocalRdsState:
         self.relays = RelayHub(self.endpoint_host, socket_dir, pg_port)
         self.admin.drop_leftovers(self._is_live_name)
         _patch_moto_address()
+        _patch_moto_windows()
 
     def _is_live_name(self, name: str) -> bool:
         with self.lock:
@@ -190,6 +191,53 @@ def _patch_moto_address() -> None:
     prop = property(address)
     prop.fget._local_rds = True
     DBInstance.address = prop
+
+
+_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_DAY = 24 * 60
+_WEEK = 7 * _DAY
+
+
+def windows_overlap(backup: str, maintenance: str) -> bool:
+    """True when the daily backup window and the weekly maintenance window share a minute.
+
+    Windows that only touch (03:00-04:00 and sun:04:00-sun:05:00) do not overlap, as on RDS;
+    moto counts them as overlapping.
+    """
+    b_start, b_end = (int(h) * 60 + int(m) for h, m in (t.split(":") for t in backup.split("-")))
+    if b_end <= b_start:
+        b_end += _DAY
+    (sd, sh, sm), (ed, eh, em) = (t.split(":") for t in maintenance.lower().split("-"))
+    m_start = _DAYS.index(sd) * _DAY + int(sh) * 60 + int(sm)
+    m_end = _DAYS.index(ed) * _DAY + int(eh) * 60 + int(em)
+    if m_end <= m_start:
+        m_end += _WEEK
+    for day in range(-1, 8):
+        for shift in (-_WEEK, 0, _WEEK):
+            start, end = day * _DAY + b_start, day * _DAY + b_end
+            if min(end, m_end + shift) - max(start, m_start + shift) > 0:
+                return True
+    return False
+
+
+def _patch_moto_windows() -> None:
+    """Let windows that only touch pass, as RDS does; moto's other checks still apply."""
+    import moto.rds.models as models
+
+    original = models.valid_preferred_maintenance_window
+    if getattr(original, "_local_rds", False):
+        return
+
+    def valid(maintenance_window, backup_window):
+        try:
+            if backup_window and windows_overlap(backup_window, maintenance_window):
+                return "The backup window and maintenance window must not overlap."
+        except (ValueError, IndexError):
+            return original(maintenance_window, backup_window)
+        return original(maintenance_window, None)
+
+    valid._local_rds = True
+    models.valid_preferred_maintenance_window = valid
 
 
 def _invalid_state(message: str) -> CommonServiceException:
