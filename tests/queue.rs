@@ -616,3 +616,60 @@ async fn the_control_schema_refuses_impossible_rows() {
         .await;
     assert!(tamper.is_err(), "history is append-only");
 }
+
+/// Panics on its first attempt.
+struct Panicky;
+
+#[async_trait]
+impl Workflow for Panicky {
+    fn kind(&self) -> &'static str {
+        "panicky"
+    }
+    fn first_step(&self) -> &'static str {
+        "work"
+    }
+    async fn run_step(&self, cx: &StepContext<'_>) -> Transition {
+        if cx.job.attempt == 0 {
+            panic!("a bug in a step");
+        }
+        Transition::done()
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_step_counts_as_a_failed_attempt_and_the_job_goes_on() {
+    let db = fresh_db().await;
+    let job = queue::enqueue(
+        &mut db.pool.acquire().await.unwrap(),
+        NewJob::new("panicky", "work", 3),
+    )
+    .await
+    .unwrap()
+    .into_job();
+    let stop = CancellationToken::new();
+    let w = tokio::spawn(worker::run(
+        db.pool.clone(),
+        Registry::new().register(Panicky),
+        worker_settings("w"),
+        stop.clone(),
+    ));
+    wait_for("the job to succeed", Duration::from_secs(20), || async {
+        (job_state(&db.pool, job.id).await == JobState::Succeeded).then_some(())
+    })
+    .await;
+    stop.cancel();
+    w.await.unwrap().unwrap();
+    let history = queue::history(&db.pool, job.id).await.unwrap();
+    let rows: Vec<(&str, Option<&str>)> = history
+        .iter()
+        .map(|h| (h.outcome.as_str(), h.error.as_deref()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("enqueued", None),
+            ("retrying", Some("the step panicked")),
+            ("succeeded", None)
+        ]
+    );
+}

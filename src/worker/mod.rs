@@ -5,10 +5,12 @@
 mod plan;
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::FutureExt;
 use sqlx::PgPool;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
@@ -19,7 +21,7 @@ use uuid::Uuid;
 pub use plan::{PlanInput, Planned, RetryPolicy, on_claim, plan};
 
 use crate::queue::{self, Completer, Job, Lease, QueueError};
-use crate::workflow::{Registry, StepContext};
+use crate::workflow::{Registry, StepContext, Transition};
 
 /// How one worker process behaves.
 #[derive(Debug, Clone)]
@@ -39,6 +41,17 @@ pub struct WorkerSettings {
 
 /// Leases this process holds, with the abort token of the task running each job.
 type Held = Arc<Mutex<HashMap<Uuid, (i64, CancellationToken)>>>;
+
+fn leases_of(held: &Held) -> Vec<Lease> {
+    held.lock()
+        .unwrap()
+        .iter()
+        .map(|(id, (token, _))| Lease {
+            job_id: *id,
+            token: *token,
+        })
+        .collect()
+}
 
 /// Runs the worker until `shutdown` is cancelled, then drains: stops claiming, lets running steps
 /// finish within the shutdown timeout, and hands back the leases of those that did not.
@@ -162,15 +175,7 @@ pub async fn run(
         warn!(worker = %settings.id, "shutdown deadline passed; abandoning unfinished steps");
     }
     // What is still held either never started (claimed, waiting for a slot) or did not finish.
-    let leases: Vec<Lease> = held
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(id, (token, _))| Lease {
-            job_id: *id,
-            token: *token,
-        })
-        .collect();
+    let leases = leases_of(&held);
     if !leases.is_empty() {
         let released = queue::release(&pool, &leases, &settings.id).await?;
         info!(worker = %settings.id, released, "handed unfinished jobs back to the queue");
@@ -230,8 +235,12 @@ impl JobTask {
                         lease: job.lease(),
                         abort: self.abort.clone(),
                     };
+                    // A panicking step is a failed attempt, not a job held (and heartbeaten)
+                    // for as long as the process lives.
+                    let step = AssertUnwindSafe(workflow.run_step(&cx).instrument(span.clone()))
+                        .catch_unwind();
                     tokio::select! {
-                        t = workflow.run_step(&cx).instrument(span.clone()) => t,
+                        t = step => t.unwrap_or_else(|_| Transition::retry("the step panicked")),
                         _ = self.abort.cancelled() => {
                             span.in_scope(|| warn!("step abandoned: lease lost or hard stop"));
                             break;
@@ -314,15 +323,7 @@ async fn heartbeat_loop(
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        let leases: Vec<Lease> = held
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(id, (token, _))| Lease {
-                job_id: *id,
-                token: *token,
-            })
-            .collect();
+        let leases = leases_of(&held);
         if leases.is_empty() {
             continue;
         }
