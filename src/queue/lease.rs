@@ -18,8 +18,12 @@ pub struct Lease {
     pub token: i64,
 }
 
-/// Claims up to `limit` runnable jobs of the given kinds for `owner` in one statement, highest priority first, then
-/// oldest `run_at`. Rows locked by a concurrent claimer are skipped, never waited for.
+/// Claims up to `limit` runnable jobs of the given kinds for `owner` in one statement, highest
+/// priority first, then oldest `run_at`. Rows locked by a concurrent claimer are skipped, never
+/// waited for.
+///
+/// The ids go through `= ANY(ARRAY(...))` rather than a join: statements are prepared, and
+/// PostgreSQL's generic plan for the join with an unknown LIMIT hashed the whole jobs table.
 pub async fn claim(
     executor: impl PgExecutor<'_>,
     owner: &str,
@@ -29,17 +33,16 @@ pub async fn claim(
 ) -> Result<Vec<Job>, QueueError> {
     Ok(sqlx::query_as::<_, Job>(
         r#"
-        WITH next AS (
+        UPDATE jobs SET state = 'running', lease_owner = $2,
+            lease_expires_at = now() + make_interval(secs => $3),
+            lease_token = nextval('job_lease_tokens'), updated_at = now()
+        WHERE id = ANY(ARRAY(
             SELECT id FROM jobs
             WHERE state IN ('queued', 'waiting') AND run_at <= now() AND kind = ANY($4)
             ORDER BY priority DESC, run_at
             LIMIT $1
             FOR UPDATE SKIP LOCKED
-        )
-        UPDATE jobs SET state = 'running', lease_owner = $2,
-            lease_expires_at = now() + make_interval(secs => $3),
-            lease_token = nextval('job_lease_tokens'), updated_at = now()
-        FROM next WHERE jobs.id = next.id
+        ))
         RETURNING jobs.*
         "#,
     )
@@ -116,16 +119,16 @@ pub async fn rescue_expired(
 ) -> Result<u64, QueueError> {
     let rescued: i64 = sqlx::query_scalar(
         r#"
-        WITH expired AS (
-            SELECT id FROM jobs
-            WHERE state = 'running' AND lease_expires_at < now()
-            ORDER BY lease_expires_at
-            LIMIT $1
-            FOR UPDATE SKIP LOCKED
-        ), rescued AS (
+        WITH rescued AS (
             UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL,
                 attempt = LEAST(attempt + 1, max_attempts), run_at = now(), updated_at = now()
-            FROM expired WHERE jobs.id = expired.id
+            WHERE id = ANY(ARRAY(
+                SELECT id FROM jobs
+                WHERE state = 'running' AND lease_expires_at < now()
+                ORDER BY lease_expires_at
+                LIMIT $1
+                FOR UPDATE SKIP LOCKED
+            ))
             RETURNING jobs.id, jobs.step, jobs.attempt, jobs.lease_token
         ), logged AS (
             INSERT INTO job_history (job_id, step, attempt, outcome, error, lease_token)
