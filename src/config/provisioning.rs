@@ -49,6 +49,8 @@ pub struct ProvisioningSettings {
     pub wait_max: Duration,
     /// Recovery window of a deprovisioned tenant's secret.
     pub secret_recovery_days: i64,
+    /// How often the instance poller describes the instances jobs wait for (in batches).
+    pub rds_poll_interval: Duration,
 }
 
 impl ProvisioningSettings {
@@ -225,7 +227,14 @@ impl ProvisioningSettings {
             ));
         }
         let secret_recovery_days = env.integer("TENANTD_SECRET_RECOVERY_DAYS", 7, 7..=30)?;
+        let rds_poll_interval = env.duration(
+            "TENANTD_RDS_POLL_INTERVAL",
+            Duration::from_secs(10),
+            Duration::from_millis(50),
+            Duration::from_secs(600),
+        )?;
         Ok(ProvisioningSettings {
+            rds_poll_interval,
             tiers,
             engine_version,
             instance_prefix,
