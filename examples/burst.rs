@@ -161,7 +161,11 @@ async fn run(args: &Args, db_url: &str) -> anyhow::Result<String> {
                 match request.send().await {
                     Ok(r) if r.status().as_u16() == 202 => 0,
                     Ok(r) => {
-                        eprintln!("{id}: {} {}", r.status(), r.text().await.unwrap_or_default());
+                        eprintln!(
+                            "{id}: {} {}",
+                            r.status(),
+                            r.text().await.unwrap_or_default()
+                        );
                         1
                     }
                     Err(e) => {

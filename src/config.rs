@@ -237,8 +237,12 @@ impl Settings {
 /// of about 12/s is shared with other tools) times `TENANTD_RDS_RATE_SHARE` (this replica's
 /// fraction, default 1; e.g. 0.33 for one of three replicas).
 fn rds_rate<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<f64, ConfigError> {
-    let rate: f64 = env.parsed("TENANTD_RDS_RATE", 8.0, "requests per second, e.g. 8 or 2.5")?;
-    if !(rate.is_finite() && rate >= 0.1 && rate <= 10_000.0) {
+    let rate: f64 = env.parsed(
+        "TENANTD_RDS_RATE",
+        8.0,
+        "requests per second, e.g. 8 or 2.5",
+    )?;
+    if !(rate.is_finite() && (0.1..=10_000.0).contains(&rate)) {
         return Err(ConfigError::Invalid {
             name: "TENANTD_RDS_RATE",
             problem: format!("expected requests per second from 0.1 to 10000, got {rate}"),

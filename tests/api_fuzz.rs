@@ -53,10 +53,12 @@ fn nasty_string(rng: &mut StdRng) -> String {
     match rng.random_range(0..6) {
         0 => "x".repeat(rng.random_range(10_000..10_300)),
         1 => format!("{}{}", NASTY.choose(rng).unwrap(), "a".repeat(41)),
-        2 => (0..rng.random_range(1..60))
-            .map(|_| char::from_u32(rng.random_range(0x20..0x3000)).unwrap_or('?'))
-            .collect::<String>()
-            + "'",
+        2 => {
+            (0..rng.random_range(1..60))
+                .map(|_| char::from_u32(rng.random_range(0x20..0x3000)).unwrap_or('?'))
+                .collect::<String>()
+                + "'"
+        }
         _ => NASTY.choose(rng).unwrap().to_string(),
     }
 }
@@ -97,7 +99,9 @@ fn bad_create_body(rng: &mut StdRng) -> Vec<u8> {
         3 => json!({ "id": 42, "tier": "starter" }),
         // Missing or extra fields.
         4 => json!({ "id": good_ids.choose(rng).unwrap() }),
-        5 => json!({ "id": good_ids.choose(rng).unwrap(), "tier": "starter", nasty_string(rng): 1 }),
+        5 => {
+            json!({ "id": good_ids.choose(rng).unwrap(), "tier": "starter", nasty_string(rng): 1 })
+        }
         // Not an object at all.
         6 => junk_value(rng, 0),
         7 => json!([{ "id": "acme", "tier": "starter" }]),
@@ -107,7 +111,9 @@ fn bad_create_body(rng: &mut StdRng) -> Vec<u8> {
             if rng.random::<bool>() {
                 return body.as_bytes()[..rng.random_range(0..body.len() - 1)].to_vec();
             }
-            return (0..rng.random_range(1..200)).map(|_| rng.random()).collect();
+            return (0..rng.random_range(1..200))
+                .map(|_| rng.random())
+                .collect();
         }
     };
     // `junk_value` may, against all odds, produce a valid create; refuse that by construction.
@@ -201,7 +207,11 @@ fn request(rng: &mut StdRng) -> Request {
             (Method::POST, "/v1/tenants".to_string(), body)
         }
         4 => (Method::GET, format!("/v1/tenants/{}", odd_id(rng)), vec![]),
-        5 => (Method::GET, format!("/v1/tenants?{}", bad_list_query(rng)), vec![]),
+        5 => (
+            Method::GET,
+            format!("/v1/tenants?{}", bad_list_query(rng)),
+            vec![],
+        ),
         6 => {
             let query = if rng.random::<bool>() {
                 format!("?final_snapshot={}", encode(&nasty_string(rng)))

@@ -28,13 +28,18 @@ async fn three_replicas_share_sixty_tenants_and_survive_losing_one() {
         .collect();
     let tenants = provision_many(&stack, &prefix, TENANTS).await;
 
-    wait_for("half of the tenants ready", Duration::from_secs(240), || async {
-        let ready: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants WHERE status = 'ready'")
-            .fetch_one(stack.pool())
-            .await
-            .unwrap();
-        (ready as usize >= TENANTS / 2).then_some(())
-    })
+    wait_for(
+        "half of the tenants ready",
+        Duration::from_secs(240),
+        || async {
+            let ready: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM tenants WHERE status = 'ready'")
+                    .fetch_one(stack.pool())
+                    .await
+                    .unwrap();
+            (ready as usize >= TENANTS / 2).then_some(())
+        },
+    )
     .await;
     kill9(&mut replicas[0]).await;
     settled(&stack, Duration::from_secs(240)).await;

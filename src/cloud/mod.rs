@@ -100,7 +100,11 @@ impl Cloud {
     /// One RDS operation: every attempt waits for the rate limiter, is counted, and a
     /// retryable failure (throttling, 5xx, timeout, connection) is tried again after a
     /// jittered, doubling pause, up to [`RDS_ATTEMPTS`] attempts in all.
-    async fn call_rds<T, E, F, Fut>(&self, operation: &'static str, send: F) -> Result<T, CloudError>
+    async fn call_rds<T, E, F, Fut>(
+        &self,
+        operation: &'static str,
+        send: F,
+    ) -> Result<T, CloudError>
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         F: Fn() -> Fut,

@@ -232,7 +232,10 @@ mod tests {
     fn observations_expire() {
         let o = Observations::default();
         assert!(!o.active(Duration::from_secs(60)));
-        o.store(HashMap::from([("saas-a".to_string(), Some(info("creating")))]));
+        o.store(HashMap::from([(
+            "saas-a".to_string(),
+            Some(info("creating")),
+        )]));
         assert!(o.active(Duration::from_secs(60)));
         assert!(o.get("saas-a", Duration::from_secs(60)).is_some());
         assert!(o.get("saas-b", Duration::from_secs(60)).is_none());

@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::poller::Look;
 use super::tenancy::{Tenancy, data_str, data_time, data_u64, on_cloud_error, tenant_of};
 use super::{StepContext, Transition, Workflow, configure, rollback};
-use super::poller::Look;
 use crate::cloud::rds::{InstanceChange, InstanceInfo, InstanceSpec, UNRECOVERABLE};
 use crate::cloud::{self, CloudError};
 use crate::tenant_db::{self, DbCredentials};

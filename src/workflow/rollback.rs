@@ -5,11 +5,11 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::poller::Look;
 use super::tenancy::{
     Tenancy, TenantUpdate, data_time, data_u64, on_undo_error, on_write_error, tenant_of,
     update_tenant,
 };
-use super::poller::Look;
 use super::{StepContext, Transition};
 use crate::cloud::rds::{InstanceChange, UNRECOVERABLE};
 use crate::cloud::secrets::Recovery;
