@@ -117,6 +117,9 @@ fn actionable(step: &str, seen: Option<&InstanceInfo>) -> bool {
 /// Runs rounds every poll interval until `stop`.
 pub async fn run(pool: PgPool, tenancy: Tenancy, stop: CancellationToken) {
     let interval = tenancy.settings.rds_poll_interval;
+    if interval.is_zero() {
+        return;
+    }
     loop {
         let started = Instant::now();
         if let Err(e) = round(&pool, &tenancy).await {
