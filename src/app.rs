@@ -1,6 +1,7 @@
 //! Assembling the daemon from its settings: the pieces `main` runs and the tests reuse.
 
 use sqlx::PgPool;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -9,7 +10,7 @@ use crate::cloud::Cloud;
 use crate::config::Settings;
 use crate::db;
 use crate::worker;
-use crate::workflow::{Deprovision, Provision, Registry, Tenancy};
+use crate::workflow::{Deprovision, Provision, Registry, Tenancy, poller};
 
 /// Connects to the control database (sized for the worker plus the API) and applies the schema.
 pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
@@ -21,16 +22,31 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
 
 /// The workflows this build runs: provisioning and deprovisioning tenants, and the demo.
 pub fn registry(settings: &Settings, cloud: Cloud) -> Registry {
-    let tenancy = Tenancy::new(cloud, settings.provisioning.clone());
+    registry_for(Tenancy::new(cloud, settings.provisioning.clone()))
+}
+
+fn registry_for(tenancy: Tenancy) -> Registry {
     Registry::new()
         .register(crate::workflow::demo::Demo)
         .register(Provision(tenancy.clone()))
         .register(Deprovision(tenancy))
 }
 
-/// The AWS clients, from the standard AWS configuration.
-pub async fn cloud() -> anyhow::Result<Cloud> {
-    Ok(Cloud::from_env().await?)
+/// The workflows, and the instance poller that wakes their wait steps, running until `stop`.
+pub fn workflows(
+    settings: &Settings,
+    cloud: Cloud,
+    pool: PgPool,
+    stop: CancellationToken,
+) -> (Registry, JoinHandle<()>) {
+    let tenancy = Tenancy::new(cloud, settings.provisioning.clone());
+    let poller = tokio::spawn(poller::run(pool, tenancy.clone(), stop));
+    (registry_for(tenancy), poller)
+}
+
+/// The AWS clients, from the standard AWS configuration, with this process's RDS rate.
+pub async fn cloud(settings: &Settings) -> anyhow::Result<Cloud> {
+    Ok(Cloud::from_env().await?.with_rds_rate(settings.rds_rate))
 }
 
 /// `tenantd serve`: the HTTP API and the worker in one process, until `shutdown`.
@@ -42,8 +58,9 @@ pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::R
         );
     }
     let pool = connect(&settings).await?;
-    let cloud = cloud().await?;
-    let registry = registry(&settings, cloud.clone());
+    let cloud = cloud(&settings).await?;
+    let background = CancellationToken::new();
+    let (registry, poller) = workflows(&settings, cloud.clone(), pool.clone(), background.clone());
     let listener = api::bind(settings.listen).await?;
     info!(
         listen = %listener.local_addr()?,
@@ -54,6 +71,8 @@ pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::R
     let http = tokio::spawn(api::serve(listener, app, shutdown.clone()));
     let worker_result = worker::run(pool, registry, settings.worker, shutdown.clone()).await;
     shutdown.cancel();
+    background.cancel();
+    let _ = poller.await;
     http.await??;
     worker_result?;
     Ok(())
@@ -62,8 +81,17 @@ pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::R
 /// `tenantd worker`: the worker alone.
 pub async fn work(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let pool = connect(&settings).await?;
-    let registry = registry(&settings, cloud().await?);
-    worker::run(pool, registry, settings.worker, shutdown).await?;
+    let background = CancellationToken::new();
+    let (registry, poller) = workflows(
+        &settings,
+        cloud(&settings).await?,
+        pool.clone(),
+        background.clone(),
+    );
+    let result = worker::run(pool, registry, settings.worker, shutdown).await;
+    background.cancel();
+    let _ = poller.await;
+    result?;
     Ok(())
 }
 

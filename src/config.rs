@@ -35,6 +35,9 @@ pub struct Settings {
     pub provisioning: ProvisioningSettings,
     /// Bearer tokens the HTTP API accepts; `serve` needs at least one.
     pub api_tokens: ApiTokens,
+    /// RDS requests per second this process may make: the fleet's budget times this
+    /// replica's share.
+    pub rds_rate: f64,
 }
 
 /// A setting that is missing or malformed.
@@ -202,6 +205,7 @@ impl Settings {
             }
         };
         let provisioning = ProvisioningSettings::load(env)?;
+        let rds_rate = rds_rate(env)?;
         let api_tokens = api_tokens(env)?;
         let id = env
             .optional("TENANTD_WORKER_ID")
@@ -224,8 +228,34 @@ impl Settings {
             log_format,
             provisioning,
             api_tokens,
+            rds_rate,
         })
     }
+}
+
+/// `TENANTD_RDS_RATE` (requests/s the whole fleet may make, default 8: the account's RDS limit
+/// of about 12/s is shared with other tools) times `TENANTD_RDS_RATE_SHARE` (this replica's
+/// fraction, default 1; e.g. 0.33 for one of three replicas).
+fn rds_rate<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<f64, ConfigError> {
+    let rate: f64 = env.parsed(
+        "TENANTD_RDS_RATE",
+        8.0,
+        "requests per second, e.g. 8 or 2.5",
+    )?;
+    if !(rate.is_finite() && (0.1..=10_000.0).contains(&rate)) {
+        return Err(ConfigError::Invalid {
+            name: "TENANTD_RDS_RATE",
+            problem: format!("expected requests per second from 0.1 to 10000, got {rate}"),
+        });
+    }
+    let share: f64 = env.parsed("TENANTD_RDS_RATE_SHARE", 1.0, "a fraction such as 0.5")?;
+    if !(share.is_finite() && share > 0.0 && share <= 1.0) {
+        return Err(ConfigError::Invalid {
+            name: "TENANTD_RDS_RATE_SHARE",
+            problem: format!("expected a fraction above 0 and at most 1, got {share}"),
+        });
+    }
+    Ok((rate * share).max(0.01))
 }
 
 /// `TENANTD_API_TOKENS` (comma-separated) and the tokens in the file `TENANTD_API_TOKENS_FILE`
@@ -279,6 +309,19 @@ mod tests {
     }
 
     #[test]
+    fn the_rds_rate_is_this_replicas_share_of_the_fleet_budget() {
+        let base = ("TENANTD_DATABASE_URL", "postgres://h/db");
+        assert_eq!(load(&[base]).unwrap().rds_rate, 8.0);
+        let s = load(&[
+            base,
+            ("TENANTD_RDS_RATE", "9"),
+            ("TENANTD_RDS_RATE_SHARE", "0.5"),
+        ])
+        .unwrap();
+        assert_eq!(s.rds_rate, 4.5);
+    }
+
+    #[test]
     fn a_missing_database_url_is_named() {
         let err = load(&[]).unwrap_err();
         assert!(
@@ -314,6 +357,11 @@ mod tests {
             ("TENANTD_TIERS", "no/such/tiers.toml"),
             ("TENANTD_BACKUP_WINDOW", "3-4"),
             ("TENANTD_MAINTENANCE_WINDOW", "sun:03:30-sun:04:30"),
+            ("TENANTD_RDS_RATE", "0"),
+            ("TENANTD_RDS_RATE", "fast"),
+            ("TENANTD_RDS_RATE_SHARE", "1.5"),
+            ("TENANTD_RDS_RATE_SHARE", "0"),
+            ("TENANTD_RDS_POLL_INTERVAL", "1ms"),
         ] {
             let err = load(&[base, (name, value)]).unwrap_err();
             assert!(

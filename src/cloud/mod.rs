@@ -7,12 +7,20 @@ pub mod secrets;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_rds::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use backon::{ExponentialBuilder, Retryable as _};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tracing::debug;
+
+/// Attempts of one RDS call inside one step visit (tenantd's own retries, the SDK's are off for
+/// RDS so that every attempt passes the rate limiter and the layers do not multiply).
+pub const RDS_ATTEMPTS: usize = 3;
 
 /// The AWS clients tenantd uses, sharing one call counter. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -21,6 +29,10 @@ pub struct Cloud {
     secrets: aws_sdk_secretsmanager::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
     calls: Arc<CallCounter>,
+    /// Every RDS attempt of this process takes a token first; `None`: unlimited.
+    rds_limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// First pause of the in-process RDS retry (doubling, with jitter).
+    rds_retry_base: Duration,
 }
 
 impl Cloud {
@@ -39,13 +51,80 @@ impl Cloud {
         Ok(Self::from_sdk_config(&config))
     }
 
+    /// Clients from `config`. RDS gets no SDK retries: [`Cloud::call_rds`] retries it, through
+    /// the rate limiter; Secrets Manager and CloudWatch keep the SDK's standard retries.
     pub fn from_sdk_config(config: &SdkConfig) -> Self {
+        let rds = aws_sdk_rds::config::Builder::from(config)
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .build();
         Cloud {
-            rds: aws_sdk_rds::Client::new(config),
+            rds: aws_sdk_rds::Client::from_conf(rds),
             secrets: aws_sdk_secretsmanager::Client::new(config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
             calls: Arc::default(),
+            rds_limiter: None,
+            rds_retry_base: Duration::from_millis(250),
         }
+    }
+
+    /// Limits this process to `per_second` RDS requests (a fraction is fine: 2.5 is one every
+    /// 400 ms), with bursts of up to one second's worth.
+    pub fn with_rds_rate(mut self, per_second: f64) -> Self {
+        assert!(per_second > 0.0, "an RDS rate must be positive");
+        let burst = NonZeroU32::new(per_second.ceil().max(1.0) as u32).expect("at least 1");
+        let quota = Quota::with_period(Duration::from_secs_f64(1.0 / per_second))
+            .expect("a positive period")
+            .allow_burst(burst);
+        self.rds_limiter = Some(Arc::new(RateLimiter::direct(quota)));
+        self
+    }
+
+    /// The first pause of the in-process RDS retry (tests shorten it).
+    pub fn with_rds_retry_base(mut self, base: Duration) -> Self {
+        self.rds_retry_base = base;
+        self
+    }
+
+    /// Calls made so far to one service.
+    pub fn service_calls(&self, service: &str) -> u64 {
+        self.calls
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((s, _, _), _)| *s == service)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// One RDS operation: every attempt waits for the rate limiter, is counted, and a
+    /// retryable failure (throttling, 5xx, timeout, connection) is tried again after a
+    /// jittered, doubling pause, up to [`RDS_ATTEMPTS`] attempts in all.
+    async fn call_rds<T, E, F, Fut>(
+        &self,
+        operation: &'static str,
+        send: F,
+    ) -> Result<T, CloudError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E>>>,
+    {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.rds_retry_base)
+            .with_max_delay(self.rds_retry_base * 8)
+            .with_max_times(RDS_ATTEMPTS - 1)
+            .with_jitter();
+        let attempt = || async {
+            if let Some(limiter) = &self.rds_limiter {
+                limiter.until_ready().await;
+            }
+            self.call(RDS, operation, send()).await
+        };
+        attempt
+            .retry(backoff)
+            .when(|e: &CloudError| matches!(e, CloudError::Retryable(_)))
+            .await
     }
 
     /// How many calls were made so far, by service, operation and result.
@@ -85,6 +164,8 @@ impl Cloud {
         result
     }
 }
+
+const RDS: &str = "rds";
 
 /// Calls by (service, operation, result). A later metrics exporter reads it.
 #[derive(Debug, Default)]

@@ -1,11 +1,12 @@
 //! RDS: CreateDBInstance, DescribeDBInstances, ModifyDBInstance, DeleteDBInstance.
 
-use aws_sdk_rds::types::{DbInstance, Tag};
+use aws_sdk_rds::types::{DbInstance, Filter, Tag};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{Cloud, CloudError, Tags};
 
-const RDS: &str = "rds";
+/// Most ids one DescribeDBInstances filter takes (RDS's limit on filter values).
+pub const DESCRIBE_BATCH: usize = 100;
 
 /// Everything CreateDBInstance gets, except the password.
 #[derive(Debug, Clone)]
@@ -107,9 +108,11 @@ impl Cloud {
         let request = self
             .rds
             .describe_db_instances()
-            .db_instance_identifier(identifier)
-            .send();
-        match self.call(RDS, "DescribeDBInstances", request).await {
+            .db_instance_identifier(identifier);
+        match self
+            .call_rds("DescribeDBInstances", || request.clone().send())
+            .await
+        {
             Ok(out) => Ok(out
                 .db_instances()
                 .iter()
@@ -118,6 +121,41 @@ impl Cloud {
             Err(CloudError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The instances among `identifiers` that exist (missing ones are simply not returned):
+    /// DescribeDBInstances with a `db-instance-id` filter, [`DESCRIBE_BATCH`] ids a call,
+    /// following `Marker` pages.
+    pub async fn describe_db_instances_batch(
+        &self,
+        identifiers: &[String],
+    ) -> Result<Vec<InstanceInfo>, CloudError> {
+        let mut found = Vec::with_capacity(identifiers.len());
+        for chunk in identifiers.chunks(DESCRIBE_BATCH) {
+            let mut marker: Option<String> = None;
+            loop {
+                let request = self
+                    .rds
+                    .describe_db_instances()
+                    .filters(
+                        Filter::builder()
+                            .name("db-instance-id")
+                            .set_values(Some(chunk.to_vec()))
+                            .build(),
+                    )
+                    .max_records(100)
+                    .set_marker(marker.clone());
+                let out = self
+                    .call_rds("DescribeDBInstances", || request.clone().send())
+                    .await?;
+                found.extend(out.db_instances().iter().map(InstanceInfo::from));
+                marker = out.marker().filter(|m| !m.is_empty()).map(str::to_string);
+                if marker.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Starts creating an instance: gp3, encrypted, not public, tags copied to snapshots.
@@ -155,7 +193,9 @@ impl Cloud {
         for sg in &spec.security_group_ids {
             request = request.vpc_security_group_ids(sg);
         }
-        let out = self.call(RDS, "CreateDBInstance", request.send()).await?;
+        let out = self
+            .call_rds("CreateDBInstance", || request.clone().send())
+            .await?;
         Ok(out
             .db_instance()
             .map(InstanceInfo::from)
@@ -191,9 +231,10 @@ impl Cloud {
                     .master_password
                     .as_ref()
                     .map(|p| p.expose_secret().to_string()),
-            )
-            .send();
-        let out = self.call(RDS, "ModifyDBInstance", request).await?;
+            );
+        let out = self
+            .call_rds("ModifyDBInstance", || request.clone().send())
+            .await?;
         Ok(out.db_instance().map(InstanceInfo::from))
     }
 
@@ -210,9 +251,9 @@ impl Cloud {
             .db_instance_identifier(identifier)
             .skip_final_snapshot(final_snapshot.is_none())
             .set_final_db_snapshot_identifier(final_snapshot.map(str::to_string))
-            .delete_automated_backups(true)
-            .send();
-        self.call(RDS, "DeleteDBInstance", request).await?;
+            .delete_automated_backups(true);
+        self.call_rds("DeleteDBInstance", || request.clone().send())
+            .await?;
         Ok(())
     }
 }

@@ -49,6 +49,9 @@ pub struct ProvisioningSettings {
     pub wait_max: Duration,
     /// Recovery window of a deprovisioned tenant's secret.
     pub secret_recovery_days: i64,
+    /// How often the instance poller describes the instances jobs wait for (in batches);
+    /// zero: no poller.
+    pub rds_poll_interval: Duration,
 }
 
 impl ProvisioningSettings {
@@ -225,7 +228,18 @@ impl ProvisioningSettings {
             ));
         }
         let secret_recovery_days = env.integer("TENANTD_SECRET_RECOVERY_DAYS", 7, 7..=30)?;
+        // 0 switches the poller off: wait steps then describe their own instance.
+        let rds_poll_interval = match env.optional("TENANTD_RDS_POLL_INTERVAL") {
+            Some(v) if v.trim() == "0" => Duration::ZERO,
+            _ => env.duration(
+                "TENANTD_RDS_POLL_INTERVAL",
+                Duration::from_secs(10),
+                Duration::from_millis(50),
+                Duration::from_secs(600),
+            )?,
+        };
         Ok(ProvisioningSettings {
+            rds_poll_interval,
             tiers,
             engine_version,
             instance_prefix,

@@ -66,6 +66,15 @@ pub async fn backups(t: &Tenancy, cx: &StepContext<'_>) -> Transition {
         Err(fail) => return fail,
     };
     let id = t.instance_id(tenant_of(cx));
+    // The instance was seen available with these settings already: nothing to change.
+    if let Some(days) = cx.job.data.0["backup_retention_seen"].as_i64() {
+        if tier.point_in_time_recovery && days == 0 {
+            return Transition::fail(format!(
+                "instance {id} reports no automated backups: point-in-time recovery is off"
+            ));
+        }
+        return Transition::next("alarms");
+    }
     let change = InstanceChange {
         backup_retention_days: Some(tier.backup_retention_days),
         backup_window: Some(t.settings.backup_window.clone()),

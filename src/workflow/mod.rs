@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 mod configure;
 pub mod demo;
 pub mod deprovision;
+pub mod poller;
 pub mod provision;
 mod rollback;
 pub mod tenancy;

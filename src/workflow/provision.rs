@@ -10,9 +10,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::poller::Look;
 use super::tenancy::{Tenancy, data_str, data_time, data_u64, on_cloud_error, tenant_of};
 use super::{StepContext, Transition, Workflow, configure, rollback};
-use crate::cloud::rds::{InstanceChange, InstanceSpec, UNRECOVERABLE};
+use crate::cloud::rds::{InstanceChange, InstanceInfo, InstanceSpec, UNRECOVERABLE};
 use crate::cloud::{self, CloudError};
 use crate::tenant_db::{self, DbCredentials};
 use crate::tenants::PROVISION;
@@ -242,11 +243,12 @@ async fn wait_available(t: &Tenancy, cx: &StepContext<'_>) -> Transition {
         ));
     }
     let polls = data_u64(cx, "wait_polls");
-    let info = match t.cloud.describe_db_instance(&id).await {
-        Ok(Some(info)) => info,
-        Ok(None) => {
+    let info = match t.look(&id, true).await {
+        Ok(Look::Seen(Some(info))) => info,
+        Ok(Look::Seen(None)) => {
             return Transition::fail(format!("instance {id} disappeared while being created"));
         }
+        Ok(Look::Later) => return keep_waiting(t, started, polls),
         Err(e) => return on_cloud_error("looking at the instance", e),
     };
     match info.status.as_str() {
@@ -270,13 +272,15 @@ async fn wait_available(t: &Tenancy, cx: &StepContext<'_>) -> Transition {
                     "password_reset": now.to_rfc3339(),
                 }));
             }
-            let Some((host, port)) = info.endpoint else {
+            let Some((host, port)) = info.endpoint.clone() else {
                 return keep_waiting(t, started, polls);
             };
             Transition::next("secret_endpoint").with_data(json!({
                 "endpoint_host": host,
                 "endpoint_port": port,
                 "available_at": now.to_rfc3339(),
+                "backup_retention_seen": backups_as_asked(t, cx, &info)
+                    .then_some(info.backup_retention_days),
             }))
         }
         status if UNRECOVERABLE.contains(&status) || status == "deleting" => {
@@ -286,8 +290,19 @@ async fn wait_available(t: &Tenancy, cx: &StepContext<'_>) -> Transition {
     }
 }
 
+/// Whether the instance already has the backup settings the tier asks for (CreateDBInstance
+/// sets them), so the backups step need not call ModifyDBInstance.
+fn backups_as_asked(t: &Tenancy, cx: &StepContext<'_>, info: &InstanceInfo) -> bool {
+    let Ok((_, tier)) = tier_of(t, cx) else {
+        return false;
+    };
+    info.backup_retention_days == tier.backup_retention_days
+        && info.backup_window.as_deref() == Some(t.settings.backup_window.as_str())
+        && info.maintenance_window.as_deref() == Some(t.settings.maintenance_window.as_str())
+}
+
 fn keep_waiting(t: &Tenancy, started: DateTime<Utc>, polls: u64) -> Transition {
-    Transition::wait(t.wait_delay(polls)).with_data(json!({
+    Transition::wait(t.wait_pause(polls)).with_data(json!({
         "wait_started_at": started.to_rfc3339(),
         "wait_polls": polls + 1,
     }))

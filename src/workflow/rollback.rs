@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::poller::Look;
 use super::tenancy::{
     Tenancy, TenantUpdate, data_time, data_u64, on_undo_error, on_write_error, tenant_of,
     update_tenant,
@@ -53,9 +54,11 @@ pub async fn remove_instance(
             humantime::format_duration(t.settings.deadline)
         ));
     }
-    let info = match t.cloud.describe_db_instance(&id).await {
-        Ok(Some(info)) => info,
-        Ok(None) => return Transition::next(next),
+    // The first look is our own; later ones (while it is deleted) come from the poller.
+    let info = match t.look(&id, polls > 0).await {
+        Ok(Look::Seen(Some(info))) => info,
+        Ok(Look::Seen(None)) => return Transition::next(next),
+        Ok(Look::Later) => return wait_gone(t, started, polls),
         Err(e) => return on_undo_error("looking at the instance", e),
     };
     if !cloud::tagged_for(&info.tags, tenant) {
@@ -97,7 +100,7 @@ pub async fn remove_instance(
 }
 
 fn wait_gone(t: &Tenancy, started: DateTime<Utc>, polls: u64) -> Transition {
-    Transition::wait(t.wait_delay(polls)).with_data(json!({
+    Transition::wait(t.wait_pause(polls)).with_data(json!({
         "delete_started_at": started.to_rfc3339(),
         "delete_polls": polls + 1,
     }))

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::poller::Observations;
 use super::{StepContext, Transition};
 use crate::cloud::{self, Cloud, CloudError, Tags};
 use crate::config::ProvisioningSettings;
@@ -18,6 +19,8 @@ use crate::queue::{self, QueueError};
 pub struct Tenancy {
     pub cloud: Cloud,
     pub settings: Arc<ProvisioningSettings>,
+    /// What the instance poller of this process saw last.
+    pub observations: Arc<Observations>,
 }
 
 impl Tenancy {
@@ -25,6 +28,7 @@ impl Tenancy {
         Tenancy {
             cloud,
             settings: Arc::new(settings),
+            observations: Arc::default(),
         }
     }
 

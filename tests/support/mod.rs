@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod fleet;
 pub mod proxy;
 pub mod stack;
 

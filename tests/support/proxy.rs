@@ -2,6 +2,7 @@
 //! requests for a chosen operation can be delayed and/or answered with an error. The operation
 //! is read as the services send it: the `X-Amz-Target` header (JSON protocols), the
 //! `/operation/<name>` path (Smithy RPC v2 CBOR), or the `Action` form field (query protocol).
+//! It can also fail a random share of all calls (503, connection reset, added latency).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,29 @@ struct Rule {
     skip: u32,
     count: u32,
     latency: Duration,
-    fail: bool,
+    fail: Option<Failure>,
+}
+
+/// How an injected fault answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// 400 AccessDenied: not retryable.
+    AccessDenied,
+    /// 503 with no body: retryable.
+    Unavailable,
+    /// The connection is closed without an answer (after the request reached LocalStack, or
+    /// before).
+    Reset { forwarded: bool },
+}
+
+/// Random faults on every call: a `share` of calls fails (half 503, half connection resets,
+/// half of those after LocalStack did the work), and `slow` more are held `latency` first.
+#[derive(Debug)]
+struct Chaos {
+    rng: rand::rngs::StdRng,
+    share: f64,
+    slow: f64,
+    latency: Duration,
 }
 
 /// A running proxy; it stops when the test process ends.
@@ -27,6 +50,7 @@ pub struct FaultProxy {
     pub url: String,
     rules: Arc<Mutex<Vec<Rule>>>,
     seen: Arc<Mutex<HashMap<String, u32>>>,
+    chaos: Arc<Mutex<Option<Chaos>>>,
 }
 
 type Shared = (
@@ -34,6 +58,7 @@ type Shared = (
     Arc<Mutex<HashMap<String, u32>>>,
     reqwest::Client,
     String,
+    Arc<Mutex<Option<Chaos>>>,
 );
 
 impl FaultProxy {
@@ -41,9 +66,10 @@ impl FaultProxy {
     pub async fn start(upstream: &str) -> Self {
         let rules: Arc<Mutex<Vec<Rule>>> = Arc::default();
         let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let chaos: Arc<Mutex<Option<Chaos>>> = Arc::default();
         let client = reqwest::Client::new();
         let upstream = upstream.trim_end_matches('/').to_string();
-        let state: Shared = (rules.clone(), seen.clone(), client, upstream);
+        let state: Shared = (rules.clone(), seen.clone(), client, upstream, chaos.clone());
         let app = axum::Router::new()
             .fallback(
                 |axum::extract::State(state): axum::extract::State<Shared>,
@@ -53,16 +79,52 @@ impl FaultProxy {
                  body: Bytes| async move {
                     // On a task of its own: a request whose client died still reaches
                     // LocalStack, as it would reach AWS.
-                    tokio::spawn(forward(state, method, uri, headers, body))
-                        .await
-                        .unwrap()
+                    match tokio::spawn(forward(state, method, uri, headers, body)).await {
+                        Ok(Some(response)) => response,
+                        // Unwinding the connection's task closes the socket unanswered;
+                        // resume_unwind skips the panic hook, so nothing is printed.
+                        _ => std::panic::resume_unwind(Box::new("connection reset")),
+                    }
                 },
             )
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        FaultProxy { url, rules, seen }
+        FaultProxy {
+            url,
+            rules,
+            seen,
+            chaos,
+        }
+    }
+
+    /// From now on a `share` of all calls fails at random (seeded), and `slow` more are held
+    /// for `latency` first.
+    pub fn chaos(&self, seed: u64, share: f64, slow: f64, latency: Duration) {
+        use rand::SeedableRng;
+        *self.chaos.lock().unwrap() = Some(Chaos {
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+            share,
+            slow,
+            latency,
+        });
+    }
+
+    /// Stops the random faults.
+    pub fn calm(&self) {
+        *self.chaos.lock().unwrap() = None;
+    }
+
+    /// The next `count` calls of `operation` fail as `failure` says.
+    pub fn fail_with(&self, operation: &str, count: u32, failure: Failure) {
+        self.rules.lock().unwrap().push(Rule {
+            operation: operation.to_string(),
+            skip: 0,
+            count,
+            latency: Duration::ZERO,
+            fail: Some(failure),
+        });
     }
 
     /// How many calls of `operation` arrived so far.
@@ -96,7 +158,7 @@ impl FaultProxy {
             skip,
             count,
             latency,
-            fail,
+            fail: fail.then_some(Failure::AccessDenied),
         });
     }
 }
@@ -130,20 +192,54 @@ fn take(rules: &Mutex<Vec<Rule>>, operation: &str) -> Option<Rule> {
     Some(rule)
 }
 
+/// What chaos decides for one call: a failure, and/or a delay.
+fn roll(chaos: &Mutex<Option<Chaos>>) -> (Option<Failure>, Duration) {
+    use rand::Rng;
+    let mut chaos = chaos.lock().unwrap();
+    let Some(c) = chaos.as_mut() else {
+        return (None, Duration::ZERO);
+    };
+    let x: f64 = c.rng.random();
+    if x < c.share / 2.0 {
+        (Some(Failure::Unavailable), Duration::ZERO)
+    } else if x < c.share {
+        let forwarded = c.rng.random::<bool>();
+        (Some(Failure::Reset { forwarded }), Duration::ZERO)
+    } else if x < c.share + c.slow {
+        (None, c.latency)
+    } else {
+        (None, Duration::ZERO)
+    }
+}
+
+/// The answer to one request; `None` closes the connection without one.
 async fn forward(
-    (rules, seen, client, upstream): Shared,
+    (rules, seen, client, upstream, chaos): Shared,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Option<Response> {
     let operation = operation_of(&uri, &headers, &body);
     *seen.lock().unwrap().entry(operation.clone()).or_default() += 1;
+    let (mut failure, mut latency) = roll(&chaos);
     if let Some(rule) = take(&rules, &operation) {
-        tokio::time::sleep(rule.latency).await;
-        if rule.fail {
-            return injected_error(&headers);
+        latency += rule.latency;
+        failure = rule.fail.or(failure);
+    }
+    tokio::time::sleep(latency).await;
+    match failure {
+        Some(Failure::AccessDenied) => return Some(injected_error(&headers)),
+        Some(Failure::Unavailable) => {
+            return Some(
+                Response::builder()
+                    .status(StatusCode::SERVICE_UNAVAILABLE)
+                    .body(Body::empty())
+                    .unwrap(),
+            );
         }
+        Some(Failure::Reset { forwarded: false }) => return None,
+        _ => {}
     }
     let url = format!(
         "{upstream}{}",
@@ -158,21 +254,29 @@ async fn forward(
     let answer = match request.send().await {
         Ok(answer) => answer,
         Err(e) => {
-            return Response::builder()
-                .status(StatusCode::BAD_GATEWAY)
-                .body(Body::from(e.to_string()))
-                .unwrap();
+            return Some(
+                Response::builder()
+                    .status(StatusCode::BAD_GATEWAY)
+                    .body(Body::from(e.to_string()))
+                    .unwrap(),
+            );
         }
     };
+    if let Some(Failure::Reset { forwarded: true }) = failure {
+        let _ = answer.bytes().await;
+        return None;
+    }
     let mut response = Response::builder().status(answer.status());
     for (name, value) in answer.headers() {
         if name != "content-length" && name != "transfer-encoding" {
             response = response.header(name, value);
         }
     }
-    response
-        .body(Body::from(answer.bytes().await.unwrap_or_default()))
-        .unwrap()
+    Some(
+        response
+            .body(Body::from(answer.bytes().await.unwrap_or_default()))
+            .unwrap(),
+    )
 }
 
 /// A 400 AccessDenied in the protocol the request used: not retryable, so the step fails.
