@@ -35,6 +35,10 @@ struct Args {
     /// Steps running at once in the worker.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Claimed jobs that may wait for a free slot (TENANTD_PREFETCH); larger claims for short
+    /// jobs. Defaults to the concurrency, as the daemon does.
+    #[arg(long)]
+    prefetch: Option<usize>,
     /// Jobs enqueued one by one for the pickup-latency phase.
     #[arg(long, default_value_t = 1000)]
     samples: usize,
@@ -94,6 +98,11 @@ async fn main() -> anyhow::Result<()> {
         .execute(&mut admin)
         .await?;
     let line = result?;
+    eprintln!(
+        "concurrency={} prefetch={}",
+        args.concurrency,
+        args.prefetch.unwrap_or(args.concurrency)
+    );
     println!("{line}");
     Ok(())
 }
@@ -115,6 +124,7 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<String> {
     let settings = WorkerSettings {
         id: "bench".into(),
         concurrency: args.concurrency,
+        prefetch: args.prefetch.unwrap_or(args.concurrency),
         lease: Duration::from_secs(30),
         poll_interval: Duration::from_secs(1),
         shutdown_timeout: Duration::from_secs(10),

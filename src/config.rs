@@ -157,6 +157,7 @@ impl Settings {
             "an address such as 127.0.0.1:8080",
         )?;
         let concurrency = env.integer("TENANTD_CONCURRENCY", 16, 1..=1024)? as usize;
+        let prefetch = env.integer("TENANTD_PREFETCH", concurrency as i64, 0..=100_000)? as usize;
         let lease = env.duration(
             "TENANTD_LEASE",
             Duration::from_secs(30),
@@ -216,6 +217,7 @@ impl Settings {
             worker: WorkerSettings {
                 id,
                 concurrency,
+                prefetch,
                 lease,
                 poll_interval,
                 shutdown_timeout,

@@ -524,6 +524,11 @@ async fn a_worker_process_killed_mid_step_loses_its_jobs_to_another_after_lease_
         .arg("worker")
         .env("TENANTD_DATABASE_URL", &db.url)
         .env("TENANTD_WORKER_ID", "victim")
+        // The worker builds its AWS clients at start; this job makes no AWS call.
+        .env(
+            "AWS_REGION",
+            std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+        )
         .env("TENANTD_LEASE", "1s")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -76,7 +76,8 @@ const INSERT_JOB: &str = r#"
 WITH inserted AS (
     INSERT INTO jobs (id, kind, tenant_id, step, args, priority, run_at, max_attempts)
     VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, now()), $8)
-    ON CONFLICT (tenant_id) WHERE state IN ('queued', 'running', 'waiting') DO NOTHING
+    ON CONFLICT (tenant_id)
+        WHERE tenant_id IS NOT NULL AND state IN ('queued', 'running', 'waiting') DO NOTHING
     RETURNING *
 ), logged AS (
     INSERT INTO job_history (job_id, step, attempt, outcome)
@@ -138,7 +139,9 @@ pub async fn enqueue_batch(
             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[],
                         $6::smallint[], $7::timestamptz[], $8::int[])
                 AS t(id, kind, tenant_id, step, args, priority, run_at, max_attempts)
-            ON CONFLICT (tenant_id) WHERE state IN ('queued', 'running', 'waiting') DO NOTHING
+            ON CONFLICT (tenant_id)
+                WHERE tenant_id IS NOT NULL AND state IN ('queued', 'running', 'waiting')
+                DO NOTHING
             RETURNING id, step
         ), logged AS (
             INSERT INTO job_history (job_id, step, attempt, outcome)

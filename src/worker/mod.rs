@@ -30,6 +30,10 @@ pub struct WorkerSettings {
     pub id: String,
     /// Steps running at once in this process.
     pub concurrency: usize,
+    /// Claimed jobs that may wait in this process for a free slot. A larger prefetch makes
+    /// claims larger (fewer round trips for short steps) but holds jobs other processes could
+    /// run; the default equals the concurrency.
+    pub prefetch: usize,
     /// How long a claim holds a job without a heartbeat.
     pub lease: Duration,
     /// Longest time between two claim attempts when no notification arrives.
@@ -84,9 +88,9 @@ pub async fn run(
     ));
 
     // A job is held from its claim until its outcome is recorded. Up to `concurrency` run at
-    // once; as many again wait, claimed, for a free slot, so that one claim brings in a batch
-    // and the slots never idle while the next claim is in flight.
-    let holds = Arc::new(Semaphore::new(settings.concurrency * 2));
+    // once; up to `prefetch` more wait, claimed, for a free slot, so that one claim brings in a
+    // batch and the slots never idle while the next claim is in flight.
+    let holds = Arc::new(Semaphore::new(settings.concurrency + settings.prefetch));
     let slots = Arc::new(Semaphore::new(settings.concurrency));
     let mut running = JoinSet::new();
     info!(worker = %settings.id, concurrency = settings.concurrency, "worker started");

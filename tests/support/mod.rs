@@ -68,6 +68,7 @@ pub fn worker_settings(id: &str) -> WorkerSettings {
     WorkerSettings {
         id: id.to_string(),
         concurrency: 8,
+        prefetch: 8,
         lease: Duration::from_secs(5),
         poll_interval: Duration::from_millis(200),
         shutdown_timeout: Duration::from_secs(5),
