@@ -35,8 +35,9 @@ struct Args {
     /// Steps running at once in the worker.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Claimed jobs that may wait for a free slot (TENANTD_PREFETCH); larger claims for short
-    /// jobs. Defaults to the concurrency, as the daemon does.
+    /// Claimed jobs that may wait for a free slot (TENANTD_PREFETCH). No-op jobs take
+    /// microseconds, so claims pay off only when large: the default is 15 x the concurrency
+    /// (the daemon's own default is 1 x, for steps that take a few hundred milliseconds).
     #[arg(long)]
     prefetch: Option<usize>,
     /// Jobs enqueued one by one for the pickup-latency phase.
@@ -101,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!(
         "concurrency={} prefetch={}",
         args.concurrency,
-        args.prefetch.unwrap_or(args.concurrency)
+        args.prefetch.unwrap_or(args.concurrency * 15)
     );
     println!("{line}");
     Ok(())
@@ -124,7 +125,7 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<String> {
     let settings = WorkerSettings {
         id: "bench".into(),
         concurrency: args.concurrency,
-        prefetch: args.prefetch.unwrap_or(args.concurrency),
+        prefetch: args.prefetch.unwrap_or(args.concurrency * 15),
         lease: Duration::from_secs(30),
         poll_interval: Duration::from_secs(1),
         shutdown_timeout: Duration::from_secs(10),

@@ -31,7 +31,15 @@ async fn thirty_tenants_end_ready_with_a_fifth_of_aws_calls_failing() {
     let tenants = provision_many(&stack, &prefix, TENANTS).await;
     let statuses = settled(&stack, Duration::from_secs(300)).await;
     kill9(&mut daemon).await;
-    proxy.calm();
+    let tally = proxy.calm();
+    // The faults really happened: about a fifth of the calls failed, some were slowed.
+    assert!(tally.calls >= 100, "{tally:?}");
+    assert!(
+        f64::from(tally.failed) >= 0.12 * f64::from(tally.calls)
+            && f64::from(tally.failed) <= 0.28 * f64::from(tally.calls),
+        "{tally:?}"
+    );
+    assert!(tally.slowed > 0, "{tally:?}");
     assert!(
         statuses.values().all(|s| *s == TenantStatus::Ready),
         "{statuses:?}"

@@ -74,7 +74,7 @@ pub async fn run(
     let background = CancellationToken::new();
 
     queue::listen(pool.clone(), wake.clone(), background.clone()).await?;
-    let completer = Completer::spawn(pool.clone(), settings.concurrency.max(1));
+    let completer = Completer::spawn(pool.clone(), (settings.concurrency * 4).max(1));
     let heartbeats = tokio::spawn(heartbeat_loop(
         pool.clone(),
         held.clone(),

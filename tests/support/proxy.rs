@@ -42,6 +42,15 @@ struct Chaos {
     share: f64,
     slow: f64,
     latency: Duration,
+    tally: Tally,
+}
+
+/// What chaos did while it was on.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    pub calls: u32,
+    pub failed: u32,
+    pub slowed: u32,
 }
 
 /// A running proxy; it stops when the test process ends.
@@ -108,12 +117,18 @@ impl FaultProxy {
             share,
             slow,
             latency,
+            tally: Tally::default(),
         });
     }
 
-    /// Stops the random faults.
-    pub fn calm(&self) {
-        *self.chaos.lock().unwrap() = None;
+    /// Stops the random faults; says how many calls it saw, failed and slowed.
+    pub fn calm(&self) -> Tally {
+        self.chaos
+            .lock()
+            .unwrap()
+            .take()
+            .map(|c| c.tally)
+            .unwrap_or_default()
     }
 
     /// The next `count` calls of `operation` fail as `failure` says.
@@ -200,12 +215,16 @@ fn roll(chaos: &Mutex<Option<Chaos>>) -> (Option<Failure>, Duration) {
         return (None, Duration::ZERO);
     };
     let x: f64 = c.rng.random();
+    c.tally.calls += 1;
     if x < c.share / 2.0 {
+        c.tally.failed += 1;
         (Some(Failure::Unavailable), Duration::ZERO)
     } else if x < c.share {
+        c.tally.failed += 1;
         let forwarded = c.rng.random::<bool>();
         (Some(Failure::Reset { forwarded }), Duration::ZERO)
     } else if x < c.share + c.slow {
+        c.tally.slowed += 1;
         (None, c.latency)
     } else {
         (None, Duration::ZERO)
