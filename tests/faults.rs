@@ -28,7 +28,7 @@ async fn thirty_tenants_end_ready_with_a_fifth_of_aws_calls_failing() {
         ],
     );
     let mut daemon = spawn_serve(&daemon_env(&base, "flaky", &[]));
-    let tenants = provision_many(&stack, &prefix, TENANTS).await;
+    let tenants = provision_many(&stack, &prefix, TENANTS, 5).await;
     let statuses = settled(&stack, Duration::from_secs(300)).await;
     kill9(&mut daemon).await;
     let tally = proxy.calm();
@@ -57,7 +57,7 @@ async fn a_step_that_always_fails_ends_the_tenant_failed_and_rolled_back() {
     proxy.fail_with("PutMetricAlarm", u32::MAX, Failure::Unavailable);
     let base = test_env(&stack.db, &[("AWS_ENDPOINT_URL", proxy.url.as_str())]);
     let mut daemon = spawn_serve(&daemon_env(&base, "doomed", &[]));
-    let tenants = provision_many(&stack, &prefix, 2).await;
+    let tenants = provision_many(&stack, &prefix, 2, 5).await;
     let statuses = settled(&stack, Duration::from_secs(180)).await;
     kill9(&mut daemon).await;
     proxy.calm();

@@ -26,7 +26,7 @@ async fn three_replicas_share_sixty_tenants_and_survive_losing_one() {
         .into_iter()
         .map(|id| spawn_serve(&daemon_env(&base, id, &share)))
         .collect();
-    let tenants = provision_many(&stack, &prefix, TENANTS).await;
+    let tenants = provision_many(&stack, &prefix, TENANTS, 5).await;
 
     wait_for(
         "half of the tenants ready",

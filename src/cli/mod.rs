@@ -148,12 +148,7 @@ async fn execute(
             let (r, created) = client.create_tenant(&id, &tier).await?;
             if !wait {
                 print(args, output::json(&r), || {
-                    let what = if created {
-                        "requested"
-                    } else {
-                        "already requested"
-                    };
-                    format!("{what}: provision {id}, job {}\n", r.job.id)
+                    requested(created, "provision", &id, &r.job.id.to_string())
                 });
                 return Ok(ExitCode::SUCCESS);
             }
@@ -167,12 +162,7 @@ async fn execute(
             let (r, created) = client.delete_tenant(&id, !no_final_snapshot).await?;
             if !wait {
                 print(args, output::json(&r), || {
-                    let what = if created {
-                        "requested"
-                    } else {
-                        "already requested"
-                    };
-                    format!("{what}: deprovision {id}, job {}\n", r.job.id)
+                    requested(created, "deprovision", &id, &r.job.id.to_string())
                 });
                 return Ok(ExitCode::SUCCESS);
             }
@@ -202,4 +192,14 @@ async fn execute(
             fail(cause, 1)
         }
     })
+}
+
+/// The line a request without `--wait` prints.
+fn requested(created: bool, kind: &str, id: &str, job: &str) -> String {
+    let what = if created {
+        "requested"
+    } else {
+        "already requested"
+    };
+    format!("{what}: {kind} {id}, job {job}\n")
 }

@@ -143,6 +143,25 @@ pub async fn rescue_expired(
     Ok(rescued as u64)
 }
 
+/// Makes waiting jobs runnable now (something they wait for has happened) and wakes idle
+/// workers. Jobs no longer waiting are left alone. Returns how many were woken.
+pub async fn wake(executor: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<u64, QueueError> {
+    let woken: i64 = sqlx::query_scalar(
+        r#"
+        WITH woken AS (
+            UPDATE jobs SET run_at = now(), updated_at = now()
+            WHERE id = ANY($1) AND state = 'waiting' AND run_at > now()
+            RETURNING id
+        )
+        SELECT count(*) FROM woken, LATERAL (SELECT pg_notify('tenantd_jobs', '')) AS n
+        "#,
+    )
+    .bind(ids)
+    .fetch_one(executor)
+    .await?;
+    Ok(woken as u64)
+}
+
 /// Starts a transaction that holds the job's row for as long as it lasts, after checking that the
 /// lease is still ours. Writes a step makes to other tables (the tenant's row) go through it, so
 /// they are fenced like the step's own outcome.

@@ -16,7 +16,7 @@ pub use complete::{Completer, Completion, complete_batch};
 pub use enqueue::{
     Enqueued, NewJob, active_job, cancel, count_by_state, enqueue, enqueue_batch, get_job, history,
 };
-pub use lease::{Lease, claim, fenced, heartbeat, next_run_at, release, rescue_expired};
+pub use lease::{Lease, claim, fenced, heartbeat, next_run_at, release, rescue_expired, wake};
 pub use notify::{CHANNEL, listen};
 
 /// Where a job is in its life. Mirrors the `job_state` enum of the control schema.

@@ -139,6 +139,8 @@ enum PollError {
     Db(#[from] sqlx::Error),
     #[error("{0}")]
     Cloud(#[from] CloudError),
+    #[error("waking the jobs: {0}")]
+    Queue(#[from] crate::queue::QueueError),
 }
 
 /// One round: the waiting jobs' instances, described in batches; wake those with news.
@@ -180,18 +182,7 @@ async fn round(pool: &PgPool, t: &Tenancy) -> Result<(), PollError> {
         .collect();
     t.observations.store(seen);
     if !wake.is_empty() {
-        let woken = sqlx::query(
-            "UPDATE jobs SET run_at = now(), updated_at = now()
-             WHERE id = ANY($1) AND state = 'waiting' AND run_at > now()",
-        )
-        .bind(&wake)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(crate::queue::CHANNEL)
-            .execute(pool)
-            .await?;
+        let woken = crate::queue::wake(pool, &wake).await?;
         debug!(woken, "instance poll woke waiting jobs");
     }
     debug!(jobs = jobs.len(), "instance poll");

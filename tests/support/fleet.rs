@@ -60,13 +60,19 @@ pub async fn kill9(child: &mut Child) {
     child.wait().await.expect("reap");
 }
 
-/// Asks for `n` tenants `<prefix>-<i>`, tiers in turn; returns (tenant, tier) pairs.
-pub async fn provision_many(stack: &Stack, prefix: &str, n: usize) -> Vec<(String, &'static str)> {
+/// Asks for `n` tenants `<prefix>-<i>`, tiers in turn, with `attempts` per step; returns
+/// (tenant, tier) pairs.
+pub async fn provision_many(
+    stack: &Stack,
+    prefix: &str,
+    n: usize,
+    attempts: i32,
+) -> Vec<(String, &'static str)> {
     let mut tenants = Vec::new();
     for i in 0..n {
         let tenant = format!("{prefix}-{i}");
         let tier = TIERS[i % TIERS.len()];
-        stack.provision(&tenant, tier).await;
+        stack.provision_with_attempts(&tenant, tier, attempts).await;
         tenants.push((tenant, tier));
     }
     tenants

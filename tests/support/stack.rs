@@ -101,10 +101,16 @@ impl Stack {
 
     /// Asks for a tenant on `tier`; returns its job's id.
     pub async fn provision(&self, tenant: &str, tier: &str) -> Uuid {
+        self.provision_with_attempts(tenant, tier, 5).await
+    }
+
+    /// As [`Stack::provision`], with `attempts` per step instead of 5.
+    pub async fn provision_with_attempts(&self, tenant: &str, tier: &str, attempts: i32) -> Uuid {
         let tiers = tenantd::tier::Tiers::defaults();
-        let (_, job, created) = tenants::request_provision(self.pool(), &tiers, tenant, tier, 5)
-            .await
-            .expect("request provisioning");
+        let (_, job, created) =
+            tenants::request_provision(self.pool(), &tiers, tenant, tier, attempts)
+                .await
+                .expect("request provisioning");
         assert!(created);
         job.id
     }
