@@ -132,14 +132,14 @@ async fn a_worker_that_stops_heartbeating_loses_its_job_and_its_late_write_is_re
     .into_job();
 
     let lease = Duration::from_millis(400);
-    let a = queue::claim(&db.pool, "a", &kinds, 10, lease)
+    let a = queue::claim(&db.pool, "a", &kinds, 10, lease, true)
         .await
         .unwrap();
     assert_eq!(a.len(), 1);
     let a_lease = a[0].lease();
     // While a's lease holds, nobody else gets the job and the rescuer leaves it alone.
     assert!(
-        queue::claim(&db.pool, "b", &kinds, 10, lease)
+        queue::claim(&db.pool, "b", &kinds, 10, lease, true)
             .await
             .unwrap()
             .is_empty()
@@ -152,7 +152,7 @@ async fn a_worker_that_stops_heartbeating_loses_its_job_and_its_late_write_is_re
         Duration::from_secs(10),
         || async {
             queue::rescue_expired(&db.pool, 10).await.unwrap();
-            let b = queue::claim(&db.pool, "b", &kinds, 10, Duration::from_secs(30))
+            let b = queue::claim(&db.pool, "b", &kinds, 10, Duration::from_secs(30), true)
                 .await
                 .unwrap();
             (!b.is_empty()).then_some(b)
@@ -536,11 +536,12 @@ async fn a_worker_process_killed_mid_step_loses_its_jobs_to_another_after_lease_
         .spawn()
         .expect("start tenantd worker");
     wait_for(
-        "the victim to hold the job",
+        "the victim to start the job's step",
         Duration::from_secs(20),
         || async {
             let j = queue::get_job(&db.pool, job.id).await.unwrap().unwrap();
-            (j.lease_owner.as_deref() == Some("victim")).then_some(())
+            (j.lease_owner.as_deref() == Some("victim") && j.step_started_at.is_some())
+                .then_some(())
         },
     )
     .await;
@@ -583,6 +584,132 @@ async fn a_worker_process_killed_mid_step_loses_its_jobs_to_another_after_lease_
 }
 
 #[tokio::test]
+async fn a_sigkill_charges_an_attempt_only_to_the_step_that_had_started() {
+    let db = fresh_db().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let job = NewJob::new("demo", "start", 3).args(json!({ "busy_ms": 600000 }));
+        ids.push(queue::enqueue(&mut conn, job).await.unwrap().into_job().id);
+    }
+    // One slot and room for three more claimed jobs: one step runs, three wait for the slot.
+    let mut victim = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenantd"))
+        .arg("worker")
+        .env("TENANTD_DATABASE_URL", &db.url)
+        .env("TENANTD_WORKER_ID", "victim")
+        .env(
+            "AWS_REGION",
+            std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+        )
+        .env("TENANTD_LEASE", "1s")
+        .env("TENANTD_CONCURRENCY", "1")
+        .env("TENANTD_PREFETCH", "3")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tenantd worker");
+    let started: Uuid = wait_for(
+        "the victim to hold all four jobs and start one",
+        Duration::from_secs(20),
+        || async {
+            let held: Vec<(Uuid, bool)> = sqlx::query_as(
+                "SELECT id, step_started_at IS NOT NULL FROM jobs WHERE lease_owner = 'victim'",
+            )
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+            let running: Vec<Uuid> = held.iter().filter(|(_, s)| *s).map(|(id, _)| *id).collect();
+            (held.len() == 4 && running.len() == 1).then(|| running[0])
+        },
+    )
+    .await;
+    victim.start_kill().unwrap();
+    victim.wait().await.unwrap();
+
+    wait_for(
+        "the rescuer to return all four",
+        Duration::from_secs(20),
+        || async {
+            queue::rescue_expired(&db.pool, 10).await.unwrap();
+            let queued: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'queued'")
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
+            (queued == 4).then_some(())
+        },
+    )
+    .await;
+    for id in ids {
+        let job = queue::get_job(&db.pool, id).await.unwrap().unwrap();
+        let rescued = queue::history(&db.pool, id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|h| h.outcome == "rescued")
+            .expect("a rescued row");
+        if id == started {
+            assert_eq!(job.attempt, 1, "the interrupted step is charged");
+            assert_eq!(
+                rescued.error.as_deref(),
+                Some("lease expired during the step")
+            );
+        } else {
+            assert_eq!(job.attempt, 0, "a job that never got a slot is not charged");
+            assert_eq!(
+                rescued.error.as_deref(),
+                Some("lease expired before the step started")
+            );
+        }
+        assert!(job.step_started_at.is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_job_that_has_begun_is_claimed_before_older_new_jobs() {
+    let db = fresh_db().await;
+    let kinds = vec!["demo".to_string()];
+    let mut conn = db.pool.acquire().await.unwrap();
+    let first = queue::enqueue(&mut conn, NewJob::new("demo", "start", 3))
+        .await
+        .unwrap()
+        .into_job();
+    let lease = Duration::from_secs(30);
+    let claimed = queue::claim(&db.pool, "w", &kinds, 1, lease, true)
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].id, first.id);
+    assert!(!claimed[0].begun);
+    // A burst of new jobs arrives while the first one runs its step...
+    for _ in 0..5 {
+        queue::enqueue(&mut conn, NewJob::new("demo", "start", 3))
+            .await
+            .unwrap();
+    }
+    // ...which ends in a wait that is due at once, so it is the newest runnable job.
+    let mut waiting = completion(claimed[0].lease(), "w");
+    waiting.state = JobState::Waiting;
+    waiting.step = "wait".into();
+    waiting.run_at = Some(Utc::now());
+    waiting.outcome = "waiting";
+    assert_eq!(
+        queue::complete_batch(&db.pool, &[waiting]).await.unwrap(),
+        vec![first.id]
+    );
+    let next = queue::claim(&db.pool, "w", &kinds, 1, lease, true)
+        .await
+        .unwrap();
+    assert_eq!(next[0].id, first.id, "the begun job goes first");
+    assert!(next[0].begun);
+    let rest = queue::claim(&db.pool, "w", &kinds, 10, lease, true)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 5);
+    assert!(rest.iter().all(|j| !j.begun));
+}
+
+#[tokio::test]
 async fn the_control_schema_refuses_impossible_rows() {
     let db = fresh_db().await;
     let bad = [
@@ -595,6 +722,9 @@ async fn the_control_schema_refuses_impossible_rows() {
         // failed without a cause
         "INSERT INTO jobs (id, kind, step, state, max_attempts, finished_at) \
          VALUES (gen_random_uuid(), 'demo', 'start', 'failed', 3, now())",
+        // a step started on a job nobody holds
+        "INSERT INTO jobs (id, kind, step, max_attempts, step_started_at) \
+         VALUES (gen_random_uuid(), 'demo', 'start', 3, now())",
         // more attempts than allowed
         "INSERT INTO jobs (id, kind, step, attempt, max_attempts) \
          VALUES (gen_random_uuid(), 'demo', 'start', 5, 3)",

@@ -1,6 +1,7 @@
-//! Recording step outcomes. Each record is fenced by the lease token, and records from many
-//! concurrent steps are written together: one statement updates the jobs and appends their
-//! history rows, which is what lets the queue drain thousands of short jobs a second.
+//! Recording step outcomes (and step starts). Each record is fenced by the lease token, and
+//! records from many concurrent steps are written together: one statement updates the jobs and
+//! appends their history rows, which is what lets the queue drain thousands of short jobs a
+//! second.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -41,6 +42,19 @@ pub async fn complete_batch(
     executor: impl PgExecutor<'_>,
     batch: &[Completion],
 ) -> Result<Vec<Uuid>, QueueError> {
+    record_batch(executor, batch, &[]).await
+}
+
+/// Writes a batch of completions, and marks the steps of `starts` as started (see
+/// [`mark_started`](super::mark_started)), in one statement. Returns the ids of the jobs whose
+/// lease was still held.
+pub async fn record_batch(
+    executor: impl PgExecutor<'_>,
+    batch: &[Completion],
+    starts: &[Lease],
+) -> Result<Vec<Uuid>, QueueError> {
+    let start_ids: Vec<Uuid> = starts.iter().map(|l| l.job_id).collect();
+    let start_tokens: Vec<i64> = starts.iter().map(|l| l.token).collect();
     let ids: Vec<Uuid> = batch.iter().map(|c| c.lease.job_id).collect();
     let tokens: Vec<i64> = batch.iter().map(|c| c.lease.token).collect();
     let states: Vec<&str> = batch.iter().map(|c| c.state.as_str()).collect();
@@ -75,6 +89,8 @@ pub async fn complete_batch(
                 attempt = i.attempt,
                 data = j.data || i.data,
                 error = COALESCE(i.error, j.error),
+                begun = true,
+                step_started_at = CASE WHEN i.state = 'running' THEN now() END,
                 lease_owner = CASE WHEN i.state = 'running' THEN j.lease_owner END,
                 lease_expires_at = CASE WHEN i.state = 'running' THEN j.lease_expires_at END,
                 finished_at = CASE WHEN i.state IN ('succeeded', 'failed', 'cancelled')
@@ -89,8 +105,13 @@ pub async fn complete_batch(
             SELECT i.id, i.h_step, i.h_attempt, i.outcome, least(i.started_at, now()),
                    i.h_error, i.token, i.worker
             FROM input i JOIN done d ON d.id = i.id
+        ), started AS (
+            UPDATE jobs SET step_started_at = now()
+            FROM unnest($15::uuid[], $16::bigint[]) AS held(id, token)
+            WHERE jobs.id = held.id AND jobs.lease_token = held.token AND jobs.state = 'running'
+            RETURNING jobs.id
         )
-        SELECT id FROM done
+        SELECT id FROM done UNION ALL SELECT id FROM started
         "#,
     )
     .bind(&ids)
@@ -107,26 +128,82 @@ pub async fn complete_batch(
     .bind(&h_errors)
     .bind(&started)
     .bind(&workers)
+    .bind(&start_ids)
+    .bind(&start_tokens)
     .fetch_all(executor)
     .await?)
 }
 
-/// How many times the batching task yields to let more completions arrive before writing.
+/// How many times the batching task yields to let more requests arrive before writing.
 const GATHER_YIELDS: usize = 4;
 
 /// Batches written at the same time.
 const WRITERS: usize = 2;
 
-type Request = (Completion, oneshot::Sender<Result<bool, String>>);
+/// Something written about a held job, many at once in one statement.
+pub trait Batched: Clone + Send + Sync + 'static {
+    fn job_id(&self) -> Uuid;
+    /// Writes the batch; returns the ids of the jobs whose lease was still held.
+    fn write(
+        pool: &PgPool,
+        batch: &[Self],
+    ) -> impl std::future::Future<Output = Result<Vec<Uuid>, QueueError>> + Send;
+}
+
+/// What a worker records about a job it holds: a step's start or its outcome. Both kinds go
+/// in the same batches, so recording starts adds no round trips of its own.
+#[derive(Debug, Clone)]
+pub enum Record {
+    Start(Lease),
+    Outcome(Box<Completion>),
+}
+
+impl Batched for Record {
+    fn job_id(&self) -> Uuid {
+        match self {
+            Record::Start(lease) => lease.job_id,
+            Record::Outcome(c) => c.lease.job_id,
+        }
+    }
+
+    async fn write(pool: &PgPool, batch: &[Self]) -> Result<Vec<Uuid>, QueueError> {
+        let mut starts = Vec::new();
+        let mut outcomes = Vec::new();
+        for record in batch {
+            match record {
+                Record::Start(lease) => starts.push(*lease),
+                Record::Outcome(c) => outcomes.push((**c).clone()),
+            }
+        }
+        // A step that ended in this very batch: its outcome says all (one statement must not
+        // update a row twice).
+        starts.retain(|s| !outcomes.iter().any(|c| c.lease.job_id == s.job_id));
+        let mut held = record_batch(pool, &outcomes, &starts).await?;
+        held.extend(
+            batch
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Start(l) if outcomes.iter().any(|c| c.lease.job_id == l.job_id) => {
+                        Some(l.job_id)
+                    }
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        );
+        Ok(held)
+    }
+}
+
+type Request<T> = (T, oneshot::Sender<Result<bool, String>>);
 
 /// Writes one batch and answers each of its senders.
-async fn write(pool: &PgPool, pending: Vec<Request>) {
-    let batch: Vec<Completion> = pending.iter().map(|(c, _)| c.clone()).collect();
-    tracing::trace!(size = batch.len(), "recording a batch of step outcomes");
-    match complete_batch(pool, &batch).await {
+async fn write<T: Batched>(pool: &PgPool, pending: Vec<Request<T>>) {
+    let batch: Vec<T> = pending.iter().map(|(c, _)| c.clone()).collect();
+    tracing::trace!(size = batch.len(), "writing a batch");
+    match T::write(pool, &batch).await {
         Ok(applied) => {
-            for (completion, reply) in pending {
-                let held = applied.contains(&completion.lease.job_id);
+            for (item, reply) in pending {
+                let held = applied.contains(&item.job_id());
                 let _ = reply.send(Ok(held));
             }
         }
@@ -139,25 +216,35 @@ async fn write(pool: &PgPool, pending: Vec<Request>) {
     }
 }
 
-/// A task that gathers the completions of concurrently running steps and writes them in
-/// batches: whatever arrived while the previous batch was being written goes in the next.
-/// At low load a completion is written alone, at once; under load, batches grow by themselves.
-#[derive(Clone)]
-pub struct Completer {
-    tx: mpsc::Sender<Request>,
+/// A task that gathers the writes of concurrently running steps and makes them in batches:
+/// whatever arrived while the previous batch was being written goes in the next. At low load a
+/// write goes alone, at once; under load, batches grow by themselves.
+pub struct Batcher<T> {
+    tx: mpsc::Sender<Request<T>>,
 }
 
-impl Completer {
-    /// Starts the batching task. It ends when every `Completer` clone is dropped.
+impl<T> Clone for Batcher<T> {
+    fn clone(&self) -> Self {
+        Batcher {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+/// Records steps' starts and outcomes.
+pub type Completer = Batcher<Record>;
+
+impl<T: Batched> Batcher<T> {
+    /// Starts the batching task. It ends when every clone is dropped.
     pub fn spawn(pool: PgPool, max_batch: usize) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Request>(max_batch * 4);
+        let (tx, mut rx) = mpsc::channel::<Request<T>>(max_batch * 4);
         tokio::spawn(async move {
             // Two writes may be in flight: while one batch is written, the next one gathers
             // and goes out as soon as it is ready, instead of queueing behind the first.
             let writers = Arc::new(Semaphore::new(WRITERS));
             loop {
                 let writer = writers.clone().acquire_owned().await.expect("never closed");
-                let mut pending: Vec<Request> = Vec::with_capacity(max_batch);
+                let mut pending: Vec<Request<T>> = Vec::with_capacity(max_batch);
                 if rx.recv_many(&mut pending, max_batch).await == 0 {
                     break;
                 }
@@ -182,16 +269,25 @@ impl Completer {
                 });
             }
         });
-        Completer { tx }
+        Batcher { tx }
     }
 
-    /// Records one completion durably. `Ok(true)`: written; `Ok(false)`: the lease was lost and
+    /// Hands one item to the next batch without waiting for it to be written.
+    pub async fn send_detached(&self, item: T) -> Result<(), QueueError> {
+        let (reply, _) = oneshot::channel();
+        self.tx
+            .send((item, reply))
+            .await
+            .map_err(|_| QueueError::Database(sqlx::Error::PoolClosed))
+    }
+
+    /// Writes one item durably. `Ok(true)`: written; `Ok(false)`: the lease was lost and
     /// nothing was written.
-    pub async fn complete(&self, completion: Completion) -> Result<bool, QueueError> {
-        let job_id = completion.lease.job_id;
+    pub async fn send(&self, item: T) -> Result<bool, QueueError> {
+        let job_id = item.job_id();
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send((completion, reply))
+            .send((item, reply))
             .await
             .map_err(|_| QueueError::Database(sqlx::Error::PoolClosed))?;
         match answer.await {
@@ -199,5 +295,24 @@ impl Completer {
             Ok(Err(message)) => Err(QueueError::Database(sqlx::Error::Protocol(message))),
             Err(_) => Err(QueueError::LeaseLost(job_id)),
         }
+    }
+}
+
+impl Completer {
+    /// Records one completion durably. `Ok(true)`: written; `Ok(false)`: the lease was lost and
+    /// nothing was written.
+    pub async fn complete(&self, completion: Completion) -> Result<bool, QueueError> {
+        self.send(Record::Outcome(Box::new(completion))).await
+    }
+
+    /// Records durably that the step of a claimed job starts now. `Ok(false)`: the lease was
+    /// lost, and the step must not run.
+    pub async fn start(&self, lease: Lease) -> Result<bool, QueueError> {
+        self.send(Record::Start(lease)).await
+    }
+
+    /// Records with the next batch that the step of a claimed job starts now, without waiting.
+    pub async fn start_detached(&self, lease: Lease) -> Result<(), QueueError> {
+        self.send_detached(Record::Start(lease)).await
     }
 }

@@ -19,8 +19,11 @@ pub struct Lease {
 }
 
 /// Claims up to `limit` runnable jobs of the given kinds for `owner` in one statement, highest
-/// priority first, then oldest `run_at`. Rows locked by a concurrent claimer are skipped, never
-/// waited for.
+/// priority first, then jobs that have begun before new ones, then oldest `run_at`. Rows locked
+/// by a concurrent claimer are skipped, never waited for.
+///
+/// `started`: the caller has a free slot for every job it may get, so their steps start now
+/// (see [`mark_started`] for jobs that wait for a slot first).
 ///
 /// The ids go through `= ANY(ARRAY(...))` rather than a join: statements are prepared, and
 /// PostgreSQL's generic plan for the join with an unknown LIMIT hashed the whole jobs table.
@@ -30,16 +33,18 @@ pub async fn claim(
     kinds: &[String],
     limit: usize,
     lease: Duration,
+    started: bool,
 ) -> Result<Vec<Job>, QueueError> {
     Ok(sqlx::query_as::<_, Job>(
         r#"
         UPDATE jobs SET state = 'running', lease_owner = $2,
             lease_expires_at = now() + make_interval(secs => $3),
-            lease_token = nextval('job_lease_tokens'), updated_at = now()
+            lease_token = nextval('job_lease_tokens'), updated_at = now(),
+            step_started_at = CASE WHEN $5 THEN now() END
         WHERE id = ANY(ARRAY(
             SELECT id FROM jobs
             WHERE state IN ('queued', 'waiting') AND run_at <= now() AND kind = ANY($4)
-            ORDER BY priority DESC, run_at
+            ORDER BY priority DESC, begun DESC, run_at
             LIMIT $1
             FOR UPDATE SKIP LOCKED
         ))
@@ -50,6 +55,29 @@ pub async fn claim(
     .bind(owner)
     .bind(lease.as_secs_f64())
     .bind(kinds)
+    .bind(started)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Records that the steps of these claimed jobs start now (each got a slot). Returns the ids
+/// whose lease is still ours: a job whose lease was lost while it waited must not run.
+pub async fn mark_started(
+    executor: impl PgExecutor<'_>,
+    leases: &[Lease],
+) -> Result<Vec<Uuid>, QueueError> {
+    let ids: Vec<Uuid> = leases.iter().map(|l| l.job_id).collect();
+    let tokens: Vec<i64> = leases.iter().map(|l| l.token).collect();
+    Ok(sqlx::query_scalar::<_, Uuid>(
+        r#"
+        UPDATE jobs SET step_started_at = now()
+        FROM unnest($1::uuid[], $2::bigint[]) AS held(id, token)
+        WHERE jobs.id = held.id AND jobs.lease_token = held.token AND jobs.state = 'running'
+        RETURNING jobs.id
+        "#,
+    )
+    .bind(&ids)
+    .bind(&tokens)
     .fetch_all(executor)
     .await?)
 }
@@ -90,7 +118,7 @@ pub async fn release(
         r#"
         WITH released AS (
             UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL,
-                run_at = now(), updated_at = now()
+                step_started_at = NULL, run_at = now(), updated_at = now()
             FROM unnest($1::uuid[], $2::bigint[]) AS held(id, token)
             WHERE jobs.id = held.id AND jobs.lease_token = held.token AND jobs.state = 'running'
             RETURNING jobs.id, jobs.step, jobs.attempt, jobs.lease_token
@@ -110,29 +138,38 @@ pub async fn release(
 }
 
 /// Returns jobs whose lease expired to the queue. Driven by lease expiry only: a job that runs
-/// for an hour while its holder heartbeats is never rescued. The interrupted attempt counts, so a
-/// step that kills its worker every time cannot loop forever; the worker that claims a job with
-/// no attempts left fails it without running the step.
+/// for an hour while its holder heartbeats is never rescued. An interrupted step counts as an
+/// attempt, so a step that kills its worker every time cannot loop forever (the worker that
+/// claims a job with no attempts left fails it without running the step); a job that was only
+/// claimed, its step not yet started, goes back with its attempts untouched.
 pub async fn rescue_expired(
     executor: impl PgExecutor<'_>,
     limit: usize,
 ) -> Result<u64, QueueError> {
     let rescued: i64 = sqlx::query_scalar(
         r#"
-        WITH rescued AS (
+        WITH due AS (
+            SELECT id, step_started_at IS NOT NULL AS started FROM jobs
+            WHERE state = 'running' AND lease_expires_at < now()
+            ORDER BY lease_expires_at
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        ), rescued AS (
             UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL,
-                attempt = LEAST(attempt + 1, max_attempts), run_at = now(), updated_at = now()
-            WHERE id = ANY(ARRAY(
-                SELECT id FROM jobs
-                WHERE state = 'running' AND lease_expires_at < now()
-                ORDER BY lease_expires_at
-                LIMIT $1
-                FOR UPDATE SKIP LOCKED
-            ))
-            RETURNING jobs.id, jobs.step, jobs.attempt, jobs.lease_token
+                attempt = CASE WHEN due.started THEN LEAST(jobs.attempt + 1, jobs.max_attempts)
+                               ELSE jobs.attempt END,
+                step_started_at = NULL, rescues = jobs.rescues + 1,
+                run_at = now(), updated_at = now()
+            FROM due
+            WHERE jobs.id = due.id
+            RETURNING jobs.id, jobs.step, jobs.attempt, jobs.lease_token, due.started
         ), logged AS (
             INSERT INTO job_history (job_id, step, attempt, outcome, error, lease_token)
-            SELECT id, step, attempt, 'rescued', 'lease expired', lease_token FROM rescued
+            SELECT id, step, attempt, 'rescued',
+                CASE WHEN started THEN 'lease expired during the step'
+                     ELSE 'lease expired before the step started' END,
+                lease_token
+            FROM rescued
         )
         SELECT count(*) FROM rescued, LATERAL (SELECT pg_notify('tenantd_jobs', '')) AS n
         "#,

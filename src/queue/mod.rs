@@ -12,11 +12,13 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-pub use complete::{Completer, Completion, complete_batch};
+pub use complete::{Batched, Batcher, Completer, Completion, Record, complete_batch, record_batch};
 pub use enqueue::{
     Enqueued, NewJob, active_job, cancel, count_by_state, enqueue, enqueue_batch, get_job, history,
 };
-pub use lease::{Lease, claim, fenced, heartbeat, next_run_at, release, rescue_expired, wake};
+pub use lease::{
+    Lease, claim, fenced, heartbeat, mark_started, next_run_at, release, rescue_expired, wake,
+};
 pub use notify::{CHANNEL, listen};
 
 /// Where a job is in its life. Mirrors the `job_state` enum of the control schema.
@@ -78,6 +80,13 @@ pub struct Job {
     pub lease_token: i64,
     pub cancel_requested: bool,
     pub error: Option<String>,
+    /// The job has recorded a step: it is claimed before new jobs of its priority.
+    pub begun: bool,
+    /// When the current holder started the step; `None` while it only waits for a slot.
+    #[serde(skip)]
+    pub step_started_at: Option<DateTime<Utc>>,
+    /// How often the job's lease expired.
+    pub rescues: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::FutureExt;
 use sqlx::PgPool;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
@@ -107,18 +107,28 @@ pub async fn run(
         }
         while running.try_join_next().is_some() {}
 
-        let claimed =
-            match queue::claim(&pool, &settings.id, &kinds, permits.len(), settings.lease).await {
-                Ok(jobs) => jobs,
-                Err(e) => {
-                    warn!(error = %e, "claim failed; retrying after the poll interval");
-                    drop(permits);
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break 'claiming,
-                        _ = tokio::time::sleep(settings.poll_interval) => continue 'claiming,
-                    }
+        // Jobs for the free slots are claimed as started, and get their slot at once; the rest
+        // wait for one, claimed but not started.
+        let mut ready_slots = Vec::new();
+        while ready_slots.len() < permits.len() {
+            match slots.clone().try_acquire_owned() {
+                Ok(slot) => ready_slots.push(slot),
+                Err(_) => break,
+            }
+        }
+        let claimed = match claim(&pool, &settings, &kinds, permits.len(), ready_slots.len()).await
+        {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                warn!(error = %e, "claim failed; retrying after the poll interval");
+                drop(permits);
+                drop(ready_slots);
+                tokio::select! {
+                    _ = shutdown.cancelled() => break 'claiming,
+                    _ = tokio::time::sleep(settings.poll_interval) => continue 'claiming,
                 }
-            };
+            }
+        };
         let full = claimed.len() == permits.len();
         tracing::trace!(asked = permits.len(), claimed = claimed.len(), "claimed");
         for job in claimed {
@@ -127,7 +137,13 @@ pub async fn run(
             held.lock()
                 .unwrap()
                 .insert(job.id, (job.lease_token, abort.clone()));
+            // The started ones come first in the claim's answer.
+            let slot = match job.step_started_at {
+                Some(_) => ready_slots.pop(),
+                None => None,
+            };
             let task = JobTask {
+                slot,
                 slots: slots.clone(),
                 pool: pool.clone(),
                 registry: registry.clone(),
@@ -143,6 +159,7 @@ pub async fn run(
             });
         }
         drop(permits);
+        drop(ready_slots);
         if full {
             continue;
         }
@@ -191,8 +208,33 @@ pub async fn run(
     Ok(())
 }
 
+/// Claims up to `room` jobs: first as many as there are `free` slots, marked started, then
+/// (if those were all taken) the rest, to wait for a slot. The started ones come first.
+async fn claim(
+    pool: &PgPool,
+    settings: &WorkerSettings,
+    kinds: &[String],
+    room: usize,
+    free: usize,
+) -> Result<Vec<Job>, QueueError> {
+    let (id, lease) = (&settings.id, settings.lease);
+    let mut jobs = Vec::new();
+    if free > 0 {
+        jobs = queue::claim(pool, id, kinds, free, lease, true).await?;
+        if jobs.len() < free {
+            return Ok(jobs);
+        }
+    }
+    if room > free {
+        jobs.extend(queue::claim(pool, id, kinds, room - free, lease, false).await?);
+    }
+    Ok(jobs)
+}
+
 /// What a task running one job needs.
 struct JobTask {
+    /// The slot the job was claimed for, if it got one at its claim.
+    slot: Option<OwnedSemaphorePermit>,
     slots: Arc<Semaphore>,
     pool: PgPool,
     registry: Arc<Registry>,
@@ -206,16 +248,43 @@ struct JobTask {
 impl JobTask {
     async fn run(self, mut job: Job) {
         // Wait for a slot; a job still waiting at shutdown stays held, to be released.
-        let _slot = tokio::select! {
-            biased;
-            _ = self.shutdown.cancelled() => return,
-            _ = self.abort.cancelled() => {
-                // The lease was lost while waiting: nothing of ours to hand back.
-                self.held.lock().unwrap().remove(&job.id);
-                return;
-            }
-            slot = self.slots.acquire() => slot.expect("semaphore never closes"),
+        let _slot = match self.slot {
+            Some(slot) => slot,
+            None => tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => return,
+                _ = self.abort.cancelled() => {
+                    // The lease was lost while waiting: nothing of ours to hand back.
+                    self.held.lock().unwrap().remove(&job.id);
+                    return;
+                }
+                slot = self.slots.clone().acquire_owned() => slot.expect("semaphore never closes"),
+            },
         };
+        // A job that waited for its slot records that its step starts now: only a started
+        // step is charged an attempt if this process dies. Normally the record goes with the
+        // next batch while the step runs; a job rescued before waits for it to be written, so
+        // that a step that kills its process is charged every time.
+        if job.step_started_at.is_none() && job.rescues == 0 {
+            if let Err(e) = self.completer.start_detached(job.lease()).await {
+                warn!(job.id = %job.id, error = %e, "could not record the step's start");
+            }
+        } else if job.step_started_at.is_none() {
+            match self.completer.start(job.lease()).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    warn!(job.id = %job.id, "lease lost while waiting for a slot");
+                    self.held.lock().unwrap().remove(&job.id);
+                    return;
+                }
+                Err(e) => {
+                    // Leave the job to the rescuer: its attempts are untouched.
+                    warn!(job.id = %job.id, error = %e, "could not record the step's start");
+                    self.held.lock().unwrap().remove(&job.id);
+                    return;
+                }
+            }
+        }
         let Some(workflow) = self.registry.get(&job.kind).cloned() else {
             unreachable!("claims are limited to registered kinds");
         };
