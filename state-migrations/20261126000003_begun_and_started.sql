@@ -4,12 +4,14 @@
 -- first: a tenant whose instance already exists (and is billed) is finished before new tenants
 -- are started, so a burst of new jobs cannot starve the follow-up steps of older ones.
 --
--- `step_started_at`: when the current holder gave the job a slot and began its step; NULL while
--- the job only waits, claimed, for a slot. A rescue charges an attempt only to a step that had
+-- `step_started_at`: when the current holder began the job's step, as far as recorded: by the
+-- claim when a slot was free at once, else by the holder's next heartbeat. NULL while the job
+-- only waits, claimed, for a slot. A rescue charges an attempt only to a step recorded as
 -- started: a crash must not use up the attempts of jobs that were merely claimed.
 --
 -- `rescues`: how often the job's lease expired. A worker records the start of a rescued job's
--- step before running it, so that a step that kills its process is always charged.
+-- step before running it, so that a step that kills its process is charged every time after
+-- the first.
 
 ALTER TABLE jobs ADD COLUMN begun boolean NOT NULL DEFAULT false;
 ALTER TABLE jobs ADD COLUMN step_started_at timestamptz;

@@ -173,7 +173,7 @@ async fn a_worker_that_stops_heartbeating_loses_its_job_and_its_late_write_is_re
         .unwrap();
     assert!(applied.is_empty(), "a's late completion must be rejected");
     assert!(
-        queue::heartbeat(&db.pool, &[a_lease], lease)
+        queue::heartbeat(&db.pool, &[(a_lease, None)], lease)
             .await
             .unwrap()
             .is_empty()
@@ -707,6 +707,65 @@ async fn a_job_that_has_begun_is_claimed_before_older_new_jobs() {
         .unwrap();
     assert_eq!(rest.len(), 5);
     assert!(rest.iter().all(|j| !j.begun));
+}
+
+#[tokio::test]
+async fn a_step_that_kills_its_worker_every_time_ends_failed_after_its_attempts() {
+    let db = fresh_db().await;
+    let job = queue::enqueue(
+        &mut db.pool.acquire().await.unwrap(),
+        NewJob::new("demo", "start", 2).args(json!({ "abort_process": true })),
+    )
+    .await
+    .unwrap()
+    .into_job();
+    // Each worker process dies in the step; the rescuer returns the job, the next one claims it.
+    let mut runs = 0;
+    while job_state(&db.pool, job.id).await != JobState::Failed {
+        runs += 1;
+        assert!(
+            runs <= 4,
+            "the job was still not failed after {runs} crashed workers"
+        );
+        let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenantd"))
+            .arg("worker")
+            .env("TENANTD_DATABASE_URL", &db.url)
+            .env("TENANTD_WORKER_ID", format!("doomed-{runs}"))
+            .env(
+                "AWS_REGION",
+                std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            )
+            .env("TENANTD_LEASE", "1s")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start tenantd worker");
+        let failed = async {
+            wait_for("the job to fail", Duration::from_secs(20), || async {
+                (job_state(&db.pool, job.id).await == JobState::Failed).then_some(())
+            })
+            .await
+        };
+        tokio::select! {
+            status = worker.wait() => {
+                assert!(!status.unwrap().success(), "the worker should have died in the step");
+            }
+            // The last worker fails the job at its claim, without running the step, and lives.
+            () = failed => break,
+        }
+        wait_for("the rescue", Duration::from_secs(20), || async {
+            queue::rescue_expired(&db.pool, 10).await.unwrap();
+            (job_state(&db.pool, job.id).await == JobState::Queued).then_some(())
+        })
+        .await;
+    }
+    let done = queue::get_job(&db.pool, job.id).await.unwrap().unwrap();
+    assert_eq!(
+        done.error.as_deref(),
+        Some("step start was interrupted 2 times")
+    );
+    assert_eq!(done.rescues, 2);
 }
 
 #[tokio::test]

@@ -38,23 +38,13 @@ pub struct Completion {
 
 /// Writes a batch of completions in one statement. Returns the ids of the jobs whose lease was
 /// still held (the others were taken over, and nothing was written about them).
+///
+/// A job must appear once in a batch, and in one batch at a time: two statements writing
+/// shared rows in different orders could deadlock.
 pub async fn complete_batch(
     executor: impl PgExecutor<'_>,
     batch: &[Completion],
 ) -> Result<Vec<Uuid>, QueueError> {
-    record_batch(executor, batch, &[]).await
-}
-
-/// Writes a batch of completions, and marks the steps of `starts` as started (see
-/// [`mark_started`](super::mark_started)), in one statement. Returns the ids of the jobs whose
-/// lease was still held.
-pub async fn record_batch(
-    executor: impl PgExecutor<'_>,
-    batch: &[Completion],
-    starts: &[Lease],
-) -> Result<Vec<Uuid>, QueueError> {
-    let start_ids: Vec<Uuid> = starts.iter().map(|l| l.job_id).collect();
-    let start_tokens: Vec<i64> = starts.iter().map(|l| l.token).collect();
     let ids: Vec<Uuid> = batch.iter().map(|c| c.lease.job_id).collect();
     let tokens: Vec<i64> = batch.iter().map(|c| c.lease.token).collect();
     let states: Vec<&str> = batch.iter().map(|c| c.state.as_str()).collect();
@@ -105,13 +95,8 @@ pub async fn record_batch(
             SELECT i.id, i.h_step, i.h_attempt, i.outcome, least(i.started_at, now()),
                    i.h_error, i.token, i.worker
             FROM input i JOIN done d ON d.id = i.id
-        ), started AS (
-            UPDATE jobs SET step_started_at = now()
-            FROM unnest($15::uuid[], $16::bigint[]) AS held(id, token)
-            WHERE jobs.id = held.id AND jobs.lease_token = held.token AND jobs.state = 'running'
-            RETURNING jobs.id
         )
-        SELECT id FROM done UNION ALL SELECT id FROM started
+        SELECT id FROM done
         "#,
     )
     .bind(&ids)
@@ -128,8 +113,6 @@ pub async fn record_batch(
     .bind(&h_errors)
     .bind(&started)
     .bind(&workers)
-    .bind(&start_ids)
-    .bind(&start_tokens)
     .fetch_all(executor)
     .await?)
 }
@@ -151,7 +134,7 @@ pub trait Batched: Clone + Send + Sync + 'static {
 }
 
 /// What a worker records about a job it holds: a step's start or its outcome. Both kinds go
-/// in the same batches, so recording starts adds no round trips of its own.
+/// in the same batches.
 #[derive(Debug, Clone)]
 pub enum Record {
     Start(Lease),
@@ -175,21 +158,14 @@ impl Batched for Record {
                 Record::Outcome(c) => outcomes.push((**c).clone()),
             }
         }
-        // A step that ended in this very batch: its outcome says all (one statement must not
-        // update a row twice).
-        starts.retain(|s| !outcomes.iter().any(|c| c.lease.job_id == s.job_id));
-        let mut held = record_batch(pool, &outcomes, &starts).await?;
-        held.extend(
-            batch
-                .iter()
-                .filter_map(|r| match r {
-                    Record::Start(l) if outcomes.iter().any(|c| c.lease.job_id == l.job_id) => {
-                        Some(l.job_id)
-                    }
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        );
+        // Starts are rare (only rescued jobs wait for theirs), so they have their own statement.
+        let mut held = Vec::new();
+        if !outcomes.is_empty() {
+            held = complete_batch(pool, &outcomes).await?;
+        }
+        if !starts.is_empty() {
+            held.extend(super::mark_started(pool, &starts).await?);
+        }
         Ok(held)
     }
 }
@@ -272,15 +248,6 @@ impl<T: Batched> Batcher<T> {
         Batcher { tx }
     }
 
-    /// Hands one item to the next batch without waiting for it to be written.
-    pub async fn send_detached(&self, item: T) -> Result<(), QueueError> {
-        let (reply, _) = oneshot::channel();
-        self.tx
-            .send((item, reply))
-            .await
-            .map_err(|_| QueueError::Database(sqlx::Error::PoolClosed))
-    }
-
     /// Writes one item durably. `Ok(true)`: written; `Ok(false)`: the lease was lost and
     /// nothing was written.
     pub async fn send(&self, item: T) -> Result<bool, QueueError> {
@@ -309,10 +276,5 @@ impl Completer {
     /// lost, and the step must not run.
     pub async fn start(&self, lease: Lease) -> Result<bool, QueueError> {
         self.send(Record::Start(lease)).await
-    }
-
-    /// Records with the next batch that the step of a claimed job starts now, without waiting.
-    pub async fn start_detached(&self, lease: Lease) -> Result<(), QueueError> {
-        self.send_detached(Record::Start(lease)).await
     }
 }

@@ -23,7 +23,8 @@ pub struct Lease {
 /// by a concurrent claimer are skipped, never waited for.
 ///
 /// `started`: the caller has a free slot for every job it may get, so their steps start now
-/// (see [`mark_started`] for jobs that wait for a slot first).
+/// (jobs that wait for a slot first have their start recorded by the next [`heartbeat`], or,
+/// once rescued, before their step runs: [`Completer::start`](super::Completer::start)).
 ///
 /// The ids go through `= ANY(ARRAY(...))` rather than a join: statements are prepared, and
 /// PostgreSQL's generic plan for the join with an unknown LIMIT hashed the whole jobs table.
@@ -60,8 +61,8 @@ pub async fn claim(
     .await?)
 }
 
-/// Records that the steps of these claimed jobs start now (each got a slot). Returns the ids
-/// whose lease is still ours: a job whose lease was lost while it waited must not run.
+/// Records that the steps of these claimed jobs start now. Returns the ids whose lease is still
+/// ours: a job whose lease was lost while it waited for a slot must not run.
 pub async fn mark_started(
     executor: impl PgExecutor<'_>,
     leases: &[Lease],
@@ -82,25 +83,41 @@ pub async fn mark_started(
     .await?)
 }
 
-/// Extends the leases this worker still holds; returns the ids whose lease is still ours.
+/// Extends the leases this worker still holds, and records the start of the steps that began
+/// since they were claimed (each with when it started; `None`: still waiting for a slot).
+/// Returns the ids that are still ours (the same token, and not queued again by a rescue or
+/// release).
+///
+/// The heartbeat never waits for a row: one locked at this moment is being written by this
+/// worker's own batch (which keeps or ends the lease), and waiting for it while holding others
+/// could deadlock with that batch. Its lease is extended by the next heartbeat.
 pub async fn heartbeat(
     executor: impl PgExecutor<'_>,
-    leases: &[Lease],
+    held: &[(Lease, Option<DateTime<Utc>>)],
     lease: Duration,
 ) -> Result<Vec<Uuid>, QueueError> {
-    let ids: Vec<Uuid> = leases.iter().map(|l| l.job_id).collect();
-    let tokens: Vec<i64> = leases.iter().map(|l| l.token).collect();
+    let ids: Vec<Uuid> = held.iter().map(|(l, _)| l.job_id).collect();
+    let tokens: Vec<i64> = held.iter().map(|(l, _)| l.token).collect();
+    let started: Vec<Option<DateTime<Utc>>> = held.iter().map(|(_, s)| *s).collect();
     Ok(sqlx::query_scalar::<_, Uuid>(
         r#"
-        UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
-        FROM unnest($1::uuid[], $2::bigint[]) AS held(id, token)
-        WHERE jobs.id = held.id AND jobs.lease_token = held.token AND jobs.state = 'running'
-        RETURNING jobs.id
+        WITH free AS (SELECT id FROM jobs WHERE id = ANY($1) FOR UPDATE SKIP LOCKED),
+        beat AS (
+            UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3),
+                step_started_at = COALESCE(jobs.step_started_at, least(held.started, now()))
+            FROM unnest($1::uuid[], $2::bigint[], $4::timestamptz[]) AS held(id, token, started)
+            WHERE jobs.id = held.id AND jobs.lease_token = held.token AND jobs.state = 'running'
+                AND jobs.id IN (SELECT id FROM free)
+        )
+        SELECT jobs.id FROM jobs JOIN unnest($1::uuid[], $2::bigint[]) AS held(id, token)
+            ON jobs.id = held.id
+        WHERE jobs.lease_token = held.token AND jobs.state <> 'queued'
         "#,
     )
     .bind(&ids)
     .bind(&tokens)
     .bind(lease.as_secs_f64())
+    .bind(&started)
     .fetch_all(executor)
     .await?)
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-pub use complete::{Batched, Batcher, Completer, Completion, Record, complete_batch, record_batch};
+pub use complete::{Batched, Batcher, Completer, Completion, Record, complete_batch};
 pub use enqueue::{
     Enqueued, NewJob, active_job, cancel, count_by_state, enqueue, enqueue_batch, get_job, history,
 };

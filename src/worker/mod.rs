@@ -9,7 +9,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use sqlx::PgPool;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -43,16 +43,28 @@ pub struct WorkerSettings {
     pub retry: RetryPolicy,
 }
 
-/// Leases this process holds, with the abort token of the task running each job.
-type Held = Arc<Mutex<HashMap<Uuid, (i64, CancellationToken)>>>;
+/// A job this process holds.
+struct HeldJob {
+    token: i64,
+    /// Cancels the task running the job.
+    abort: CancellationToken,
+    /// When its step started here, if it has (for the heartbeat to record).
+    started_at: Option<DateTime<Utc>>,
+}
 
-fn leases_of(held: &Held) -> Vec<Lease> {
+/// Leases this process holds.
+type Held = Arc<Mutex<HashMap<Uuid, HeldJob>>>;
+
+fn leases_of(held: &Held) -> Vec<(Lease, Option<DateTime<Utc>>)> {
     held.lock()
         .unwrap()
         .iter()
-        .map(|(id, (token, _))| Lease {
-            job_id: *id,
-            token: *token,
+        .map(|(id, job)| {
+            let lease = Lease {
+                job_id: *id,
+                token: job.token,
+            };
+            (lease, job.started_at)
         })
         .collect()
 }
@@ -134,9 +146,12 @@ pub async fn run(
         for job in claimed {
             let permit = permits.pop().expect("one permit per claimed job");
             let abort = hard_stop.child_token();
-            held.lock()
-                .unwrap()
-                .insert(job.id, (job.lease_token, abort.clone()));
+            let entry = HeldJob {
+                token: job.lease_token,
+                abort: abort.clone(),
+                started_at: job.step_started_at,
+            };
+            held.lock().unwrap().insert(job.id, entry);
             // The started ones come first in the claim's answer.
             let slot = match job.step_started_at {
                 Some(_) => ready_slots.pop(),
@@ -196,7 +211,7 @@ pub async fn run(
         warn!(worker = %settings.id, "shutdown deadline passed; abandoning unfinished steps");
     }
     // What is still held either never started (claimed, waiting for a slot) or did not finish.
-    let leases = leases_of(&held);
+    let leases: Vec<Lease> = leases_of(&held).into_iter().map(|(l, _)| l).collect();
     if !leases.is_empty() {
         let released = queue::release(&pool, &leases, &settings.id).await?;
         info!(worker = %settings.id, released, "handed unfinished jobs back to the queue");
@@ -261,28 +276,29 @@ impl JobTask {
                 slot = self.slots.clone().acquire_owned() => slot.expect("semaphore never closes"),
             },
         };
-        // A job that waited for its slot records that its step starts now: only a started
-        // step is charged an attempt if this process dies. Normally the record goes with the
-        // next batch while the step runs; a job rescued before waits for it to be written, so
-        // that a step that kills its process is charged every time.
-        if job.step_started_at.is_none() && job.rescues == 0 {
-            if let Err(e) = self.completer.start_detached(job.lease()).await {
-                warn!(job.id = %job.id, error = %e, "could not record the step's start");
+        // A job that waited for its slot: only a started step is charged an attempt if this
+        // process dies. The next heartbeat records the start (no write of its own per job); a
+        // job rescued before has it written before the step runs, so that a step that kills
+        // its process is charged every time it runs.
+        if job.step_started_at.is_none() {
+            if job.rescues > 0 {
+                match self.completer.start(job.lease()).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        warn!(job.id = %job.id, "lease lost while waiting for a slot");
+                        self.held.lock().unwrap().remove(&job.id);
+                        return;
+                    }
+                    Err(e) => {
+                        // Leave the job to the rescuer: its attempts are untouched.
+                        warn!(job.id = %job.id, error = %e, "could not record the step's start");
+                        self.held.lock().unwrap().remove(&job.id);
+                        return;
+                    }
+                }
             }
-        } else if job.step_started_at.is_none() {
-            match self.completer.start(job.lease()).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    warn!(job.id = %job.id, "lease lost while waiting for a slot");
-                    self.held.lock().unwrap().remove(&job.id);
-                    return;
-                }
-                Err(e) => {
-                    // Leave the job to the rescuer: its attempts are untouched.
-                    warn!(job.id = %job.id, error = %e, "could not record the step's start");
-                    self.held.lock().unwrap().remove(&job.id);
-                    return;
-                }
+            if let Some(entry) = self.held.lock().unwrap().get_mut(&job.id) {
+                entry.started_at = Some(Utc::now());
             }
         }
         let Some(workflow) = self.registry.get(&job.kind).cloned() else {
@@ -403,12 +419,12 @@ async fn heartbeat_loop(
         match queue::heartbeat(&pool, &leases, settings.lease).await {
             Ok(alive) => {
                 let map = held.lock().unwrap();
-                for lease in leases.iter().filter(|l| !alive.contains(&l.job_id)) {
-                    if let Some((token, abort)) = map.get(&lease.job_id)
-                        && *token == lease.token
+                for (lease, _) in leases.iter().filter(|(l, _)| !alive.contains(&l.job_id)) {
+                    if let Some(job) = map.get(&lease.job_id)
+                        && job.token == lease.token
                     {
                         warn!(job.id = %lease.job_id, "lease lost; abandoning the step");
-                        abort.cancel();
+                        job.abort.cancel();
                     }
                 }
             }

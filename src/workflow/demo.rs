@@ -1,6 +1,7 @@
 //! A workflow with no side effects: optionally works for a while inside its first step (holding
-//! its lease, heartbeating), optionally waits once durably, and finishes. It shows the queue at
-//! work without AWS; the queue's tests and benchmark run it.
+//! its lease, heartbeating), optionally waits once durably, and finishes; or, for the tests of
+//! crash recovery, aborts its process. It shows the queue at work without AWS; the queue's tests
+//! and benchmark run it (the HTTP API cannot enqueue it).
 
 use std::time::Duration;
 
@@ -22,6 +23,10 @@ impl Workflow for Demo {
     }
 
     async fn run_step(&self, cx: &StepContext<'_>) -> Transition {
+        // A step with a fatal bug: it takes its whole process down, every time.
+        if cx.job.args.0["abort_process"] == json!(true) {
+            std::process::abort();
+        }
         let wait_ms = cx.job.args.0["wait_ms"].as_u64().unwrap_or(0);
         let busy_ms = cx.job.args.0["busy_ms"].as_u64().unwrap_or(0);
         // Busy only on a first attempt, so a job interrupted mid-step finishes when rescued.
