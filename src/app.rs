@@ -40,7 +40,8 @@ pub fn workflows(
     stop: CancellationToken,
 ) -> (Registry, JoinHandle<()>) {
     let tenancy = Tenancy::new(cloud, settings.provisioning.clone());
-    let poller = tokio::spawn(poller::run(pool, tenancy.clone(), stop));
+    let me = settings.worker.id.clone();
+    let poller = tokio::spawn(poller::run(pool, tenancy.clone(), me, stop));
     (registry_for(tenancy), poller)
 }
 

@@ -5,12 +5,17 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 struct StepMetrics {
     registry: Registry,
     duration: HistogramVec,
     outcomes: IntCounterVec,
+    poller_leader: IntGauge,
+    poller_active: IntGauge,
+    poll_rounds: IntCounter,
 }
 
 static STEPS: LazyLock<StepMetrics> = LazyLock::new(|| {
@@ -34,18 +39,56 @@ static STEPS: LazyLock<StepMetrics> = LazyLock::new(|| {
         &["kind", "step", "outcome"],
     )
     .expect("valid counter");
+    let poller_leader = IntGauge::new(
+        "tenantd_instance_poller_leader",
+        "1 while this process is the one polling the instances for all processes.",
+    )
+    .expect("valid gauge");
+    let poller_active = IntGauge::new(
+        "tenantd_instance_poller_active",
+        "1 while a poller (this process or another) finished a round recently, so that wait \
+         steps here leave the looking to it.",
+    )
+    .expect("valid gauge");
+    let poll_rounds = IntCounter::new(
+        "tenantd_instance_poll_rounds_total",
+        "Instance poll rounds this process completed.",
+    )
+    .expect("valid counter");
     registry
         .register(Box::new(duration.clone()))
         .expect("registered once");
     registry
         .register(Box::new(outcomes.clone()))
         .expect("registered once");
+    for gauge in [&poller_leader, &poller_active] {
+        registry
+            .register(Box::new(gauge.clone()))
+            .expect("registered once");
+    }
+    registry
+        .register(Box::new(poll_rounds.clone()))
+        .expect("registered once");
     StepMetrics {
         registry,
         duration,
         outcomes,
+        poller_leader,
+        poller_active,
+        poll_rounds,
     }
 });
+
+/// The instance poller's state in this process, after each election.
+pub fn record_poller(leader: bool, active: bool) {
+    STEPS.poller_leader.set(leader.into());
+    STEPS.poller_active.set(active.into());
+}
+
+/// One instance poll round completed here.
+pub fn record_poll_round() {
+    STEPS.poll_rounds.inc();
+}
 
 /// Records one step of a `kind` job: `step` ran for `took` and ended with `outcome`.
 pub fn record_step(kind: &str, step: &str, outcome: &str, took: Duration) {

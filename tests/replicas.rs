@@ -1,14 +1,17 @@
 //! Several replicas: three `tenantd serve` processes on one control database share 60 tenants;
 //! one is killed (SIGKILL) halfway. All tenants end ready, and none was provisioned twice: one
-//! instance each, and no job created its instance twice.
+//! instance each, and no job created its instance twice. And only one of them polls the
+//! instances at a time.
 
 mod support;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use support::fleet::*;
 use support::stack::*;
 use support::wait_for;
+use tenantd::tenants::TenantStatus;
 
 const TENANTS: usize = 60;
 
@@ -66,4 +69,148 @@ async fn three_replicas_share_sixty_tenants_and_survive_losing_one() {
     .await
     .unwrap();
     assert_eq!(workers, 3, "every replica took part");
+}
+
+/// The value of an unlabelled metric, or the sum of a labelled one's series matching `filter`;
+/// `None` while the replica does not answer yet.
+async fn try_metric(port: u16, name: &str, filter: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .and_then(|r| r.error_for_status())
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(metric_in(&text, name, filter))
+}
+
+async fn metric(port: u16, name: &str, filter: &str) -> f64 {
+    try_metric(port, name, filter)
+        .await
+        .expect("the replica answers GET /metrics")
+}
+
+fn metric_in(text: &str, name: &str, filter: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            (l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
+                && l.contains(filter)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn describes(port: u16) -> f64 {
+    metric(
+        port,
+        "tenantd_aws_calls_total",
+        "operation=\"DescribeDBInstances\"",
+    )
+    .await
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until every live replica reports a working poller, exactly one of them as its own;
+/// returns that one's worker id.
+async fn poller_elected(ports: &HashMap<&'static str, u16>) -> &'static str {
+    wait_for(
+        "one poller, known to every replica",
+        Duration::from_secs(30),
+        || async {
+            let mut leaders = Vec::new();
+            for (id, port) in ports {
+                if try_metric(*port, "tenantd_instance_poller_active", "").await? != 1.0 {
+                    return None;
+                }
+                if try_metric(*port, "tenantd_instance_poller_leader", "").await? == 1.0 {
+                    leaders.push(*id);
+                }
+            }
+            (leaders.len() == 1).then(|| leaders[0])
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_polls_for_all_and_another_takes_over_when_it_dies() {
+    let stack = Stack::new().await;
+    let prefix = run_prefix("pol");
+    let base = test_env(&stack.db, &[]);
+    let mut ports: HashMap<&'static str, u16> = HashMap::new();
+    let mut replicas = HashMap::new();
+    for id in ["pol-a", "pol-b", "pol-c"] {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let env = daemon_env(&base, id, &[("TENANTD_LISTEN", listen.as_str())]);
+        replicas.insert(id, spawn_serve(&env));
+        ports.insert(id, port);
+    }
+    let leader = poller_elected(&ports).await;
+
+    // Six tenants: their waits are looked after by the leader alone; the others never describe.
+    let first: Vec<String> = provision_many(&stack, &format!("{prefix}-a"), 6, 5)
+        .await
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    let statuses = settled(&stack, Duration::from_secs(120)).await;
+    assert!(
+        statuses.values().all(|s| *s == TenantStatus::Ready),
+        "{statuses:?}"
+    );
+    for (id, port) in &ports {
+        let calls = describes(*port).await;
+        if *id == leader {
+            assert!(calls > 0.0, "the poller {id} made no describe call");
+        } else {
+            assert_eq!(calls, 0.0, "{id} is not the poller but described instances");
+        }
+    }
+
+    // The poller dies; another replica takes over and finishes six more.
+    kill9(replicas.get_mut(leader).unwrap()).await;
+    ports.remove(leader);
+    let heir = poller_elected(&ports).await;
+    assert_ne!(heir, leader);
+    let recorded: String = sqlx::query_scalar("SELECT leader FROM instance_poller")
+        .fetch_one(stack.pool())
+        .await
+        .unwrap();
+    assert_eq!(recorded, heir);
+    let before: HashMap<&str, f64> = {
+        let mut m = HashMap::new();
+        for (id, port) in &ports {
+            m.insert(*id, describes(*port).await);
+        }
+        m
+    };
+    let second: Vec<String> = provision_many(&stack, &format!("{prefix}-b"), 6, 5)
+        .await
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    let statuses = settled(&stack, Duration::from_secs(120)).await;
+    assert!(
+        statuses.values().all(|s| *s == TenantStatus::Ready),
+        "{statuses:?}"
+    );
+    for (id, port) in &ports {
+        let calls = describes(*port).await - before[id];
+        if *id == heir {
+            assert!(calls > 0.0, "the new poller {id} made no describe call");
+        } else {
+            assert_eq!(calls, 0.0, "{id} is not the poller but described instances");
+        }
+    }
+    let mut all = first;
+    all.extend(second);
+    assert_exactly_provisioned(&stack, &prefix, &all).await;
 }

@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -197,20 +199,28 @@ pub async fn rescue_expired(
     Ok(rescued as u64)
 }
 
-/// Makes waiting jobs runnable now (something they wait for has happened) and wakes idle
-/// workers. Jobs no longer waiting are left alone. Returns how many were woken.
-pub async fn wake(executor: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<u64, QueueError> {
+/// Makes waiting jobs runnable now (something they wait for has happened), merging what the
+/// waker learnt into each job's `data`, and wakes idle workers. Jobs no longer waiting are left
+/// alone. Returns how many were woken.
+pub async fn wake(
+    executor: impl PgExecutor<'_>,
+    wakes: &[(Uuid, Value)],
+) -> Result<u64, QueueError> {
+    let ids: Vec<Uuid> = wakes.iter().map(|(id, _)| *id).collect();
+    let data: Vec<Json<&Value>> = wakes.iter().map(|(_, d)| Json(d)).collect();
     let woken: i64 = sqlx::query_scalar(
         r#"
         WITH woken AS (
-            UPDATE jobs SET run_at = now(), updated_at = now()
-            WHERE id = ANY($1) AND state = 'waiting' AND run_at > now()
-            RETURNING id
+            UPDATE jobs SET run_at = now(), updated_at = now(), data = jobs.data || w.data
+            FROM unnest($1::uuid[], $2::jsonb[]) AS w(id, data)
+            WHERE jobs.id = w.id AND jobs.state = 'waiting' AND jobs.run_at > now()
+            RETURNING jobs.id
         )
         SELECT count(*) FROM woken, LATERAL (SELECT pg_notify('tenantd_jobs', '')) AS n
         "#,
     )
-    .bind(ids)
+    .bind(&ids)
+    .bind(&data)
     .fetch_one(executor)
     .await?;
     Ok(woken as u64)

@@ -1,19 +1,27 @@
-//! The instance poller: one task per process that looks at every instance a job waits for
-//! (created and not yet available, or deleted and not yet gone) with batched
-//! DescribeDBInstances calls, keeps what it saw for the wait steps, and wakes the jobs whose
-//! instance reached a state their step acts on. So waiting costs one describe per 100
-//! instances per interval, whatever the number of waiting tenants, and no task, connection or
-//! worker slot per waiting tenant.
+//! The instance poller: one task that looks at every instance a job waits for (created and not
+//! yet available, or deleted and not yet gone) with batched DescribeDBInstances calls, and wakes
+//! the jobs whose instance reached a state their step acts on, handing them what it saw. So
+//! waiting costs one describe per 100 instances per interval, whatever the number of waiting
+//! tenants, and no task, connection or worker slot per waiting tenant.
+//!
+//! Every process runs the task, but only one polls at a time: the one holding a session
+//! advisory lock in the control database. The others try for the lock each interval and read
+//! when the poller last finished a round; while that is recent, their wait steps leave the
+//! looking to it. A poller that dies releases the lock with its connection, and another process
+//! takes over within an interval. So the describe calls do not grow with the replicas either.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use uuid::Uuid;
 
+use super::StepContext;
 use super::tenancy::Tenancy;
 use crate::cloud::CloudError;
 use crate::cloud::rds::{InstanceInfo, UNRECOVERABLE};
@@ -31,7 +39,21 @@ pub struct Observations(Mutex<Round>);
 struct Round {
     at: Option<Instant>,
     seen: HashMap<String, Option<InstanceInfo>>,
+    /// When the poller of another process last finished a round, as this process learnt it.
+    elsewhere: Option<Instant>,
 }
+
+/// The advisory lock whose holder is the poller (any constant no other tool of the control
+/// database uses: "tenantd" in ASCII).
+const POLLER_LOCK: i64 = 0x0074_656e_616e_7464;
+
+/// The key under which a woken job finds what the poller saw.
+const SEEN: &str = "poller_seen";
+
+/// How old what the poller handed a woken job may be for its step to act on it. Jobs woken in
+/// a burst may queue for a while; an instance's endpoint does not change, and a step that finds
+/// the instance busy after all retries.
+const HANDED_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// What a wait step learns from [`Tenancy::look`].
 #[derive(Debug)]
@@ -45,10 +67,18 @@ pub enum Look {
 
 impl Observations {
     fn store(&self, seen: HashMap<String, Option<InstanceInfo>>) {
-        *self.0.lock().unwrap() = Round {
-            at: Some(Instant::now()),
-            seen,
-        };
+        let mut round = self.0.lock().unwrap();
+        round.at = Some(Instant::now());
+        round.seen = seen;
+    }
+
+    /// Another process is the poller; its last round ended `age` ago.
+    fn polled_elsewhere(&self, age: Duration) {
+        let mut round = self.0.lock().unwrap();
+        round.elsewhere = Instant::now().checked_sub(age);
+        // This process's own view, if it polled before, is no longer kept up to date.
+        round.at = None;
+        round.seen.clear();
     }
 
     /// The poller's last view of `id`, if its last round is younger than `max_age`.
@@ -60,9 +90,13 @@ impl Observations {
         }
     }
 
-    /// Whether a round succeeded within `max_age`.
+    /// Whether a round succeeded within `max_age`, here or in another process.
     fn active(&self, max_age: Duration) -> bool {
-        matches!(self.0.lock().unwrap().at, Some(at) if at.elapsed() <= max_age)
+        let round = self.0.lock().unwrap();
+        [round.at, round.elsewhere]
+            .into_iter()
+            .flatten()
+            .any(|at| at.elapsed() <= max_age)
     }
 }
 
@@ -72,19 +106,31 @@ impl Tenancy {
         self.settings.rds_poll_interval * 2 + Duration::from_secs(1)
     }
 
-    /// Whether the poller is running and succeeding here.
+    /// Whether a poller (here or in another process) is running and succeeding.
     pub fn poller_active(&self) -> bool {
         self.observations.active(self.fresh())
     }
 
-    /// The instance, for a wait step: the poller's fresh view when there is one, else (when
-    /// `may_wait` and the poller runs) [`Look::Later`], else one DescribeDBInstances. A "does
-    /// not exist" from the poller is confirmed by a describe of its own (it may predate the
+    /// The instance, for a wait step: what the poller handed the job when it woke it, or this
+    /// process's poller's view, when fresh; else (when `may_wait`, a poller runs and has not
+    /// woken the job for this step) [`Look::Later`]; else one DescribeDBInstances. A "does not
+    /// exist" from the poller is confirmed by a describe of its own (it may predate the
     /// create).
-    pub async fn look(&self, id: &str, may_wait: bool) -> Result<Look, CloudError> {
+    pub async fn look(
+        &self,
+        cx: &StepContext<'_>,
+        id: &str,
+        may_wait: bool,
+    ) -> Result<Look, CloudError> {
+        let handed = handed_over(cx, id);
+        if let Some(Handed::Fresh(info)) = handed {
+            return Ok(Look::Seen(Some(info)));
+        }
         match self.observations.get(id, self.fresh()) {
             Some(Some(info)) => return Ok(Look::Seen(Some(info))),
-            None if may_wait && self.poller_active() => return Ok(Look::Later),
+            None if handed.is_none() && may_wait && self.poller_active() => {
+                return Ok(Look::Later);
+            }
             _ => {}
         }
         Ok(Look::Seen(self.cloud.describe_db_instance(id).await?))
@@ -101,6 +147,28 @@ impl Tenancy {
     }
 }
 
+/// What the poller handed a job it woke for its current step.
+enum Handed {
+    /// Seen recently enough to act on.
+    Fresh(InstanceInfo),
+    /// Too old, or "does not exist": the step looks for itself.
+    Stale,
+}
+
+fn handed_over(cx: &StepContext<'_>, id: &str) -> Option<Handed> {
+    let seen = cx.job.data.0.get(SEEN)?;
+    if seen["step"].as_str() != Some(cx.job.step.as_str()) {
+        return None;
+    }
+    let at: DateTime<Utc> = seen["at"].as_str()?.parse().ok()?;
+    let max_age = chrono::Duration::from_std(HANDED_MAX_AGE).unwrap_or_default();
+    let info: Option<InstanceInfo> = serde_json::from_value(seen["instance"].clone()).ok();
+    Some(match info {
+        Some(info) if info.identifier == id && Utc::now() - at <= max_age => Handed::Fresh(info),
+        _ => Handed::Stale,
+    })
+}
+
 /// Whether a job at `step` has something to do with its instance in this state.
 fn actionable(step: &str, seen: Option<&InstanceInfo>) -> bool {
     let Some(info) = seen else {
@@ -114,23 +182,108 @@ fn actionable(step: &str, seen: Option<&InstanceInfo>) -> bool {
     }
 }
 
-/// Runs rounds every poll interval until `stop`.
-pub async fn run(pool: PgPool, tenancy: Tenancy, stop: CancellationToken) {
+/// Until `stop`: competes for the poller's lock each interval; while holding it, runs a round
+/// every interval; while another process holds it, notes when that one last finished a round.
+/// `me` names this process in the poller's record (the worker id).
+pub async fn run(pool: PgPool, tenancy: Tenancy, me: String, stop: CancellationToken) {
     let interval = tenancy.settings.rds_poll_interval;
     if interval.is_zero() {
         return;
     }
+    // The session that holds (or tries for) the lock; the lock goes with it.
+    let mut lock: Option<PgConnection> = None;
+    let mut leading = false;
     loop {
         let started = Instant::now();
-        if let Err(e) = round(&pool, &tenancy).await {
-            warn!(error = %e, "instance poll failed; trying again next interval");
+        match elect(&pool, &mut lock, leading).await {
+            Ok(true) => {
+                if !leading {
+                    info!(poller = %me, "this process now polls the instances");
+                    leading = true;
+                }
+                match round(&pool, &tenancy).await {
+                    Ok(()) => {
+                        crate::metrics::record_poll_round();
+                        if let Err(e) = record_round(&pool, &me).await {
+                            warn!(error = %e, "could not record the poll round");
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "instance poll failed; trying again next interval"),
+                }
+            }
+            Ok(false) => {
+                if leading {
+                    warn!(poller = %me, "lost the poller's lock; another process polls now");
+                    leading = false;
+                }
+                match last_round_age(&pool).await {
+                    Ok(Some(age)) => tenancy.observations.polled_elsewhere(age),
+                    Ok(None) => {}
+                    Err(e) => warn!(error = %e, "could not read the poller's last round"),
+                }
+            }
+            Err(e) => {
+                leading = false;
+                lock = None;
+                warn!(error = %e, "poller election failed; trying again next interval");
+            }
         }
+        crate::metrics::record_poller(leading, tenancy.poller_active());
         let pause = interval.saturating_sub(started.elapsed());
         tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => break,
             _ = tokio::time::sleep(pause) => {}
         }
     }
+    if let Some(conn) = lock {
+        let _ = conn.close().await;
+    }
+}
+
+/// Whether this process holds the poller's lock, taking it if it is free. A holder checks that
+/// its session is still alive: if it died, so did the lock.
+async fn elect(
+    pool: &PgPool,
+    lock: &mut Option<PgConnection>,
+    leading: bool,
+) -> Result<bool, sqlx::Error> {
+    if lock.is_none() {
+        *lock = Some(pool.acquire().await?.detach());
+    }
+    let conn = lock.as_mut().expect("just set");
+    let result = if leading {
+        conn.ping().await.map(|()| true)
+    } else {
+        sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(POLLER_LOCK)
+            .fetch_one(&mut *conn)
+            .await
+    };
+    if result.is_err() {
+        *lock = None;
+    }
+    result
+}
+
+async fn record_round(pool: &PgPool, me: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO instance_poller (leader, round_at) VALUES ($1, now())
+         ON CONFLICT (singleton) DO UPDATE SET leader = $1, round_at = now()",
+    )
+    .bind(me)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// How long ago the poller (whichever process it is) finished its last round.
+async fn last_round_age(pool: &PgPool) -> Result<Option<Duration>, sqlx::Error> {
+    let age: Option<f64> = sqlx::query_scalar(
+        "SELECT greatest(EXTRACT(EPOCH FROM now() - round_at)::float8, 0) FROM instance_poller",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(age.map(Duration::from_secs_f64))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,12 +326,17 @@ async fn round(pool: &PgPool, t: &Tenancy) -> Result<(), PollError> {
             *slot = Some(info);
         }
     }
-    let wake: Vec<Uuid> = jobs
+    // A woken job may run in any process: it carries what was seen, for its step.
+    let now = Utc::now().to_rfc3339();
+    let wake: Vec<(Uuid, Value)> = jobs
         .iter()
-        .filter(|(_, step, tenant, later)| {
-            *later && actionable(step, seen[&t.instance_id(tenant)].as_ref())
+        .filter_map(|(id, step, tenant, later)| {
+            let instance = seen[&t.instance_id(tenant)].as_ref();
+            (*later && actionable(step, instance)).then(|| {
+                let handed = json!({ SEEN: { "step": step, "at": now, "instance": instance } });
+                (*id, handed)
+            })
         })
-        .map(|(id, ..)| *id)
         .collect();
     t.observations.store(seen);
     if !wake.is_empty() {

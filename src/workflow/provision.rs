@@ -243,7 +243,7 @@ async fn wait_available(t: &Tenancy, cx: &StepContext<'_>) -> Transition {
         ));
     }
     let polls = data_u64(cx, "wait_polls");
-    let info = match t.look(&id, true).await {
+    let info = match t.look(cx, &id, true).await {
         Ok(Look::Seen(Some(info))) => info,
         Ok(Look::Seen(None)) => {
             return Transition::fail(format!("instance {id} disappeared while being created"));

@@ -55,7 +55,7 @@ pub async fn remove_instance(
         ));
     }
     // The first look is our own; later ones (while it is deleted) come from the poller.
-    let info = match t.look(&id, polls > 0).await {
+    let info = match t.look(cx, &id, polls > 0).await {
         Ok(Look::Seen(Some(info))) => info,
         Ok(Look::Seen(None)) => return Transition::next(next),
         Ok(Look::Later) => return wait_gone(t, started, polls),
