@@ -211,6 +211,7 @@ async fn run(args: &Args, db_url: &str) -> anyhow::Result<String> {
     };
     let wall = started.elapsed().as_secs_f64();
     let calls = rds_calls(&http, &base).await?;
+    timeline(&pool).await?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let hwm_kb: u64 = status
         .lines()
@@ -224,6 +225,27 @@ async fn run(args: &Args, db_url: &str) -> anyhow::Result<String> {
         args.tenants,
         hwm_kb / 1024
     ))
+}
+
+/// When the tenants left each step, in seconds from the first enqueue: where the time went.
+async fn timeline(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let rows: Vec<(String, i64, f64, f64, f64)> = sqlx::query_as(
+        "WITH t0 AS (SELECT min(created_at) AS t0 FROM jobs),
+              left_step AS (
+                SELECT step, extract(epoch FROM at - t0)::float8 AS s
+                FROM job_history, t0
+                WHERE outcome IN ('advanced', 'succeeded'))
+         SELECT step, count(*), min(s),
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY s), max(s)
+         FROM left_step GROUP BY step ORDER BY 4",
+    )
+    .fetch_all(pool)
+    .await?;
+    eprintln!("step left (s from the first enqueue): step count first median last");
+    for (step, n, first, median, last) in rows {
+        eprintln!("  {step:<16} {n:>5} {first:>7.1} {median:>7.1} {last:>7.1}");
+    }
+    Ok(())
 }
 
 /// RDS calls the daemon made, summed from its `/metrics`.
