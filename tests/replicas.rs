@@ -11,7 +11,8 @@ use std::time::Duration;
 use support::fleet::*;
 use support::stack::*;
 use support::wait_for;
-use tenantd::tenants::TenantStatus;
+use tenantd::queue::JobState;
+use tenantd::tenants::{self, TenantStatus};
 
 const TENANTS: usize = 60;
 
@@ -213,4 +214,33 @@ async fn one_replica_polls_for_all_and_another_takes_over_when_it_dies() {
     let mut all = first;
     all.extend(second);
     assert_exactly_provisioned(&stack, &prefix, &all).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_tenant_deprovisioned_as_soon_as_it_is_ready_is_deleted() {
+    let stack = Stack::new().await;
+    let prefix = run_prefix("dep");
+    let base = test_env(&stack.db, &[]);
+    // A slow poller: what it saw of the instance while it was created (no deletion protection
+    // yet) is still its latest round when the deprovisioning starts.
+    let env = daemon_env(&base, "dep", &[("TENANTD_RDS_POLL_INTERVAL", "10s")]);
+    let mut daemon = spawn_serve(&env);
+    let tenant = format!("{prefix}-0");
+    let job = stack.provision(&tenant, "enterprise").await;
+    let job = stack.finished(job, Duration::from_secs(120)).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    let (_, deprovision, _) = tenants::request_deprovision(stack.pool(), &tenant, true, 5)
+        .await
+        .unwrap();
+    let deprovision = stack
+        .finished(deprovision.id, Duration::from_secs(120))
+        .await;
+    assert_eq!(
+        deprovision.state,
+        JobState::Succeeded,
+        "{:?}",
+        deprovision.error
+    );
+    assert!(stack.instance(&format!("saas-{tenant}")).await.is_none());
+    kill9(&mut daemon).await;
 }

@@ -200,8 +200,8 @@ pub async fn rescue_expired(
 }
 
 /// Makes waiting jobs runnable now (something they wait for has happened), merging what the
-/// waker learnt into each job's `data`, and wakes idle workers. Jobs no longer waiting are left
-/// alone. Returns how many were woken.
+/// waker learnt into each job's `data`, and wakes idle workers. Jobs already due get the data
+/// too; jobs no longer waiting are left alone. Returns how many were woken.
 pub async fn wake(
     executor: impl PgExecutor<'_>,
     wakes: &[(Uuid, Value)],
@@ -211,9 +211,10 @@ pub async fn wake(
     let woken: i64 = sqlx::query_scalar(
         r#"
         WITH woken AS (
-            UPDATE jobs SET run_at = now(), updated_at = now(), data = jobs.data || w.data
+            UPDATE jobs SET run_at = least(jobs.run_at, now()), updated_at = now(),
+                data = jobs.data || w.data
             FROM unnest($1::uuid[], $2::jsonb[]) AS w(id, data)
-            WHERE jobs.id = w.id AND jobs.state = 'waiting' AND jobs.run_at > now()
+            WHERE jobs.id = w.id AND jobs.state = 'waiting'
             RETURNING jobs.id
         )
         SELECT count(*) FROM woken, LATERAL (SELECT pg_notify('tenantd_jobs', '')) AS n

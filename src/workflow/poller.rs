@@ -31,15 +31,14 @@ use crate::tenants::{DEPROVISION, PROVISION};
 const WAIT_STEPS: &[&str] = &["wait_available", "undo_instance", "delete_instance"];
 const GONE_STEPS: &[&str] = &["undo_instance", "delete_instance"];
 
-/// What the last successful round saw, by instance id (`None`: the instance does not exist).
+/// Whether a poller is at work: when this process last finished a round, and when the poller
+/// of another process did, as far as this process learnt.
 #[derive(Debug, Default)]
-pub struct Observations(Mutex<Round>);
+pub struct PollerHealth(Mutex<Rounds>);
 
 #[derive(Debug, Default)]
-struct Round {
-    at: Option<Instant>,
-    seen: HashMap<String, Option<InstanceInfo>>,
-    /// When the poller of another process last finished a round, as this process learnt it.
+struct Rounds {
+    here: Option<Instant>,
     elsewhere: Option<Instant>,
 }
 
@@ -65,35 +64,22 @@ pub enum Look {
     Later,
 }
 
-impl Observations {
-    fn store(&self, seen: HashMap<String, Option<InstanceInfo>>) {
-        let mut round = self.0.lock().unwrap();
-        round.at = Some(Instant::now());
-        round.seen = seen;
+impl PollerHealth {
+    fn round_done(&self) {
+        self.0.lock().unwrap().here = Some(Instant::now());
     }
 
     /// Another process is the poller; its last round ended `age` ago.
     fn polled_elsewhere(&self, age: Duration) {
-        let mut round = self.0.lock().unwrap();
-        round.elsewhere = Instant::now().checked_sub(age);
-        // This process's own view, if it polled before, is no longer kept up to date.
-        round.at = None;
-        round.seen.clear();
-    }
-
-    /// The poller's last view of `id`, if its last round is younger than `max_age`.
-    fn get(&self, id: &str, max_age: Duration) -> Option<Option<InstanceInfo>> {
-        let round = self.0.lock().unwrap();
-        match round.at {
-            Some(at) if at.elapsed() <= max_age => round.seen.get(id).cloned(),
-            _ => None,
-        }
+        let mut rounds = self.0.lock().unwrap();
+        rounds.elsewhere = Instant::now().checked_sub(age);
+        rounds.here = None;
     }
 
     /// Whether a round succeeded within `max_age`, here or in another process.
     fn active(&self, max_age: Duration) -> bool {
-        let round = self.0.lock().unwrap();
-        [round.at, round.elsewhere]
+        let rounds = self.0.lock().unwrap();
+        [rounds.here, rounds.elsewhere]
             .into_iter()
             .flatten()
             .any(|at| at.elapsed() <= max_age)
@@ -108,14 +94,15 @@ impl Tenancy {
 
     /// Whether a poller (here or in another process) is running and succeeding.
     pub fn poller_active(&self) -> bool {
-        self.observations.active(self.fresh())
+        self.poller.active(self.fresh())
     }
 
-    /// The instance, for a wait step: what the poller handed the job when it woke it, or this
-    /// process's poller's view, when fresh; else (when `may_wait`, a poller runs and has not
-    /// woken the job for this step) [`Look::Later`]; else one DescribeDBInstances. A "does not
-    /// exist" from the poller is confirmed by a describe of its own (it may predate the
-    /// create).
+    /// The instance, for a wait step: what the poller handed the job when it woke it, when
+    /// fresh; else (when `may_wait`, a poller runs and has not handed the job anything for this
+    /// step) [`Look::Later`]; else one DescribeDBInstances. A "does not exist" from the poller
+    /// is confirmed by a describe of its own (it may predate the create). Nothing seen for
+    /// another job or step is used: the instance may have changed since (a later step of the
+    /// same tenant may have switched on deletion protection).
     pub async fn look(
         &self,
         cx: &StepContext<'_>,
@@ -126,12 +113,8 @@ impl Tenancy {
         if let Some(Handed::Fresh(info)) = handed {
             return Ok(Look::Seen(Some(info)));
         }
-        match self.observations.get(id, self.fresh()) {
-            Some(Some(info)) => return Ok(Look::Seen(Some(info))),
-            None if handed.is_none() && may_wait && self.poller_active() => {
-                return Ok(Look::Later);
-            }
-            _ => {}
+        if handed.is_none() && may_wait && self.poller_active() {
+            return Ok(Look::Later);
         }
         Ok(Look::Seen(self.cloud.describe_db_instance(id).await?))
     }
@@ -217,7 +200,7 @@ pub async fn run(pool: PgPool, tenancy: Tenancy, me: String, stop: CancellationT
                     leading = false;
                 }
                 match last_round_age(&pool).await {
-                    Ok(Some(age)) => tenancy.observations.polled_elsewhere(age),
+                    Ok(Some(age)) => tenancy.poller.polled_elsewhere(age),
                     Ok(None) => {}
                     Err(e) => warn!(error = %e, "could not read the poller's last round"),
                 }
@@ -298,11 +281,11 @@ enum PollError {
 
 /// One round: the waiting jobs' instances, described in batches; wake those with news.
 async fn round(pool: &PgPool, t: &Tenancy) -> Result<(), PollError> {
-    let jobs: Vec<(Uuid, String, String, bool)> = sqlx::query_as(
-        "SELECT id, step, tenant_id, state = 'waiting' AND run_at > now()
-         FROM jobs
-         WHERE state IN ('queued', 'running', 'waiting') AND kind = ANY($1)
-           AND step = ANY($2) AND tenant_id IS NOT NULL",
+    // Running and queued jobs at a wait step get their turn once they wait.
+    let jobs: Vec<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT id, step, tenant_id FROM jobs
+         WHERE state = 'waiting' AND kind = ANY($1) AND step = ANY($2)
+           AND tenant_id IS NOT NULL",
     )
     .bind([PROVISION, DEPROVISION].map(str::to_string).to_vec())
     .bind(WAIT_STEPS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
@@ -310,7 +293,7 @@ async fn round(pool: &PgPool, t: &Tenancy) -> Result<(), PollError> {
     .await?;
     let ids: Vec<String> = jobs
         .iter()
-        .map(|(_, _, tenant, _)| t.instance_id(tenant))
+        .map(|(_, _, tenant)| t.instance_id(tenant))
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
@@ -330,15 +313,15 @@ async fn round(pool: &PgPool, t: &Tenancy) -> Result<(), PollError> {
     let now = Utc::now().to_rfc3339();
     let wake: Vec<(Uuid, Value)> = jobs
         .iter()
-        .filter_map(|(id, step, tenant, later)| {
+        .filter_map(|(id, step, tenant)| {
             let instance = seen[&t.instance_id(tenant)].as_ref();
-            (*later && actionable(step, instance)).then(|| {
+            actionable(step, instance).then(|| {
                 let handed = json!({ SEEN: { "step": step, "at": now, "instance": instance } });
                 (*id, handed)
             })
         })
         .collect();
-    t.observations.store(seen);
+    t.poller.round_done();
     if !wake.is_empty() {
         let woken = crate::queue::wake(pool, &wake).await?;
         debug!(woken, "instance poll woke waiting jobs");
@@ -381,16 +364,14 @@ mod tests {
     }
 
     #[test]
-    fn observations_expire() {
-        let o = Observations::default();
-        assert!(!o.active(Duration::from_secs(60)));
-        o.store(HashMap::from([(
-            "saas-a".to_string(),
-            Some(info("creating")),
-        )]));
-        assert!(o.active(Duration::from_secs(60)));
-        assert!(o.get("saas-a", Duration::from_secs(60)).is_some());
-        assert!(o.get("saas-b", Duration::from_secs(60)).is_none());
-        assert!(o.get("saas-a", Duration::ZERO).is_none());
+    fn a_poller_counts_as_active_for_a_while_after_its_last_round() {
+        let p = PollerHealth::default();
+        assert!(!p.active(Duration::from_secs(60)));
+        p.round_done();
+        assert!(p.active(Duration::from_secs(60)));
+        assert!(!p.active(Duration::ZERO));
+        p.polled_elsewhere(Duration::from_secs(30));
+        assert!(p.active(Duration::from_secs(60)));
+        assert!(!p.active(Duration::from_secs(10)));
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::poller::Observations;
+use super::poller::PollerHealth;
 use super::{StepContext, Transition};
 use crate::cloud::{self, Cloud, CloudError, Tags};
 use crate::config::ProvisioningSettings;
@@ -19,8 +19,8 @@ use crate::queue::{self, QueueError};
 pub struct Tenancy {
     pub cloud: Cloud,
     pub settings: Arc<ProvisioningSettings>,
-    /// What the instance poller of this process saw last.
-    pub observations: Arc<Observations>,
+    /// Whether an instance poller (this process's or another's) is at work.
+    pub poller: Arc<PollerHealth>,
 }
 
 impl Tenancy {
@@ -28,7 +28,7 @@ impl Tenancy {
         Tenancy {
             cloud,
             settings: Arc::new(settings),
-            observations: Arc::default(),
+            poller: Arc::default(),
         }
     }
 
