@@ -212,6 +212,18 @@ async fn run(args: &Args, db_url: &str) -> anyhow::Result<String> {
     let wall = started.elapsed().as_secs_f64();
     let calls = rds_calls(&http, &base).await?;
     timeline(&pool).await?;
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for line in metrics.lines().filter(|l| {
+        l.starts_with("tenantd_instance_poll_rounds_total")
+            || (l.starts_with("tenantd_aws_calls_total{") && l.contains("service=\"rds\""))
+    }) {
+        eprintln!("  {line}");
+    }
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let hwm_kb: u64 = status
         .lines()
