@@ -509,6 +509,26 @@ async fn cancelling_a_waiting_job_ends_it_cancelled_and_finished_jobs_refuse() {
     w.await.unwrap().unwrap();
 }
 
+/// Starts a `tenantd worker` process on the test database with a 1 s lease (killed when
+/// dropped). It builds its AWS clients at start; the demo jobs make no AWS call.
+fn spawn_worker_process(db: &TestDb, id: &str, env: &[(&str, &str)]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_tenantd"))
+        .arg("worker")
+        .env("TENANTD_DATABASE_URL", &db.url)
+        .env("TENANTD_WORKER_ID", id)
+        .env(
+            "AWS_REGION",
+            std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+        )
+        .env("TENANTD_LEASE", "1s")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tenantd worker")
+}
+
 #[tokio::test]
 async fn a_worker_process_killed_mid_step_loses_its_jobs_to_another_after_lease_expiry() {
     let db = fresh_db().await;
@@ -520,21 +540,7 @@ async fn a_worker_process_killed_mid_step_loses_its_jobs_to_another_after_lease_
     .unwrap()
     .into_job();
 
-    let mut victim = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenantd"))
-        .arg("worker")
-        .env("TENANTD_DATABASE_URL", &db.url)
-        .env("TENANTD_WORKER_ID", "victim")
-        // The worker builds its AWS clients at start; this job makes no AWS call.
-        .env(
-            "AWS_REGION",
-            std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        )
-        .env("TENANTD_LEASE", "1s")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start tenantd worker");
+    let mut victim = spawn_worker_process(&db, "victim", &[]);
     wait_for(
         "the victim to start the job's step",
         Duration::from_secs(20),
@@ -593,22 +599,11 @@ async fn a_sigkill_charges_an_attempt_only_to_the_step_that_had_started() {
         ids.push(queue::enqueue(&mut conn, job).await.unwrap().into_job().id);
     }
     // One slot and room for three more claimed jobs: one step runs, three wait for the slot.
-    let mut victim = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenantd"))
-        .arg("worker")
-        .env("TENANTD_DATABASE_URL", &db.url)
-        .env("TENANTD_WORKER_ID", "victim")
-        .env(
-            "AWS_REGION",
-            std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        )
-        .env("TENANTD_LEASE", "1s")
-        .env("TENANTD_CONCURRENCY", "1")
-        .env("TENANTD_PREFETCH", "3")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start tenantd worker");
+    let mut victim = spawn_worker_process(
+        &db,
+        "victim",
+        &[("TENANTD_CONCURRENCY", "1"), ("TENANTD_PREFETCH", "3")],
+    );
     let started: Uuid = wait_for(
         "the victim to hold all four jobs and start one",
         Duration::from_secs(20),
@@ -727,20 +722,7 @@ async fn a_step_that_kills_its_worker_every_time_ends_failed_after_its_attempts(
             runs <= 4,
             "the job was still not failed after {runs} crashed workers"
         );
-        let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenantd"))
-            .arg("worker")
-            .env("TENANTD_DATABASE_URL", &db.url)
-            .env("TENANTD_WORKER_ID", format!("doomed-{runs}"))
-            .env(
-                "AWS_REGION",
-                std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
-            )
-            .env("TENANTD_LEASE", "1s")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start tenantd worker");
+        let mut worker = spawn_worker_process(&db, &format!("doomed-{runs}"), &[]);
         let failed = async {
             wait_for("the job to fail", Duration::from_secs(20), || async {
                 (job_state(&db.pool, job.id).await == JobState::Failed).then_some(())

@@ -140,6 +140,39 @@ async fn poller_elected(ports: &HashMap<&'static str, u16>) -> &'static str {
     .await
 }
 
+/// Provisions six tenants under `prefix` and waits for all to be ready; meanwhile only `poller`
+/// among the replicas made DescribeDBInstances calls. Returns the tenants.
+async fn six_ready_described_only_by(
+    stack: &Stack,
+    prefix: &str,
+    ports: &HashMap<&'static str, u16>,
+    poller: &str,
+) -> Vec<String> {
+    let mut before = HashMap::new();
+    for (id, port) in ports {
+        before.insert(*id, describes(*port).await);
+    }
+    let tenants: Vec<String> = provision_many(stack, prefix, 6, 5)
+        .await
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    let statuses = settled(stack, Duration::from_secs(120)).await;
+    assert!(
+        statuses.values().all(|s| *s == TenantStatus::Ready),
+        "{statuses:?}"
+    );
+    for (id, port) in ports {
+        let calls = describes(*port).await - before[id];
+        if *id == poller {
+            assert!(calls > 0.0, "the poller {id} made no describe call");
+        } else {
+            assert_eq!(calls, 0.0, "{id} is not the poller but described instances");
+        }
+    }
+    tenants
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_replica_polls_for_all_and_another_takes_over_when_it_dies() {
     let stack = Stack::new().await;
@@ -157,26 +190,9 @@ async fn one_replica_polls_for_all_and_another_takes_over_when_it_dies() {
     let leader = poller_elected(&ports).await;
 
     // Six tenants: their waits are looked after by the leader alone; the others never describe.
-    let first: Vec<String> = provision_many(&stack, &format!("{prefix}-a"), 6, 5)
-        .await
-        .into_iter()
-        .map(|(t, _)| t)
-        .collect();
-    let statuses = settled(&stack, Duration::from_secs(120)).await;
-    assert!(
-        statuses.values().all(|s| *s == TenantStatus::Ready),
-        "{statuses:?}"
-    );
-    for (id, port) in &ports {
-        let calls = describes(*port).await;
-        if *id == leader {
-            assert!(calls > 0.0, "the poller {id} made no describe call");
-        } else {
-            assert_eq!(calls, 0.0, "{id} is not the poller but described instances");
-        }
-    }
+    let first = six_ready_described_only_by(&stack, &format!("{prefix}-a"), &ports, leader).await;
 
-    // The poller dies; another replica takes over and finishes six more.
+    // The poller dies; another replica takes over and finishes six more the same way.
     kill9(replicas.get_mut(leader).unwrap()).await;
     ports.remove(leader);
     let heir = poller_elected(&ports).await;
@@ -186,31 +202,7 @@ async fn one_replica_polls_for_all_and_another_takes_over_when_it_dies() {
         .await
         .unwrap();
     assert_eq!(recorded, heir);
-    let before: HashMap<&str, f64> = {
-        let mut m = HashMap::new();
-        for (id, port) in &ports {
-            m.insert(*id, describes(*port).await);
-        }
-        m
-    };
-    let second: Vec<String> = provision_many(&stack, &format!("{prefix}-b"), 6, 5)
-        .await
-        .into_iter()
-        .map(|(t, _)| t)
-        .collect();
-    let statuses = settled(&stack, Duration::from_secs(120)).await;
-    assert!(
-        statuses.values().all(|s| *s == TenantStatus::Ready),
-        "{statuses:?}"
-    );
-    for (id, port) in &ports {
-        let calls = describes(*port).await - before[id];
-        if *id == heir {
-            assert!(calls > 0.0, "the new poller {id} made no describe call");
-        } else {
-            assert_eq!(calls, 0.0, "{id} is not the poller but described instances");
-        }
-    }
+    let second = six_ready_described_only_by(&stack, &format!("{prefix}-b"), &ports, heir).await;
     let mut all = first;
     all.extend(second);
     assert_exactly_provisioned(&stack, &prefix, &all).await;
