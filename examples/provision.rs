@@ -26,7 +26,8 @@ async fn main() -> anyhow::Result<()> {
     let pool = app::connect(&settings).await?;
     let cloud = Cloud::from_env().await?;
     let stop = CancellationToken::new();
-    let registry = app::registry(&settings, cloud.clone());
+    let (registry, tenancy) = app::workflows(&settings, cloud.clone());
+    let maintenance = app::maintenance(&settings, &pool, &tenancy, &registry).spawn(stop.clone());
     let worker = tokio::spawn(worker::run(
         pool.clone(),
         registry,
@@ -106,5 +107,6 @@ async fn main() -> anyhow::Result<()> {
     }
     stop.cancel();
     worker.await??;
+    maintenance.await?;
     Ok(())
 }

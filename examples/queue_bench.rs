@@ -20,9 +20,10 @@ use clap::Parser;
 use secrecy::SecretString;
 use sqlx::ConnectOptions;
 use sqlx::postgres::PgConnectOptions;
+use tenantd::config::{RetryPolicy, WorkerSettings};
 use tenantd::queue::{self, NewJob};
-use tenantd::worker::{self, RetryPolicy, WorkerSettings};
-use tenantd::workflow::{Registry, StepContext, Transition, Workflow};
+use tenantd::worker;
+use tenantd::workflow::{Registry, Step, StepContext, StepError, Transition, Workflow};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -58,24 +59,43 @@ struct Noop {
 
 struct NoopFlow(Arc<Noop>);
 
+tenantd::steps! {
+    enum NoopStep {
+        Run = "run",
+    }
+}
+
+impl Step for NoopStep {
+    fn compensation(self) -> Option<Self> {
+        None
+    }
+}
+
 #[async_trait]
 impl Workflow for NoopFlow {
-    fn kind(&self) -> &'static str {
-        "noop"
+    const KIND: &'static str = "noop";
+    type Step = NoopStep;
+    type Args = serde_json::Value;
+    type Data = serde_json::Value;
+
+    fn first_step() -> NoopStep {
+        NoopStep::Run
     }
-    fn first_step(&self) -> &'static str {
-        "run"
-    }
-    async fn run_step(&self, cx: &StepContext<'_>) -> Transition {
+
+    async fn run(
+        &self,
+        _: NoopStep,
+        cx: &mut StepContext<'_, serde_json::Value, serde_json::Value>,
+    ) -> Result<Transition<NoopStep>, StepError> {
         let now = Instant::now();
         let noop = &self.0;
-        if cx.job.args.0.get("timed").is_some() {
+        if cx.args.get("timed").is_some() {
             noop.started.lock().unwrap().insert(cx.job.id, now);
         }
         if noop.runs.fetch_add(1, Ordering::Relaxed) + 1 == noop.target.load(Ordering::Relaxed) {
             noop.all_ran.notify_one();
         }
-        Transition::done()
+        Ok(Transition::Done)
     }
 }
 

@@ -1,7 +1,10 @@
-//! Assembling the daemon from its settings: the pieces `main` runs and the tests reuse.
+//! Assembling the daemon from its settings: the pieces `main` runs and the tests reuse. The
+//! HTTP API, the worker and the maintenance services run side by side until one shutdown
+//! token is cancelled.
+
+use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -9,8 +12,9 @@ use crate::api::{self, AppState};
 use crate::cloud::Cloud;
 use crate::config::Settings;
 use crate::db;
+use crate::maintenance::{InstancePoller, Maintenance, Rescuer};
 use crate::worker;
-use crate::workflow::{Deprovision, Provision, Registry, Tenancy, poller};
+use crate::workflow::{Deprovision, Provision, Registry, Tenancy};
 
 /// Connects to the control database (sized for the worker plus the API) and applies the schema.
 pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
@@ -20,79 +24,96 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
-/// The workflows this build runs: provisioning and deprovisioning tenants, and the demo.
-pub fn registry(settings: &Settings, cloud: Cloud) -> Registry {
-    registry_for(Tenancy::new(cloud, settings.provisioning.clone()))
-}
-
-fn registry_for(tenancy: Tenancy) -> Registry {
-    Registry::new()
-        .register(crate::workflow::demo::Demo)
-        .register(Provision(tenancy.clone()))
-        .register(Deprovision(tenancy))
-}
-
-/// The workflows, and the instance poller that wakes their wait steps, running until `stop`.
-pub fn workflows(
-    settings: &Settings,
-    cloud: Cloud,
-    pool: PgPool,
-    stop: CancellationToken,
-) -> (Registry, JoinHandle<()>) {
-    let tenancy = Tenancy::new(cloud, settings.provisioning.clone());
-    let me = settings.worker.id.clone();
-    let poller = tokio::spawn(poller::run(pool, tenancy.clone(), me, stop));
-    (registry_for(tenancy), poller)
-}
-
 /// The AWS clients, from the standard AWS configuration, with this process's RDS rate.
 pub async fn cloud(settings: &Settings) -> anyhow::Result<Cloud> {
     Ok(Cloud::from_env().await?.with_rds_rate(settings.rds_rate))
 }
 
-/// `tenantd serve`: the HTTP API and the worker in one process, until `shutdown`.
+/// The workflows this build runs: provisioning and deprovisioning tenants. The returned
+/// [`Tenancy`] is the one their steps share (and the instance poller must share).
+pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, Tenancy) {
+    let tenancy = Tenancy::new(cloud, settings.provisioning.clone());
+    let registry = Registry::new()
+        .register(Provision(tenancy.clone()))
+        .register(Deprovision(tenancy.clone()));
+    (registry, tenancy)
+}
+
+/// How often a process stands for maintenance leader: a third of a lease, so that a dead
+/// leader is replaced about as fast as its jobs' leases expire.
+pub fn election_interval(settings: &Settings) -> Duration {
+    (settings.worker.lease / 3).clamp(Duration::from_millis(100), Duration::from_secs(5))
+}
+
+/// The maintenance services: the instance poller for the workflows' waits and the lease
+/// rescuer.
+pub fn maintenance(
+    settings: &Settings,
+    pool: &PgPool,
+    tenancy: &Tenancy,
+    registry: &Registry,
+) -> Maintenance {
+    let me = settings.worker.id.clone();
+    Maintenance::new(pool.clone(), me.clone(), election_interval(settings))
+        .with(InstancePoller::new(
+            pool.clone(),
+            tenancy.clone(),
+            registry,
+            me,
+        ))
+        .with(Rescuer::new(pool.clone(), settings.worker.lease))
+}
+
+/// `tenantd serve`: the HTTP API, the worker and maintenance in one process, until `shutdown`.
 pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    if settings.api_tokens.is_empty() {
-        anyhow::bail!(
-            "no API token is configured: set TENANTD_API_TOKENS (comma-separated) or \
-             TENANTD_API_TOKENS_FILE (a file with one token a line)"
-        );
-    }
+    let listener = api::bind(settings.listen, "TENANTD_LISTEN").await?;
     let pool = connect(&settings).await?;
-    let cloud = cloud(&settings).await?;
-    let background = CancellationToken::new();
-    let (registry, poller) = workflows(&settings, cloud.clone(), pool.clone(), background.clone());
-    let listener = api::bind(settings.listen).await?;
+    let app = api::router(AppState::new(pool.clone(), &settings));
     info!(
         listen = %listener.local_addr()?,
         tokens = settings.api_tokens.len(),
         "HTTP API listening"
     );
-    let app = api::router(AppState::new(pool.clone(), &settings, Some(cloud)));
+    run(settings, pool, listener, app, shutdown).await
+}
+
+/// `tenantd worker`: the worker and maintenance, with `/healthz`, `/readyz` and `/metrics` on
+/// the metrics address.
+pub async fn work(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = api::bind(settings.metrics_listen, "TENANTD_METRICS_LISTEN").await?;
+    let pool = connect(&settings).await?;
+    let app = api::ops_router(AppState::new(pool.clone(), &settings));
+    info!(listen = %listener.local_addr()?, "health and metrics listening");
+    run(settings, pool, listener, app, shutdown).await
+}
+
+/// Runs `app` on `listener`, the worker and the maintenance services until `shutdown`; then
+/// the worker drains, the server finishes its requests, and maintenance stops.
+async fn run(
+    settings: Settings,
+    pool: PgPool,
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (registry, tenancy) = workflows(&settings, cloud(&settings).await?);
+    let background = CancellationToken::new();
+    let maintenance = maintenance(&settings, &pool, &tenancy, &registry).spawn(background.clone());
     let http = tokio::spawn(api::serve(listener, app, shutdown.clone()));
     let worker_result = worker::run(pool, registry, settings.worker, shutdown.clone()).await;
     shutdown.cancel();
     background.cancel();
-    let _ = poller.await;
+    let _ = maintenance.await;
     http.await??;
     worker_result?;
     Ok(())
 }
 
-/// `tenantd worker`: the worker alone.
-pub async fn work(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let pool = connect(&settings).await?;
-    let background = CancellationToken::new();
-    let (registry, poller) = workflows(
-        &settings,
-        cloud(&settings).await?,
-        pool.clone(),
-        background.clone(),
-    );
-    let result = worker::run(pool, registry, settings.worker, shutdown).await;
-    background.cancel();
-    let _ = poller.await;
-    result?;
+/// `tenantd migrate`: applies the control schema; needs only the database URL.
+pub async fn migrate(database_url: &secrecy::SecretString) -> anyhow::Result<()> {
+    let pool = db::connect(database_url, 2).await?;
+    db::migrate(&pool).await?;
+    info!("control schema is up to date");
     Ok(())
 }
 

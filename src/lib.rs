@@ -1,5 +1,10 @@
 //! tenantd: gives every tenant of a SaaS product its own PostgreSQL database on AWS RDS, and takes
 //! it away again, driven by a durable job queue in a control PostgreSQL.
+//!
+//! Layers, each importing only those below it: `config` (settings, imports nothing of the
+//! crate); `metrics`, `db`, `telemetry`; `cloud` (AWS calls), `tenant_db`, `queue` (all SQL on
+//! jobs); `tenants::record`; `workflow` (typed steps); `tenants::requests`, `model` (the API's
+//! bodies); `worker`, `maintenance`, `api`, `cli`; `app` (wiring) and `main`.
 
 pub mod api;
 pub mod app;
@@ -7,11 +12,12 @@ pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod db;
+pub mod maintenance;
 pub mod metrics;
+pub mod model;
 pub mod queue;
 pub mod telemetry;
 pub mod tenant_db;
 pub mod tenants;
-pub mod tier;
 pub mod worker;
 pub mod workflow;

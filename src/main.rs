@@ -3,8 +3,8 @@
 
 use clap::{Parser, Subcommand};
 use tenantd::cli::{self, ClientArgs, JobsCommand, TenantsCommand};
-use tenantd::config::{LogFormat, Settings};
-use tenantd::{app, db, telemetry};
+use tenantd::config::{self, ConfigError, Env, LogFormat, Settings};
+use tenantd::{app, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -56,13 +56,30 @@ async fn main() -> std::process::ExitCode {
         }
         daemon => daemon,
     };
-    let mut settings = match Settings::from_env() {
+    let env = Env(|name| std::env::var(name).ok());
+    if let Command::Migrate = command {
+        // Only the database URL: migrating needs no provisioning settings.
+        let url = match config::database_url(&env) {
+            Ok(url) => url,
+            Err(e) => return config_error(e),
+        };
+        let format = config::log_format(&env).unwrap_or(LogFormat::Text);
+        telemetry::init(if cli.log_json {
+            LogFormat::Json
+        } else {
+            format
+        });
+        return finish(app::migrate(&url).await);
+    }
+    let mut settings = match Settings::load(&env) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("tenantd: configuration error: {e}");
-            return std::process::ExitCode::from(2);
-        }
+        Err(e) => return config_error(e),
     };
+    if let Command::Serve = command
+        && let Err(e) = settings.require_api_tokens()
+    {
+        return config_error(e);
+    }
     if cli.log_json {
         settings.log_format = LogFormat::Json;
     }
@@ -70,17 +87,20 @@ async fn main() -> std::process::ExitCode {
     let result = match command {
         Command::Serve => app::serve(settings, app::shutdown_on_signals()).await,
         Command::Worker => app::work(settings, app::shutdown_on_signals()).await,
-        Command::Migrate => {
-            async {
-                let pool = db::connect(&settings.database_url, 2).await?;
-                db::migrate(&pool).await?;
-                tracing::info!("control schema is up to date");
-                Ok(())
-            }
-            .await
+        Command::Migrate | Command::Tenants { .. } | Command::Jobs { .. } => {
+            unreachable!("handled above")
         }
-        Command::Tenants { .. } | Command::Jobs { .. } => unreachable!("handled above"),
     };
+    finish(result)
+}
+
+/// A bad setting: named, exit code 2.
+fn config_error(e: ConfigError) -> std::process::ExitCode {
+    eprintln!("tenantd: configuration error: {e}");
+    std::process::ExitCode::from(2)
+}
+
+fn finish(result: anyhow::Result<()>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -1,108 +1,232 @@
-//! What the worker measures as it goes: how long each step took and how it ended. The API's
-//! `/metrics` renders these with the figures it reads at scrape time (jobs, queue, AWS calls).
-//! Kept in one process-wide registry so the worker needs no handle to record a step.
+//! What this process measures as it goes, in one process-wide registry: how each step took and
+//! ended, the AWS calls made, and the maintenance leader's state. `/metrics` renders these, and
+//! (on the maintenance leader only) the fleet-wide figures it reads from the control database.
+//! Recording needs no handle, so any layer can record without knowing who exports.
 
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
-struct StepMetrics {
+struct Metrics {
     registry: Registry,
-    duration: HistogramVec,
-    outcomes: IntCounterVec,
-    poller_leader: IntGauge,
+    step_duration: HistogramVec,
+    step_outcomes: IntCounterVec,
+    aws_calls: IntCounterVec,
+    leader: IntGauge,
     poller_active: IntGauge,
     poll_rounds: IntCounter,
+    maintenance_rounds: IntCounterVec,
+    is_leader: AtomicBool,
 }
 
-static STEPS: LazyLock<StepMetrics> = LazyLock::new(|| {
+fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
+    registry
+        .register(Box::new(c.clone()))
+        .expect("each metric is registered once");
+    c
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let registry = Registry::new();
-    let duration = HistogramVec::new(
-        HistogramOpts::new(
-            "tenantd_step_duration_seconds",
-            "How long one step took, from its start to its recorded transition.",
+    let step_duration = register(
+        &registry,
+        HistogramVec::new(
+            HistogramOpts::new(
+                "tenantd_step_duration_seconds",
+                "How long one step took, from its start to its recorded transition.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+            ]),
+            &["kind", "step"],
         )
-        .buckets(vec![
-            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
-        ]),
-        &["kind", "step"],
-    )
-    .expect("valid histogram");
-    let outcomes = IntCounterVec::new(
-        Opts::new(
-            "tenantd_step_outcomes_total",
-            "Steps recorded, by job kind, step and outcome (advanced, waiting, retrying, ...).",
-        ),
-        &["kind", "step", "outcome"],
-    )
-    .expect("valid counter");
-    let poller_leader = IntGauge::new(
-        "tenantd_instance_poller_leader",
-        "1 while this process is the one polling the instances for all processes.",
-    )
-    .expect("valid gauge");
-    let poller_active = IntGauge::new(
-        "tenantd_instance_poller_active",
-        "1 while a poller (this process or another) finished a round recently, so that wait \
-         steps here leave the looking to it.",
-    )
-    .expect("valid gauge");
-    let poll_rounds = IntCounter::new(
-        "tenantd_instance_poll_rounds_total",
-        "Instance poll rounds this process completed.",
-    )
-    .expect("valid counter");
-    registry
-        .register(Box::new(duration.clone()))
-        .expect("registered once");
-    registry
-        .register(Box::new(outcomes.clone()))
-        .expect("registered once");
-    for gauge in [&poller_leader, &poller_active] {
-        registry
-            .register(Box::new(gauge.clone()))
-            .expect("registered once");
-    }
-    registry
-        .register(Box::new(poll_rounds.clone()))
-        .expect("registered once");
-    StepMetrics {
+        .expect("valid histogram"),
+    );
+    let step_outcomes = register(
+        &registry,
+        IntCounterVec::new(
+            Opts::new(
+                "tenantd_step_outcomes_total",
+                "Steps recorded by this process, by job kind, step, outcome (advanced, waiting, \
+                 retrying, ...) and error class (empty when the step did not fail).",
+            ),
+            &["kind", "step", "outcome", "error_class"],
+        )
+        .expect("valid counter"),
+    );
+    let aws_calls = register(
+        &registry,
+        IntCounterVec::new(
+            Opts::new(
+                "tenantd_aws_calls_total",
+                "AWS calls made by this process, by service, operation and result (ok, or how \
+                 the call failed).",
+            ),
+            &["service", "operation", "result"],
+        )
+        .expect("valid counter"),
+    );
+    let leader = register(
+        &registry,
+        IntGauge::new(
+            "tenantd_maintenance_leader",
+            "1 while this process is the maintenance leader: it polls the instances, rescues \
+             expired leases and exports the fleet-wide gauges for all processes.",
+        )
+        .expect("valid gauge"),
+    );
+    let poller_active = register(
+        &registry,
+        IntGauge::new(
+            "tenantd_instance_poller_active",
+            "1 while an instance poller (this process or another) finished a round recently, so \
+             that wait steps here leave the looking to it.",
+        )
+        .expect("valid gauge"),
+    );
+    let poll_rounds = register(
+        &registry,
+        IntCounter::new(
+            "tenantd_instance_poll_rounds_total",
+            "Instance poll rounds this process completed.",
+        )
+        .expect("valid counter"),
+    );
+    let maintenance_rounds = register(
+        &registry,
+        IntCounterVec::new(
+            Opts::new(
+                "tenantd_maintenance_rounds_total",
+                "Rounds of each maintenance service this process ran as the leader, by result.",
+            ),
+            &["service", "result"],
+        )
+        .expect("valid counter"),
+    );
+    Metrics {
         registry,
-        duration,
-        outcomes,
-        poller_leader,
+        step_duration,
+        step_outcomes,
+        aws_calls,
+        leader,
         poller_active,
         poll_rounds,
+        maintenance_rounds,
+        is_leader: AtomicBool::new(false),
     }
 });
 
-/// The instance poller's state in this process, after each election.
-pub fn record_poller(leader: bool, active: bool) {
-    STEPS.poller_leader.set(leader.into());
-    STEPS.poller_active.set(active.into());
+/// Records one step of a `kind` job: `step` ran for `took` and ended with `outcome` (and, when
+/// it failed, an error of `error_class`).
+pub fn record_step(
+    kind: &str,
+    step: &str,
+    outcome: &str,
+    error_class: Option<&str>,
+    took: Duration,
+) {
+    METRICS
+        .step_duration
+        .with_label_values(&[kind, step])
+        .observe(took.as_secs_f64());
+    METRICS
+        .step_outcomes
+        .with_label_values(&[kind, step, outcome, error_class.unwrap_or("")])
+        .inc();
+}
+
+/// One AWS call ended with `result` (`ok`, or the failure's label).
+pub fn record_aws_call(service: &str, operation: &str, result: &str) {
+    METRICS
+        .aws_calls
+        .with_label_values(&[service, operation, result])
+        .inc();
+}
+
+/// Whether this process leads maintenance now, and whether an instance poller (here or in
+/// another process) is at work.
+pub fn record_leadership(leader: bool) {
+    METRICS.is_leader.store(leader, Ordering::Relaxed);
+    METRICS.leader.set(leader.into());
+}
+
+pub fn record_poller(active: bool) {
+    METRICS.poller_active.set(active.into());
 }
 
 /// One instance poll round completed here.
 pub fn record_poll_round() {
-    STEPS.poll_rounds.inc();
+    METRICS.poll_rounds.inc();
 }
 
-/// Records one step of a `kind` job: `step` ran for `took` and ended with `outcome`.
-pub fn record_step(kind: &str, step: &str, outcome: &str, took: Duration) {
-    STEPS
-        .duration
-        .with_label_values(&[kind, step])
-        .observe(took.as_secs_f64());
-    STEPS
-        .outcomes
-        .with_label_values(&[kind, step, outcome])
+/// One round of a maintenance service ended (`ok` or `error`).
+pub fn record_maintenance_round(service: &str, ok: bool) {
+    let result = if ok { "ok" } else { "error" };
+    METRICS
+        .maintenance_rounds
+        .with_label_values(&[service, result])
         .inc();
 }
 
-/// The registry holding the step metrics.
-pub fn registry() -> &'static Registry {
-    &STEPS.registry
+/// Whether this process is the maintenance leader (the one that exports fleet-wide gauges).
+pub fn is_leader() -> bool {
+    METRICS.is_leader.load(Ordering::Relaxed)
+}
+
+/// Fleet-wide figures read from the control database, exported by the leader only, so that
+/// summing over replicas counts them once.
+#[derive(Debug, Clone, Default)]
+pub struct Fleet {
+    /// Jobs by kind and state.
+    pub jobs: Vec<(String, &'static str, i64)>,
+    pub queue_depth: i64,
+    pub oldest_waiting: Duration,
+}
+
+/// The Prometheus text exposition of this process's metrics, plus `fleet` when given.
+pub fn render(fleet: Option<&Fleet>) -> Result<String, prometheus::Error> {
+    let mut families = METRICS.registry.gather();
+    if let Some(fleet) = fleet {
+        let scrape = Registry::new();
+        let jobs = register(
+            &scrape,
+            IntGaugeVec::new(
+                Opts::new(
+                    "tenantd_jobs",
+                    "Jobs in the control database by kind and state (maintenance leader only).",
+                ),
+                &["kind", "state"],
+            )?,
+        );
+        for (kind, state, n) in &fleet.jobs {
+            jobs.with_label_values(&[kind.as_str(), state]).set(*n);
+        }
+        let depth = register(
+            &scrape,
+            IntGauge::new(
+                "tenantd_queue_depth",
+                "Jobs runnable now (queued, or waiting with run_at passed) and not yet claimed \
+                 (maintenance leader only).",
+            )?,
+        );
+        depth.set(fleet.queue_depth);
+        let oldest = register(
+            &scrape,
+            Gauge::new(
+                "tenantd_queue_oldest_waiting_seconds",
+                "How long the longest-waiting runnable job has been due; 0 when none is \
+                 (maintenance leader only).",
+            )?,
+        );
+        oldest.set(fleet.oldest_waiting.as_secs_f64());
+        families.extend(scrape.gather());
+    }
+    let mut body = String::new();
+    prometheus::TextEncoder::new().encode_utf8(&families, &mut body)?;
+    Ok(body)
 }

@@ -107,6 +107,29 @@ pub enum TenantDbError {
 }
 
 impl TenantDbError {
+    /// The short, stable class of the failure, for the job history and the step metrics.
+    pub fn class(&self) -> &'static str {
+        let of_sqlx = |e: &sqlx::Error| match e {
+            sqlx::Error::Tls(_) => "tls",
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("28P01" | "28000")) =>
+            {
+                "tenant_db_auth"
+            }
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                "tenant_db_unreachable"
+            }
+            _ => "tenant_db",
+        };
+        match self {
+            TenantDbError::BadSecret(_) => "bad_secret",
+            TenantDbError::Connect(e) => of_sqlx(e),
+            TenantDbError::ConnectTimeout => "tenant_db_timeout",
+            TenantDbError::Source { .. } => "migrations_unreadable",
+            TenantDbError::Migrate(_) => "migration_failed",
+        }
+    }
+
     /// Worth another try: the database is reachable soon after RDS says `available`, and its
     /// password may just have been reset.
     pub fn is_retryable(&self) -> bool {

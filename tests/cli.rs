@@ -11,9 +11,25 @@ use async_trait::async_trait;
 use serde_json::Value;
 use support::app::{TOKEN, TestApp, spawn_app};
 use support::worker_settings;
-use tenantd::workflow::{Registry, StepContext, Transition, Workflow};
+use tenantd::workflow::{Registry, Step, StepContext, StepError, Transition, Workflow};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
+
+tenantd::steps! {
+    /// The stand-in provisioning's steps: the real first one, then one that ends it.
+    enum FakeProvisionStep {
+        Credentials = "credentials",
+        CreateInstance = "create_instance",
+    }
+}
+
+impl Step for FakeProvisionStep {
+    fn compensation(self) -> Option<Self> {
+        None
+    }
+}
+
+type Cx<'a> = StepContext<'a, serde_json::Value, serde_json::Value>;
 
 /// Stands in for the provisioning workflow: one step that makes the tenant ready, or fails
 /// for tenants named `broken-*` with the cause AWS would give.
@@ -21,32 +37,54 @@ struct FakeProvision;
 
 #[async_trait]
 impl Workflow for FakeProvision {
-    fn kind(&self) -> &'static str {
-        "provision"
+    const KIND: &'static str = "provision";
+    type Step = FakeProvisionStep;
+    type Args = serde_json::Value;
+    type Data = serde_json::Value;
+
+    fn first_step() -> FakeProvisionStep {
+        FakeProvisionStep::Credentials
     }
-    fn first_step(&self) -> &'static str {
-        "credentials"
-    }
-    async fn run_step(&self, cx: &StepContext<'_>) -> Transition {
-        let tenant = cx.job.tenant_id.clone().unwrap();
-        match cx.job.step.as_str() {
-            "credentials" => Transition::next("create_instance"),
-            _ if tenant.starts_with("broken") => Transition::fail(
+
+    async fn run(
+        &self,
+        step: FakeProvisionStep,
+        cx: &mut Cx<'_>,
+    ) -> Result<Transition<FakeProvisionStep>, StepError> {
+        let tenant = cx.tenant()?;
+        match step {
+            FakeProvisionStep::Credentials => {
+                Ok(Transition::Next(FakeProvisionStep::CreateInstance))
+            }
+            _ if tenant.starts_with("broken") => Err(StepError::fail(
+                "aws_error",
                 "rds CreateDBInstance: InsufficientDBInstanceCapacity: no capacity for db.t3.small",
-            ),
+            )),
             _ => {
                 sqlx::query(
                     "UPDATE tenants SET status = 'ready', db_instance_id = 'saas-' || id,
                          endpoint_host = 'db.example', endpoint_port = 5432,
                          secret_arn = 'arn:secret:' || id WHERE id = $1",
                 )
-                .bind(&tenant)
+                .bind(tenant)
                 .execute(cx.db)
                 .await
                 .unwrap();
-                Transition::done()
+                Ok(Transition::Done)
             }
         }
+    }
+}
+
+tenantd::steps! {
+    enum FakeDeprovisionStep {
+        DeleteAlarms = "delete_alarms",
+    }
+}
+
+impl Step for FakeDeprovisionStep {
+    fn compensation(self) -> Option<Self> {
+        None
     }
 }
 
@@ -55,19 +93,26 @@ struct FakeDeprovision;
 
 #[async_trait]
 impl Workflow for FakeDeprovision {
-    fn kind(&self) -> &'static str {
-        "deprovision"
+    const KIND: &'static str = "deprovision";
+    type Step = FakeDeprovisionStep;
+    type Args = serde_json::Value;
+    type Data = serde_json::Value;
+
+    fn first_step() -> FakeDeprovisionStep {
+        FakeDeprovisionStep::DeleteAlarms
     }
-    fn first_step(&self) -> &'static str {
-        "delete_alarms"
-    }
-    async fn run_step(&self, cx: &StepContext<'_>) -> Transition {
+
+    async fn run(
+        &self,
+        _: FakeDeprovisionStep,
+        cx: &mut Cx<'_>,
+    ) -> Result<Transition<FakeDeprovisionStep>, StepError> {
         sqlx::query("UPDATE tenants SET status = 'deleted' WHERE id = $1")
-            .bind(cx.job.tenant_id.as_deref().unwrap())
+            .bind(cx.tenant()?)
             .execute(cx.db)
             .await
             .unwrap();
-        Transition::done()
+        Ok(Transition::Done)
     }
 }
 

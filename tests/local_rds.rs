@@ -1,14 +1,14 @@
 //! The local stack's RDS, driven only through the AWS SDK and a PostgreSQL client, the way
 //! tenantd drives real RDS. Run with `localstack/test local_rds`.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_rds::error::ProvideErrorMetadata;
-use common::*;
 use serde_json::json;
 use sqlx::Connection;
+use support::rds::*;
 
 /// Generous: creating lasts LOCAL_RDS_CREATING_SECS (5 by default) plus the database creation.
 fn available_timeout() -> Duration {
@@ -419,7 +419,7 @@ async fn injected_faults_are_seen_with_their_code_status_and_latency() {
                       "status": 400, "match": {"DBInstanceIdentifier": id}}),
         )
         .await;
-    assert!(describe(&common::rds().await, &id).await.is_some());
+    assert!(describe(&support::rds::rds().await, &id).await.is_some());
 
     // A fault can be withdrawn before it fires.
     let fault = control

@@ -13,32 +13,68 @@ use sqlx::PgPool;
 use support::*;
 use tenantd::queue::{self, Completion, JobState, NewJob};
 use tenantd::worker;
-use tenantd::workflow::{Registry, StepContext, Transition, Workflow};
+use tenantd::workflow::{Registry, Step, StepContext, StepError, Transition, Workflow};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+tenantd::steps! {
+    /// The one step of the single-step test workflows.
+    enum Work {
+        Work = "work",
+    }
+}
+
+impl Step for Work {
+    fn compensation(self) -> Option<Self> {
+        None
+    }
+}
+
+/// The context of a test workflow without arguments or data.
+type Cx<'a> = StepContext<'a, serde_json::Value, serde_json::Value>;
 
 /// Two steps, each writing one row per execution, so a duplicate or a lost step shows.
 struct Tally;
 
+tenantd::steps! {
+    enum TallyStep {
+        One = "one",
+        Two = "two",
+    }
+}
+
+impl Step for TallyStep {
+    fn compensation(self) -> Option<Self> {
+        None
+    }
+}
+
 #[async_trait]
 impl Workflow for Tally {
-    fn kind(&self) -> &'static str {
-        "tally"
+    const KIND: &'static str = "tally";
+    type Step = TallyStep;
+    type Args = serde_json::Value;
+    type Data = serde_json::Value;
+
+    fn first_step() -> TallyStep {
+        TallyStep::One
     }
-    fn first_step(&self) -> &'static str {
-        "one"
-    }
-    async fn run_step(&self, cx: &StepContext<'_>) -> Transition {
+
+    async fn run(
+        &self,
+        step: TallyStep,
+        cx: &mut Cx<'_>,
+    ) -> Result<Transition<TallyStep>, StepError> {
         sqlx::query("INSERT INTO tally (job_id, step) VALUES ($1, $2)")
             .bind(cx.job.id)
             .bind(&cx.job.step)
             .execute(cx.db)
             .await
             .expect("tally");
-        match cx.job.step.as_str() {
-            "one" => Transition::next("two"),
-            _ => Transition::done(),
-        }
+        Ok(match step {
+            TallyStep::One => Transition::Next(TallyStep::Two),
+            TallyStep::Two => Transition::Done,
+        })
     }
 }
 
@@ -112,7 +148,8 @@ fn completion(lease: queue::Lease, worker: &str) -> Completion {
         error: None,
         history_step: "start".into(),
         history_attempt: 0,
-        outcome: "succeeded",
+        outcome: queue::Outcome::Succeeded,
+        error_class: None,
         history_error: None,
         started_at: Utc::now(),
         worker: worker.into(),
@@ -198,7 +235,7 @@ async fn a_worker_that_stops_heartbeating_loses_its_job_and_its_late_write_is_re
         .await
         .unwrap()
         .into_iter()
-        .map(|h| h.outcome)
+        .map(|h| h.outcome.as_str().to_string())
         .collect();
     assert_eq!(outcomes, ["enqueued", "rescued", "succeeded"]);
 }
@@ -208,18 +245,25 @@ struct Flaky;
 
 #[async_trait]
 impl Workflow for Flaky {
-    fn kind(&self) -> &'static str {
-        "flaky"
+    const KIND: &'static str = "flaky";
+    type Step = Work;
+    type Args = serde_json::Value;
+    type Data = serde_json::Value;
+
+    fn first_step() -> Work {
+        Work::Work
     }
-    fn first_step(&self) -> &'static str {
-        "work"
-    }
-    async fn run_step(&self, cx: &StepContext<'_>) -> Transition {
-        let waits = cx.job.data.0["waits"].as_u64().unwrap_or(0);
+
+    async fn run(&self, _: Work, cx: &mut Cx<'_>) -> Result<Transition<Work>, StepError> {
+        let waits = cx.data["waits"].as_u64().unwrap_or(0);
         if waits < 3 {
-            Transition::wait(Duration::from_millis(20)).with_data(json!({ "waits": waits + 1 }))
+            cx.data["waits"] = json!(waits + 1);
+            Ok(Transition::Wait(Duration::from_millis(20)))
         } else {
-            Transition::retry(format!("transient failure {}", cx.job.attempt + 1))
+            Err(StepError::retry(
+                "test",
+                format!("transient failure {}", cx.job.attempt + 1),
+            ))
         }
     }
 }
@@ -344,13 +388,16 @@ struct Stubborn;
 
 #[async_trait]
 impl Workflow for Stubborn {
-    fn kind(&self) -> &'static str {
-        "stubborn"
+    const KIND: &'static str = "stubborn";
+    type Step = Work;
+    type Args = serde_json::Value;
+    type Data = serde_json::Value;
+
+    fn first_step() -> Work {
+        Work::Work
     }
-    fn first_step(&self) -> &'static str {
-        "work"
-    }
-    async fn run_step(&self, cx: &StepContext<'_>) -> Transition {
+
+    async fn run(&self, _: Work, cx: &mut Cx<'_>) -> Result<Transition<Work>, StepError> {
         let starts: i64 = sqlx::query_scalar(
             "WITH s AS (INSERT INTO starts (job_id) VALUES ($1)) \
              SELECT count(*) FROM starts WHERE job_id = $1",
@@ -361,13 +408,12 @@ impl Workflow for Stubborn {
         .unwrap();
         if starts == 0 {
             cx.abort.cancelled().await;
-            return Transition::retry("aborted");
+            return Err(StepError::retry("aborted", "aborted"));
         }
-        if cx.job.args.0["quick_ms"].is_u64() {
-            let ms = cx.job.args.0["quick_ms"].as_u64().unwrap();
+        if let Some(ms) = cx.args["quick_ms"].as_u64() {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
-        Transition::done()
+        Ok(Transition::Done)
     }
 }
 
@@ -468,7 +514,7 @@ async fn cancelling_a_waiting_job_ends_it_cancelled_and_finished_jobs_refuse() {
     let stop = CancellationToken::new();
     let w = tokio::spawn(worker::run(
         db.pool.clone(),
-        Registry::new().register(tenantd::workflow::demo::Demo),
+        Registry::new().register(support::demo::Demo),
         worker_settings("w"),
         stop.clone(),
     ));
@@ -509,17 +555,12 @@ async fn cancelling_a_waiting_job_ends_it_cancelled_and_finished_jobs_refuse() {
     w.await.unwrap().unwrap();
 }
 
-/// Starts a `tenantd worker` process on the test database with a 1 s lease (killed when
-/// dropped). It builds its AWS clients at start; the demo jobs make no AWS call.
+/// Starts a worker process of the demo workflow (`examples/demo_worker.rs`) on the test
+/// database with a 1 s lease (killed when dropped).
 fn spawn_worker_process(db: &TestDb, id: &str, env: &[(&str, &str)]) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_tenantd"))
-        .arg("worker")
+    tokio::process::Command::new(demo_worker_binary())
         .env("TENANTD_DATABASE_URL", &db.url)
         .env("TENANTD_WORKER_ID", id)
-        .env(
-            "AWS_REGION",
-            std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        )
         .env("TENANTD_LEASE", "1s")
         .envs(env.iter().copied())
         .stdout(Stdio::null())
@@ -556,15 +597,13 @@ async fn a_worker_process_killed_mid_step_loses_its_jobs_to_another_after_lease_
     victim.wait().await.unwrap();
     assert_eq!(job_state(&db.pool, job.id).await, JobState::Running);
 
-    let stop = CancellationToken::new();
     let mut settings = worker_settings("heir");
     settings.lease = Duration::from_secs(1);
-    let heir = tokio::spawn(worker::run(
-        db.pool.clone(),
-        Registry::new().register(tenantd::workflow::demo::Demo),
+    let (stop, heir) = spawn_worker(
+        &db.pool,
+        Registry::new().register(support::demo::Demo),
         settings,
-        stop.clone(),
-    ));
+    );
     wait_for(
         "the heir to finish the job",
         Duration::from_secs(20),
@@ -572,12 +611,12 @@ async fn a_worker_process_killed_mid_step_loses_its_jobs_to_another_after_lease_
     )
     .await;
     stop.cancel();
-    heir.await.unwrap().unwrap();
+    heir.await.unwrap();
     let outcomes: Vec<(String, Option<String>)> = queue::history(&db.pool, job.id)
         .await
         .unwrap()
         .into_iter()
-        .map(|h| (h.outcome, h.worker))
+        .map(|h| (h.outcome.as_str().to_string(), h.worker))
         .collect();
     assert_eq!(
         outcomes,
@@ -687,7 +726,7 @@ async fn a_job_that_has_begun_is_claimed_before_older_new_jobs() {
     waiting.state = JobState::Waiting;
     waiting.step = "wait".into();
     waiting.run_at = Some(Utc::now());
-    waiting.outcome = "waiting";
+    waiting.outcome = queue::Outcome::Waiting;
     assert_eq!(
         queue::complete_batch(&db.pool, &[waiting]).await.unwrap(),
         vec![first.id]
@@ -798,17 +837,20 @@ struct Panicky;
 
 #[async_trait]
 impl Workflow for Panicky {
-    fn kind(&self) -> &'static str {
-        "panicky"
+    const KIND: &'static str = "panicky";
+    type Step = Work;
+    type Args = serde_json::Value;
+    type Data = serde_json::Value;
+
+    fn first_step() -> Work {
+        Work::Work
     }
-    fn first_step(&self) -> &'static str {
-        "work"
-    }
-    async fn run_step(&self, cx: &StepContext<'_>) -> Transition {
+
+    async fn run(&self, _: Work, cx: &mut Cx<'_>) -> Result<Transition<Work>, StepError> {
         if cx.job.attempt == 0 {
             panic!("a bug in a step");
         }
-        Transition::done()
+        Ok(Transition::Done)
     }
 }
 

@@ -130,7 +130,7 @@ async fn poller_elected(ports: &HashMap<&'static str, u16>) -> &'static str {
                 if try_metric(*port, "tenantd_instance_poller_active", "").await? != 1.0 {
                     return None;
                 }
-                if try_metric(*port, "tenantd_instance_poller_leader", "").await? == 1.0 {
+                if try_metric(*port, "tenantd_maintenance_leader", "").await? == 1.0 {
                     leaders.push(*id);
                 }
             }

@@ -4,8 +4,8 @@
 mod support;
 
 use support::fresh_db;
+use tenantd::config::Tiers;
 use tenantd::tenants::{self, TenantError, TenantStatus};
-use tenantd::tier::Tiers;
 
 #[tokio::test]
 async fn a_provision_request_creates_the_tenant_and_one_job_and_replays_return_it() {

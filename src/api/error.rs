@@ -3,7 +3,7 @@
 //! generic message: no SQL, no AWS detail, no secret ever reaches a caller.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -32,6 +32,8 @@ pub enum ApiError {
     BodyTooLarge,
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    #[error("invalid path: {0}")]
+    InvalidPath(String),
     #[error("{0}")]
     InvalidTenantId(String),
     #[error("{0}")]
@@ -65,7 +67,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             Unauthorized => StatusCode::UNAUTHORIZED,
-            MalformedJson(_) | InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            MalformedJson(_) | InvalidQuery(_) | InvalidPath(_) => StatusCode::BAD_REQUEST,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             InvalidBody(_) | InvalidTenantId(_) | UnknownTier(_) => {
@@ -90,6 +92,7 @@ impl ApiError {
             InvalidBody(_) => "invalid_body",
             BodyTooLarge => "body_too_large",
             InvalidQuery(_) => "invalid_query",
+            InvalidPath(_) => "invalid_path",
             InvalidTenantId(_) => "invalid_tenant_id",
             UnknownTier(_) => "unknown_tier",
             TenantNotFound(_) => "tenant_not_found",
@@ -141,6 +144,12 @@ impl From<JsonRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         ApiError::InvalidQuery(rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::InvalidPath(rejection.body_text())
     }
 }
 
@@ -215,5 +224,22 @@ where
         let axum::extract::Query(value) =
             axum::extract::Query::<T>::from_request_parts(parts, state).await?;
         Ok(ApiQuery(value))
+    }
+}
+
+/// `axum::extract::Path` whose rejections are [`ApiError`]s.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(value) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(ApiPath(value))
     }
 }

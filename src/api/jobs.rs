@@ -1,84 +1,14 @@
 //! `/v1/jobs`: a job with its step history, and cancelling a job that has not finished.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use tracing::{Span, info};
 
-use super::AppState;
-use super::error::{ApiError, job_id};
-use crate::queue::{self, HistoryEntry, Job, JobState};
-
-/// A job as the API shows it: where it is, never its internal data or lease.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct JobView {
-    pub id: uuid::Uuid,
-    pub kind: String,
-    pub tenant_id: Option<String>,
-    pub state: JobState,
-    pub step: String,
-    pub attempt: i32,
-    pub max_attempts: i32,
-    pub cancel_requested: bool,
-    pub error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-impl From<&Job> for JobView {
-    fn from(job: &Job) -> Self {
-        JobView {
-            id: job.id,
-            kind: job.kind.clone(),
-            tenant_id: job.tenant_id.clone(),
-            state: job.state,
-            step: job.step.clone(),
-            attempt: job.attempt,
-            max_attempts: job.max_attempts,
-            cancel_requested: job.cancel_requested,
-            error: job.error.clone(),
-            created_at: job.created_at,
-            updated_at: job.updated_at,
-            finished_at: job.finished_at,
-        }
-    }
-}
-
-/// One row of a job's history: a step attempt (with when it started) or a transition.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct StepView {
-    pub step: String,
-    pub attempt: i32,
-    pub outcome: String,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: DateTime<Utc>,
-    pub error: Option<String>,
-    pub worker: Option<String>,
-}
-
-impl From<HistoryEntry> for StepView {
-    fn from(h: HistoryEntry) -> Self {
-        StepView {
-            step: h.step,
-            attempt: h.attempt,
-            outcome: h.outcome,
-            started_at: h.started_at,
-            finished_at: h.at,
-            error: h.error,
-            worker: h.worker,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct JobDetail {
-    #[serde(flatten)]
-    pub job: JobView,
-    pub history: Vec<StepView>,
-}
+use super::error::{ApiError, ApiPath, job_id};
+use super::state::AppState;
+use crate::model::{ErrorBody, JobDetail, JobPath, JobView, StepView};
+use crate::queue::{self, Job};
 
 fn record_ids(job: &Job) {
     let span = Span::current();
@@ -88,10 +18,17 @@ fn record_ids(job: &Job) {
     }
 }
 
-/// `GET /v1/jobs/{id}`
+/// A job with its step history.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", security(("bearer" = [])),
+    params(JobPath),
+    responses(
+        (status = 200, description = "The job", body = JobDetail),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`job_not_found`", body = ErrorBody),
+    ))]
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<JobDetail>, ApiError> {
     let id = job_id(&id)?;
     let job = queue::get_job(&state.db, id)
@@ -105,11 +42,19 @@ pub async fn get(
     }))
 }
 
-/// `POST /v1/jobs/{id}/cancel`: a queued or waiting job stops at its next claim and runs its
-/// compensation (a provisioning rolls back). Cancelling twice is harmless.
+/// Cancel a queued or waiting job: it stops at its next claim and runs its compensation (a
+/// provisioning rolls back). Cancelling twice is harmless.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", security(("bearer" = [])),
+    params(JobPath),
+    responses(
+        (status = 202, description = "Cancel requested", body = JobView),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`job_not_found`", body = ErrorBody),
+        (status = 409, description = "`job_not_cancellable`", body = ErrorBody),
+    ))]
 pub async fn cancel(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let id = job_id(&id)?;
     let mut conn = state.db.acquire().await?;

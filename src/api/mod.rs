@@ -1,57 +1,29 @@
-//! The HTTP API: one table of routes (the router and the OpenAPI document both come from it),
-//! bearer authentication on `/v1`, request logging, and serving until shutdown.
+//! The HTTP API: one table of routes (the router is built from it, and a test holds the OpenAPI
+//! document to it), bearer authentication on `/v1`, request logging, and serving until
+//! shutdown. The bodies it reads and answers are in [`crate::model`].
 
 pub mod auth;
 pub mod error;
 pub mod jobs;
-pub mod metrics;
 pub mod openapi;
+pub mod ops;
+pub mod state;
 pub mod tenants;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{Method, StatusCode};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
-use axum::{Json, Router, middleware};
-use sqlx::PgPool;
+use axum::{Router, middleware};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::LatencyUnit;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-pub use auth::ApiTokens;
 pub use error::{ApiError, BODY_LIMIT};
-
-use crate::cloud::Cloud;
-use crate::config::Settings;
-use crate::tier::Tiers;
-
-/// What request handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: PgPool,
-    pub tokens: ApiTokens,
-    pub tiers: Arc<Tiers>,
-    /// Attempts per step of the jobs the API enqueues.
-    pub max_attempts: i32,
-    /// The worker's AWS clients, whose call counts `/metrics` shows; `None` without a worker.
-    pub cloud: Option<Cloud>,
-}
-
-impl AppState {
-    pub fn new(db: PgPool, settings: &Settings, cloud: Option<Cloud>) -> Self {
-        AppState {
-            db,
-            tokens: settings.api_tokens.clone(),
-            tiers: Arc::new(settings.provisioning.tiers.clone()),
-            max_attempts: settings.max_attempts,
-            cloud,
-        }
-    }
-}
+pub use state::AppState;
 
 /// One route the API serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +33,20 @@ pub struct Route {
     pub path: &'static str,
     /// Needs a bearer token.
     pub auth: bool,
+}
+
+/// The routes that need no token: what `worker` serves on its metrics address too.
+fn ops_table() -> Vec<(Route, MethodRouter<AppState>)> {
+    let public = |method, path| Route {
+        method,
+        path,
+        auth: false,
+    };
+    vec![
+        (public(Method::GET, "/healthz"), get(ops::healthz)),
+        (public(Method::GET, "/readyz"), get(ops::readyz)),
+        (public(Method::GET, "/metrics"), get(ops::metrics)),
+    ]
 }
 
 fn table() -> Vec<(Route, MethodRouter<AppState>)> {
@@ -74,10 +60,8 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
         path,
         auth: true,
     };
-    vec![
-        (public(Method::GET, "/healthz"), get(healthz)),
-        (public(Method::GET, "/readyz"), get(readyz)),
-        (public(Method::GET, "/metrics"), get(metrics::metrics)),
+    let mut table = ops_table();
+    table.extend([
         (public(Method::GET, "/openapi.json"), get(openapi::serve)),
         (v1(Method::POST, "/v1/tenants"), post(tenants::create)),
         (v1(Method::GET, "/v1/tenants"), get(tenants::list)),
@@ -88,27 +72,42 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
         ),
         (v1(Method::GET, "/v1/jobs/{id}"), get(jobs::get)),
         (v1(Method::POST, "/v1/jobs/{id}/cancel"), post(jobs::cancel)),
-    ]
+    ]);
+    table
 }
 
-/// Every route the router serves.
+/// Every route the API router serves.
 pub fn routes() -> Vec<Route> {
     table().into_iter().map(|(route, _)| route).collect()
 }
 
+/// The whole API.
 pub fn router(state: AppState) -> Router {
+    build(table(), state)
+}
+
+/// Liveness, readiness and metrics only (for `tenantd worker`).
+pub fn ops_router(state: AppState) -> Router {
+    build(ops_table(), state)
+}
+
+fn build(table: Vec<(Route, MethodRouter<AppState>)>, state: AppState) -> Router {
     let (mut public, mut v1) = (Router::new(), Router::new());
-    for (route, handler) in table() {
+    let mut any_v1 = false;
+    for (route, handler) in table {
         if route.auth {
             v1 = v1.route(route.path, handler);
+            any_v1 = true;
         } else {
             public = public.route(route.path, handler);
         }
     }
-    let v1 = v1.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_token,
-    ));
+    if any_v1 {
+        v1 = v1.route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    }
     // The span carries the ids handlers learn; headers (the token) are never recorded.
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request| {
@@ -135,32 +134,6 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The process is alive.
-async fn healthz() -> &'static str {
-    "ok"
-}
-
-/// The control database answers.
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    match sqlx::query("SELECT 1").execute(&state.db).await {
-        Ok(_) => (
-            StatusCode::OK,
-            Json(serde_json::json!({ "status": "ready" })),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready: control database unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({
-                    "status": "unavailable",
-                    "error": { "code": "control_database_unreachable",
-                               "message": "the control database does not answer" }
-                })),
-            )
-        }
-    }
-}
-
 /// Serves `router` on `listener` until `shutdown`, then finishes in-flight requests.
 pub async fn serve(
     listener: TcpListener,
@@ -172,12 +145,9 @@ pub async fn serve(
         .await
 }
 
-/// Binds the API's address with a message that names the setting on failure.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// Binds an address, with a message that names the setting on failure.
+pub async fn bind(addr: SocketAddr, setting: &str) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot listen on TENANTD_LISTEN={addr}: {e}"),
-        )
+        std::io::Error::new(e.kind(), format!("cannot listen on {setting}={addr}: {e}"))
     })
 }

@@ -3,101 +3,19 @@
 //! HTTP and shapes the answers.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sqlx::PgExecutor;
 use tracing::{Span, info};
 
-use super::AppState;
-use super::error::{ApiError, ApiJson, ApiQuery};
-use super::jobs::JobView;
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use super::state::AppState;
+use crate::model::{
+    CreateTenant, DEFAULT_PAGE, DeleteQuery, ErrorBody, ListQuery, MAX_PAGE, Page, Requested,
+    TenantPath, TenantView,
+};
 use crate::queue::{self, Job};
-use crate::tenants::{self, DEPROVISION, PROVISION, Tenant, TenantError, TenantStatus};
-
-/// `POST /v1/tenants` body.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateTenant {
-    pub id: String,
-    pub tier: String,
-}
-
-/// `GET /v1/tenants` query.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    pub status: Option<TenantStatus>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-}
-
-/// `DELETE /v1/tenants/{id}` query.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeleteQuery {
-    pub final_snapshot: Option<bool>,
-}
-
-pub const DEFAULT_PAGE: i64 = 50;
-pub const MAX_PAGE: i64 = 1000;
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: i32,
-}
-
-/// A tenant as the API shows it, with its latest job. Never a password: the control database
-/// holds none.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct TenantView {
-    pub id: String,
-    pub tier: String,
-    pub status: TenantStatus,
-    pub db_instance_id: Option<String>,
-    pub endpoint: Option<Endpoint>,
-    pub secret_arn: Option<String>,
-    pub error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub job: Option<JobView>,
-}
-
-impl TenantView {
-    fn new(t: Tenant, job: Option<&Job>) -> Self {
-        let endpoint = match (t.endpoint_host, t.endpoint_port) {
-            (Some(host), Some(port)) => Some(Endpoint { host, port }),
-            _ => None,
-        };
-        TenantView {
-            id: t.id,
-            tier: t.tier,
-            status: t.status,
-            db_instance_id: t.db_instance_id,
-            endpoint,
-            secret_arn: t.secret_arn,
-            error: t.error,
-            created_at: t.created_at,
-            updated_at: t.updated_at,
-            job: job.map(JobView::from),
-        }
-    }
-}
-
-/// What a provisioning or deprovisioning request answers.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Requested {
-    pub tenant: TenantView,
-    pub job: JobView,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Page {
-    pub tenants: Vec<TenantView>,
-    pub next_cursor: Option<String>,
-}
+use crate::tenants::{self, Tenant, TenantError};
+use crate::workflow::{Deprovision, Provision, Workflow};
 
 fn requested(tenant: Tenant, job: Job, created: bool) -> (StatusCode, Json<Requested>) {
     let span = Span::current();
@@ -110,7 +28,7 @@ fn requested(tenant: Tenant, job: Job, created: bool) -> (StatusCode, Json<Reque
     };
     let body = Requested {
         tenant: TenantView::new(tenant, Some(&job)),
-        job: JobView::from(&job),
+        job: (&job).into(),
     };
     (status, Json(body))
 }
@@ -122,7 +40,19 @@ fn valid_id(id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `POST /v1/tenants`: 202 with a new provisioning job; 200 with the same job on a replay.
+/// Provision a tenant's database: 202 with a new job, 200 with the same job on a replay.
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", security(("bearer" = [])),
+    request_body = CreateTenant,
+    responses(
+        (status = 202, description = "Provisioning job enqueued", body = Requested),
+        (status = 200, description = "Replay: the existing tenant and job; nothing enqueued", body = Requested),
+        (status = 400, description = "`malformed_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 409, description = "`tier_conflict` or `conflict`", body = ErrorBody),
+        (status = 413, description = "`body_too_large` (over 16 KiB)", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`, `invalid_tenant_id` or `unknown_tier`", body = ErrorBody),
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateTenant>,
@@ -152,23 +82,41 @@ pub async fn create(
     }
 }
 
-/// `GET /v1/tenants/{id}`
+/// A tenant with its latest job.
+#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants", security(("bearer" = [])),
+    params(TenantPath),
+    responses(
+        (status = 200, description = "The tenant", body = TenantView),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_tenant_id`", body = ErrorBody),
+    ))]
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TenantView>, ApiError> {
     valid_id(&id)?;
     let tenant = tenants::get(&state.db, &id)
         .await?
         .ok_or_else(|| ApiError::TenantNotFound(id.clone()))?;
-    let job = latest_jobs(&state.db, std::slice::from_ref(&id))
-        .await?
-        .pop();
+    let job = queue::latest_jobs(
+        &state.db,
+        std::slice::from_ref(&id),
+        &[Provision::KIND, Deprovision::KIND],
+    )
+    .await?
+    .pop();
     Ok(Json(TenantView::new(tenant, job.as_ref())))
 }
 
-/// `GET /v1/tenants?status=&limit=&cursor=`: tenants in id order; `next_cursor` is null on the
-/// last page.
+/// A page of tenants in id order; `next_cursor` is null on the last page.
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page", body = Page),
+        (status = 400, description = "`invalid_query`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
@@ -182,7 +130,8 @@ pub async fn list(
     let (page, next_cursor) =
         tenants::list(&state.db, query.status, limit, query.cursor.as_deref()).await?;
     let ids: Vec<String> = page.iter().map(|t| t.id.clone()).collect();
-    let mut jobs = latest_jobs(&state.db, &ids).await?;
+    let mut jobs =
+        queue::latest_jobs(&state.db, &ids, &[Provision::KIND, Deprovision::KIND]).await?;
     let tenants = page
         .into_iter()
         .map(|t| {
@@ -199,10 +148,21 @@ pub async fn list(
     }))
 }
 
-/// `DELETE /v1/tenants/{id}?final_snapshot=false`: 202 with the deprovisioning job.
+/// Deprovision a tenant's database (a final snapshot first unless `final_snapshot=false`).
+#[utoipa::path(delete, path = "/v1/tenants/{id}", tag = "tenants", security(("bearer" = [])),
+    params(TenantPath, DeleteQuery),
+    responses(
+        (status = 202, description = "Deprovisioning job enqueued", body = Requested),
+        (status = 200, description = "Replay: the existing deprovisioning job", body = Requested),
+        (status = 400, description = "`invalid_query`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+        (status = 409, description = "`provisioning_in_progress` or `conflict`", body = ErrorBody),
+        (status = 422, description = "`invalid_tenant_id`", body = ErrorBody),
+    ))]
 pub async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<DeleteQuery>,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
     valid_id(&id)?;
@@ -212,7 +172,7 @@ pub async fn delete(
         Err(e @ TenantError::Conflict { .. }) => {
             let provisioning = queue::active_job(&state.db, &id)
                 .await?
-                .is_some_and(|j| j.kind == PROVISION);
+                .is_some_and(|j| j.kind == Provision::KIND);
             Err(if provisioning {
                 ApiError::ProvisioningInProgress(e.to_string())
             } else {
@@ -221,18 +181,4 @@ pub async fn delete(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// The most recent provisioning or deprovisioning job of each tenant in `ids`.
-async fn latest_jobs(executor: impl PgExecutor<'_>, ids: &[String]) -> Result<Vec<Job>, ApiError> {
-    Ok(sqlx::query_as::<_, Job>(
-        "SELECT DISTINCT ON (tenant_id) * FROM jobs
-         WHERE tenant_id = ANY($1) AND kind IN ($2, $3)
-         ORDER BY tenant_id, created_at DESC",
-    )
-    .bind(ids)
-    .bind(PROVISION)
-    .bind(DEPROVISION)
-    .fetch_all(executor)
-    .await?)
 }

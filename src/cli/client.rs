@@ -5,8 +5,7 @@ use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
-use crate::api::jobs::JobDetail;
-use crate::api::tenants::{CreateTenant, Page, Requested, TenantView};
+use crate::model::{CreateTenant, ErrorBody, JobDetail, Page, Requested, TenantView};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -29,18 +28,6 @@ pub struct Client {
     http: reqwest::Client,
     base: Url,
     token: SecretString,
-}
-
-/// The API's error body.
-#[derive(serde::Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(serde::Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
 }
 
 impl Client {

@@ -5,8 +5,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::api::jobs::{JobDetail, JobView};
-use crate::api::tenants::{Page, TenantView};
+use crate::model::{JobDetail, JobView, Page, TenantView};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -50,10 +49,20 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Attempts as people count them: the first try is attempt 1 (the API counts failures, from 0).
+pub fn attempt(used: i32, max: i32) -> String {
+    format!("attempt {} of {max}", used + 1)
+}
+
 fn job_line(job: &JobView) -> String {
     let mut s = format!("{} {} {}", job.kind, job.state.as_str(), job.id);
     if job.state.is_active() {
-        let _ = write!(s, " (step {}, attempt {})", job.step, job.attempt);
+        let _ = write!(
+            s,
+            " (step {}, {})",
+            job.step,
+            attempt(job.attempt, job.max_attempts)
+        );
     }
     s
 }
@@ -115,7 +124,7 @@ pub fn job(j: &JobDetail) -> String {
         ("state", v.state.as_str().into()),
         (
             "step",
-            format!("{} (attempt {} of {})", v.step, v.attempt, v.max_attempts),
+            format!("{} ({})", v.step, attempt(v.attempt, v.max_attempts)),
         ),
         ("error", or_dash(v.error.as_deref()).into()),
         ("created", time(&v.created_at)),
@@ -138,8 +147,8 @@ pub fn job(j: &JobDetail) -> String {
             vec![
                 time(&h.finished_at),
                 h.step.clone(),
-                h.attempt.to_string(),
-                h.outcome.clone(),
+                (h.attempt + 1).to_string(),
+                h.outcome.as_str().to_string(),
                 took,
                 or_dash(h.error.as_deref()).into(),
             ]

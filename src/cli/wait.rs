@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::client::{Client, ClientError};
-use crate::api::jobs::{JobDetail, StepView};
-use crate::api::tenants::TenantView;
-use crate::queue::JobState;
+use super::output::attempt;
+use crate::model::{JobDetail, StepView, TenantView};
+use crate::queue::{JobState, Outcome};
 use crate::tenants::TenantStatus;
 
 /// Where progress goes: stdout for text output, stderr when stdout carries JSON.
@@ -84,7 +84,7 @@ impl Progress {
 
 /// One recorded step of the job's history.
 fn recorded(tenant: &str, kind: &str, step: &StepView) -> String {
-    let mut s = format!("{kind} {tenant}: {} {}", step.step, step.outcome);
+    let mut s = format!("{kind} {tenant}: {} {}", step.step, step.outcome.as_str());
     if let Some(started) = step.started_at {
         let ms = (step.finished_at - started).num_milliseconds().max(0);
         s.push_str(&format!(" in {ms} ms"));
@@ -99,11 +99,7 @@ fn describe(tenant: &str, job: &JobDetail) -> String {
     let j = &job.job;
     let mut s = format!("{} {tenant}: {} step {}", j.kind, j.state.as_str(), j.step);
     if j.attempt > 0 {
-        s.push_str(&format!(
-            " (attempt {} of {})",
-            j.attempt + 1,
-            j.max_attempts
-        ));
+        s.push_str(&format!(" ({})", attempt(j.attempt, j.max_attempts)));
     }
     if j.cancel_requested {
         s.push_str(", cancel requested");
@@ -136,7 +132,7 @@ pub async fn follow(
         };
         // Every step the job recorded since the last look, so quick steps are not missed.
         for step in job.history.iter().skip(recorded_rows) {
-            if step.outcome != "enqueued" {
+            if step.outcome != Outcome::Enqueued {
                 progress.record(recorded(tenant, &job.job.kind, step));
             }
         }

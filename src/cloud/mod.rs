@@ -31,9 +31,10 @@ pub struct Cloud {
     calls: Arc<CallCounter>,
     /// Every RDS attempt of this process takes a token first; `None`: unlimited.
     rds_limiter: Option<Arc<DefaultDirectRateLimiter>>,
-    /// First pause of the in-process RDS retry (doubling, with jitter).
-    rds_retry_base: Duration,
 }
+
+/// First pause of the in-process RDS retry (doubling, with jitter, up to 8 times this).
+const RDS_RETRY_BASE: Duration = Duration::from_millis(250);
 
 impl Cloud {
     /// Clients from the standard AWS configuration chain (environment, profile, instance role;
@@ -46,6 +47,7 @@ impl Cloud {
                 operation: "configure",
                 code: None,
                 message: "no AWS region is configured: set AWS_REGION".into(),
+                class: "config",
             }));
         }
         Ok(Self::from_sdk_config(&config))
@@ -63,7 +65,6 @@ impl Cloud {
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
             calls: Arc::default(),
             rds_limiter: None,
-            rds_retry_base: Duration::from_millis(250),
         }
     }
 
@@ -77,24 +78,6 @@ impl Cloud {
             .allow_burst(burst);
         self.rds_limiter = Some(Arc::new(RateLimiter::direct(quota)));
         self
-    }
-
-    /// The first pause of the in-process RDS retry (tests shorten it).
-    pub fn with_rds_retry_base(mut self, base: Duration) -> Self {
-        self.rds_retry_base = base;
-        self
-    }
-
-    /// Calls made so far to one service.
-    pub fn service_calls(&self, service: &str) -> u64 {
-        self.calls
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|((s, _, _), _)| *s == service)
-            .map(|(_, n)| n)
-            .sum()
     }
 
     /// One RDS operation: every attempt waits for the rate limiter, is counted, and a
@@ -111,8 +94,8 @@ impl Cloud {
         Fut: Future<Output = Result<T, SdkError<E>>>,
     {
         let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.rds_retry_base)
-            .with_max_delay(self.rds_retry_base * 8)
+            .with_min_delay(RDS_RETRY_BASE)
+            .with_max_delay(RDS_RETRY_BASE * 8)
             .with_max_times(RDS_ATTEMPTS - 1)
             .with_jitter();
         let attempt = || async {
@@ -154,6 +137,7 @@ impl Cloud {
             Err(e) => e.label(),
         };
         self.calls.count(service, operation, label);
+        crate::metrics::record_aws_call(service, operation, label);
         debug!(
             aws.service = service,
             aws.operation = operation,
@@ -167,7 +151,8 @@ impl Cloud {
 
 const RDS: &str = "rds";
 
-/// Calls by (service, operation, result). A later metrics exporter reads it.
+/// Calls by (service, operation, result) of one [`Cloud`] and its clones (the process-wide
+/// counts are in [`crate::metrics`]).
 #[derive(Debug, Default)]
 pub struct CallCounter(Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>);
 
@@ -190,6 +175,8 @@ pub struct Failure {
     /// The AWS error code, when the service answered with one.
     pub code: Option<String>,
     pub message: String,
+    /// What kind of failure it is, in a word (see [`CloudError::class`]).
+    pub class: &'static str,
 }
 
 impl std::fmt::Display for Failure {
@@ -237,13 +224,15 @@ impl CloudError {
         matches!(self, CloudError::Retryable(_) | CloudError::Busy(_))
     }
 
-    pub fn failure(&self) -> &Failure {
+    /// The short, stable class of the failure (`throttled`, `aws_timeout`, `access_denied`,
+    /// `not_found`, ...), for the job history and the step metrics.
+    pub fn class(&self) -> &'static str {
         match self {
             CloudError::Retryable(f)
             | CloudError::NotFound(f)
             | CloudError::AlreadyExists(f)
             | CloudError::Busy(f)
-            | CloudError::Fatal(f) => f,
+            | CloudError::Fatal(f) => f.class,
         }
     }
 }
@@ -259,13 +248,37 @@ const THROTTLING: &[&str] = &[
     "ProvisionedThroughputExceededException",
     "SlowDown",
     "PriorRequestNotComplete",
-    "RequestTimeout",
-    "RequestTimeoutException",
+];
+const TIMEOUTS: &[&str] = &["RequestTimeout", "RequestTimeoutException"];
+const UNAVAILABLE: &[&str] = &[
     "InternalFailure",
     "InternalError",
     "InternalServiceError",
     "InternalServiceErrorException",
     "ServiceUnavailable",
+];
+const ACCESS_DENIED: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "AuthFailure",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
+];
+const INVALID_REQUEST: &[&str] = &[
+    "InvalidParameterValue",
+    "InvalidParameterCombination",
+    "InvalidParameterException",
+    "InvalidRequestException",
+    "MissingParameter",
+    "ValidationError",
+    "ValidationException",
+    "MalformedPolicyDocumentException",
 ];
 const NOT_FOUND: &[&str] = &[
     "DBInstanceNotFound",
@@ -293,11 +306,12 @@ pub fn classify<E>(service: &'static str, operation: &'static str, err: &SdkErro
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let failure = |code: Option<&str>, message: String| Failure {
+    let failure = |code: Option<&str>, message: String, class: &'static str| Failure {
         service,
         operation,
         code: code.map(str::to_string),
         message,
+        class,
     };
     match err {
         SdkError::ServiceError(inner) => {
@@ -308,21 +322,48 @@ where
                 .map(str::to_string)
                 .unwrap_or_else(|| DisplayErrorContext(err).to_string());
             let status = inner.raw().status().as_u16();
-            let f = failure(code, message);
-            match code {
-                Some(c) if NOT_FOUND.contains(&c) => CloudError::NotFound(f),
-                Some(c) if ALREADY_EXISTS.contains(&c) => CloudError::AlreadyExists(f),
-                Some(c) if BUSY.contains(&c) => CloudError::Busy(f),
-                Some(c) if THROTTLING.contains(&c) => CloudError::Retryable(f),
-                _ if status >= 500 || status == 429 => CloudError::Retryable(f),
-                _ => CloudError::Fatal(f),
+            let is = |list: &[&str]| code.is_some_and(|c| list.contains(&c));
+            let f = |class| failure(code, message.clone(), class);
+            if is(NOT_FOUND) {
+                CloudError::NotFound(f("not_found"))
+            } else if is(ALREADY_EXISTS) {
+                CloudError::AlreadyExists(f("already_exists"))
+            } else if is(BUSY) {
+                CloudError::Busy(f("busy"))
+            } else if is(THROTTLING) || status == 429 {
+                CloudError::Retryable(f("throttled"))
+            } else if is(TIMEOUTS) {
+                CloudError::Retryable(f("aws_timeout"))
+            } else if is(UNAVAILABLE) || status >= 500 {
+                CloudError::Retryable(f("aws_unavailable"))
+            } else if is(ACCESS_DENIED) || status == 403 {
+                CloudError::Fatal(f("access_denied"))
+            } else if is(INVALID_REQUEST) {
+                CloudError::Fatal(f("invalid_request"))
+            } else {
+                CloudError::Fatal(f("aws_error"))
             }
         }
-        SdkError::TimeoutError(_) => CloudError::Retryable(failure(None, "timed out".into())),
-        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            CloudError::Retryable(failure(None, DisplayErrorContext(err).to_string()))
+        SdkError::TimeoutError(_) => {
+            CloudError::Retryable(failure(None, "timed out".into(), "aws_timeout"))
         }
-        _ => CloudError::Fatal(failure(None, DisplayErrorContext(err).to_string())),
+        SdkError::DispatchFailure(d) if d.is_timeout() => CloudError::Retryable(failure(
+            None,
+            DisplayErrorContext(err).to_string(),
+            "aws_timeout",
+        )),
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            CloudError::Retryable(failure(
+                None,
+                DisplayErrorContext(err).to_string(),
+                "aws_unreachable",
+            ))
+        }
+        _ => CloudError::Fatal(failure(
+            None,
+            DisplayErrorContext(err).to_string(),
+            "aws_error",
+        )),
     }
 }
 

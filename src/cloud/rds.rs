@@ -30,7 +30,7 @@ pub struct InstanceSpec {
 }
 
 /// What tenantd reads back about an instance.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InstanceInfo {
     pub identifier: String,
     pub status: String,

@@ -87,6 +87,7 @@ impl Cloud {
                 operation: "GetSecretValue",
                 code: None,
                 message: format!("secret {id} holds binary data, not a string"),
+                class: "bad_secret",
             })),
         }
     }

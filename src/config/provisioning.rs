@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{ConfigError, Env};
-use crate::tier::Tiers;
+use super::env::{ConfigError, Env};
+use super::tiers::Tiers;
 
 /// How tenantd talks to tenant databases.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::{JobState, Lease, QueueError};
+use super::job::{JobState, Lease, Outcome, QueueError};
+use super::lease::mark_started;
 
 /// The new state of one job after a step, and the history row that explains it.
 #[derive(Debug, Clone)]
@@ -30,8 +31,10 @@ pub struct Completion {
     /// The history row: the step that ran, how it ended, when it started.
     pub history_step: String,
     pub history_attempt: i32,
-    pub outcome: &'static str,
+    pub outcome: Outcome,
     pub history_error: Option<String>,
+    /// What kind of failure `history_error` is (a short stable label).
+    pub error_class: Option<&'static str>,
     pub started_at: DateTime<Utc>,
     pub worker: String,
 }
@@ -59,7 +62,8 @@ pub async fn complete_batch(
     let errors: Vec<Option<&str>> = batch.iter().map(|c| c.error.as_deref()).collect();
     let h_steps: Vec<&str> = batch.iter().map(|c| c.history_step.as_str()).collect();
     let h_attempts: Vec<i32> = batch.iter().map(|c| c.history_attempt).collect();
-    let outcomes: Vec<&str> = batch.iter().map(|c| c.outcome).collect();
+    let outcomes: Vec<&str> = batch.iter().map(|c| c.outcome.as_str()).collect();
+    let classes: Vec<Option<&str>> = batch.iter().map(|c| c.error_class).collect();
     let h_errors: Vec<Option<&str>> = batch.iter().map(|c| c.history_error.as_deref()).collect();
     let started: Vec<DateTime<Utc>> = batch.iter().map(|c| c.started_at).collect();
     let workers: Vec<&str> = batch.iter().map(|c| c.worker.as_str()).collect();
@@ -68,9 +72,9 @@ pub async fn complete_batch(
         WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[],
                 $5::timestamptz[], $6::int[], $7::jsonb[], $8::text[], $9::text[], $10::int[],
-                $11::text[], $12::text[], $13::timestamptz[], $14::text[])
+                $11::text[], $12::text[], $13::timestamptz[], $14::text[], $15::text[])
             AS t(id, token, state, step, run_at, attempt, data, error, h_step, h_attempt,
-                 outcome, h_error, started_at, worker)
+                 outcome, h_error, started_at, worker, error_class)
         ), done AS (
             UPDATE jobs j SET
                 state = i.state::job_state,
@@ -91,9 +95,9 @@ pub async fn complete_batch(
             RETURNING j.id
         ), logged AS (
             INSERT INTO job_history (job_id, step, attempt, outcome, started_at, error,
-                                     lease_token, worker)
+                                     error_class, lease_token, worker)
             SELECT i.id, i.h_step, i.h_attempt, i.outcome, least(i.started_at, now()),
-                   i.h_error, i.token, i.worker
+                   i.h_error, i.error_class, i.token, i.worker
             FROM input i JOIN done d ON d.id = i.id
         )
         SELECT id FROM done
@@ -113,6 +117,7 @@ pub async fn complete_batch(
     .bind(&h_errors)
     .bind(&started)
     .bind(&workers)
+    .bind(&classes)
     .fetch_all(executor)
     .await?)
 }
@@ -164,7 +169,7 @@ impl Batched for Record {
             held = complete_batch(pool, &outcomes).await?;
         }
         if !starts.is_empty() {
-            held.extend(super::mark_started(pool, &starts).await?);
+            held.extend(mark_started(pool, &starts).await?);
         }
         Ok(held)
     }

@@ -6,7 +6,8 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use super::{HistoryEntry, Job, JobState, QueueError};
+use super::job::{Job, Outcome, QueueError};
+use super::read::{active_job, get_job};
 
 /// A job to enqueue. `step` is the workflow's first step.
 #[derive(Debug, Clone)]
@@ -40,11 +41,6 @@ impl NewJob {
 
     pub fn args(mut self, args: Value) -> Self {
         self.args = args;
-        self
-    }
-
-    pub fn priority(mut self, priority: i16) -> Self {
-        self.priority = priority;
         self
     }
 }
@@ -81,7 +77,7 @@ WITH inserted AS (
     RETURNING *
 ), logged AS (
     INSERT INTO job_history (job_id, step, attempt, outcome)
-    SELECT id, step, 0, 'enqueued' FROM inserted
+    SELECT id, step, 0, $9 FROM inserted
 )
 SELECT * FROM inserted
 "#;
@@ -101,6 +97,7 @@ pub async fn enqueue(conn: &mut PgConnection, job: NewJob) -> Result<Enqueued, Q
             .bind(job.priority)
             .bind(job.run_at)
             .bind(job.max_attempts)
+            .bind(Outcome::Enqueued.as_str())
             .fetch_optional(&mut *conn)
             .await?;
         if let Some(created) = inserted {
@@ -145,7 +142,7 @@ pub async fn enqueue_batch(
             RETURNING id, step
         ), logged AS (
             INSERT INTO job_history (job_id, step, attempt, outcome)
-            SELECT id, step, 0, 'enqueued' FROM inserted
+            SELECT id, step, 0, $9 FROM inserted
         )
         SELECT id FROM inserted
         "#,
@@ -158,43 +155,10 @@ pub async fn enqueue_batch(
     .bind(&priorities)
     .bind(&run_ats)
     .bind(&max_attempts)
+    .bind(Outcome::Enqueued.as_str())
     .fetch_all(executor)
     .await?;
     Ok(created)
-}
-
-/// The tenant's active job, if it has one.
-pub async fn active_job(
-    executor: impl PgExecutor<'_>,
-    tenant_id: &str,
-) -> Result<Option<Job>, QueueError> {
-    Ok(sqlx::query_as::<_, Job>(
-        "SELECT * FROM jobs WHERE tenant_id = $1 AND state IN ('queued', 'running', 'waiting')",
-    )
-    .bind(tenant_id)
-    .fetch_optional(executor)
-    .await?)
-}
-
-pub async fn get_job(executor: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Job>, QueueError> {
-    Ok(sqlx::query_as::<_, Job>("SELECT * FROM jobs WHERE id = $1")
-        .bind(id)
-        .fetch_optional(executor)
-        .await?)
-}
-
-/// The job's history, oldest first.
-pub async fn history(
-    executor: impl PgExecutor<'_>,
-    job_id: Uuid,
-) -> Result<Vec<HistoryEntry>, QueueError> {
-    Ok(sqlx::query_as::<_, HistoryEntry>(
-        "SELECT at, step, attempt, outcome, started_at, error, worker
-         FROM job_history WHERE job_id = $1 ORDER BY id",
-    )
-    .bind(job_id)
-    .fetch_all(executor)
-    .await?)
 }
 
 /// Asks a queued or waiting job to stop. The next worker to claim it (at once: `run_at` moves to
@@ -210,7 +174,7 @@ pub async fn cancel(conn: &mut PgConnection, id: Uuid) -> Result<Job, QueueError
             RETURNING *
         ), logged AS (
             INSERT INTO job_history (job_id, step, attempt, outcome)
-            SELECT id, step, attempt, 'cancel_requested' FROM cancelled
+            SELECT id, step, attempt, $2 FROM cancelled
         ), woken AS (
             SELECT pg_notify('tenantd_jobs', '') FROM cancelled
         )
@@ -218,6 +182,7 @@ pub async fn cancel(conn: &mut PgConnection, id: Uuid) -> Result<Job, QueueError
         "#,
     )
     .bind(id)
+    .bind(Outcome::CancelRequested.as_str())
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(job) = updated {
@@ -232,15 +197,4 @@ pub async fn cancel(conn: &mut PgConnection, id: Uuid) -> Result<Job, QueueError
             action: "cancel",
         }),
     }
-}
-
-/// Counts jobs by state; for tests, benchmarks and metrics.
-pub async fn count_by_state(
-    executor: impl PgExecutor<'_>,
-) -> Result<Vec<(JobState, i64)>, QueueError> {
-    Ok(sqlx::query_as::<_, (JobState, i64)>(
-        "SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state",
-    )
-    .fetch_all(executor)
-    .await?)
 }

@@ -11,14 +11,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{Job, QueueError};
-
-/// Proof that a worker holds a job: its id and the fencing token of the claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lease {
-    pub job_id: Uuid,
-    pub token: i64,
-}
+use super::job::{Job, Lease, Outcome, QueueError};
 
 /// Claims up to `limit` runnable jobs of the given kinds for `owner` in one statement, highest
 /// priority first, then jobs that have begun before new ones, then oldest `run_at`. Rows locked
@@ -143,7 +136,7 @@ pub async fn release(
             RETURNING jobs.id, jobs.step, jobs.attempt, jobs.lease_token
         ), logged AS (
             INSERT INTO job_history (job_id, step, attempt, outcome, lease_token, worker)
-            SELECT id, step, attempt, 'released', lease_token, $3 FROM released
+            SELECT id, step, attempt, $4, lease_token, $3 FROM released
         )
         SELECT count(*) FROM released, LATERAL (SELECT pg_notify('tenantd_jobs', '')) AS n
         "#,
@@ -151,6 +144,7 @@ pub async fn release(
     .bind(&ids)
     .bind(&tokens)
     .bind(worker)
+    .bind(Outcome::Released.as_str())
     .fetch_one(executor)
     .await?;
     Ok(released as u64)
@@ -183,17 +177,19 @@ pub async fn rescue_expired(
             WHERE jobs.id = due.id
             RETURNING jobs.id, jobs.step, jobs.attempt, jobs.lease_token, due.started
         ), logged AS (
-            INSERT INTO job_history (job_id, step, attempt, outcome, error, lease_token)
-            SELECT id, step, attempt, 'rescued',
+            INSERT INTO job_history (job_id, step, attempt, outcome, error, error_class,
+                                     lease_token)
+            SELECT id, step, attempt, $2,
                 CASE WHEN started THEN 'lease expired during the step'
                      ELSE 'lease expired before the step started' END,
-                lease_token
+                'lease_expired', lease_token
             FROM rescued
         )
         SELECT count(*) FROM rescued, LATERAL (SELECT pg_notify('tenantd_jobs', '')) AS n
         "#,
     )
     .bind(limit as i64)
+    .bind(Outcome::Rescued.as_str())
     .fetch_one(executor)
     .await?;
     Ok(rescued as u64)

@@ -1,6 +1,6 @@
 //! The long-lived worker loop: claim jobs in batches, run their steps with bounded concurrency,
-//! record every transition before the next step, heartbeat the leases, rescue expired ones, and
-//! drain on shutdown.
+//! record every transition before the next step, heartbeat the leases, and drain on shutdown.
+//! (Returning the jobs of dead workers is the maintenance leader's rescuer.)
 
 mod plan;
 
@@ -18,30 +18,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 use uuid::Uuid;
 
-pub use plan::{PlanInput, Planned, RetryPolicy, on_claim, plan};
+pub use plan::{PlanInput, Planned, on_claim, plan};
 
+use crate::config::WorkerSettings;
 use crate::queue::{self, Completer, Job, Lease, QueueError};
-use crate::workflow::{Registry, StepContext, Transition};
-
-/// How one worker process behaves.
-#[derive(Debug, Clone)]
-pub struct WorkerSettings {
-    /// Names this process in leases and history rows.
-    pub id: String,
-    /// Steps running at once in this process.
-    pub concurrency: usize,
-    /// Claimed jobs that may wait in this process for a free slot. A larger prefetch makes
-    /// claims larger (fewer round trips for short steps) but holds jobs other processes could
-    /// run; the default equals the concurrency.
-    pub prefetch: usize,
-    /// How long a claim holds a job without a heartbeat.
-    pub lease: Duration,
-    /// Longest time between two claim attempts when no notification arrives.
-    pub poll_interval: Duration,
-    /// How long running steps may take to finish after a shutdown signal.
-    pub shutdown_timeout: Duration,
-    pub retry: RetryPolicy,
-}
+use crate::workflow::{Decision, Registry};
 
 /// A job this process holds.
 struct HeldJob {
@@ -91,11 +72,6 @@ pub async fn run(
         pool.clone(),
         held.clone(),
         settings.clone(),
-        background.clone(),
-    ));
-    let rescues = tokio::spawn(rescue_loop(
-        pool.clone(),
-        settings.lease,
         background.clone(),
     ));
 
@@ -218,7 +194,6 @@ pub async fn run(
     }
     background.cancel();
     let _ = heartbeats.await;
-    let _ = rescues.await;
     info!(worker = %settings.id, "worker stopped");
     Ok(())
 }
@@ -315,21 +290,19 @@ impl JobTask {
                 attempt = job.attempt,
             );
             let started_at = Utc::now();
-            let transition = match on_claim(&job) {
-                Some(t) => t,
+            let decision = match on_claim(&job) {
+                Some(d) => d,
                 None => {
-                    let cx = StepContext {
-                        job: &job,
-                        db: &self.pool,
-                        lease: job.lease(),
-                        abort: self.abort.clone(),
-                    };
                     // A panicking step is a failed attempt, not a job held (and heartbeaten)
                     // for as long as the process lives.
-                    let step = AssertUnwindSafe(workflow.run_step(&cx).instrument(span.clone()))
-                        .catch_unwind();
+                    let step = AssertUnwindSafe(
+                        workflow
+                            .run_step(&job, &self.pool, self.abort.clone())
+                            .instrument(span.clone()),
+                    )
+                    .catch_unwind();
                     tokio::select! {
-                        t = step => t.unwrap_or_else(|_| Transition::retry("the step panicked")),
+                        d = step => d.unwrap_or_else(|_| Decision::retry("panic", "the step panicked")),
                         _ = self.abort.cancelled() => {
                             span.in_scope(|| warn!("step abandoned: lease lost or hard stop"));
                             break;
@@ -345,7 +318,7 @@ impl JobTask {
                 keep_going: !self.shutdown.is_cancelled(),
                 compensation: &compensation,
             };
-            let planned = plan(&job, transition, &input, &mut rand::rng());
+            let planned = plan(&job, decision, &input, &mut rand::rng());
             let took = (input.now - started_at).to_std().unwrap_or_default();
             let completion = planned.completion;
             let recorded = self
@@ -359,14 +332,16 @@ impl JobTask {
                     crate::metrics::record_step(
                         &job.kind,
                         &completion.history_step,
-                        completion.outcome,
+                        completion.outcome.as_str(),
+                        completion.error_class,
                         took,
                     );
                     info!(
-                        outcome = completion.outcome,
+                        outcome = completion.outcome.as_str(),
                         next = %completion.step,
                         state = completion.state.as_str(),
                         error = completion.history_error.as_deref().unwrap_or(""),
+                        error_class = completion.error_class.unwrap_or(""),
                         "step recorded"
                     );
                 }
@@ -429,25 +404,6 @@ async fn heartbeat_loop(
                 }
             }
             Err(e) => warn!(error = %e, "heartbeat failed"),
-        }
-    }
-}
-
-async fn rescue_loop(pool: PgPool, lease: Duration, stop: CancellationToken) {
-    let every = (lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(15));
-    loop {
-        let jitter = every.mul_f64(rand::random::<f64>() * 0.5);
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(every + jitter) => {}
-        }
-        match queue::rescue_expired(&pool, 1000).await {
-            Ok(0) => {}
-            Ok(n) => info!(
-                rescued = n,
-                "returned jobs with expired leases to the queue"
-            ),
-            Err(e) => warn!(error = %e, "rescue failed"),
         }
     }
 }

@@ -1,30 +1,11 @@
-//! From a step's [`Transition`] to the job's next row: pure rules, tested without a database.
-
-use std::time::Duration;
+//! From a step's [`Decision`] to the job's next row: pure rules, tested without a database.
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
 
-use crate::queue::{Completion, Job, JobState};
-use crate::workflow::Transition;
-
-/// Backoff of retried steps: `base * 2^(attempt-1)`, capped at `max`, with "equal jitter"
-/// (the delay is uniformly drawn from its upper half) so that retries of many jobs spread out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub base: Duration,
-    pub max: Duration,
-}
-
-impl RetryPolicy {
-    /// Delay before attempt number `attempt` (1 = the first retry).
-    pub fn delay(&self, attempt: i32, rng: &mut impl Rng) -> Duration {
-        let exp = attempt.saturating_sub(1).clamp(0, 30) as u32;
-        let full = self.base.saturating_mul(1u32 << exp.min(20)).min(self.max);
-        let half = full / 2;
-        half + full.saturating_sub(half).mul_f64(rng.random::<f64>())
-    }
-}
+use crate::config::RetryPolicy;
+use crate::queue::{Completion, Job, JobState, Outcome};
+use crate::workflow::Decision;
 
 /// The planned record of one step, and whether the same worker goes on with the job.
 #[derive(Debug, Clone)]
@@ -47,12 +28,7 @@ pub struct PlanInput<'a> {
 }
 
 /// Decides the job's next state from what its current step returned.
-pub fn plan(
-    job: &Job,
-    transition: Transition,
-    input: &PlanInput<'_>,
-    rng: &mut impl Rng,
-) -> Planned {
+pub fn plan(job: &Job, decision: Decision, input: &PlanInput<'_>, rng: &mut impl Rng) -> Planned {
     let mut completion = Completion {
         lease: job.lease(),
         state: JobState::Running,
@@ -63,8 +39,9 @@ pub fn plan(
         error: None,
         history_step: job.step.clone(),
         history_attempt: job.attempt,
-        outcome: "advanced",
+        outcome: Outcome::Advanced,
         history_error: None,
+        error_class: None,
         started_at: input.started_at,
         worker: input.worker.to_string(),
     };
@@ -81,39 +58,42 @@ pub fn plan(
             None
         }
     };
-    match transition {
-        Transition::Next { step, data } => {
+    match decision {
+        Decision::Next { step, data } => {
             completion.data = data;
-            continue_with = go_on(&mut completion, step);
+            continue_with = go_on(&mut completion, step.to_string());
         }
-        Transition::Done { data } => {
+        Decision::Done { data } => {
             completion.data = data;
             completion.state = final_state(job);
-            completion.outcome = completion.state.as_str();
+            completion.outcome = Outcome::of_final(completion.state);
             if completion.state == JobState::Cancelled && job.error.is_none() {
                 completion.error = Some("cancelled".into());
             }
         }
-        Transition::Wait { after, data } => {
+        Decision::Wait { after, data } => {
             completion.data = data;
             completion.state = JobState::Waiting;
             completion.run_at = Some(input.now + after);
-            completion.outcome = "waiting";
+            completion.outcome = Outcome::Waiting;
         }
-        Transition::Retry { error } if job.attempt + 1 < job.max_attempts => {
+        Decision::Retry { error, class } if job.attempt + 1 < job.max_attempts => {
             let attempt = job.attempt + 1;
             completion.state = JobState::Waiting;
             completion.attempt = attempt;
             completion.run_at = Some(input.now + input.retry.delay(attempt, rng));
-            completion.outcome = "retrying";
+            completion.outcome = Outcome::Retrying;
             completion.history_error = Some(error);
+            completion.error_class = Some(class);
         }
-        Transition::Retry { error } => {
+        Decision::Retry { error, class } => {
             let error = format!("{error} (gave up after {} attempts)", job.max_attempts);
             completion.attempt = job.max_attempts;
+            completion.error_class = Some(class);
             continue_with = fail(job, error, input, &mut completion, go_on);
         }
-        Transition::Fail { error } => {
+        Decision::Fail { error, class } => {
+            completion.error_class = Some(class);
             continue_with = fail(job, error, input, &mut completion, go_on);
         }
     }
@@ -130,7 +110,7 @@ fn fail(
     completion: &mut Completion,
     go_on: impl Fn(&mut Completion, String) -> Option<String>,
 ) -> Option<String> {
-    completion.outcome = "failed";
+    completion.outcome = Outcome::Failed;
     completion.history_error = Some(error.clone());
     completion.error = Some(match &job.error {
         // Already compensating: keep the original cause first.
@@ -140,9 +120,9 @@ fn fail(
     match (input.compensation)(&job.step) {
         Some(next) if next != job.step => {
             completion.outcome = if job.error.is_none() {
-                "compensating"
+                Outcome::Compensating
             } else {
-                "failed"
+                Outcome::Failed
             };
             go_on(completion, next.to_string())
         }
@@ -173,15 +153,15 @@ fn final_state_failed(job: &Job) -> JobState {
 }
 
 /// What the worker does with a job it just claimed, before running any step.
-pub fn on_claim(job: &Job) -> Option<Transition> {
+pub fn on_claim(job: &Job) -> Option<Decision> {
     if job.cancel_requested && job.error.is_none() {
-        return Some(Transition::fail("cancelled"));
+        return Some(Decision::fail("cancelled", "cancelled"));
     }
     if job.attempt >= job.max_attempts {
-        return Some(Transition::fail(format!(
-            "step {} was interrupted {} times",
-            job.step, job.attempt
-        )));
+        return Some(Decision::fail(
+            "interrupted",
+            format!("step {} was interrupted {} times", job.step, job.attempt),
+        ));
     }
     None
 }
@@ -193,6 +173,7 @@ mod tests {
     use rand::rngs::StdRng;
     use serde_json::json;
     use sqlx::types::Json;
+    use std::time::Duration;
     use uuid::Uuid;
 
     fn job(step: &str, attempt: i32) -> Job {
@@ -230,7 +211,15 @@ mod tests {
         }
     }
 
-    fn run(job: &Job, t: Transition, keep_going: bool) -> Planned {
+    fn next(step: &'static str) -> Decision {
+        Decision::Next { step, data: None }
+    }
+
+    fn done() -> Decision {
+        Decision::Done { data: None }
+    }
+
+    fn run(job: &Job, t: Decision, keep_going: bool) -> Planned {
         let now = Utc::now();
         let input = PlanInput {
             worker: "w",
@@ -248,7 +237,7 @@ mod tests {
 
     #[test]
     fn next_keeps_the_lease_and_resets_attempts() {
-        let p = run(&job("create", 2), Transition::next("wait"), true);
+        let p = run(&job("create", 2), next("wait"), true);
         assert_eq!(p.continue_with.as_deref(), Some("wait"));
         assert_eq!(p.completion.state, JobState::Running);
         assert_eq!(
@@ -260,7 +249,7 @@ mod tests {
 
     #[test]
     fn next_while_shutting_down_hands_the_job_back() {
-        let p = run(&job("create", 0), Transition::next("wait"), false);
+        let p = run(&job("create", 0), next("wait"), false);
         assert_eq!(p.continue_with, None);
         assert_eq!(p.completion.state, JobState::Queued);
     }
@@ -269,7 +258,10 @@ mod tests {
     fn wait_reschedules_without_consuming_an_attempt() {
         let p = run(
             &job("wait", 1),
-            Transition::wait(Duration::from_secs(30)),
+            Decision::Wait {
+                after: Duration::from_secs(30),
+                data: None,
+            },
             true,
         );
         assert_eq!(p.completion.state, JobState::Waiting);
@@ -280,15 +272,24 @@ mod tests {
 
     #[test]
     fn retry_consumes_an_attempt_and_then_fails_into_compensation() {
-        let p = run(&job("create", 0), Transition::retry("throttled"), true);
+        let p = run(
+            &job("create", 0),
+            Decision::retry("throttled", "throttled"),
+            true,
+        );
         assert_eq!(
             (p.completion.state, p.completion.attempt),
             (JobState::Waiting, 1)
         );
-        assert_eq!(p.completion.outcome, "retrying");
-        let p = run(&job("create", 2), Transition::retry("throttled"), true);
+        assert_eq!(p.completion.outcome, Outcome::Retrying);
+        assert_eq!(p.completion.error_class, Some("throttled"));
+        let p = run(
+            &job("create", 2),
+            Decision::retry("throttled", "throttled"),
+            true,
+        );
         assert_eq!(p.continue_with.as_deref(), Some("undo"));
-        assert_eq!(p.completion.outcome, "compensating");
+        assert_eq!(p.completion.outcome, Outcome::Compensating);
         assert!(
             p.completion
                 .error
@@ -299,7 +300,7 @@ mod tests {
 
     #[test]
     fn a_failure_without_compensation_ends_the_job() {
-        let p = run(&job("migrate", 0), Transition::fail("bad"), true);
+        let p = run(&job("migrate", 0), Decision::fail("test", "bad"), true);
         assert_eq!(p.completion.state, JobState::Failed);
         assert_eq!(p.continue_with, None);
     }
@@ -308,10 +309,10 @@ mod tests {
     fn a_finished_compensation_ends_failed_and_keeps_the_cause() {
         let mut j = job("undo", 0);
         j.error = Some("instance failed".into());
-        let p = run(&j, Transition::done(), true);
+        let p = run(&j, done(), true);
         assert_eq!(p.completion.state, JobState::Failed);
         assert_eq!(p.completion.error, None, "the cause stays as recorded");
-        let p = run(&j, Transition::fail("still broken"), true);
+        let p = run(&j, Decision::fail("test", "still broken"), true);
         assert_eq!(p.completion.state, JobState::Failed);
         assert_eq!(
             p.completion.error.as_deref(),
@@ -329,34 +330,15 @@ mod tests {
         j.step = "undo".into();
         j.error = Some("cancelled".into());
         assert_eq!(on_claim(&j), None, "compensation runs despite the request");
-        assert_eq!(
-            run(&j, Transition::done(), true).completion.state,
-            JobState::Cancelled
-        );
+        assert_eq!(run(&j, done(), true).completion.state, JobState::Cancelled);
     }
 
     #[test]
     fn an_exhausted_job_fails_without_running_its_step() {
         assert!(matches!(
             on_claim(&job("create", 3)),
-            Some(Transition::Fail { .. })
+            Some(Decision::Fail { .. })
         ));
         assert_eq!(on_claim(&job("create", 2)), None);
-    }
-
-    #[test]
-    fn backoff_doubles_within_jitter_and_is_capped() {
-        let policy = RetryPolicy {
-            base: Duration::from_secs(1),
-            max: Duration::from_secs(10),
-        };
-        let mut rng = StdRng::seed_from_u64(7);
-        for (attempt, full) in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (30, 10)] {
-            for _ in 0..50 {
-                let d = policy.delay(attempt, &mut rng);
-                let full = Duration::from_secs(full);
-                assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
-            }
-        }
     }
 }

@@ -3,64 +3,138 @@
 //! ends `deleted`. A failure leaves the tenant `failed` with what went wrong.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
-use super::rollback::{mark_failed, remove_instance, remove_secret, undo_alarms};
-use super::tenancy::{Tenancy, TenantUpdate, on_write_error, tenant_of, update_tenant};
-use super::{StepContext, Transition, Workflow};
+use super::error::StepError;
+use super::instance_watch::PollerSeen;
+use super::provision::mark_failed;
+use super::removal::{self, Removal, Removed};
+use super::runner::{StepContext, Workflow};
+use super::step::{InstanceWait, Step, StepNames, Transition, steps};
+use super::tenancy::{Tenancy, update_tenant};
 use crate::cloud::secrets::Recovery;
-use crate::tenants::DEPROVISION;
+use crate::tenants::record::TenantUpdate;
 
 /// Takes one tenant's database away.
 pub struct Deprovision(pub Tenancy);
 
-#[async_trait]
-impl Workflow for Deprovision {
-    fn kind(&self) -> &'static str {
-        DEPROVISION
+steps! {
+    /// The steps of a deprovisioning job.
+    pub enum DeprovisionStep {
+        DeleteAlarms = "delete_alarms",
+        DeleteInstance = "delete_instance",
+        DeleteSecret = "delete_secret",
+        MarkDeleted = "mark_deleted",
+        MarkFailed = "mark_failed",
     }
+}
 
-    fn first_step(&self) -> &'static str {
-        "delete_alarms"
-    }
-
-    async fn run_step(&self, cx: &StepContext<'_>) -> Transition {
-        let t = &self.0;
-        match cx.job.step.as_str() {
-            "delete_alarms" => undo_alarms(t, cx, "delete_instance").await,
-            "delete_instance" => {
-                let snapshot = cx.job.args.0["final_snapshot"]
-                    .as_bool()
-                    .unwrap_or(true)
-                    .then(|| final_snapshot_id(t, cx));
-                remove_instance(t, cx, snapshot, "delete_secret").await
-            }
-            "delete_secret" => {
-                let days = t.settings.secret_recovery_days;
-                remove_secret(t, cx, Recovery::Days(days), "mark_deleted").await
-            }
-            "mark_deleted" => match update_tenant(cx, TenantUpdate::Deleted).await {
-                Ok(()) => Transition::done(),
-                Err(e) => on_write_error(e),
-            },
-            "mark_failed" => mark_failed(cx, "deprovisioning: ").await,
-            other => Transition::fail(format!("deprovision has no step {other}")),
+impl Step for DeprovisionStep {
+    fn compensation(self) -> Option<Self> {
+        match self {
+            DeprovisionStep::MarkFailed => None,
+            _ => Some(DeprovisionStep::MarkFailed),
         }
     }
 
-    fn compensation(&self, step: &str) -> Option<&'static str> {
+    fn waits_for(self) -> Option<InstanceWait> {
+        (self == DeprovisionStep::DeleteInstance).then_some(InstanceWait::Gone)
+    }
+}
+
+/// What a deprovisioning job is asked to do (`jobs.args`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeprovisionArgs {
+    /// Take a final snapshot before the instance goes (jobs of earlier releases may lack it:
+    /// then they do).
+    #[serde(default = "yes")]
+    pub final_snapshot: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What the steps of a deprovisioning job record (`jobs.data`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeprovisionData {
+    #[serde(flatten)]
+    pub removal: Removal,
+    /// What the instance poller saw when it woke the job.
+    pub poller_seen: Option<PollerSeen>,
+}
+
+#[async_trait]
+impl Workflow for Deprovision {
+    const KIND: &'static str = "deprovision";
+    type Step = DeprovisionStep;
+    type Args = DeprovisionArgs;
+    type Data = DeprovisionData;
+
+    fn first_step() -> DeprovisionStep {
+        DeprovisionStep::DeleteAlarms
+    }
+
+    async fn run(
+        &self,
+        step: DeprovisionStep,
+        cx: &mut StepContext<'_, DeprovisionArgs, DeprovisionData>,
+    ) -> Result<Transition<DeprovisionStep>, StepError> {
+        use DeprovisionStep::*;
+        let t = &self.0;
+        let tenant = cx.tenant()?;
         match step {
-            "mark_failed" => None,
-            _ => Some("mark_failed"),
+            DeleteAlarms => {
+                removal::remove_alarms(t, tenant).await?;
+                Ok(Transition::Next(DeleteInstance))
+            }
+            DeleteInstance => {
+                let snapshot = cx
+                    .args
+                    .final_snapshot
+                    .then(|| final_snapshot_id(t, tenant, cx.job.created_at));
+                let seen = cx.data.poller_seen.clone();
+                let removal = &mut cx.data.removal;
+                match removal::remove_instance(
+                    t,
+                    tenant,
+                    step.name(),
+                    seen.as_ref(),
+                    removal,
+                    snapshot,
+                )
+                .await?
+                {
+                    Removed::Done => Ok(Transition::Next(DeleteSecret)),
+                    Removed::Later(after) => Ok(Transition::Wait(after)),
+                }
+            }
+            DeleteSecret => {
+                let days = t.settings.secret_recovery_days;
+                removal::remove_secret(t, tenant, &mut cx.data.removal, Recovery::Days(days))
+                    .await?;
+                Ok(Transition::Next(MarkDeleted))
+            }
+            MarkDeleted => {
+                update_tenant(cx, TenantUpdate::Deleted).await?;
+                Ok(Transition::Done)
+            }
+            MarkFailed => {
+                mark_failed(cx, "deprovisioning: ").await?;
+                Ok(Transition::Done)
+            }
         }
     }
 }
 
 /// `<instance>-final-<job creation time>`: the same on every attempt of the job, so a retried
 /// delete cannot leave two snapshots.
-pub fn final_snapshot_id(t: &Tenancy, cx: &StepContext<'_>) -> String {
+pub fn final_snapshot_id(t: &Tenancy, tenant: &str, job_created: DateTime<Utc>) -> String {
     format!(
         "{}-final-{}",
-        t.instance_id(tenant_of(cx)),
-        cx.job.created_at.format("%Y%m%d%H%M%S")
+        t.instance_id(tenant),
+        job_created.format("%Y%m%d%H%M%S")
     )
 }

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use tenantd::api::{self, ApiTokens, AppState};
-use tenantd::tier::Tiers;
+use tenantd::api::{self, AppState};
+use tenantd::config::{ApiTokens, Tiers};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -35,7 +35,6 @@ pub async fn spawn_app() -> TestApp {
         tokens: ApiTokens::new([TOKEN, "second-token"]),
         tiers: Arc::new(Tiers::defaults()),
         max_attempts: 3,
-        cloud: None,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let url = format!("http://{}", listener.local_addr().unwrap());

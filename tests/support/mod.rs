@@ -1,10 +1,15 @@
 //! Shared by the integration tests: a fresh control database per test, worker settings sized for
-//! tests, and waiting for a condition with a deadline.
+//! tests, a worker with its maintenance, and waiting for a condition with a deadline. Its
+//! modules: `app` (the API on a real port), `stack` (the local stack, tenantd's settings for it),
+//! `fleet` (real daemon processes), `proxy` (a fault-injecting AWS proxy), `rds` (the local RDS
+//! through the SDK), `demo` (a workflow without AWS).
 #![allow(dead_code)]
 
 pub mod app;
+pub mod demo;
 pub mod fleet;
 pub mod proxy;
+pub mod rds;
 pub mod stack;
 
 use std::future::Future;
@@ -13,7 +18,11 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use tenantd::worker::{RetryPolicy, WorkerSettings};
+use tenantd::config::{RetryPolicy, WorkerSettings};
+use tenantd::maintenance::{Maintenance, Rescuer};
+use tenantd::workflow::Registry;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// The control PostgreSQL of the local stack (`eval "$(localstack/up)"`).
 pub fn control_url() -> String {
@@ -105,4 +114,42 @@ pub async fn insert_tenant(pool: &PgPool, id: &str) {
         .execute(pool)
         .await
         .expect("insert tenant");
+}
+
+/// Runs a worker of `registry` in this process, with the lease rescuer of its maintenance, until
+/// the returned token is cancelled; the handle ends when both have stopped.
+pub fn spawn_worker(
+    pool: &PgPool,
+    registry: Registry,
+    settings: WorkerSettings,
+) -> (CancellationToken, JoinHandle<()>) {
+    let stop = CancellationToken::new();
+    let maintenance = Maintenance::new(pool.clone(), settings.id.clone(), settings.lease / 3)
+        .with(Rescuer::new(pool.clone(), settings.lease))
+        .spawn(stop.clone());
+    let worker = tenantd::worker::run(pool.clone(), registry, settings, stop.clone());
+    let handle = tokio::spawn(async move {
+        worker.await.expect("worker");
+        maintenance.await.expect("maintenance");
+    });
+    (stop, handle)
+}
+
+/// The demo worker process (`examples/demo_worker.rs`, built with the tests), for the tests
+/// that kill workers.
+pub fn demo_worker_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test> -> target/<profile>/examples/demo_worker
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("a test binary lives in <target>/<profile>/deps");
+    let path = profile_dir.join("examples").join("demo_worker");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build --example demo_worker` (cargo test and \
+         cargo nextest build the examples with the tests)",
+        path.display()
+    );
+    path
 }

@@ -33,6 +33,8 @@ pub fn test_env(db: &TestDb, extra: &[(&str, &str)]) -> HashMap<String, String> 
         .collect();
     for (k, v) in [
         ("TENANTD_DATABASE_URL", db.url.as_str()),
+        // Worker processes serve their metrics on a port of their own.
+        ("TENANTD_METRICS_LISTEN", "127.0.0.1:0"),
         ("TENANTD_TENANT_DB_TLS", "disable"),
         ("TENANTD_ALARM_TOPIC_ARN", TOPIC),
         ("TENANTD_ENVIRONMENT", "test"),
@@ -106,7 +108,7 @@ impl Stack {
 
     /// As [`Stack::provision`], with `attempts` per step instead of 5.
     pub async fn provision_with_attempts(&self, tenant: &str, tier: &str, attempts: i32) -> Uuid {
-        let tiers = tenantd::tier::Tiers::defaults();
+        let tiers = tenantd::config::Tiers::defaults();
         let (_, job, created) =
             tenants::request_provision(self.pool(), &tiers, tenant, tier, attempts)
                 .await
@@ -141,28 +143,33 @@ impl Stack {
             let history = queue::history(self.pool(), id).await.unwrap();
             history
                 .iter()
-                .any(|h| h.step == step && h.outcome == outcome)
+                .any(|h| h.step == step && h.outcome.as_str() == outcome)
                 .then_some(())
         })
         .await
     }
 
-    /// Runs a worker in this process until the returned token is cancelled.
+    /// Runs a worker in this process, with the maintenance services the daemon runs beside
+    /// it, until the returned token is cancelled.
     pub fn spawn_worker(
         &self,
         settings: &Settings,
         cloud: Cloud,
     ) -> (CancellationToken, JoinHandle<()>) {
         let stop = CancellationToken::new();
-        let registry = tenantd::app::registry(settings, cloud);
+        let pool = &self.db.pool;
+        let (registry, tenancy) = tenantd::app::workflows(settings, cloud);
+        let maintenance =
+            tenantd::app::maintenance(settings, pool, &tenancy, &registry).spawn(stop.clone());
         let run = tenantd::worker::run(
-            self.db.pool.clone(),
+            pool.clone(),
             registry,
             settings.worker.clone(),
             stop.clone(),
         );
         let handle = tokio::spawn(async move {
             run.await.expect("worker");
+            maintenance.await.expect("maintenance");
         });
         (stop, handle)
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 /// One tier's instance settings. Settings common to every tier (engine version, network, backup
-/// and maintenance windows) live in [`crate::config::ProvisioningSettings`].
+/// and maintenance windows) live in `ProvisioningSettings`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tier {

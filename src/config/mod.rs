@@ -2,17 +2,20 @@
 //! A bad value stops the process with a message that names the variable; secrets are never
 //! echoed back.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use secrecy::SecretString;
+use std::net::SocketAddr;
 
-use crate::api::ApiTokens;
-use crate::worker::{RetryPolicy, WorkerSettings};
-
+mod env;
 mod provisioning;
+mod tiers;
+mod tokens;
+mod worker;
 
+pub use env::{ConfigError, Env};
 pub use provisioning::{ProvisioningSettings, TenantDbTls};
+pub use tiers::{Tier, TierError, Tiers};
+pub use tokens::ApiTokens;
+pub use worker::{RetryPolicy, WorkerSettings};
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +29,11 @@ pub enum LogFormat {
 pub struct Settings {
     /// The control database. Holds a password: never printed.
     pub database_url: SecretString,
-    /// Address of the HTTP API.
+    /// Address of the HTTP API (`serve`).
     pub listen: SocketAddr,
+    /// Where `worker` serves `/healthz`, `/readyz` and `/metrics` (`serve` has them on its API
+    /// address).
+    pub metrics_listen: SocketAddr,
     pub worker: WorkerSettings,
     /// Jobs get this many attempts per step.
     pub max_attempts: i32,
@@ -40,106 +46,6 @@ pub struct Settings {
     pub rds_rate: f64,
 }
 
-/// A setting that is missing or malformed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConfigError {
-    #[error("{name} is not set; {hint}")]
-    Missing {
-        name: &'static str,
-        hint: &'static str,
-    },
-    #[error("{name}: {problem}")]
-    Invalid { name: &'static str, problem: String },
-}
-
-/// Reads settings through `lookup` (the environment in production, a map in tests).
-pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
-
-impl<F: Fn(&str) -> Option<String>> Env<F> {
-    fn raw(&self, name: &'static str) -> Option<String> {
-        (self.0)(name).filter(|v| !v.trim().is_empty())
-    }
-
-    pub fn required_secret(
-        &self,
-        name: &'static str,
-        hint: &'static str,
-    ) -> Result<SecretString, ConfigError> {
-        self.raw(name)
-            .map(SecretString::from)
-            .ok_or(ConfigError::Missing { name, hint })
-    }
-
-    pub fn string(&self, name: &'static str, default: &str) -> String {
-        self.raw(name).unwrap_or_else(|| default.to_string())
-    }
-
-    pub fn optional(&self, name: &'static str) -> Option<String> {
-        self.raw(name)
-    }
-
-    pub fn parsed<T: std::str::FromStr>(
-        &self,
-        name: &'static str,
-        default: T,
-        expected: &str,
-    ) -> Result<T, ConfigError> {
-        match self.raw(name) {
-            None => Ok(default),
-            Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
-                name,
-                problem: format!("expected {expected}, got {v:?}"),
-            }),
-        }
-    }
-
-    pub fn integer(
-        &self,
-        name: &'static str,
-        default: i64,
-        range: std::ops::RangeInclusive<i64>,
-    ) -> Result<i64, ConfigError> {
-        let expected = format!("an integer from {} to {}", range.start(), range.end());
-        let value: i64 = self.parsed(name, default, &expected)?;
-        if range.contains(&value) {
-            Ok(value)
-        } else {
-            Err(ConfigError::Invalid {
-                name,
-                problem: format!("expected {expected}, got {value}"),
-            })
-        }
-    }
-
-    /// A duration such as `30s`, `500ms` or `5m`, within `[min, max]`.
-    pub fn duration(
-        &self,
-        name: &'static str,
-        default: Duration,
-        min: Duration,
-        max: Duration,
-    ) -> Result<Duration, ConfigError> {
-        let Some(v) = self.raw(name) else {
-            return Ok(default);
-        };
-        let value = humantime::parse_duration(v.trim()).map_err(|_| ConfigError::Invalid {
-            name,
-            problem: format!("expected a duration such as 30s, 500ms or 5m, got {v:?}"),
-        })?;
-        if value < min || value > max {
-            return Err(ConfigError::Invalid {
-                name,
-                problem: format!(
-                    "expected a duration from {} to {}, got {v}",
-                    humantime::format_duration(min),
-                    humantime::format_duration(max)
-                ),
-            });
-        }
-        Ok(value)
-    }
-}
-
 impl Settings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -147,91 +53,69 @@ impl Settings {
     }
 
     pub fn load<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let database_url = env.required_secret(
-            "TENANTD_DATABASE_URL",
-            "set it to the control database, e.g. postgres://user:password@host:5432/tenantd",
-        )?;
+        let database_url = database_url(env)?;
         let listen = env.parsed(
             "TENANTD_LISTEN",
             SocketAddr::from(([127, 0, 0, 1], 8080)),
             "an address such as 127.0.0.1:8080",
         )?;
-        let concurrency = env.integer("TENANTD_CONCURRENCY", 16, 1..=1024)? as usize;
-        let prefetch = env.integer("TENANTD_PREFETCH", concurrency as i64, 0..=100_000)? as usize;
-        let lease = env.duration(
-            "TENANTD_LEASE",
-            Duration::from_secs(30),
-            Duration::from_millis(300),
-            Duration::from_secs(3600),
+        let metrics_listen = env.parsed(
+            "TENANTD_METRICS_LISTEN",
+            SocketAddr::from(([127, 0, 0, 1], 9090)),
+            "an address such as 127.0.0.1:9090",
         )?;
-        let poll_interval = env.duration(
-            "TENANTD_POLL_INTERVAL",
-            Duration::from_secs(1),
-            Duration::from_millis(10),
-            Duration::from_secs(300),
-        )?;
-        let shutdown_timeout = env.duration(
-            "TENANTD_SHUTDOWN_TIMEOUT",
-            Duration::from_secs(25),
-            Duration::ZERO,
-            Duration::from_secs(3600),
-        )?;
-        let retry_base = env.duration(
-            "TENANTD_RETRY_BASE",
-            Duration::from_secs(2),
-            Duration::from_millis(1),
-            Duration::from_secs(3600),
-        )?;
-        let retry_max = env.duration(
-            "TENANTD_RETRY_MAX",
-            Duration::from_secs(300),
-            Duration::from_millis(1),
-            Duration::from_secs(24 * 3600),
-        )?;
-        if retry_max < retry_base {
-            return Err(ConfigError::Invalid {
-                name: "TENANTD_RETRY_MAX",
-                problem: "must not be shorter than TENANTD_RETRY_BASE".into(),
-            });
-        }
+        let worker = WorkerSettings::load(env)?;
         let max_attempts = env.integer("TENANTD_MAX_ATTEMPTS", 8, 1..=1000)? as i32;
-        let log_format = match env.string("TENANTD_LOG_FORMAT", "text").as_str() {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(ConfigError::Invalid {
-                    name: "TENANTD_LOG_FORMAT",
-                    problem: format!("expected text or json, got {other:?}"),
-                });
-            }
-        };
+        let log_format = log_format(env)?;
         let provisioning = ProvisioningSettings::load(env)?;
         let rds_rate = rds_rate(env)?;
         let api_tokens = api_tokens(env)?;
-        let id = env
-            .optional("TENANTD_WORKER_ID")
-            .unwrap_or_else(default_worker_id);
         Ok(Settings {
             database_url,
             listen,
-            worker: WorkerSettings {
-                id,
-                concurrency,
-                prefetch,
-                lease,
-                poll_interval,
-                shutdown_timeout,
-                retry: RetryPolicy {
-                    base: retry_base,
-                    max: retry_max,
-                },
-            },
+            metrics_listen,
+            worker,
             max_attempts,
             log_format,
             provisioning,
             api_tokens,
             rds_rate,
         })
+    }
+
+    /// `serve` answers requests: it needs at least one API token.
+    pub fn require_api_tokens(&self) -> Result<(), ConfigError> {
+        if self.api_tokens.is_empty() {
+            return Err(ConfigError::Missing {
+                name: "TENANTD_API_TOKENS",
+                hint: "set it (comma-separated tokens) or TENANTD_API_TOKENS_FILE (a file with \
+                       one token a line): `serve` refuses to run an API nobody can call",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `TENANTD_DATABASE_URL`, the one setting every daemon command needs (`migrate` needs no
+/// other).
+pub fn database_url<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<SecretString, ConfigError> {
+    env.required_secret(
+        "TENANTD_DATABASE_URL",
+        "set it to the control database, e.g. postgres://user:password@host:5432/tenantd",
+    )
+}
+
+/// `TENANTD_LOG_FORMAT`: `text` (default) or `json`.
+pub fn log_format<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<LogFormat, ConfigError> {
+    match env.string("TENANTD_LOG_FORMAT", "text").as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(ConfigError::Invalid {
+            name: "TENANTD_LOG_FORMAT",
+            problem: format!("expected text or json, got {other:?}"),
+        }),
     }
 }
 
@@ -278,19 +162,12 @@ fn api_tokens<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<ApiTokens, 
     Ok(ApiTokens::parse(list.as_deref(), file.as_deref()))
 }
 
-/// `<hostname>-<pid>`: unique among the processes sharing one control database.
-fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "tenantd".into());
-    format!("{host}-{}", std::process::id())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
     use std::collections::HashMap;
+    use std::time::Duration;
 
     fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = vars
@@ -377,7 +254,7 @@ mod tests {
     fn provisioning_defaults_follow_the_product() {
         let s = load(&[("TENANTD_DATABASE_URL", "postgres://h/db")]).unwrap();
         let p = &s.provisioning;
-        assert_eq!(p.tiers, crate::tier::Tiers::defaults());
+        assert_eq!(p.tiers, Tiers::defaults());
         assert_eq!(p.instance_id("acme"), "saas-acme");
         assert_eq!(p.secret_name("acme"), "saas/tenant/acme/database");
         assert_eq!(p.tenant_db_tls, TenantDbTls::Require);

@@ -1,0 +1,27 @@
+//! What request handlers share.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::config::{ApiTokens, Settings, Tiers};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub tokens: ApiTokens,
+    pub tiers: Arc<Tiers>,
+    /// Attempts per step of the jobs the API enqueues.
+    pub max_attempts: i32,
+}
+
+impl AppState {
+    pub fn new(db: PgPool, settings: &Settings) -> Self {
+        AppState {
+            db,
+            tokens: settings.api_tokens.clone(),
+            tiers: Arc::new(settings.provisioning.tiers.clone()),
+            max_attempts: settings.max_attempts,
+        }
+    }
+}

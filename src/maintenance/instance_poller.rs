@@ -1,0 +1,142 @@
+//! The instance poller: on the leader, every interval, looks at every instance a job waits for
+//! (a step that declares [`InstanceWait`](crate::workflow::InstanceWait)) with batched
+//! DescribeDBInstances calls, and wakes the jobs whose instance reached a state their step acts
+//! on, handing them what it saw. So waiting costs one describe per 100 instances per interval,
+//! whatever the number of waiting tenants, and no task, connection or worker slot per tenant.
+//!
+//! It records each round in `instance_poller`; the other processes read when the last round
+//! was and, while it is recent, leave the looking to it (their wait steps do not describe).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tracing::debug;
+use uuid::Uuid;
+
+use super::service::{RoundError, Service};
+use crate::cloud::rds::InstanceInfo;
+use crate::queue;
+use crate::workflow::instance_watch::PollerSeen;
+use crate::workflow::{InstanceWait, Registry, Tenancy};
+
+/// Polls the instances the registry's wait steps wait for.
+pub struct InstancePoller {
+    pool: PgPool,
+    tenancy: Tenancy,
+    me: String,
+    /// (kind, step) → what it waits for.
+    waits: HashMap<(&'static str, &'static str), InstanceWait>,
+}
+
+impl InstancePoller {
+    pub fn new(pool: PgPool, tenancy: Tenancy, registry: &Registry, me: impl Into<String>) -> Self {
+        let waits = registry
+            .instance_waits()
+            .into_iter()
+            .map(|(kind, step, wait)| ((kind, step), wait))
+            .collect();
+        InstancePoller {
+            pool,
+            tenancy,
+            me: me.into(),
+            waits,
+        }
+    }
+
+    async fn record_round(&self) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO instance_poller (leader, round_at) VALUES ($1, now())
+             ON CONFLICT (singleton) DO UPDATE SET leader = $1, round_at = now()",
+        )
+        .bind(&self.me)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// How long ago the poller (whichever process it is) finished its last round.
+    async fn last_round_age(&self) -> Result<Option<Duration>, sqlx::Error> {
+        let age: Option<f64> = sqlx::query_scalar(
+            "SELECT greatest(EXTRACT(EPOCH FROM now() - round_at)::float8, 0)
+             FROM instance_poller",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(age.map(Duration::from_secs_f64))
+    }
+}
+
+#[async_trait]
+impl Service for InstancePoller {
+    fn name(&self) -> &'static str {
+        "instance_poller"
+    }
+
+    fn every(&self) -> Duration {
+        self.tenancy.watch.poll_interval()
+    }
+
+    /// One round: the waiting jobs' instances, described in batches; wake those with news.
+    async fn lead(&self) -> Result<(), RoundError> {
+        let t = &self.tenancy;
+        let steps: Vec<(&str, &str)> = self.waits.keys().copied().collect();
+        let jobs = queue::waiting_at(&self.pool, &steps).await?;
+        let ids: Vec<String> = jobs
+            .iter()
+            .map(|j| t.instance_id(&j.tenant_id))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let found = if ids.is_empty() {
+            Vec::new()
+        } else {
+            t.cloud.describe_db_instances_batch(&ids).await?
+        };
+        let mut seen: HashMap<String, Option<InstanceInfo>> =
+            ids.into_iter().map(|id| (id, None)).collect();
+        for info in found {
+            if let Some(slot) = seen.get_mut(&info.identifier) {
+                *slot = Some(info);
+            }
+        }
+        // A woken job may run in any process: it carries what was seen, for its step.
+        let at = Utc::now();
+        let wake: Vec<(Uuid, Value)> = jobs
+            .iter()
+            .filter_map(|j| {
+                let wait = self.waits.get(&(j.kind.as_str(), j.step.as_str()))?;
+                let instance = seen[&t.instance_id(&j.tenant_id)].clone();
+                wait.actionable(instance.as_ref()).then(|| {
+                    let handed = PollerSeen {
+                        step: j.step.clone(),
+                        at,
+                        instance,
+                    };
+                    (j.id, json!({ "poller_seen": handed }))
+                })
+            })
+            .collect();
+        t.watch.health().round_done();
+        if !wake.is_empty() {
+            let woken = queue::wake(&self.pool, &wake).await?;
+            debug!(woken, "instance poll woke waiting jobs");
+        }
+        debug!(jobs = jobs.len(), "instance poll");
+        crate::metrics::record_poll_round();
+        crate::metrics::record_poller(true);
+        self.record_round().await?;
+        Ok(())
+    }
+
+    async fn follow(&self) -> Result<(), RoundError> {
+        if let Some(age) = self.last_round_age().await? {
+            self.tenancy.watch.health().polled_elsewhere(age);
+        }
+        crate::metrics::record_poller(self.tenancy.watch.poller_active());
+        Ok(())
+    }
+}

@@ -1,0 +1,26 @@
+//! A maintenance service: a periodic round of work that one process does for the whole fleet
+//! (the leader), with what the others do meanwhile.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// Why a round failed; logged, and the next round tries again.
+pub type RoundError = Box<dyn std::error::Error + Send + Sync>;
+
+#[async_trait]
+pub trait Service: Send + Sync + 'static {
+    /// Names the service in logs and metrics.
+    fn name(&self) -> &'static str;
+
+    /// Time between two rounds; zero switches the service off.
+    fn every(&self) -> Duration;
+
+    /// One round, on the leader.
+    async fn lead(&self) -> Result<(), RoundError>;
+
+    /// One round on a process that is not the leader; most services do nothing there.
+    async fn follow(&self) -> Result<(), RoundError> {
+        Ok(())
+    }
+}

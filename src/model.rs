@@ -1,0 +1,225 @@
+//! The HTTP API's request and response bodies: what the server answers and the CLI reads, in
+//! one place, with their OpenAPI schemas derived from these types (so the published document
+//! states every rule the server enforces).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::queue::{HistoryEntry, Job, JobState, Outcome};
+use crate::tenants::{Tenant, TenantStatus};
+
+/// The pattern of a tenant id (3 to 40 characters): lowercase letters, digits and single inner
+/// hyphens, a letter first, so that `<prefix><id>` is a valid RDS instance identifier.
+pub const TENANT_ID_PATTERN: &str = "^[a-z](-?[a-z0-9])*$";
+
+/// `POST /v1/tenants`: provision a tenant's database.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// The tenant's id: 3 to 40 lowercase letters, digits and single hyphens, a letter first,
+    /// no hyphen last.
+    #[schema(min_length = 3, max_length = 40, pattern = "^[a-z](-?[a-z0-9])*$")]
+    pub id: String,
+    /// One of the configured tiers (the document served lists them).
+    pub tier: String,
+}
+
+/// A tenant id in a path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TenantPath {
+    /// The tenant's id.
+    #[param(min_length = 3, max_length = 40, pattern = "^[a-z](-?[a-z0-9])*$")]
+    pub id: String,
+}
+
+/// A job id in a path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct JobPath {
+    /// The job's id (a UUID).
+    pub id: Uuid,
+}
+
+/// Default page size of the lists.
+pub const DEFAULT_PAGE: i64 = 50;
+/// Largest page size of the lists.
+pub const MAX_PAGE: i64 = 1000;
+
+/// `GET /v1/tenants` query.
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only tenants in this status.
+    pub status: Option<TenantStatus>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1, max_length = 40)]
+    pub cursor: Option<String>,
+}
+
+/// `DELETE /v1/tenants/{id}` query.
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// Take a final snapshot before the instance goes (default true).
+    pub final_snapshot: Option<bool>,
+}
+
+/// Where a tenant's database answers.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: i32,
+}
+
+/// A tenant as the API shows it, with its latest job. Never a password: the control database
+/// holds none. A deleted tenant stays readable, with `status: "deleted"`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TenantView {
+    pub id: String,
+    pub tier: String,
+    pub status: TenantStatus,
+    /// The RDS instance identifier.
+    pub db_instance_id: Option<String>,
+    pub endpoint: Option<Endpoint>,
+    /// The Secrets Manager secret with the master credentials.
+    pub secret_arn: Option<String>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub job: Option<JobView>,
+}
+
+impl TenantView {
+    pub fn new(t: Tenant, job: Option<&Job>) -> Self {
+        let endpoint = match (t.endpoint_host, t.endpoint_port) {
+            (Some(host), Some(port)) => Some(Endpoint { host, port }),
+            _ => None,
+        };
+        TenantView {
+            id: t.id,
+            tier: t.tier,
+            status: t.status,
+            db_instance_id: t.db_instance_id,
+            endpoint,
+            secret_arn: t.secret_arn,
+            error: t.error,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            job: job.map(JobView::from),
+        }
+    }
+}
+
+/// What a provisioning or deprovisioning request answers.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Requested {
+    pub tenant: TenantView,
+    pub job: JobView,
+}
+
+/// A page of tenants in id order.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Page {
+    pub tenants: Vec<TenantView>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// A job as the API shows it: where it is, never its internal data or lease.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobView {
+    pub id: Uuid,
+    /// The workflow: `provision` or `deprovision`.
+    pub kind: String,
+    pub tenant_id: Option<String>,
+    pub state: JobState,
+    /// The step it is at (or ended at).
+    pub step: String,
+    /// Attempts the current step has used (0 while it has not failed).
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub cancel_requested: bool,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Job> for JobView {
+    fn from(job: &Job) -> Self {
+        JobView {
+            id: job.id,
+            kind: job.kind.clone(),
+            tenant_id: job.tenant_id.clone(),
+            state: job.state,
+            step: job.step.clone(),
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+            cancel_requested: job.cancel_requested,
+            error: job.error.clone(),
+            created_at: job.created_at,
+            updated_at: job.updated_at,
+            finished_at: job.finished_at,
+        }
+    }
+}
+
+/// One row of a job's history: a step attempt (with when it started) or a transition.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StepView {
+    pub step: String,
+    /// The attempt number, from 0.
+    pub attempt: i32,
+    pub outcome: Outcome,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: DateTime<Utc>,
+    pub error: Option<String>,
+    /// What kind of failure `error` is (`throttled`, `access_denied`, `tls`, ...).
+    pub error_class: Option<String>,
+    pub worker: Option<String>,
+}
+
+impl From<HistoryEntry> for StepView {
+    fn from(h: HistoryEntry) -> Self {
+        StepView {
+            step: h.step,
+            attempt: h.attempt,
+            outcome: h.outcome,
+            started_at: h.started_at,
+            finished_at: h.at,
+            error: h.error,
+            error_class: h.error_class,
+            worker: h.worker,
+        }
+    }
+}
+
+/// A job with its step history, oldest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobDetail {
+    #[serde(flatten)]
+    pub job: JobView,
+    pub history: Vec<StepView>,
+}
+
+/// Every error the API answers.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code clients match on (`invalid_tenant_id`, `unknown_tier`, ...).
+    pub code: String,
+    /// For people; may change.
+    pub message: String,
+}

@@ -1,0 +1,136 @@
+//! Reading the queue: a job, its history, a tenant's latest jobs, the jobs waiting at given
+//! steps, and the fleet-wide figures the metrics export.
+
+use std::time::Duration;
+
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use super::job::{HistoryEntry, Job, JobState, QueueError};
+
+/// The tenant's active job, if it has one.
+pub async fn active_job(
+    executor: impl PgExecutor<'_>,
+    tenant_id: &str,
+) -> Result<Option<Job>, QueueError> {
+    Ok(sqlx::query_as::<_, Job>(
+        "SELECT * FROM jobs WHERE tenant_id = $1 AND state IN ('queued', 'running', 'waiting')",
+    )
+    .bind(tenant_id)
+    .fetch_optional(executor)
+    .await?)
+}
+
+pub async fn get_job(executor: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Job>, QueueError> {
+    Ok(sqlx::query_as::<_, Job>("SELECT * FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(executor)
+        .await?)
+}
+
+/// The job's history, oldest first.
+pub async fn history(
+    executor: impl PgExecutor<'_>,
+    job_id: Uuid,
+) -> Result<Vec<HistoryEntry>, QueueError> {
+    Ok(sqlx::query_as::<_, HistoryEntry>(
+        "SELECT at, step, attempt, outcome, started_at, error, error_class, worker
+         FROM job_history WHERE job_id = $1 ORDER BY id",
+    )
+    .bind(job_id)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// The tenant's most recent job of `kind`.
+pub async fn latest_job(
+    executor: impl PgExecutor<'_>,
+    tenant_id: &str,
+    kind: &str,
+) -> Result<Option<Job>, QueueError> {
+    Ok(sqlx::query_as::<_, Job>(
+        "SELECT * FROM jobs WHERE tenant_id = $1 AND kind = $2 ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(tenant_id)
+    .bind(kind)
+    .fetch_optional(executor)
+    .await?)
+}
+
+/// The most recent job of one of `kinds` for each tenant in `tenants` (tenants without one are
+/// left out).
+pub async fn latest_jobs(
+    executor: impl PgExecutor<'_>,
+    tenants: &[String],
+    kinds: &[&str],
+) -> Result<Vec<Job>, QueueError> {
+    Ok(sqlx::query_as::<_, Job>(
+        "SELECT DISTINCT ON (tenant_id) * FROM jobs
+         WHERE tenant_id = ANY($1) AND kind = ANY($2)
+         ORDER BY tenant_id, created_at DESC",
+    )
+    .bind(tenants)
+    .bind(kinds)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// A job waiting (durably) at one of the steps asked for.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Waiting {
+    pub id: Uuid,
+    pub kind: String,
+    pub step: String,
+    pub tenant_id: String,
+}
+
+/// The tenants' jobs that wait at one of `steps` (pairs of kind and step). Running and queued
+/// jobs at such a step get their turn once they wait.
+pub async fn waiting_at(
+    executor: impl PgExecutor<'_>,
+    steps: &[(&str, &str)],
+) -> Result<Vec<Waiting>, QueueError> {
+    let kinds: Vec<&str> = steps.iter().map(|(k, _)| *k).collect();
+    let names: Vec<&str> = steps.iter().map(|(_, s)| *s).collect();
+    Ok(sqlx::query_as::<_, Waiting>(
+        "SELECT j.id, j.kind, j.step, j.tenant_id FROM jobs j
+         JOIN unnest($1::text[], $2::text[]) AS w(kind, step)
+           ON j.kind = w.kind AND j.step = w.step
+         WHERE j.state = 'waiting' AND j.tenant_id IS NOT NULL",
+    )
+    .bind(&kinds)
+    .bind(&names)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Figures about the whole queue, read at once.
+#[derive(Debug, Clone, Default)]
+pub struct FleetStats {
+    /// Jobs by kind and state.
+    pub jobs: Vec<(String, JobState, i64)>,
+    /// Jobs runnable now (queued, or waiting with `run_at` passed) and not yet claimed.
+    pub depth: i64,
+    /// How long the longest-waiting runnable job has been due.
+    pub oldest_waiting: Duration,
+}
+
+/// Counts jobs by kind and state, and the runnable backlog (cheap aggregates).
+pub async fn fleet_stats(executor: impl PgExecutor<'_> + Copy) -> Result<FleetStats, QueueError> {
+    let jobs: Vec<(String, JobState, i64)> = sqlx::query_as(
+        "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
+    )
+    .fetch_all(executor)
+    .await?;
+    let (depth, age): (i64, Option<f64>) = sqlx::query_as(
+        "SELECT count(*), EXTRACT(EPOCH FROM now() - min(run_at))::float8 FROM jobs
+         WHERE state IN ('queued', 'waiting') AND run_at <= now()",
+    )
+    .fetch_one(executor)
+    .await?;
+    Ok(FleetStats {
+        jobs,
+        depth,
+        oldest_waiting: Duration::from_secs_f64(age.unwrap_or(0.0).max(0.0)),
+    })
+}

@@ -1,0 +1,8 @@
+//! Tenants: the record of each one in the control database, and the requests that start its
+//! workflows.
+
+pub mod record;
+pub mod requests;
+
+pub use record::{Tenant, TenantError, TenantStatus, get, list, validate_id};
+pub use requests::{request_deprovision, request_provision};

@@ -1,0 +1,207 @@
+//! The record the control database keeps of each tenant: its row, its status, reading and
+//! paging, and the writes the workflows make to it (inside their fenced transactions). Holds
+//! no secret: the password lives in Secrets Manager only.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgExecutor};
+
+use crate::queue::QueueError;
+
+/// Mirrors the `tenant_status` enum of the control schema.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
+#[sqlx(type_name = "tenant_status", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatus {
+    Provisioning,
+    Ready,
+    Failed,
+    Deprovisioning,
+    Deleted,
+}
+
+/// One row of `tenants`. Holds no secret: the password lives in Secrets Manager only.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct Tenant {
+    pub id: String,
+    pub tier: String,
+    pub status: TenantStatus,
+    pub db_instance_id: Option<String>,
+    pub endpoint_host: Option<String>,
+    pub endpoint_port: Option<i32>,
+    pub secret_arn: Option<String>,
+    pub schema_version: Option<i64>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Why a tenant request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error(
+        "invalid tenant id {0:?}: expected 3 to 40 lowercase letters, digits and single hyphens, a letter first, no hyphen last"
+    )]
+    InvalidId(String),
+    #[error("unknown tier {tier:?}; known tiers: {known}")]
+    UnknownTier { tier: String, known: String },
+    #[error("tenant {0} not found")]
+    NotFound(String),
+    /// The request contradicts what the tenant is doing or is.
+    #[error("tenant {id}: {reason}")]
+    Conflict { id: String, reason: String },
+    #[error("control database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// Checks a tenant id: `saas-<id>` must be a valid RDS identifier, and the id a DNS label.
+pub fn validate_id(id: &str) -> Result<(), TenantError> {
+    let bytes = id.as_bytes();
+    let ok = (3..=40).contains(&id.len())
+        && bytes[0].is_ascii_lowercase()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && !id.contains("--")
+        && !id.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(TenantError::InvalidId(id.to_string()))
+    }
+}
+
+pub async fn get(executor: impl PgExecutor<'_>, id: &str) -> Result<Option<Tenant>, TenantError> {
+    Ok(
+        sqlx::query_as::<_, Tenant>("SELECT * FROM tenants WHERE id = $1")
+            .bind(id)
+            .fetch_optional(executor)
+            .await?,
+    )
+}
+
+/// A page of tenants in id order, optionally of one status, after `cursor` (the last id of the
+/// previous page). Returns the page and the cursor of the next one, if there is more.
+pub async fn list(
+    executor: impl PgExecutor<'_>,
+    status: Option<TenantStatus>,
+    limit: i64,
+    cursor: Option<&str>,
+) -> Result<(Vec<Tenant>, Option<String>), TenantError> {
+    let limit = limit.clamp(1, 1000);
+    let mut rows = sqlx::query_as::<_, Tenant>(
+        "SELECT * FROM tenants
+         WHERE ($1::tenant_status IS NULL OR status = $1) AND ($2::text IS NULL OR id > $2)
+         ORDER BY id LIMIT $3",
+    )
+    .bind(status)
+    .bind(cursor)
+    .bind(limit + 1)
+    .fetch_all(executor)
+    .await?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|t| t.id.clone())
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+/// What a workflow's final step writes into the tenant's row.
+pub enum TenantUpdate<'a> {
+    Ready {
+        instance: &'a str,
+        host: &'a str,
+        port: i32,
+        secret_arn: &'a str,
+        schema_version: i64,
+    },
+    Failed {
+        error: &'a str,
+    },
+    Deleted,
+}
+
+/// Writes the tenant's row; the caller's transaction is the job's fence.
+pub async fn update(
+    conn: &mut PgConnection,
+    tenant: &str,
+    update: TenantUpdate<'_>,
+) -> Result<(), sqlx::Error> {
+    let query = match update {
+        TenantUpdate::Ready {
+            instance,
+            host,
+            port,
+            secret_arn,
+            schema_version,
+        } => sqlx::query(
+            "UPDATE tenants SET status = 'ready', db_instance_id = $2, endpoint_host = $3,
+                 endpoint_port = $4, secret_arn = $5, schema_version = $6, error = NULL,
+                 updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(tenant)
+        .bind(instance)
+        .bind(host)
+        .bind(port)
+        .bind(secret_arn)
+        .bind(schema_version),
+        // Nothing the row pointed at is left (or the error says what may be).
+        TenantUpdate::Failed { error } => sqlx::query(
+            "UPDATE tenants SET status = 'failed', error = $2, endpoint_host = NULL,
+                 endpoint_port = NULL, updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(tenant)
+        .bind(error),
+        TenantUpdate::Deleted => sqlx::query(
+            "UPDATE tenants SET status = 'deleted', error = NULL, endpoint_host = NULL,
+                 endpoint_port = NULL, updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(tenant),
+    };
+    query.execute(conn).await?;
+    Ok(())
+}
+
+/// The tenant's row, locked for the rest of the transaction.
+pub async fn lock(conn: &mut PgConnection, id: &str) -> Result<Option<Tenant>, TenantError> {
+    Ok(
+        sqlx::query_as::<_, Tenant>("SELECT * FROM tenants WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids_follow_the_rds_identifier_rules() {
+        for ok in ["acme", "a1b", "acme-corp-2", &"a".repeat(40)] {
+            validate_id(ok).unwrap();
+        }
+        for bad in [
+            "ab",
+            "1acme",
+            "Acme",
+            "acme-",
+            "ac--me",
+            "acme_corp",
+            "ac me",
+            "",
+            &"a".repeat(41),
+        ] {
+            assert!(validate_id(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Provisioning steps once the instance is available: complete the secret, migrate the tenant
+//! schema, set backups, create alarms, switch on deletion protection, mark the tenant ready.
+
+use super::create::{Cx, StepResult, read_credentials, secret_id};
+use super::state::ProvisionStep;
+use crate::cloud::alarms::instance_alarms;
+use crate::cloud::rds::InstanceChange;
+use crate::tenant_db;
+use crate::tenants::record::TenantUpdate;
+use crate::workflow::error::{Context, StepError};
+use crate::workflow::step::Transition;
+use crate::workflow::tenancy::{Tenancy, update_tenant};
+
+/// Step 4: the secret gets the endpoint, so that it alone is enough to connect.
+pub async fn secret_endpoint(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+    let (Some(host), Some(port)) = (cx.data.endpoint_host.clone(), cx.data.endpoint_port) else {
+        return Err(StepError::fail(
+            "bad_data",
+            "no endpoint was recorded for the instance",
+        ));
+    };
+    let mut credentials = read_credentials(t, cx).await?;
+    let id = t.instance_id(cx.tenant()?);
+    let port = u16::try_from(port)
+        .map_err(|_| StepError::fail("bad_data", format!("endpoint port {port} is not a port")))?;
+    if credentials.host != host
+        || credentials.port != port
+        || credentials.db_instance_identifier != id
+    {
+        credentials.host = host;
+        credentials.port = port;
+        credentials.db_instance_identifier = id;
+        t.cloud
+            .put_secret_value(&secret_id(t, cx)?, &credentials.to_json())
+            .await
+            .during("writing the endpoint into the secret")?;
+    }
+    Ok(Transition::Next(ProvisionStep::Migrate))
+}
+
+/// Step 5: the tenant schema, applied with the secret's credentials.
+pub async fn migrate(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+    let credentials = read_credentials(t, cx).await?;
+    let s = &t.settings;
+    let version = tenant_db::migrate(&credentials, &s.tenant_db_tls, &s.tenant_migrations).await?;
+    cx.data.schema_version = Some(version);
+    Ok(Transition::Next(ProvisionStep::Backups))
+}
+
+/// Step 6: retention and windows as the tier says. Set declaratively (one ModifyDBInstance,
+/// a no-op when they already match), then checked: point-in-time recovery needs backups.
+pub async fn backups(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+    let (_, tier) = t.tier(&cx.args.tier)?;
+    let id = t.instance_id(cx.tenant()?);
+    let no_pitr = || {
+        StepError::fail(
+            "instance_settings",
+            format!("instance {id} reports no automated backups: point-in-time recovery is off"),
+        )
+    };
+    // The instance was seen available with these settings already: nothing to change.
+    if let Some(days) = cx.data.backup_retention_seen {
+        if tier.point_in_time_recovery && days == 0 {
+            return Err(no_pitr());
+        }
+        return Ok(Transition::Next(ProvisionStep::Alarms));
+    }
+    let change = InstanceChange {
+        backup_retention_days: Some(tier.backup_retention_days),
+        backup_window: Some(t.settings.backup_window.clone()),
+        maintenance_window: Some(t.settings.maintenance_window.clone()),
+        ..Default::default()
+    };
+    let info = t
+        .cloud
+        .modify_db_instance(&id, &change)
+        .await
+        .during("setting backups")?;
+    if tier.point_in_time_recovery && info.is_some_and(|i| i.backup_retention_days == 0) {
+        return Err(no_pitr());
+    }
+    Ok(Transition::Next(ProvisionStep::Alarms))
+}
+
+/// Step 7: high CPU and low storage alarms (PutMetricAlarm replaces by name).
+pub async fn alarms(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+    let id = t.instance_id(cx.tenant()?);
+    for alarm in instance_alarms(&id, t.settings.alarm_topic_arn.as_deref()) {
+        t.cloud
+            .put_metric_alarm(&alarm)
+            .await
+            .during(&format!("creating alarm {}", alarm.name))?;
+    }
+    Ok(Transition::Next(ProvisionStep::Protect))
+}
+
+/// Step 8: deletion protection where the tier asks for it, now that all else succeeded.
+pub async fn protect(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+    let (_, tier) = t.tier(&cx.args.tier)?;
+    if tier.deletion_protection {
+        let id = t.instance_id(cx.tenant()?);
+        let change = InstanceChange {
+            deletion_protection: Some(true),
+            ..Default::default()
+        };
+        t.cloud
+            .modify_db_instance(&id, &change)
+            .await
+            .during("switching on deletion protection")?;
+    }
+    Ok(Transition::Next(ProvisionStep::MarkReady))
+}
+
+/// Step 9: the tenant is ready, with its endpoint, secret and schema version.
+pub async fn mark_ready(cx: &mut Cx<'_>) -> StepResult {
+    let d = &cx.data;
+    let (Some(instance), Some(host), Some(port), Some(secret_arn)) = (
+        d.instance_id.as_deref(),
+        d.endpoint_host.as_deref(),
+        d.endpoint_port,
+        d.secret_arn.as_deref(),
+    ) else {
+        return Err(StepError::fail(
+            "bad_data",
+            "the job's data lacks the instance, endpoint or secret",
+        ));
+    };
+    let update = TenantUpdate::Ready {
+        instance,
+        host,
+        port,
+        secret_arn,
+        schema_version: d.schema_version.unwrap_or(0),
+    };
+    update_tenant(cx, update).await?;
+    Ok(Transition::Done)
+}

@@ -1,0 +1,258 @@
+//! The first provisioning steps: the master credentials, the RDS instance, and waiting for the
+//! instance to become available.
+
+use chrono::Utc;
+
+use super::state::{ProvisionArgs, ProvisionData, ProvisionStep};
+use crate::cloud::rds::{InstanceChange, InstanceInfo, InstanceSpec, UNRECOVERABLE};
+use crate::cloud::{self, CloudError};
+use crate::config::Tier;
+use crate::tenant_db::{self, DbCredentials};
+use crate::workflow::error::{Context, StepError};
+use crate::workflow::instance_watch::Look;
+use crate::workflow::runner::StepContext;
+use crate::workflow::step::{StepNames, Transition};
+use crate::workflow::tenancy::Tenancy;
+
+pub type Cx<'a> = StepContext<'a, ProvisionArgs, ProvisionData>;
+pub type StepResult = Result<Transition<ProvisionStep>, StepError>;
+
+/// The secret's ARN as recorded by the credentials step (its name before that).
+pub fn secret_id(t: &Tenancy, cx: &Cx<'_>) -> Result<String, StepError> {
+    Ok(match &cx.data.secret_arn {
+        Some(arn) => arn.clone(),
+        None => t.secret_name(cx.tenant()?),
+    })
+}
+
+/// Reads the tenant's credentials from Secrets Manager.
+pub async fn read_credentials(t: &Tenancy, cx: &Cx<'_>) -> Result<DbCredentials, StepError> {
+    let value = t
+        .cloud
+        .get_secret_value(&secret_id(t, cx)?)
+        .await
+        .during("reading the tenant secret")?;
+    Ok(DbCredentials::from_json(&value)?)
+}
+
+/// Step 1: a master password in Secrets Manager, made once and found again after a crash.
+pub async fn credentials(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+    let tenant = cx.tenant()?;
+    let (tier, _) = t.tier(&cx.args.tier)?;
+    let name = t.secret_name(tenant);
+    let found = t
+        .cloud
+        .describe_secret(&name)
+        .await
+        .during("looking for the tenant secret")?;
+    let arn = match found {
+        Some(info) if !cloud::tagged_for(&info.tags, tenant) => {
+            return Err(StepError::fail(
+                "foreign_resource",
+                format!("secret {name} exists and is not tagged as this tenant's; left untouched"),
+            ));
+        }
+        // A deprovisioned tenant's secret waits for deletion under the same name: take it
+        // back with a new password.
+        Some(info) if info.pending_deletion => {
+            t.cloud
+                .restore_secret(&info.arn)
+                .await
+                .during("restoring the tenant secret")?;
+            t.cloud
+                .put_secret_value(&info.arn, &fresh_credentials(t, tenant).to_json())
+                .await
+                .during("renewing the tenant secret")?;
+            info.arn
+        }
+        Some(info) => info.arn,
+        None => {
+            let description = format!("Master credentials of tenant {tenant} (managed by tenantd)");
+            let created = t
+                .cloud
+                .create_secret(
+                    &name,
+                    &fresh_credentials(t, tenant).to_json(),
+                    &t.tags(tenant, tier),
+                    &description,
+                )
+                .await;
+            match created {
+                Ok(arn) => arn,
+                // Ours from an attempt that died after the call: the next visit reuses it.
+                Err(CloudError::AlreadyExists(_)) => {
+                    return Err(StepError::retry(
+                        "already_exists",
+                        "the secret appeared meanwhile; looking again",
+                    ));
+                }
+                Err(e) => return Err(e).during("creating the tenant secret"),
+            }
+        }
+    };
+    cx.data.secret_arn = Some(arn);
+    Ok(Transition::Next(ProvisionStep::Instance))
+}
+
+/// New master credentials; the host is filled in once the instance has one.
+fn fresh_credentials(t: &Tenancy, tenant: &str) -> DbCredentials {
+    DbCredentials {
+        engine: "postgres".into(),
+        host: String::new(),
+        port: 5432,
+        username: t.settings.master_username.clone(),
+        password: tenant_db::generate_password(),
+        dbname: t.settings.db_name.clone(),
+        db_instance_identifier: t.instance_id(tenant),
+    }
+}
+
+/// Step 2: CreateDBInstance, or adopt the instance of that name if its tags say it is ours.
+pub async fn instance(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+    let tenant = cx.tenant()?;
+    let (tier_name, tier) = t.tier(&cx.args.tier)?;
+    let credentials = read_credentials(t, cx).await?;
+    let id = t.instance_id(tenant);
+    let s = &t.settings;
+    let mut tags = t.tags(tenant, tier_name);
+    tags.push((cloud::TAG_JOB.into(), cx.job.id.to_string()));
+    let spec = InstanceSpec {
+        identifier: id.clone(),
+        instance_class: tier.instance_class.clone(),
+        engine_version: s.engine_version.clone(),
+        storage_gib: tier.storage_gib,
+        iops: tier.iops,
+        storage_throughput: tier.storage_throughput,
+        backup_retention_days: tier.backup_retention_days,
+        backup_window: s.backup_window.clone(),
+        maintenance_window: s.maintenance_window.clone(),
+        multi_az: tier.multi_az,
+        performance_insights_days: tier.performance_insights_days,
+        security_group_ids: s.security_group_ids.clone(),
+        db_subnet_group: s.db_subnet_group.clone(),
+        master_username: credentials.username.clone(),
+        db_name: credentials.dbname.clone(),
+        tags,
+    };
+    match t
+        .cloud
+        .create_db_instance(&spec, &credentials.password)
+        .await
+    {
+        Ok(_) => {}
+        Err(CloudError::AlreadyExists(_)) => {
+            let info = t
+                .cloud
+                .describe_db_instance(&id)
+                .await
+                .during("looking at the existing instance")?
+                .ok_or_else(|| {
+                    StepError::retry(
+                        "not_found",
+                        format!("instance {id} existed and is gone now"),
+                    )
+                })?;
+            if !cloud::tagged_for(&info.tags, tenant) {
+                return Err(StepError::fail(
+                    "foreign_resource",
+                    format!(
+                        "instance {id} exists and is not tagged as this tenant's; left untouched"
+                    ),
+                ));
+            }
+            let ours = info
+                .tags
+                .iter()
+                .any(|(k, v)| k == cloud::TAG_JOB && *v == cx.job.id.to_string());
+            tracing::info!(instance = %id, created_by_this_job = ours, "instance exists and is this tenant's: adopting it");
+            cx.data.adopted = Some(!ours);
+        }
+        Err(e) => return Err(e).during("creating the instance"),
+    }
+    cx.data.instance_id = Some(id);
+    Ok(Transition::Next(ProvisionStep::WaitAvailable))
+}
+
+/// Step 3: one look at the instance per visit; a durable, growing wait until it is available.
+pub async fn wait_available(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+    let id = t.instance_id(cx.tenant()?);
+    let now = Utc::now();
+    let started = *cx.data.wait_started_at.get_or_insert(now);
+    let deadline = t.settings.deadline;
+    if (now - started).to_std().unwrap_or_default() > deadline {
+        return Err(StepError::fail(
+            "deadline",
+            format!(
+                "instance {id} was not available within {}",
+                humantime::format_duration(deadline)
+            ),
+        ));
+    }
+    let step = ProvisionStep::WaitAvailable.name();
+    let look = t
+        .watch
+        .look(cx.data.poller_seen.as_ref(), step, &id, true)
+        .await
+        .during("looking at the instance")?;
+    let info = match look {
+        Look::Seen(Some(info)) => info,
+        Look::Seen(None) => {
+            return Err(StepError::fail(
+                "instance_gone",
+                format!("instance {id} disappeared while being created"),
+            ));
+        }
+        Look::Later => return Ok(keep_waiting(t, cx)),
+    };
+    match info.status.as_str() {
+        "available" => {
+            // An adopted instance has a password we never saw: give it the secret's.
+            if cx.data.adopted == Some(true) && cx.data.password_reset.is_none() {
+                let credentials = read_credentials(t, cx).await?;
+                let change = InstanceChange {
+                    master_password: Some(credentials.password),
+                    ..Default::default()
+                };
+                t.cloud
+                    .modify_db_instance(&id, &change)
+                    .await
+                    .during("setting the adopted instance's password")?;
+                cx.data.password_reset = Some(now);
+                cx.data.wait_polls = 0;
+                return Ok(keep_waiting(t, cx));
+            }
+            let Some((host, port)) = info.endpoint.clone() else {
+                return Ok(keep_waiting(t, cx));
+            };
+            cx.data.endpoint_host = Some(host);
+            cx.data.endpoint_port = Some(port);
+            cx.data.available_at = Some(now);
+            cx.data.backup_retention_seen =
+                backups_as_asked(t, tier_of(t, cx)?, &info).then_some(info.backup_retention_days);
+            Ok(Transition::Next(ProvisionStep::SecretEndpoint))
+        }
+        status if UNRECOVERABLE.contains(&status) || status == "deleting" => Err(StepError::fail(
+            "instance_failed",
+            format!("instance {id} is {status}"),
+        )),
+        _ => Ok(keep_waiting(t, cx)),
+    }
+}
+
+fn tier_of<'a>(t: &'a Tenancy, cx: &Cx<'_>) -> Result<&'a Tier, StepError> {
+    Ok(t.tier(&cx.args.tier)?.1)
+}
+
+/// Whether the instance already has the backup settings the tier asks for (CreateDBInstance
+/// sets them), so the backups step need not call ModifyDBInstance.
+fn backups_as_asked(t: &Tenancy, tier: &Tier, info: &InstanceInfo) -> bool {
+    info.backup_retention_days == tier.backup_retention_days
+        && info.backup_window.as_deref() == Some(t.settings.backup_window.as_str())
+        && info.maintenance_window.as_deref() == Some(t.settings.maintenance_window.as_str())
+}
+
+fn keep_waiting(t: &Tenancy, cx: &mut Cx<'_>) -> Transition<ProvisionStep> {
+    let polls = cx.data.wait_polls;
+    cx.data.wait_polls = polls + 1;
+    Transition::Wait(t.watch.pause(polls))
+}
