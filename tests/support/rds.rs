@@ -51,6 +51,37 @@ pub async fn rds_no_retry() -> Client {
     Client::new(&config)
 }
 
+/// Static test credentials whose access key id is `account`: LocalStack takes a 12-digit access
+/// key id as the account id, so a test can keep to an account of its own (quotas are per account).
+async fn config_for_account(account: &str) -> aws_config::SdkConfig {
+    stack_env("AWS_ENDPOINT_URL");
+    aws_config::defaults(BehaviorVersion::latest())
+        .credentials_provider(aws_sdk_rds::config::Credentials::new(
+            account, "test", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
+/// An RDS client acting in `account` (12 digits).
+pub async fn rds_in_account(account: &str) -> Client {
+    Client::new(&config_for_account(account).await)
+}
+
+/// A Secrets Manager client acting in `account` (12 digits).
+pub async fn secrets_in_account(account: &str) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&config_for_account(account).await)
+}
+
+/// A 12-digit account id of this test's own (never the shared default 000000000000).
+pub fn unique_account() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:012}", 100_000_000_000 + (nanos % 800_000_000_000) as u64)
+}
+
 /// A fresh, valid DB instance identifier (tests run in parallel in separate processes).
 pub fn unique_id(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -70,6 +101,21 @@ pub async fn create_instance(
     password: &str,
     deletion_protection: bool,
 ) -> aws_sdk_rds::types::DbInstance {
+    create_request(rds, id, password, deletion_protection)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateDBInstance {id}: {}", error_text(&e)))
+        .db_instance
+        .expect("CreateDBInstance returns the instance")
+}
+
+/// The CreateDBInstance request tenantd sends, for a test to change before sending.
+pub fn create_request(
+    rds: &Client,
+    id: &str,
+    password: &str,
+    deletion_protection: bool,
+) -> aws_sdk_rds::operation::create_db_instance::builders::CreateDBInstanceFluentBuilder {
     rds.create_db_instance()
         .db_instance_identifier(id)
         .engine("postgres")
@@ -94,11 +140,6 @@ pub async fn create_instance(
                 .value(id)
                 .build(),
         )
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateDBInstance {id}: {}", error_text(&e)))
-        .db_instance
-        .expect("CreateDBInstance returns the instance")
 }
 
 /// The instance as DescribeDBInstances shows it, or None once it is gone.
@@ -189,6 +230,29 @@ pub async fn login(
     PgConnection::connect_with(&opts).await
 }
 
+/// Logs in with an explicit TLS mode and, for verify-ca/verify-full, a root certificate file.
+pub async fn login_tls(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    database: &str,
+    mode: PgSslMode,
+    root_cert: Option<&std::path::Path>,
+) -> Result<PgConnection, sqlx::Error> {
+    let mut opts = PgConnectOptions::new()
+        .host(host)
+        .port(port)
+        .username(user)
+        .password(password)
+        .database(database)
+        .ssl_mode(mode);
+    if let Some(path) = root_cert {
+        opts = opts.ssl_root_cert(path);
+    }
+    PgConnection::connect_with(&opts).await
+}
+
 /// The SQLSTATE of a failed login or query.
 pub fn sqlstate(err: &sqlx::Error) -> Option<String> {
     match err {
@@ -275,6 +339,31 @@ impl Control {
             .expect("POST /instances/<id>/status");
         assert_eq!(resp.status().as_u16(), 200, "set status of {id}");
         resp.json().await.expect("JSON")
+    }
+
+    /// POSTs JSON to a control path (e.g. "/quotas"); returns HTTP status and JSON body.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("JSON"))
+    }
+
+    /// GETs a control path (e.g. "/quotas?account=..."); returns HTTP status and JSON body.
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("JSON"))
     }
 
     /// The provider's view of an instance: real database name, port, status.

@@ -8,6 +8,14 @@
   GET    /_local_rds/instances                   the provider's instances (real names, ports, status)
   POST   /_local_rds/instances/<id>/status       {"status": "failed"} forces a status;
                                                  {"status": null} or "available" lifts it
+  POST   /_local_rds/instances/<id>/auto-start   starts a stopped instance by itself (RDS does
+                                                 after 7 days): `starting`, then `available`
+  GET    /_local_rds/quotas?account=&region=     an account's quotas (Max) and usage (Used)
+  POST   /_local_rds/quotas                      {"account", "region", "DBInstances",
+                                                 "AllocatedStorage", "ManualSnapshots"} sets them;
+                                                 {"account", "region", "reset": true} restores defaults
+  GET    /_local_rds/secrets-deletion-delay      delays of Secrets Manager forced deletions
+  POST   /_local_rds/secrets-deletion-delay      {"account", "seconds", "region"?}
 """
 
 from __future__ import annotations
@@ -95,6 +103,99 @@ def instance_status(request: Request, identifier: str) -> Response:
         return _json(inst.describe(time.monotonic()))
 
 
+def _find_one(body: dict, identifier: str):
+    from local_rds.provider import state
+
+    st = state()
+    found = st.find(identifier, body.get("account"), body.get("region"))
+    if not found:
+        return None, _json({"error": f"no instance {identifier!r}"}, 404)
+    if len(found) > 1:
+        return None, _json({"error": f"{identifier!r} exists in several accounts/regions: give 'region'"}, 409)
+    return found[0], None
+
+
+def instance_auto_start(request: Request, identifier: str) -> Response:
+    from local_rds.provider import state
+
+    try:
+        body = _body(request)
+    except ValueError as e:
+        return _json({"error": str(e)}, 400)
+    st = state()
+    with st.lock:
+        st.refresh()
+        inst, error = _find_one(body, identifier)
+        if error is not None:
+            return error
+        now = time.monotonic()
+        status = inst.status(now)
+        if status != "stopped":
+            return _json({"error": f"{identifier!r} is {status}, not stopped"}, 409)
+        inst.start(now)
+        from moto.rds.models import rds_backends
+
+        db = rds_backends[inst.account][inst.region].databases.get(inst.identifier)
+        if db is not None:
+            db.status = inst.status(now)
+        return _json(inst.describe(now))
+
+
+def _int_field(body: dict, name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"'{name}' must be a non-negative integer")
+    return value
+
+
+def quotas(request: Request) -> Response:
+    from local_rds.provider import state
+    from local_rds.quotas import DEFAULT_ACCOUNT, QUOTAS, SETTABLE
+
+    st = state()
+    if request.method == "GET":
+        account = request.args.get("account", DEFAULT_ACCOUNT)
+        region = request.args.get("region", "us-east-1")
+        with st.lock:
+            return _json(QUOTAS.view(account, region))
+    try:
+        body = _body(request)
+        account = str(body.get("account") or DEFAULT_ACCOUNT)
+        region = str(body.get("region") or "us-east-1")
+        unknown = set(body) - {"account", "region", "reset", *SETTABLE}
+        if unknown:
+            raise ValueError(f"unknown fields: {sorted(unknown)}; settable: {list(SETTABLE)}")
+        values = {name: v for name in SETTABLE if (v := _int_field(body, name)) is not None}
+    except ValueError as e:
+        return _json({"error": str(e)}, 400)
+    with st.lock:
+        if body.get("reset"):
+            QUOTAS.reset(account, region)
+        QUOTAS.set(account, region, values)
+        return _json(QUOTAS.view(account, region))
+
+
+def secrets_deletion_delay(request: Request) -> Response:
+    from local_rds.secrets import DELAYS
+
+    if request.method == "GET":
+        return _json(DELAYS.view())
+    try:
+        body = _body(request)
+        account = body.get("account")
+        seconds = body.get("seconds")
+        if not isinstance(account, str) or not account:
+            raise ValueError("'account' is required")
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+            raise ValueError("'seconds' must be a non-negative number")
+    except ValueError as e:
+        return _json({"error": str(e)}, 400)
+    DELAYS.set(account, float(seconds), body.get("region"))
+    return _json(DELAYS.view())
+
+
 def register() -> None:
     global _REGISTERED
     if _REGISTERED:
@@ -104,3 +205,6 @@ def register() -> None:
     ROUTER.add("/_local_rds/faults/<fault_id>", endpoint=fault, methods=["DELETE"])
     ROUTER.add("/_local_rds/instances", endpoint=instances, methods=["GET"])
     ROUTER.add("/_local_rds/instances/<identifier>/status", endpoint=instance_status, methods=["POST"])
+    ROUTER.add("/_local_rds/instances/<identifier>/auto-start", endpoint=instance_auto_start, methods=["POST"])
+    ROUTER.add("/_local_rds/quotas", endpoint=quotas, methods=["GET", "POST"])
+    ROUTER.add("/_local_rds/secrets-deletion-delay", endpoint=secrets_deletion_delay, methods=["GET", "POST"])

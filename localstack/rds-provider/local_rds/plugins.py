@@ -17,5 +17,7 @@ def register_routes():
     # Registered at startup (services load lazily) so a test can set faults before its first
     # RDS call.
     from local_rds.control import register
+    from local_rds.secrets import patch_secretsmanager
 
     register()
+    patch_secretsmanager()

@@ -8,16 +8,24 @@ adds what moto lacks:
 - statuses: `creating` until LOCAL_RDS_CREATING_SECS have passed and the database exists,
   `modifying` for LOCAL_RDS_MODIFYING_SECS after ModifyDBInstance, `failed` on request;
 - DeleteDBInstance closes the endpoint and drops the database and role;
-- ModifyDBInstance with MasterUserPassword changes the role's password.
+- ModifyDBInstance with MasterUserPassword changes the role's password;
+- StopDBInstance/StartDBInstance: `stopping` (LOCAL_RDS_STOPPING_SECS), `stopped`, `starting`
+  (LOCAL_RDS_STARTING_SECS), `available`; the endpoint refuses connections meanwhile;
+- engine versions (versions.py), account quotas (quotas.py), automated backups, paged snapshots,
+  and RDS's checks moto lacks (storage decrease, gp3 IOPS below 400 GiB, autoscaling limit,
+  final snapshots of failed instances).
 Statuses are computed from timestamps when a request looks at them; nothing sleeps.
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
+import random
 import re
 import resource
+import string
 import threading
 import time
 import uuid
@@ -25,17 +33,24 @@ from dataclasses import dataclass, field
 
 from localstack.aws.api import CommonServiceException, RequestContext
 from localstack.aws.spec import load_service
-from localstack.services.moto import call_moto
+from localstack.services.moto import call_moto, call_moto_with_request
 from moto.rds.models import DBInstance, rds_backends
 
+from local_rds import versions
 from local_rds.faults import FAULTS
 from local_rds.pgadmin import PREFIX, PgAdmin
-from local_rds.relay import RelayHub, Route
+from local_rds.quotas import QUOTAS
+from local_rds.relay import RelayHub, Route, server_tls_context
 
 LOG = logging.getLogger(__name__)
 
 # Statuses this provider computes; any other (e.g. `stopped`, set by moto) is left alone.
-OWNED_STATUSES = {"available", "creating", "modifying", "failed", "backing-up"}
+OWNED_STATUSES = {"available", "creating", "modifying", "failed", "backing-up", "stopping", "stopped", "starting"}
+# Statuses in which the endpoint refuses connections (the server is down).
+DOWN_STATUSES = {"stopping", "stopped", "starting"}
+# RDS takes no final snapshot of instances in these statuses (DeleteDBInstance needs
+# SkipFinalSnapshot); `storage-full` and others still get one.
+NO_FINAL_SNAPSHOT_STATUSES = {"failed", "incompatible-restore", "incompatible-network"}
 
 
 def _env_float(name: str, default: float) -> float:
@@ -59,6 +74,11 @@ class Instance:
     error: str | None = None
     forced_status: str | None = None
     modifying_until: float = 0.0
+    # Stop/start: "on", or "stopping"/"starting" since `power_since` (then `stopped`/running).
+    power: str = "on"
+    power_since: float = 0.0
+    stopping_secs: float = 2.0
+    starting_secs: float = 2.0
     info: dict = field(default_factory=dict)
 
     def status(self, now: float) -> str:
@@ -68,9 +88,22 @@ class Instance:
             return "failed"
         if not self.ready or now < self.created + self.creating_secs:
             return "creating"
+        if self.power == "stopping":
+            return "stopping" if now < self.power_since + self.stopping_secs else "stopped"
+        if self.power == "starting" and now < self.power_since + self.starting_secs:
+            return "starting"
         if now < self.modifying_until:
             return "modifying"
         return "available"
+
+    def accepts_connections(self) -> bool:
+        return self.status(time.monotonic()) not in DOWN_STATUSES
+
+    def stop(self, now: float) -> None:
+        self.power, self.power_since = "stopping", now
+
+    def start(self, now: float) -> None:
+        self.power, self.power_since = "starting", now
 
     def describe(self, now: float) -> dict:
         return {
@@ -83,6 +116,7 @@ class Instance:
             "real_role": self.real_name,
             "ready": self.ready,
             "error": self.error,
+            "accepts_connections": self.accepts_connections(),
         }
 
 
@@ -97,6 +131,11 @@ class LocalRdsState:
         self.instances: dict[tuple[str, str, str], Instance] = {}
         self.creating_secs = _env_float("LOCAL_RDS_CREATING_SECS", 5)
         self.modifying_secs = _env_float("LOCAL_RDS_MODIFYING_SECS", 2)
+        self.stopping_secs = _env_float("LOCAL_RDS_STOPPING_SECS", 2)
+        self.starting_secs = _env_float("LOCAL_RDS_STARTING_SECS", 2)
+        self.catalog = versions.Catalog(versions.load())
+        # (account, region) -> automated backups kept after DeleteDBInstance(DeleteAutomatedBackups=false)
+        self.retained_backups: dict[tuple[str, str], list[dict]] = {}
         self.endpoint_host = os.environ.get("LOCAL_RDS_ENDPOINT_HOST", "127.0.0.1")
         socket_dir = os.environ.get("LOCAL_RDS_PG_SOCKET_DIR") or None
         pg_port = int(os.environ.get("LOCAL_RDS_PG_PORT", "5432"))
@@ -105,10 +144,12 @@ class LocalRdsState:
         )
         _raise_fd_limit()
         self.admin = PgAdmin(conninfo, workers=int(os.environ.get("LOCAL_RDS_ADMIN_WORKERS", "2")))
-        self.relays = RelayHub(self.endpoint_host, socket_dir, pg_port)
+        tls = server_tls_context(os.environ.get("LOCAL_RDS_TLS_CERT"), os.environ.get("LOCAL_RDS_TLS_KEY"))
+        self.relays = RelayHub(self.endpoint_host, socket_dir, pg_port, tls)
         self.admin.drop_leftovers(self._is_live_name)
         _patch_moto_address()
         _patch_moto_windows()
+        _patch_moto_performance_insights()
 
     def _is_live_name(self, name: str) -> bool:
         with self.lock:
@@ -129,6 +170,8 @@ class LocalRdsState:
             db = rds_backends[inst.account][inst.region].databases.get(inst.identifier)
             if db is not None and db.status in OWNED_STATUSES:
                 db.status = inst.status(now)
+            if inst.power == "starting" and now >= inst.power_since + inst.starting_secs:
+                inst.power = "on"
 
     def on_created(self, inst: Instance) -> None:
         def task(conn):
@@ -240,8 +283,97 @@ def _patch_moto_windows() -> None:
     models.valid_preferred_maintenance_window = valid
 
 
+def _patch_moto_performance_insights() -> None:
+    """moto keeps EnablePerformanceInsights but never describes PerformanceInsightsEnabled."""
+    if getattr(DBInstance, "_local_rds_pi", False):
+        return
+
+    def enabled(self):
+        return bool(getattr(self, "enable_performance_insights", False))
+
+    DBInstance.performance_insights_enabled = property(enabled)
+    DBInstance._local_rds_pi = True
+
+
+def _error(code: str, message: str, status: int = 400) -> CommonServiceException:
+    return CommonServiceException(code, message, status_code=status, sender_fault=status < 500)
+
+
 def _invalid_state(message: str) -> CommonServiceException:
-    return CommonServiceException("InvalidDBInstanceState", message, status_code=400, sender_fault=True)
+    return _error("InvalidDBInstanceState", message)
+
+
+def _dbi_resource_id() -> str:
+    return "db-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=26))
+
+
+def _page(items: list, request: dict, key: str) -> dict:
+    """RDS paging: MaxRecords (20-100, default 100) and an opaque Marker."""
+    max_records = request.get("MaxRecords")
+    if max_records is not None and not 20 <= int(max_records) <= 100:
+        raise _error("InvalidParameterValue", f"Invalid value {max_records} for MaxRecords. Must be between 20 and 100")
+    marker = str(request.get("Marker") or "")
+    start = int(marker[2:]) if marker.startswith("m:") and marker[2:].isdigit() else 0
+    size = int(max_records or 100)
+    out = {key: items[start : start + size]}
+    if start + size < len(items):
+        out["Marker"] = f"m:{start + size}"
+    return out
+
+
+def _check_storage_settings(
+    engine: str, storage_type: str | None, allocated: int, request: dict, current_max: int | None, creating: bool
+) -> None:
+    """RDS's rules for gp3 IOPS/throughput and storage autoscaling that moto does not apply."""
+    if (storage_type or "gp2") == "gp3" and allocated < 400 and (request.get("Iops") or request.get("StorageThroughput")):
+        raise _error(
+            "InvalidParameterCombination",
+            f"You can't specify IOPS or storage throughput for engine {engine} and a storage size less than 400.",
+        )
+    max_storage = request.get("MaxAllocatedStorage")
+    if max_storage is None:
+        return
+    max_storage = int(max_storage)
+    if creating and max_storage <= allocated:
+        raise _error("InvalidParameterCombination", "Max storage size must be greater than storage size")
+    if allocated < max_storage < allocated * 1.1:
+        raise _error(
+            "InvalidParameterCombination", "The maximum allocated storage must be increased by at least 10 percent."
+        )
+
+
+def _automated_backup(db, account: str, region: str, status: str, arn: str | None = None) -> dict:
+    created = getattr(db, "created", None) or datetime.datetime.now(datetime.timezone.utc)
+    out = {
+        "DBInstanceArn": db.db_instance_arn,
+        "DbiResourceId": db.dbi_resource_id,
+        "Region": region,
+        "DBInstanceIdentifier": db.db_instance_identifier,
+        "RestoreWindow": {"EarliestTime": created, "LatestTime": datetime.datetime.now(datetime.timezone.utc)},
+        "AllocatedStorage": int(db.allocated_storage or 0),
+        "Status": status,
+        "Port": int(getattr(db, "_local_rds_port", None) or 5432),
+        "AvailabilityZone": db.availability_zone,
+        "InstanceCreateTime": created,
+        "MasterUsername": db.master_username,
+        "Engine": db.engine,
+        "EngineVersion": db.engine_version,
+        "LicenseModel": "postgresql-license",
+        "StorageType": db.storage_type,
+        "Encrypted": bool(db.storage_encrypted),
+        "IAMDatabaseAuthenticationEnabled": False,
+        "BackupRetentionPeriod": int(db.backup_retention_period or 0),
+        "DBInstanceAutomatedBackupsArn": arn
+        or f"arn:aws:rds:{region}:{account}:auto-backup:ab-{uuid.uuid4().hex[:26]}",
+        "BackupTarget": "region",
+    }
+    if db.kms_key_id:
+        out["KmsKeyId"] = db.kms_key_id
+    if db.iops:
+        out["Iops"] = int(db.iops)
+    if db.storage_throughput:
+        out["StorageThroughput"] = int(db.storage_throughput)
+    return out
 
 
 def _drop(conn, inst: Instance) -> None:
@@ -280,10 +412,25 @@ class LocalRdsProvider:
 
         return handle
 
+    def _backend(self, context: RequestContext):
+        return rds_backends[context.account_id][context.region]
+
+    def _instance(self, context: RequestContext, ident: str | None) -> Instance | None:
+        return self.state.instances.get((context.account_id, context.region, (ident or "").lower()))
+
     # --- operations that differ from moto ---
 
+    def _op_DescribeDBEngineVersions(self, context: RequestContext, request: dict):
+        return self.state.catalog.describe(request)
+
+    def _op_DescribeAccountAttributes(self, context: RequestContext, request: dict):
+        return QUOTAS.describe(context.account_id, context.region)
+
     def _op_CreateDBInstance(self, context: RequestContext, request: dict):
-        if str(request.get("Engine", "")).lower() != "postgres":
+        engine = str(request.get("Engine", "")).lower()
+        allocated = int(request.get("AllocatedStorage") or 20)
+        QUOTAS.check_new_instance(context.account_id, context.region, allocated)
+        if engine != "postgres":
             return call_moto(context)
         if not request.get("MasterUsername"):
             raise CommonServiceException(
@@ -293,10 +440,25 @@ class LocalRdsProvider:
             raise CommonServiceException(
                 "InvalidParameterValue", "The parameter MasterUserPassword must be provided and must not be blank.", 400, True
             )
-        response = call_moto(context)
         st = self.state
+        version = st.catalog.resolve(request.get("EngineVersion"))
+        storage_type = request.get("StorageType") or ("io1" if request.get("Iops") else "gp2")
+        _check_storage_settings("postgres", storage_type, allocated, request, None, creating=True)
+        if request.get("EngineVersion") != version:
+            request = dict(request, EngineVersion=version)
+            response = call_moto_with_request(context, request)
+        else:
+            response = call_moto(context)
         ident = request["DBInstanceIdentifier"]
         db = rds_backends[context.account_id][context.region].databases[ident]
+        db.dbi_resource_id = _dbi_resource_id()  # moto gives every instance the same one
+        # moto drops these at create (it keeps them only from ModifyDBInstance).
+        if request.get("EnablePerformanceInsights"):
+            db.enable_performance_insights = True
+            db.performance_insights_retention_period = int(request.get("PerformanceInsightsRetentionPeriod") or 7)
+        db._local_rds_backup_arn = (
+            f"arn:aws:rds:{context.region}:{context.account_id}:auto-backup:ab-{uuid.uuid4().hex[:26]}"
+        )
         password = getattr(db, "_master_user_password", None) or request.get("MasterUserPassword")
         real = real_name_for(ident)
         route = Route(
@@ -311,40 +473,56 @@ class LocalRdsProvider:
         inst = Instance(
             account=context.account_id,
             region=context.region,
-            identifier=ident,
+            identifier=db.db_instance_identifier,
             real_name=real,
             port=port,
             route=route,
             created=time.monotonic(),
             creating_secs=st.creating_secs,
+            stopping_secs=st.stopping_secs,
+            starting_secs=st.starting_secs,
             info={"password": password},
         )
-        st.instances[(inst.account, inst.region, ident)] = inst
+        route.gate = inst.accepts_connections
+        st.instances[(inst.account, inst.region, inst.identifier)] = inst
         db.status = "creating"
         st.on_created(inst)
         out = response.get("DBInstance")
         if out is not None:
             out["DBInstanceStatus"] = "creating"
+            out["DbiResourceId"] = db.dbi_resource_id
             out.pop("Endpoint", None)  # RDS has no endpoint until the instance is up
         return response
 
     def _op_ModifyDBInstance(self, context: RequestContext, request: dict):
         st = self.state
         ident = request.get("DBInstanceIdentifier")
-        key = (context.account_id, context.region, ident)
-        inst = st.instances.get(key)
+        inst = self._instance(context, ident)
+        db = self._backend(context).databases.get(ident) if ident else None
         if inst is not None:
             status = inst.status(time.monotonic())
             if status not in ("available", "modifying"):
                 raise _invalid_state(f"Database instance is not in available state (status: {status}).")
+        if db is not None:
+            current = int(db.allocated_storage or 0)
+            new = int(request.get("AllocatedStorage") or current)
+            if new < current:
+                raise _error(
+                    "InvalidParameterCombination",
+                    f"Invalid storage size for engine name {db.engine} and storage type {db.storage_type}: {new}",
+                )
+            QUOTAS.check_storage(context.account_id, context.region, new - current)
+            _check_storage_settings(
+                db.engine, request.get("StorageType") or db.storage_type, new, request, None, creating=False
+            )
         response = call_moto(context)
         if inst is None:
             return response
         new_ident = request.get("NewDBInstanceIdentifier")
-        if new_ident and new_ident != ident:
-            st.instances.pop(key)
-            inst.identifier = new_ident
-            st.instances[(inst.account, inst.region, new_ident)] = inst
+        if new_ident and new_ident.lower() != inst.identifier:
+            st.instances.pop((inst.account, inst.region, inst.identifier))
+            inst.identifier = new_ident.lower()
+            st.instances[(inst.account, inst.region, inst.identifier)] = inst
         if request.get("MasterUserPassword"):
             name, password = inst.real_name, request["MasterUserPassword"]
             st.admin.submit(name, lambda conn: PgAdmin.set_password(conn, name, password))
@@ -356,21 +534,137 @@ class LocalRdsProvider:
                 db.status = "modifying"
         return response
 
+    def _op_StopDBInstance(self, context: RequestContext, request: dict):
+        ident = request.get("DBInstanceIdentifier")
+        inst = self._instance(context, ident)
+        if inst is None:
+            return call_moto(context)
+        now = time.monotonic()
+        if inst.status(now) != "available":
+            raise _invalid_state(f"Instance {inst.identifier} is not in available state.")
+        if request.get("DBSnapshotIdentifier"):
+            QUOTAS.check_manual_snapshot(context.account_id, context.region)
+        response = call_moto(context)
+        inst.stop(now)
+        self.state.relays.drop_connections(inst.port)
+        self._write_status(inst, response)
+        return response
+
+    def _op_StartDBInstance(self, context: RequestContext, request: dict):
+        ident = request.get("DBInstanceIdentifier")
+        inst = self._instance(context, ident)
+        if inst is None:
+            return call_moto(context)
+        now = time.monotonic()
+        if inst.status(now) != "stopped":
+            raise _invalid_state(f"Instance {inst.identifier} is not stopped, it cannot be started.")
+        response = call_moto(context)
+        inst.start(now)
+        self._write_status(inst, response)
+        return response
+
+    def _write_status(self, inst: Instance, response: dict | None = None) -> None:
+        status = inst.status(time.monotonic())
+        db = rds_backends[inst.account][inst.region].databases.get(inst.identifier)
+        if db is not None:
+            db.status = status
+        if response is not None and response.get("DBInstance") is not None:
+            response["DBInstance"]["DBInstanceStatus"] = status
+
+    def _op_CreateDBSnapshot(self, context: RequestContext, request: dict):
+        QUOTAS.check_manual_snapshot(context.account_id, context.region)
+        return call_moto(context)
+
+    def _op_DescribeDBSnapshots(self, context: RequestContext, request: dict):
+        if request.get("MaxRecords") is None and not request.get("Marker"):
+            return call_moto(context)
+        rest = {k: v for k, v in request.items() if k not in ("MaxRecords", "Marker")}
+        response = call_moto_with_request(context, rest)
+        return _page(response.get("DBSnapshots") or [], request, "DBSnapshots")
+
+    def _op_DescribeDBInstanceAutomatedBackups(self, context: RequestContext, request: dict):
+        account, region = context.account_id, context.region
+        backend = self._backend(context)
+        items = [
+            _automated_backup(db, account, region, "active", getattr(db, "_local_rds_backup_arn", None))
+            for db in backend.databases.values()
+            if int(db.backup_retention_period or 0) > 0
+        ]
+        items += [dict(b) for b in self.state.retained_backups.get((account, region), [])]
+        filters = {f["Name"]: f.get("Values") or [] for f in request.get("Filters") or []}
+        ident = (request.get("DBInstanceIdentifier") or "").lower()
+        resource = request.get("DbiResourceId")
+        arn = request.get("DBInstanceAutomatedBackupsArn")
+
+        def keep(b: dict) -> bool:
+            if ident and b["DBInstanceIdentifier"] != ident:
+                return False
+            if resource and b["DbiResourceId"] != resource:
+                return False
+            if arn and b["DBInstanceAutomatedBackupsArn"] != arn:
+                return False
+            if "db-instance-id" in filters and not (
+                {b["DBInstanceIdentifier"], b["DBInstanceArn"]} & {v.lower() if not v.startswith("arn:") else v for v in filters["db-instance-id"]}
+            ):
+                return False
+            if "dbi-resource-id" in filters and b["DbiResourceId"] not in filters["dbi-resource-id"]:
+                return False
+            if "status" in filters and b["Status"] not in filters["status"]:
+                return False
+            return True
+
+        items = [b for b in items if keep(b)]
+        if not items and (ident or resource or arn):
+            raise _error("DBInstanceAutomatedBackupNotFound", "No automated backup for this DB instance was found.", 404)
+        return _page(items, request, "DBInstanceAutomatedBackups")
+
+    def _op_DeleteDBInstanceAutomatedBackup(self, context: RequestContext, request: dict):
+        kept = self.state.retained_backups.get((context.account_id, context.region), [])
+        resource = request.get("DbiResourceId")
+        arn = request.get("DBInstanceAutomatedBackupsArn")
+        for b in kept:
+            if (resource and b["DbiResourceId"] == resource) or (arn and b["DBInstanceAutomatedBackupsArn"] == arn):
+                kept.remove(b)
+                return {"DBInstanceAutomatedBackup": dict(b, Status="deleting")}
+        raise _error("DBInstanceAutomatedBackupNotFound", "No automated backup for this DB instance was found.", 404)
+
     def _op_DeleteDBInstance(self, context: RequestContext, request: dict):
         st = self.state
         ident = request.get("DBInstanceIdentifier")
-        if not request.get("SkipFinalSnapshot") and not request.get("FinalDBSnapshotIdentifier"):
-            backend = rds_backends[context.account_id][context.region]
-            if ident in backend.databases and not backend.databases[ident].deletion_protection:
+        backend = self._backend(context)
+        db = backend.databases.get(ident) if ident else None
+        inst = self._instance(context, ident)
+        final = request.get("FinalDBSnapshotIdentifier")
+        if not request.get("SkipFinalSnapshot") and db is not None and not db.deletion_protection:
+            if not final:
                 raise CommonServiceException(
                     "InvalidParameterCombination",
                     "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.",
                     400,
                     True,
                 )
+            status = inst.status(time.monotonic()) if inst is not None else db.status
+            if status in NO_FINAL_SNAPSHOT_STATUSES:
+                raise _invalid_state(
+                    f"Instance {db.db_instance_identifier} is in the {status} state: a final snapshot can't be "
+                    "taken. Delete it with SkipFinalSnapshot."
+                )
+            QUOTAS.check_manual_snapshot(context.account_id, context.region)
+        keep_backups = request.get("DeleteAutomatedBackups") is False
+        retained = None
+        if db is not None and keep_backups and int(db.backup_retention_period or 0) > 0:
+            retained = _automated_backup(
+                db, context.account_id, context.region, "retained", getattr(db, "_local_rds_backup_arn", None)
+            )
         response = call_moto(context)
-        inst = st.instances.pop((context.account_id, context.region, ident), None)
+        if retained is not None:
+            st.retained_backups.setdefault((context.account_id, context.region), []).append(retained)
+        if final and not request.get("SkipFinalSnapshot"):
+            snap = backend.database_snapshots.get(final)
+            if snap is not None:
+                snap.tags = [dict(t) for t in snap.tags]  # its own copy, not the instance's list
         if inst is not None:
+            st.instances.pop((inst.account, inst.region, inst.identifier), None)
             st.relays.close(inst.port)
             st.admin.submit(inst.real_name, lambda conn: _drop(conn, inst))
         return response

@@ -5,8 +5,14 @@ A relay reads the client's startup message, renames the master user and the inst
 name to the instance's real role and database in the shared tenant server, and from then on
 copies bytes both ways. Authentication is done by PostgreSQL itself (SCRAM: the server checks
 the role named in the startup message and ignores the name inside the SCRAM exchange), so a
-wrong password fails with 28P01 exactly as on RDS. The relay has no TLS: it answers SSLRequest
-and GSSENCRequest with 'N', which clients with sslmode=prefer/disable accept.
+wrong password fails with 28P01 exactly as on RDS.
+
+TLS: with a certificate (LOCAL_RDS_TLS_CERT/KEY, made by localstack/up from a local CA), the relay
+answers SSLRequest with 'S' and does the TLS handshake, as an RDS endpoint does; without one it
+answers 'N'. Plain clients (no SSLRequest) are served either way. GSSENCRequest gets 'N'.
+
+A route's `gate` says whether the endpoint takes connections now (a stopped instance does not):
+when closed, a new connection is reset at once, as an unreachable endpoint would be.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 LOG = logging.getLogger(__name__)
@@ -36,6 +44,7 @@ class Route:
     real_role: str
     real_db: str
     connections: set = field(default_factory=set)
+    gate: Callable[[], bool] = lambda: True  # False: refuse new connections
 
     def rewrite(self, params: dict[str, str]) -> dict[str, str]:
         out = dict(params)
@@ -71,9 +80,25 @@ def build_startup(params: dict[str, str]) -> bytes:
     return struct.pack("!i", len(body) + 4) + body
 
 
+def server_tls_context(cert_file: str | None, key_file: str | None) -> ssl.SSLContext | None:
+    if not cert_file or not key_file:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert_file, key_file)
+    return ctx
+
+
 class RelayHub:
-    def __init__(self, host: str, upstream_socket: str | None, upstream_port: int):
+    def __init__(
+        self,
+        host: str,
+        upstream_socket: str | None,
+        upstream_port: int,
+        tls: ssl.SSLContext | None = None,
+    ):
         self.host = host
+        self.tls = tls
         self.upstream_socket = upstream_socket
         self.upstream_port = upstream_port
         self.servers: dict[int, tuple[asyncio.AbstractServer, Route]] = {}
@@ -107,8 +132,17 @@ class RelayHub:
 
         return await asyncio.start_server(on_client, sock=sock)
 
+    def drop_connections(self, port: int) -> None:
+        """Ends every open connection of an endpoint (the server behind it went away)."""
+        entry = self.servers.get(port)
+        if entry:
+            asyncio.run_coroutine_threadsafe(self._drop(entry[1]), self.loop).result(timeout=10)
+
     async def _close(self, server: asyncio.AbstractServer, route: Route) -> None:
         server.close()
+        await self._drop(route)
+
+    async def _drop(self, route: Route) -> None:
         for writer in list(route.connections):
             writer.transport.abort()
         route.connections.clear()
@@ -121,14 +155,27 @@ class RelayHub:
         return await asyncio.open_connection("127.0.0.1", self.upstream_port)
 
     async def _handle(self, reader, writer, route: Route) -> None:
+        if not route.gate():
+            writer.transport.abort()
+            return
         route.connections.add(writer)
         up_writer = None
+        tls_done = False
         try:
             while True:
                 length, code = struct.unpack("!ii", await reader.readexactly(8))
                 if length < 8 or length > MAX_STARTUP_LEN:
                     return
                 body = await reader.readexactly(length - 8)
+                if code == SSL_REQUEST and self.tls is not None and not tls_done:
+                    writer.write(b"S")
+                    await writer.drain()
+                    # The StreamWriter's transport is replaced; the reader reads decrypted data.
+                    route.connections.discard(writer)
+                    await writer.start_tls(self.tls)
+                    route.connections.add(writer)
+                    tls_done = True
+                    continue
                 if code in (SSL_REQUEST, GSSENC_REQUEST):
                     writer.write(b"N")
                     await writer.drain()
@@ -147,7 +194,7 @@ class RelayHub:
             up_writer.write(build_startup(params))
             await up_writer.drain()
             await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, ssl.SSLError):
             pass
         except Exception:
             LOG.exception("local RDS relay connection failed")
