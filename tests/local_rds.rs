@@ -839,7 +839,7 @@ async fn instance_and_storage_quotas_are_per_account() {
     assert_eq!(quota(&attrs, "DBInstances"), (2, 10));
     assert_eq!(quota(&attrs, "AllocatedStorage"), (40, 100));
     // The default account is untouched by this and keeps limits the shared suite never reaches.
-    let default = common::rds()
+    let default = support::rds::rds()
         .await
         .describe_account_attributes()
         .send()
