@@ -56,6 +56,10 @@ impl Workflow for FakeProvision {
             FakeProvisionStep::Credentials => {
                 Ok(Transition::Next(FakeProvisionStep::CreateInstance))
             }
+            _ if tenant.starts_with("flaky") && cx.job.attempt == 0 => Err(StepError::retry(
+                "throttled",
+                "rds CreateDBInstance: Throttling: Rate exceeded",
+            )),
             _ if tenant.starts_with("broken") => Err(StepError::fail(
                 "aws_error",
                 "rds CreateDBInstance: InsufficientDBInstanceCapacity: no capacity for db.t3.small",
@@ -328,6 +332,54 @@ async fn the_client_refuses_to_run_without_a_token_or_with_a_wrong_one() {
 }
 
 #[tokio::test]
+async fn attempts_are_counted_from_one_by_wait_and_by_jobs_get() {
+    let w = world().await;
+    let out = tenantd(
+        &w.app.url,
+        &["tenants", "create", "flaky-co", "--tier", "pro", "--wait"],
+    )
+    .await;
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    // The first try failed: it was attempt 1 of 3 (worker_settings give 3).
+    assert!(
+        text.contains("create_instance retrying (attempt 1 of 3)") && text.contains("Throttling"),
+        "{text}"
+    );
+    let job_id = serde_json::from_slice::<Value>(
+        &tenantd(
+            &w.app.url,
+            &["tenants", "get", "flaky-co", "--output", "json"],
+        )
+        .await
+        .stdout,
+    )
+    .unwrap()["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = stdout(&tenantd(&w.app.url, &["jobs", "get", &job_id]).await);
+    let retry_row = text
+        .lines()
+        .find(|l| l.contains("retrying"))
+        .unwrap_or_else(|| panic!("no retrying row in {text}"));
+    let columns: Vec<&str> = retry_row.split_whitespace().collect();
+    assert_eq!(
+        columns[1..4],
+        ["create_instance", "1", "retrying"],
+        "{text}"
+    );
+    let done_row = text
+        .lines()
+        .find(|l| l.contains("succeeded") && l.contains("create_instance"));
+    assert_eq!(
+        done_row.map(|l| l.split_whitespace().nth(2)),
+        Some(Some("2")),
+        "the second try is attempt 2: {text}"
+    );
+}
+
+#[tokio::test]
 async fn serve_refuses_to_start_without_an_api_token() {
     let out = Command::new(env!("CARGO_BIN_EXE_tenantd"))
         .arg("serve")
@@ -336,10 +388,43 @@ async fn serve_refuses_to_start_without_an_api_token() {
         .output()
         .await
         .unwrap();
-    assert!(!out.status.success());
+    // A configuration error like every other: exit 2, the setting named, before any
+    // connection is tried.
+    assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(
-        err.contains("TENANTD_API_TOKENS") && err.contains("TENANTD_API_TOKENS_FILE"),
+        err.starts_with("tenantd: configuration error: TENANTD_API_TOKENS")
+            && err.contains("TENANTD_API_TOKENS_FILE"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn migrate_needs_only_the_database_url() {
+    let db = support::empty_db().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantd"))
+        .arg("migrate")
+        .env_clear()
+        .env("TENANTD_DATABASE_URL", &db.url)
+        // Provisioning settings that would stop `serve` are of no concern to `migrate`.
+        .env("TENANTD_TENANT_MIGRATIONS", "/no/such/dir")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('jobs', 'tenants')",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(tables, 2);
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantd"))
+        .arg("migrate")
+        .env_clear()
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("TENANTD_DATABASE_URL is not set"));
 }

@@ -71,4 +71,15 @@ async fn a_step_that_always_fails_ends_the_tenant_failed_and_rolled_back() {
         );
         stack.assert_nothing_left(tenant).await;
     }
+    // The history says what kind of failure it was, in the class the metrics use too.
+    let classes: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT DISTINCT step, error_class FROM job_history WHERE outcome IN ('retrying', 'compensating')",
+    )
+    .fetch_all(stack.pool())
+    .await
+    .unwrap();
+    assert!(
+        classes.contains(&("alarms".to_string(), Some("aws_unavailable".to_string()))),
+        "{classes:?}"
+    );
 }

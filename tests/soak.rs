@@ -60,4 +60,19 @@ async fn thirty_tenants_end_ready_and_unique_through_a_dozen_sigkills() {
     eprintln!(
         "rescued {rescued} times in all ({charged} charged an attempt), one job at most {most} times"
     );
+    // A kill rescues each job it held at most once: no job was rescued more often than the
+    // daemon was killed.
+    assert!(
+        most as usize <= KILLS,
+        "a job was rescued {most} times for {KILLS} kills"
+    );
+    // Some interrupted steps had started, and only those were charged an attempt.
+    assert!(charged >= 1 && charged <= rescued, "{charged} of {rescued}");
+    // No step ran out of attempts through the kills.
+    let exhausted: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM job_history WHERE error_class = 'interrupted'")
+            .fetch_one(stack.pool())
+            .await
+            .unwrap();
+    assert_eq!(exhausted, 0);
 }

@@ -83,8 +83,11 @@ impl Progress {
 }
 
 /// One recorded step of the job's history.
-fn recorded(tenant: &str, kind: &str, step: &StepView) -> String {
+fn recorded(tenant: &str, kind: &str, step: &StepView, max_attempts: i32) -> String {
     let mut s = format!("{kind} {tenant}: {} {}", step.step, step.outcome.as_str());
+    if matches!(step.outcome, Outcome::Retrying | Outcome::Failed) {
+        s.push_str(&format!(" ({})", attempt(step.attempt, max_attempts)));
+    }
     if let Some(started) = step.started_at {
         let ms = (step.finished_at - started).num_milliseconds().max(0);
         s.push_str(&format!(" in {ms} ms"));
@@ -133,7 +136,7 @@ pub async fn follow(
         // Every step the job recorded since the last look, so quick steps are not missed.
         for step in job.history.iter().skip(recorded_rows) {
             if step.outcome != Outcome::Enqueued {
-                progress.record(recorded(tenant, &job.job.kind, step));
+                progress.record(recorded(tenant, &job.job.kind, step, job.job.max_attempts));
             }
         }
         recorded_rows = job.history.len();

@@ -40,6 +40,13 @@ pub struct TestDb {
 }
 
 pub async fn fresh_db() -> TestDb {
+    let db = empty_db().await;
+    tenantd::db::migrate(&db.pool).await.expect("migrate");
+    db
+}
+
+/// A database of its own for one test, without the control schema.
+pub async fn empty_db() -> TestDb {
     let admin = PgPoolOptions::new()
         .max_connections(1)
         .connect(&control_url())
@@ -55,7 +62,6 @@ pub async fn fresh_db() -> TestDb {
     let pool = tenantd::db::connect(&SecretString::from(url.clone()), 40)
         .await
         .expect("connect to the test database");
-    tenantd::db::migrate(&pool).await.expect("migrate");
     TestDb { pool, url, name }
 }
 

@@ -1,0 +1,63 @@
+//! A worker-only process (`tenantd worker`) is observable like `serve`: it answers `/healthz`,
+//! `/readyz` and `/metrics` on `TENANTD_METRICS_LISTEN`, and nothing of the API there.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::stack::{Stack, test_env};
+use support::wait_for;
+use tokio::process::Command;
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_process_serves_health_and_metrics_on_its_metrics_address() {
+    let stack = Stack::new().await;
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let env = test_env(&stack.db, &[("TENANTD_METRICS_LISTEN", &listen)]);
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_tenantd"))
+        .arg("worker")
+        .envs(&env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://{listen}");
+    let get = |path: &str| {
+        let http = http.clone();
+        let url = format!("{base}{path}");
+        async move {
+            let r = http.get(url).send().await.ok()?;
+            Some((r.status().as_u16(), r.text().await.ok()?))
+        }
+    };
+    wait_for(
+        "the worker's health endpoint",
+        Duration::from_secs(30),
+        || get("/healthz"),
+    )
+    .await;
+    assert_eq!(get("/readyz").await.unwrap().0, 200);
+    // Alone, it is the maintenance leader, so it exports the fleet-wide gauges too.
+    let metrics = wait_for("leadership", Duration::from_secs(30), || async {
+        let (_, text) = get("/metrics").await?;
+        text.contains("tenantd_maintenance_leader 1")
+            .then_some(text)
+    })
+    .await;
+    assert!(metrics.contains("tenantd_queue_depth"), "{metrics}");
+    // The API is not served there.
+    let (status, body) = get("/v1/tenants").await.unwrap();
+    assert_eq!(status, 404, "{body}");
+    worker.start_kill().unwrap();
+    worker.wait().await.unwrap();
+}
