@@ -10,7 +10,8 @@ use tracing::info;
 
 use crate::api::{self, AppState};
 use crate::cloud::Cloud;
-use crate::config::Settings;
+use crate::cloud::rds::EngineVersion;
+use crate::config::{ConfigError, Settings};
 use crate::db;
 use crate::maintenance::{InstancePoller, Maintenance, Rescuer};
 use crate::worker;
@@ -26,7 +27,51 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
 
 /// The AWS clients, from the standard AWS configuration, with this process's RDS rate.
 pub async fn cloud(settings: &Settings) -> anyhow::Result<Cloud> {
-    Ok(Cloud::from_env().await?.with_rds_rate(settings.rds_rate))
+    Ok(Cloud::from_env(settings.aws_timeouts)
+        .await?
+        .with_rds_rate(settings.rds_rate))
+}
+
+/// Stops the start when RDS does not offer `TENANTD_ENGINE_VERSION` for new instances (a
+/// minor version RDS retired, a typo), instead of failing and rolling back every tenant.
+pub async fn check_engine_version(cloud: &Cloud, version: &str) -> anyhow::Result<()> {
+    let offered = cloud
+        .describe_db_engine_versions(version)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("cannot check TENANTD_ENGINE_VERSION={version} with RDS: {e}")
+        })?;
+    let usable: Vec<&EngineVersion> = offered.iter().filter(|v| v.status == "available").collect();
+    let ok = usable
+        .iter()
+        .any(|v| v.version == version || v.major == version);
+    if ok {
+        let picked = usable
+            .iter()
+            .find(|v| v.version == version || v.default)
+            .map(|v| v.version.as_str())
+            .unwrap_or(version);
+        info!(
+            engine_version = version,
+            resolves_to = picked,
+            "engine version offered by RDS"
+        );
+        return Ok(());
+    }
+    let problem = if offered.is_empty() {
+        format!("RDS offers no PostgreSQL {version:?} in this region")
+    } else {
+        let retired: Vec<&str> = offered.iter().map(|v| v.version.as_str()).collect();
+        format!(
+            "RDS no longer creates PostgreSQL {version} ({}); use a major version such as 16",
+            retired.join(", ")
+        )
+    };
+    Err(ConfigError::Invalid {
+        name: "TENANTD_ENGINE_VERSION",
+        problem,
+    }
+    .into())
 }
 
 /// The workflows this build runs: provisioning and deprovisioning tenants. The returned
@@ -96,7 +141,9 @@ async fn run(
     app: axum::Router,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let (registry, tenancy) = workflows(&settings, cloud(&settings).await?);
+    let cloud = cloud(&settings).await?;
+    check_engine_version(&cloud, &settings.provisioning.engine_version).await?;
+    let (registry, tenancy) = workflows(&settings, cloud);
     let background = CancellationToken::new();
     let maintenance = maintenance(&settings, &pool, &tenancy, &registry).spawn(background.clone());
     let http = tokio::spawn(api::serve(listener, app, shutdown.clone()));

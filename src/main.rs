@@ -103,6 +103,11 @@ fn config_error(e: ConfigError) -> std::process::ExitCode {
 fn finish(result: anyhow::Result<()>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // A setting found wrong only once AWS could be asked (the engine version).
+        Err(e) if e.downcast_ref::<ConfigError>().is_some() => {
+            tracing::error!(error = %e, "tenantd stopped: configuration error");
+            config_error(e.downcast::<ConfigError>().expect("checked above"))
+        }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "tenantd stopped");
             eprintln!("tenantd: {e:#}");

@@ -48,27 +48,30 @@ pub const DEFAULT_PAGE: i64 = 50;
 /// Largest page size of the lists.
 pub const MAX_PAGE: i64 = 1000;
 
-/// `GET /v1/tenants` query.
+/// `GET /v1/tenants` query. Any other parameter, or one given twice, is refused (400
+/// `invalid_query`).
 #[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only tenants in this status.
     pub status: Option<TenantStatus>,
-    /// Page size (default 50).
+    /// Page size, 1 to 1000 (default 50).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    #[param(min_length = 1, max_length = 40)]
+    /// `next_cursor` of the previous page: the last tenant id it held, so a tenant id (3 to 40
+    /// characters of the id pattern).
+    #[param(min_length = 3, max_length = 40, pattern = "^[a-z](-?[a-z0-9])*$")]
     pub cursor: Option<String>,
 }
 
-/// `DELETE /v1/tenants/{id}` query.
+/// `DELETE /v1/tenants/{id}` query. Any other parameter, or one given twice, is refused (400
+/// `invalid_query`).
 #[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
-    /// Take a final snapshot before the instance goes (default true).
+    /// Take a final snapshot before the instance goes: `true` or `false` (default true).
     pub final_snapshot: Option<bool>,
 }
 

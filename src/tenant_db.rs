@@ -98,6 +98,13 @@ pub enum TenantDbError {
     BadSecret(String),
     #[error("cannot connect to the tenant database: {0}")]
     Connect(sqlx::Error),
+    /// The server's certificate did not verify (wrong CA bundle, wrong host name), or TLS
+    /// failed otherwise: retrying will not change that.
+    #[error(
+        "TLS to the tenant database failed (is TENANTD_TENANT_DB_CA_FILE the bundle that \
+         certifies it?): {0}"
+    )]
+    Tls(String),
     #[error("connecting to the tenant database timed out")]
     ConnectTimeout,
     #[error("cannot read the tenant migrations in {dir}: {source}")]
@@ -124,6 +131,7 @@ impl TenantDbError {
         match self {
             TenantDbError::BadSecret(_) => "bad_secret",
             TenantDbError::Connect(e) => of_sqlx(e),
+            TenantDbError::Tls(_) => "tls",
             TenantDbError::ConnectTimeout => "tenant_db_timeout",
             TenantDbError::Source { .. } => "migrations_unreadable",
             TenantDbError::Migrate(_) => "migration_failed",
@@ -145,7 +153,6 @@ impl TenantDbError {
 fn retryable_sqlx(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Protocol(_) => true,
@@ -163,6 +170,7 @@ fn retryable_sqlx(e: &sqlx::Error) -> bool {
 pub async fn connect(
     credentials: &DbCredentials,
     tls: &TenantDbTls,
+    timeout: Duration,
 ) -> Result<PgConnection, TenantDbError> {
     if credentials.host.is_empty() {
         return Err(TenantDbError::BadSecret(
@@ -183,15 +191,25 @@ pub async fn connect(
             .ssl_root_cert(ca_file),
         TenantDbTls::Disable => options.ssl_mode(PgSslMode::Disable),
     };
-    match tokio::time::timeout(
-        Duration::from_secs(15),
-        PgConnection::connect_with(&options),
-    )
-    .await
-    {
+    match tokio::time::timeout(timeout, PgConnection::connect_with(&options)).await {
         Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) if tls_failure(&e) => Err(TenantDbError::Tls(e.to_string())),
         Ok(Err(e)) => Err(TenantDbError::Connect(e)),
         Err(_) => Err(TenantDbError::ConnectTimeout),
+    }
+}
+
+/// Whether a connection failed in TLS: sqlx's rustls reports a certificate it refused as an
+/// I/O error of kind `InvalidData` naming the certificate problem.
+fn tls_failure(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => {
+            let text = io.to_string();
+            io.kind() == std::io::ErrorKind::InvalidData
+                && (text.contains("certificate") || text.contains("Certificate"))
+        }
+        _ => false,
     }
 }
 
@@ -200,6 +218,7 @@ pub async fn connect(
 pub async fn migrate(
     credentials: &DbCredentials,
     tls: &TenantDbTls,
+    connect_timeout: Duration,
     dir: &Path,
 ) -> Result<i64, TenantDbError> {
     let migrator =
@@ -209,7 +228,7 @@ pub async fn migrate(
                 dir: dir.display().to_string(),
                 source,
             })?;
-    let mut conn = connect(credentials, tls).await?;
+    let mut conn = connect(credentials, tls, connect_timeout).await?;
     // On a task of its own: sqlx's migrator future is Send only for concrete lifetimes.
     let run = tokio::spawn(async move {
         let result = migrator.run_direct(&mut conn).await;

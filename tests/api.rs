@@ -248,6 +248,12 @@ async fn every_invalid_request_has_its_own_status_and_code_and_enqueues_nothing(
         ("/v1/tenants?limit=many", 400, "invalid_query"),
         ("/v1/tenants?status=gone", 400, "invalid_query"),
         ("/v1/tenants?colour=red", 400, "invalid_query"),
+        ("/v1/tenants?cursor=", 400, "invalid_query"),
+        ("/v1/tenants?cursor=ab", 400, "invalid_query"),
+        ("/v1/tenants?cursor=0.5", 400, "invalid_query"),
+        ("/v1/tenants?cursor=acme%00", 400, "invalid_query"),
+        ("/v1/tenants/%FF%FE", 400, "invalid_path"),
+        ("/v1/jobs/%FF%FE", 400, "invalid_path"),
         ("/v1/tenants/Not_An_Id", 422, "invalid_tenant_id"),
         ("/v1/nothing-here", 404, "not_found"),
     ] {

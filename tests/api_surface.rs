@@ -88,6 +88,83 @@ async fn the_openapi_document_parses_and_lists_exactly_the_routes_the_router_ser
         (Some(1), Some(1000))
     );
 
+    // The list's cursor is a tenant id (the last of the previous page), and the server
+    // refuses any other.
+    let cursor = doc["paths"]["/v1/tenants"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "cursor")
+        .expect("the cursor parameter");
+    assert_eq!(
+        cursor["schema"]["pattern"],
+        tenantd::model::TENANT_ID_PATTERN
+    );
+    let (_, err) = app.get("/v1/tenants?cursor=").await;
+    assert_eq!(code(&err), "invalid_query");
+
+    // Every operation has an id of its own, and every link names one of them with the
+    // parameters it takes, in OpenAPI's spelling (`operationId`), so a client can follow it.
+    let mut operations = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().expect("an operationId");
+            let previous = operations.insert(id.to_string(), op.clone());
+            assert!(
+                previous.is_none(),
+                "operationId {id} is not unique ({method} {path})"
+            );
+        }
+    }
+    let mut links = 0;
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            for response in op["responses"].as_object().unwrap().values() {
+                let Some(named) = response["links"].as_object() else {
+                    continue;
+                };
+                for (name, link) in named {
+                    links += 1;
+                    let target = link["operationId"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("link {name} has no operationId: {link}"));
+                    let target = operations
+                        .get(target)
+                        .unwrap_or_else(|| panic!("link {name} names no operation: {link}"));
+                    for param in link["parameters"].as_object().unwrap().keys() {
+                        assert!(
+                            target["parameters"]
+                                .as_array()
+                                .is_some_and(|ps| ps.iter().any(|p| p["name"] == *param)),
+                            "link {name} passes {param}, which its operation does not take"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(links >= 4, "the create's links to its tenant and job");
+
+    // Where the API deliberately differs from what a generic client assumes, the document
+    // says so: a deleted tenant stays readable (200, `status: "deleted"`), a DELETE replay
+    // answers 200.
+    for id in ["get_tenant", "delete_tenant"] {
+        let description = operations[id]["description"].as_str().unwrap_or_default();
+        assert!(
+            description.contains(r#"`status: "deleted"`"#) && description.contains("not 404"),
+            "{id}: {description}"
+        );
+    }
+    assert!(operations["delete_tenant"]["responses"]["200"].is_object());
+
+    // Every path with an id documents its 400 (`invalid_path`: not UTF-8 once decoded).
+    for id in ["get_tenant", "delete_tenant", "get_job", "cancel_job"] {
+        assert!(
+            operations[id]["responses"]["400"].is_object(),
+            "{id} does not document its 400"
+        );
+    }
+
     // And the router really answers each of them (not with its own 404 or 405).
     for route in routes {
         let path = route

@@ -657,19 +657,6 @@ async fn create_takes_listed_versions_only_and_resolves_a_major_to_its_default()
 
 // --- TLS ------------------------------------------------------------------------------------
 
-/// A CA certificate nobody signed the endpoints with, made for this test by the stack's venv.
-fn throwaway_ca(path: &std::path::Path) {
-    let stack = stack_env("TENANTD_STACK_DIR");
-    let venv = std::fs::read_to_string(format!("{stack}/localstack/venv"))
-        .expect("the stack records its venv in $TENANTD_STACK_DIR/localstack/venv");
-    let status = std::process::Command::new(format!("{}/bin/python", venv.trim()))
-        .args(["-m", "local_rds.certs", "--ca-only"])
-        .arg(path)
-        .status()
-        .expect("run the venv's python");
-    assert!(status.success(), "making a throwaway CA failed");
-}
-
 #[tokio::test]
 async fn endpoints_speak_tls_verified_by_the_stack_ca_and_plain_still_works() {
     use sqlx::postgres::PgSslMode;

@@ -37,15 +37,19 @@ async fn every_tier_is_provisioned_as_configured_and_deprovisioned_to_a_snapshot
         let instance_id = format!("saas-{tenant}");
         assert_eq!(row.db_instance_id.as_deref(), Some(instance_id.as_str()));
         assert_eq!(row.schema_version, Some(20260101000003));
+        // Asked for the major version 16, RDS picked its default minor.
+        assert_eq!(row.engine_version.as_deref(), Some("16.8"));
         assert!(row.endpoint_host.is_some() && row.endpoint_port.is_some());
 
         // The instance, as RDS describes it.
         let db = stack.instance(&instance_id).await.expect("instance");
-        let (class, storage, retention, multi_az, protected) = match *tier {
-            "starter" => ("db.t3.micro", 20, 7, false, false),
-            "pro" => ("db.t3.small", 100, 14, false, false),
-            _ => ("db.m6i.large", 500, 35, true, true),
+        let (class, storage, retention, multi_az, protected, max_storage, low_gib) = match *tier {
+            "starter" => ("db.t3.micro", 20, 7, false, false, 100, 2.0),
+            "pro" => ("db.t3.small", 100, 14, false, false, 500, 10.0),
+            _ => ("db.m6i.large", 500, 35, true, true, 2000, 50.0),
         };
+        // Storage autoscaling up to the tier's ceiling.
+        assert_eq!(db.max_allocated_storage(), Some(max_storage));
         assert_eq!(db.db_instance_class(), Some(class));
         assert_eq!(db.allocated_storage(), Some(storage));
         assert_eq!(db.backup_retention_period(), Some(retention));
@@ -112,7 +116,10 @@ async fn every_tier_is_provisioned_as_configured_and_deprovisioned_to_a_snapshot
             .find(|a| a.alarm_name() == Some(&format!("{instance_id}-low-storage")))
             .expect("storage alarm");
         assert_eq!(storage.metric_name(), Some("FreeStorageSpace"));
-        assert_eq!(storage.threshold(), Some(2.0 * 1024.0 * 1024.0 * 1024.0));
+        assert_eq!(
+            storage.threshold(),
+            Some(low_gib * 1024.0 * 1024.0 * 1024.0)
+        );
         assert_eq!(storage.evaluation_periods(), Some(1));
         assert_eq!(storage.alarm_actions(), [TOPIC.to_string()]);
     }
@@ -137,6 +144,7 @@ async fn every_tier_is_provisioned_as_configured_and_deprovisioned_to_a_snapshot
             .rds
             .describe_db_snapshots()
             .db_instance_identifier(&instance_id)
+            .snapshot_type("manual")
             .send()
             .await
             .unwrap();
@@ -147,6 +155,20 @@ async fn every_tier_is_provisioned_as_configured_and_deprovisioned_to_a_snapshot
             .collect();
         assert_eq!(ids.len(), 1, "{ids:?}");
         assert!(ids[0].starts_with(&format!("{instance_id}-final-")));
+        // The tier with point-in-time recovery keeps its automated backups; the others not.
+        let kept = stack
+            .rds
+            .describe_db_instance_automated_backups()
+            .db_instance_identifier(&instance_id)
+            .send()
+            .await
+            .map(|out| out.db_instance_automated_backups().len())
+            .unwrap_or(0);
+        assert_eq!(
+            kept,
+            usize::from(tenant.starts_with("enterprise")),
+            "{tenant}"
+        );
         let secrets = stack
             .secrets_named(&format!("saas/tenant/{tenant}/database"))
             .await;
@@ -171,6 +193,8 @@ enum Fault {
     InstanceFails,
     /// The tenant migrations are broken.
     BrokenMigrations,
+    /// The daemon trusts another CA than the one that certifies the instances.
+    WrongCa,
 }
 
 async fn failure_rolls_back(step: &str, tier: &str, fault: Fault) {
@@ -179,6 +203,7 @@ async fn failure_rolls_back(step: &str, tier: &str, fault: Fault) {
     let instance = format!("saas-{tenant}");
     let proxy = FaultProxy::start(&stack_endpoint()).await;
     let broken = std::env::temp_dir().join(format!("broken-migrations-{tenant}"));
+    let other_ca = std::env::temp_dir().join(format!("other-ca-{tenant}.pem"));
     let mut extra = vec![];
     match &fault {
         Fault::Proxy(op) => proxy.fail(op, 1),
@@ -196,6 +221,10 @@ async fn failure_rolls_back(step: &str, tier: &str, fault: Fault) {
             std::fs::create_dir_all(&broken).unwrap();
             std::fs::write(broken.join("1_broken.sql"), "CREATE TABLE (;").unwrap();
             extra.push(("TENANTD_TENANT_MIGRATIONS", broken.to_str().unwrap()));
+        }
+        Fault::WrongCa => {
+            support::rds::throwaway_ca(&other_ca);
+            extra.push(("TENANTD_TENANT_DB_CA_FILE", other_ca.to_str().unwrap()));
         }
     }
     let settings = settings(&test_env(&stack.db, &extra));
@@ -220,6 +249,20 @@ async fn failure_rolls_back(step: &str, tier: &str, fault: Fault) {
         .find(|h| h.outcome == "compensating")
         .expect("compensation started");
     assert_eq!(failed.step, step, "failed at the wrong step: {history:?}");
+    if let Fault::WrongCa = fault {
+        // At once, not after every attempt: a certificate does not verify by waiting.
+        assert_eq!(failed.error_class.as_deref(), Some("tls"), "{history:?}");
+        assert!(
+            !history
+                .iter()
+                .any(|h| h.outcome == "retrying" && h.step == "migrate")
+        );
+        let cause = stack.tenant(&tenant).await.error.unwrap_or_default();
+        assert!(
+            cause.contains("TLS") && cause.contains("TENANTD_TENANT_DB_CA_FILE"),
+            "{cause}"
+        );
+    }
     let row = stack.tenant(&tenant).await;
     assert_eq!(row.status, TenantStatus::Failed);
     assert!(row.error.is_some());
@@ -229,6 +272,11 @@ async fn failure_rolls_back(step: &str, tier: &str, fault: Fault) {
         job.error
     );
     stack.assert_nothing_left(&tenant).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_ca_fails_the_migrations_with_a_tls_error_and_rolls_back() {
+    failure_rolls_back("migrate", "starter", Fault::WrongCa).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

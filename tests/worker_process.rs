@@ -61,3 +61,30 @@ async fn a_worker_process_serves_health_and_metrics_on_its_metrics_address() {
     worker.start_kill().unwrap();
     worker.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_version_rds_does_not_offer_stops_the_start_naming_the_setting() {
+    let stack = Stack::new().await;
+    for (command, version) in [("worker", "16.0"), ("serve", "12")] {
+        let env = test_env(
+            &stack.db,
+            &[
+                ("TENANTD_ENGINE_VERSION", version),
+                ("TENANTD_API_TOKENS", "t"),
+                ("TENANTD_LISTEN", "127.0.0.1:0"),
+            ],
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_tenantd"))
+            .arg(command)
+            .envs(&env)
+            .output()
+            .await
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {err}");
+        assert!(
+            err.contains("configuration error: TENANTD_ENGINE_VERSION") && err.contains(version),
+            "{command}: {err}"
+        );
+    }
+}

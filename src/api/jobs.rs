@@ -19,10 +19,14 @@ fn record_ids(job: &Job) {
 }
 
 /// A job with its step history.
-#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", security(("bearer" = [])),
+///
+/// An id that is not a UUID names no job: 404 `job_not_found`, like an unknown UUID.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", operation_id = "get_job",
+    security(("bearer" = [])),
     params(JobPath),
     responses(
         (status = 200, description = "The job", body = JobDetail),
+        (status = 400, description = "`invalid_path`: the id is not UTF-8 once percent-decoded", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`job_not_found`", body = ErrorBody),
     ))]
@@ -44,10 +48,16 @@ pub async fn get(
 
 /// Cancel a queued or waiting job: it stops at its next claim and runs its compensation (a
 /// provisioning rolls back). Cancelling twice is harmless.
-#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", security(("bearer" = [])),
+///
+/// Takes no body (one sent is ignored). A job that is running or has ended cannot be
+/// cancelled: 409 `job_not_cancellable`. An id that is not a UUID names no job: 404.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", operation_id = "cancel_job",
+    security(("bearer" = [])),
     params(JobPath),
     responses(
-        (status = 202, description = "Cancel requested", body = JobView),
+        (status = 202, description = "Cancel requested", body = JobView,
+            links(("job" = (operation_id = "get_job", parameters(("id" = "$response.body#/id")))))),
+        (status = 400, description = "`invalid_path`: the id is not UTF-8 once percent-decoded", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`job_not_found`", body = ErrorBody),
         (status = 409, description = "`job_not_cancellable`", body = ErrorBody),

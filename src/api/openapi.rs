@@ -18,9 +18,11 @@ use crate::config::Tiers;
         title = "tenantd",
         description = "One RDS PostgreSQL database per SaaS tenant. Every /v1 route needs \
             `Authorization: Bearer <token>`. Errors are `{\"error\": {\"code\", \"message\"}}` \
-            with a stable snake_case code. A deleted tenant stays readable: `GET \
-            /v1/tenants/{id}` answers 200 with `status: \"deleted\"`, and deleting it again \
-            answers 200 with the job that deleted it."
+            with a stable snake_case code. A method a path does not serve is answered 405 \
+            `method_not_allowed` with an `Allow` header, a path the API does not have 404 \
+            `not_found`. A deleted tenant stays readable: `GET /v1/tenants/{id}` answers 200 \
+            with `status: \"deleted\"` (not 404), and deleting it again answers 200 with the \
+            job that deleted it."
     ),
     paths(
         ops::healthz,
@@ -56,7 +58,7 @@ impl Modify for BearerAuth {
 }
 
 /// The document, with `tiers` as the only tier names a request may name.
-pub fn document(tiers: &Tiers) -> utoipa::openapi::OpenApi {
+pub fn document(tiers: &Tiers) -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     if let Some(components) = doc.components.as_mut()
@@ -68,12 +70,42 @@ pub fn document(tiers: &Tiers) -> utoipa::openapi::OpenApi {
         with_enum.enum_values = Some(names);
         *tier = with_enum;
     }
+    let mut doc = serde_json::to_value(doc).expect("the OpenAPI document serializes");
+    camel_case_links(&mut doc);
     doc
 }
 
+/// utoipa 5 writes the fields of a Link Object in snake case (`operation_id`); OpenAPI names
+/// them `operationId`, `operationRef` and `requestBody`, and clients ignore the others.
+fn camel_case_links(doc: &mut serde_json::Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    let links = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses")?.as_object_mut())
+        .flat_map(|responses| responses.values_mut())
+        .filter_map(|response| response.get_mut("links")?.as_object_mut())
+        .flat_map(|links| links.values_mut())
+        .filter_map(|link| link.as_object_mut());
+    for link in links {
+        for (snake, camel) in [
+            ("operation_id", "operationId"),
+            ("operation_ref", "operationRef"),
+            ("request_body", "requestBody"),
+        ] {
+            if let Some(value) = link.remove(snake) {
+                link.insert(camel.to_string(), value);
+            }
+        }
+    }
+}
+
 /// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "openapi",
     responses((status = 200, description = "OpenAPI document", body = serde_json::Value)))]
-pub async fn serve(State(state): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
+pub async fn serve(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(document(&state.tiers))
 }

@@ -41,17 +41,36 @@ fn valid_id(id: &str) -> Result<(), ApiError> {
 }
 
 /// Provision a tenant's database: 202 with a new job, 200 with the same job on a replay.
-#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", security(("bearer" = [])),
+///
+/// The body is a JSON object (`Content-Type: application/json`, at most 16 KiB) with exactly
+/// `id` and `tier`. A replay (same id and tier) while the job runs or once the tenant is ready
+/// answers 200 with the existing job and enqueues nothing; a failed or deleted tenant is
+/// provisioned again (202).
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", operation_id = "create_tenant",
+    security(("bearer" = [])),
     request_body = CreateTenant,
     responses(
-        (status = 202, description = "Provisioning job enqueued", body = Requested),
-        (status = 200, description = "Replay: the existing tenant and job; nothing enqueued", body = Requested),
-        (status = 400, description = "`malformed_json`", body = ErrorBody),
+        (status = 202, description = "Provisioning job enqueued", body = Requested,
+            links(
+                ("tenant" = (operation_id = "get_tenant", parameters(("id" = "$response.body#/tenant/id")))),
+                ("delete" = (operation_id = "delete_tenant", parameters(("id" = "$response.body#/tenant/id")))),
+                ("job" = (operation_id = "get_job", parameters(("id" = "$response.body#/job/id")))),
+                ("cancel" = (operation_id = "cancel_job", parameters(("id" = "$response.body#/job/id")))),
+            )),
+        (status = 200, description = "Replay: the existing tenant and job; nothing enqueued", body = Requested,
+            links(
+                ("tenant" = (operation_id = "get_tenant", parameters(("id" = "$response.body#/tenant/id")))),
+                ("delete" = (operation_id = "delete_tenant", parameters(("id" = "$response.body#/tenant/id")))),
+                ("job" = (operation_id = "get_job", parameters(("id" = "$response.body#/job/id")))),
+                ("cancel" = (operation_id = "cancel_job", parameters(("id" = "$response.body#/job/id")))),
+            )),
+        (status = 400, description = "`malformed_json`: not JSON, or not an object", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 409, description = "`tier_conflict` or `conflict`", body = ErrorBody),
         (status = 413, description = "`body_too_large` (over 16 KiB)", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`invalid_body`, `invalid_tenant_id` or `unknown_tier`", body = ErrorBody),
+        (status = 422, description = "`invalid_body` (a missing, unknown or mistyped field), \
+            `invalid_tenant_id` or `unknown_tier`", body = ErrorBody),
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -83,10 +102,16 @@ pub async fn create(
 }
 
 /// A tenant with its latest job.
-#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants", security(("bearer" = [])),
+///
+/// A deleted tenant stays readable: once its deprovisioning has succeeded this answers 200
+/// with `status: "deleted"` and the deprovisioning job (not 404). Only an id that was never
+/// asked for is `tenant_not_found`.
+#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants", operation_id = "get_tenant",
+    security(("bearer" = [])),
     params(TenantPath),
     responses(
-        (status = 200, description = "The tenant", body = TenantView),
+        (status = 200, description = "The tenant, also once deleted (`status: \"deleted\"`)", body = TenantView),
+        (status = 400, description = "`invalid_path`: the id is not UTF-8 once percent-decoded", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`tenant_not_found`", body = ErrorBody),
         (status = 422, description = "`invalid_tenant_id`", body = ErrorBody),
@@ -110,11 +135,16 @@ pub async fn get(
 }
 
 /// A page of tenants in id order; `next_cursor` is null on the last page.
-#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", security(("bearer" = [])),
+///
+/// Deleted tenants are listed too (`status=deleted` lists only them). Only the parameters
+/// below are accepted: any other, or one given twice, is refused with 400 `invalid_query`.
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", operation_id = "list_tenants",
+    security(("bearer" = [])),
     params(ListQuery),
     responses(
         (status = 200, description = "A page", body = Page),
-        (status = 400, description = "`invalid_query`", body = ErrorBody),
+        (status = 400, description = "`invalid_query`: an unknown or repeated parameter, a \
+            `limit` outside 1..1000, an unknown `status`, a `cursor` that is not a tenant id", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
     ))]
 pub async fn list(
@@ -126,6 +156,15 @@ pub async fn list(
         return Err(ApiError::InvalidQuery(format!(
             "limit must be from 1 to {MAX_PAGE}, got {limit}"
         )));
+    }
+    // A cursor is the last id of a page: anything else can name no position (and a NUL byte
+    // would not even reach the database).
+    if let Some(cursor) = query.cursor.as_deref()
+        && tenants::validate_id(cursor).is_err()
+    {
+        return Err(ApiError::InvalidQuery(
+            "cursor must be the next_cursor of a previous page (a tenant id)".to_string(),
+        ));
     }
     let (page, next_cursor) =
         tenants::list(&state.db, query.status, limit, query.cursor.as_deref()).await?;
@@ -149,15 +188,34 @@ pub async fn list(
 }
 
 /// Deprovision a tenant's database (a final snapshot first unless `final_snapshot=false`).
-#[utoipa::path(delete, path = "/v1/tenants/{id}", tag = "tenants", security(("bearer" = [])),
+///
+/// Idempotent: a replay while the deprovisioning runs, or once the tenant is deleted, answers
+/// 200 with the job that deletes (or deleted) it. The tenant is not forgotten: `GET
+/// /v1/tenants/{id}` keeps answering 200 with `status: "deleted"` (not 404), and `POST
+/// /v1/tenants` may provision it again. Only `final_snapshot` is accepted as a parameter: any
+/// other, or one given twice, is refused with 400 `invalid_query`.
+#[utoipa::path(delete, path = "/v1/tenants/{id}", tag = "tenants", operation_id = "delete_tenant",
+    security(("bearer" = [])),
     params(TenantPath, DeleteQuery),
     responses(
-        (status = 202, description = "Deprovisioning job enqueued", body = Requested),
-        (status = 200, description = "Replay: the existing deprovisioning job", body = Requested),
-        (status = 400, description = "`invalid_query`", body = ErrorBody),
+        (status = 202, description = "Deprovisioning job enqueued", body = Requested,
+            links(
+                ("tenant" = (operation_id = "get_tenant", parameters(("id" = "$response.body#/tenant/id")))),
+                ("job" = (operation_id = "get_job", parameters(("id" = "$response.body#/job/id")))),
+                ("cancel" = (operation_id = "cancel_job", parameters(("id" = "$response.body#/job/id")))),
+            )),
+        (status = 200, description = "Replay: the existing deprovisioning job, also once the tenant is deleted", body = Requested,
+            links(
+                ("tenant" = (operation_id = "get_tenant", parameters(("id" = "$response.body#/tenant/id")))),
+                ("job" = (operation_id = "get_job", parameters(("id" = "$response.body#/job/id")))),
+            )),
+        (status = 400, description = "`invalid_query` (an unknown or repeated parameter, a \
+            `final_snapshot` other than `true` or `false`) or `invalid_path` (the id is not \
+            UTF-8 once percent-decoded)", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`tenant_not_found`", body = ErrorBody),
-        (status = 409, description = "`provisioning_in_progress` or `conflict`", body = ErrorBody),
+        (status = 409, description = "`provisioning_in_progress` (cancel the provisioning job or \
+            wait for it to end) or `conflict`", body = ErrorBody),
         (status = 422, description = "`invalid_tenant_id`", body = ErrorBody),
     ))]
 pub async fn delete(

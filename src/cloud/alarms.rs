@@ -22,9 +22,14 @@ pub struct AlarmSpec {
     pub action: Option<String>,
 }
 
-/// The two alarms of a tenant instance: CPU above 80 % for 10 minutes, and less than 2 GiB of
-/// free storage for 5 minutes.
-pub fn instance_alarms(instance: &str, action: Option<&str>) -> [AlarmSpec; 2] {
+/// The two alarms of a tenant instance: CPU above 80 % for 10 minutes, and less than
+/// `low_storage_bytes` of free storage for 5 minutes.
+pub fn instance_alarms(
+    instance: &str,
+    action: Option<&str>,
+    low_storage_bytes: f64,
+) -> [AlarmSpec; 2] {
+    let gib = low_storage_bytes / f64::from(1u32 << 30);
     [
         AlarmSpec {
             name: format!("{instance}-high-cpu"),
@@ -41,12 +46,12 @@ pub fn instance_alarms(instance: &str, action: Option<&str>) -> [AlarmSpec; 2] {
         },
         AlarmSpec {
             name: format!("{instance}-low-storage"),
-            description: format!("Less than 2 GiB free storage on {instance}"),
+            description: format!("Less than {gib} GiB free storage on {instance}"),
             instance: instance.to_string(),
             metric: "FreeStorageSpace",
             statistic: Statistic::Average,
             comparison: ComparisonOperator::LessThanThreshold,
-            threshold: 2.0 * 1024.0 * 1024.0 * 1024.0,
+            threshold: low_storage_bytes,
             unit: None,
             period_secs: 300,
             evaluation_periods: 1,

@@ -12,11 +12,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_rds::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use backon::{ExponentialBuilder, Retryable as _};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tracing::debug;
+
+use crate::config::AwsTimeouts;
 
 /// Attempts of one RDS call inside one step visit (tenantd's own retries, the SDK's are off for
 /// RDS so that every attempt passes the rate limiter and the layers do not multiply).
@@ -39,8 +42,15 @@ const RDS_RETRY_BASE: Duration = Duration::from_millis(250);
 impl Cloud {
     /// Clients from the standard AWS configuration chain (environment, profile, instance role;
     /// `AWS_ENDPOINT_URL` for the local stack).
-    pub async fn from_env() -> Result<Self, CloudError> {
-        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    pub async fn from_env(timeouts: AwsTimeouts) -> Result<Self, CloudError> {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(timeouts.connect)
+            .operation_attempt_timeout(timeouts.attempt)
+            .build();
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(timeouts)
+            .load()
+            .await;
         if config.region().is_none() {
             return Err(CloudError::Fatal(Failure {
                 service: "aws",
@@ -201,9 +211,13 @@ pub enum CloudError {
     /// A create found the name taken.
     #[error("{0}")]
     AlreadyExists(Failure),
-    /// The resource exists but its state forbids the call now (e.g. an instance still creating).
+    /// The resource exists but its state forbids the call now (e.g. an instance still creating,
+    /// a secret name whose deletion is still in progress).
     #[error("{0}")]
     Busy(Failure),
+    /// An account quota is used up (DB instances, storage): it passes when capacity frees up.
+    #[error("{0}")]
+    Quota(Failure),
     /// Anything else: retrying will not help.
     #[error("{0}")]
     Fatal(Failure),
@@ -216,12 +230,16 @@ impl CloudError {
             CloudError::NotFound(_) => "not_found",
             CloudError::AlreadyExists(_) => "already_exists",
             CloudError::Busy(_) => "busy",
+            CloudError::Quota(_) => "quota",
             CloudError::Fatal(_) => "fatal",
         }
     }
 
     pub fn is_retryable(&self) -> bool {
-        matches!(self, CloudError::Retryable(_) | CloudError::Busy(_))
+        matches!(
+            self,
+            CloudError::Retryable(_) | CloudError::Busy(_) | CloudError::Quota(_)
+        )
     }
 
     /// The short, stable class of the failure (`throttled`, `aws_timeout`, `access_denied`,
@@ -232,6 +250,7 @@ impl CloudError {
             | CloudError::NotFound(f)
             | CloudError::AlreadyExists(f)
             | CloudError::Busy(f)
+            | CloudError::Quota(f)
             | CloudError::Fatal(f) => f.class,
         }
     }
@@ -279,6 +298,14 @@ const INVALID_REQUEST: &[&str] = &[
     "ValidationError",
     "ValidationException",
     "MalformedPolicyDocumentException",
+];
+const QUOTA: &[&str] = &[
+    "InstanceQuotaExceeded",
+    "InstanceQuotaExceededFault",
+    "StorageQuotaExceeded",
+    "StorageQuotaExceededFault",
+    "SnapshotQuotaExceeded",
+    "SnapshotQuotaExceededFault",
 ];
 const NOT_FOUND: &[&str] = &[
     "DBInstanceNotFound",
@@ -330,6 +357,13 @@ where
                 CloudError::AlreadyExists(f("already_exists"))
             } else if is(BUSY) {
                 CloudError::Busy(f("busy"))
+            } else if is(QUOTA) {
+                CloudError::Quota(f("quota_exceeded"))
+            } else if code == Some("InvalidRequestException")
+                && message.contains("scheduled for deletion")
+            {
+                // A secret name whose (forced) deletion is still in progress: it frees up.
+                CloudError::Busy(f("pending_deletion"))
             } else if is(THROTTLING) || status == 429 {
                 CloudError::Retryable(f("throttled"))
             } else if is(TIMEOUTS) {

@@ -22,6 +22,8 @@ pub struct InstanceSpec {
     pub maintenance_window: String,
     pub multi_az: bool,
     pub performance_insights_days: Option<i32>,
+    /// Storage autoscaling ceiling; `None`: no autoscaling.
+    pub max_allocated_storage_gib: Option<i32>,
     pub security_group_ids: Vec<String>,
     pub db_subnet_group: Option<String>,
     pub master_username: String,
@@ -29,8 +31,10 @@ pub struct InstanceSpec {
     pub tags: Tags,
 }
 
-/// What tenantd reads back about an instance.
+/// What tenantd reads back about an instance. Fields added since the first release are
+/// optional (`default`), so what an earlier poller handed a job still reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct InstanceInfo {
     pub identifier: String,
     pub status: String,
@@ -40,6 +44,8 @@ pub struct InstanceInfo {
     pub backup_retention_days: i32,
     pub backup_window: Option<String>,
     pub maintenance_window: Option<String>,
+    /// The full version RDS runs, e.g. `16.8`.
+    pub engine_version: Option<String>,
 }
 
 impl From<&DbInstance> for InstanceInfo {
@@ -64,8 +70,29 @@ impl From<&DbInstance> for InstanceInfo {
             backup_retention_days: db.backup_retention_period().unwrap_or(0),
             backup_window: db.preferred_backup_window().map(str::to_string),
             maintenance_window: db.preferred_maintenance_window().map(str::to_string),
+            engine_version: db.engine_version().map(str::to_string),
         }
     }
+}
+
+/// One PostgreSQL version RDS offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineVersion {
+    pub version: String,
+    pub major: String,
+    /// The version RDS picks when asked for the major alone.
+    pub default: bool,
+    /// `available`, or `deprecated` once it can no longer be created.
+    pub status: String,
+}
+
+/// An account's use of one RDS quota, as DescribeAccountAttributes reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quota {
+    /// `DBInstances`, `AllocatedStorage` (GiB), `ManualSnapshots`, ...
+    pub name: String,
+    pub used: i64,
+    pub max: i64,
 }
 
 /// Instance settings to change; `None` leaves a setting alone.
@@ -188,6 +215,7 @@ impl Cloud {
             .deletion_protection(false)
             .enable_performance_insights(spec.performance_insights_days.is_some())
             .set_performance_insights_retention_period(spec.performance_insights_days)
+            .set_max_allocated_storage(spec.max_allocated_storage_gib)
             .set_db_subnet_group_name(spec.db_subnet_group.clone())
             .set_tags(Some(tags(&spec.tags)));
         for sg in &spec.security_group_ids {
@@ -208,6 +236,7 @@ impl Cloud {
                 backup_retention_days: spec.backup_retention_days,
                 backup_window: None,
                 maintenance_window: None,
+                engine_version: Some(spec.engine_version.clone()),
             }))
     }
 
@@ -238,12 +267,13 @@ impl Cloud {
         Ok(out.db_instance().map(InstanceInfo::from))
     }
 
-    /// Starts deleting an instance, with a final snapshot of that name or none, and without
-    /// keeping automated backups.
+    /// Starts deleting an instance, with a final snapshot of that name or none, keeping its
+    /// automated backups or not.
     pub async fn delete_db_instance(
         &self,
         identifier: &str,
         final_snapshot: Option<&str>,
+        keep_automated_backups: bool,
     ) -> Result<(), CloudError> {
         let request = self
             .rds
@@ -251,9 +281,76 @@ impl Cloud {
             .db_instance_identifier(identifier)
             .skip_final_snapshot(final_snapshot.is_none())
             .set_final_db_snapshot_identifier(final_snapshot.map(str::to_string))
-            .delete_automated_backups(true);
+            .delete_automated_backups(!keep_automated_backups);
         self.call_rds("DeleteDBInstance", || request.clone().send())
             .await?;
         Ok(())
+    }
+
+    /// The PostgreSQL versions RDS offers for `version` (a major such as `16`, or a full
+    /// version), every page of them.
+    pub async fn describe_db_engine_versions(
+        &self,
+        version: &str,
+    ) -> Result<Vec<EngineVersion>, CloudError> {
+        let mut found = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let request = self
+                .rds
+                .describe_db_engine_versions()
+                .engine("postgres")
+                .engine_version(version)
+                .set_marker(marker.clone());
+            let out = self
+                .call_rds("DescribeDBEngineVersions", || request.clone().send())
+                .await?;
+            found.extend(out.db_engine_versions().iter().map(|v| EngineVersion {
+                version: v.engine_version().unwrap_or_default().to_string(),
+                major: v.major_engine_version().unwrap_or_default().to_string(),
+                default: false,
+                status: v.status().unwrap_or("available").to_string(),
+            }));
+            marker = out.marker().filter(|m| !m.is_empty()).map(str::to_string);
+            if marker.is_none() {
+                break;
+            }
+        }
+        // RDS answers `DefaultOnly` with the version a major alone gets.
+        let request = self
+            .rds
+            .describe_db_engine_versions()
+            .engine("postgres")
+            .engine_version(version)
+            .default_only(true);
+        let out = self
+            .call_rds("DescribeDBEngineVersions", || request.clone().send())
+            .await?;
+        for default in out.db_engine_versions() {
+            if let Some(v) = found
+                .iter_mut()
+                .find(|v| Some(v.version.as_str()) == default.engine_version())
+            {
+                v.default = true;
+            }
+        }
+        Ok(found)
+    }
+
+    /// The account's RDS quotas and how much of each is used.
+    pub async fn describe_account_attributes(&self) -> Result<Vec<Quota>, CloudError> {
+        let request = self.rds.describe_account_attributes();
+        let out = self
+            .call_rds("DescribeAccountAttributes", || request.clone().send())
+            .await?;
+        Ok(out
+            .account_quotas()
+            .iter()
+            .map(|q| Quota {
+                name: q.account_quota_name().unwrap_or_default().to_string(),
+                used: q.used().unwrap_or(0),
+                max: q.max().unwrap_or(i64::MAX),
+            })
+            .collect())
     }
 }

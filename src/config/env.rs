@@ -103,4 +103,19 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
         Ok(value)
     }
+
+    /// Like [`Env::duration`], but `0` means "off" (`None`).
+    pub fn duration_or_off(
+        &self,
+        name: &'static str,
+        default: Option<Duration>,
+        min: Duration,
+        max: Duration,
+    ) -> Result<Option<Duration>, ConfigError> {
+        match self.raw(name) {
+            None => Ok(default),
+            Some(v) if v.trim() == "0" => Ok(None),
+            Some(_) => Ok(Some(self.duration(name, Duration::ZERO, min, max)?)),
+        }
+    }
 }

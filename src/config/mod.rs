@@ -2,6 +2,8 @@
 //! A bad value stops the process with a message that names the variable; secrets are never
 //! echoed back.
 
+use std::time::Duration;
+
 use secrecy::SecretString;
 use std::net::SocketAddr;
 
@@ -44,6 +46,15 @@ pub struct Settings {
     /// RDS requests per second this process may make: the fleet's budget times this
     /// replica's share.
     pub rds_rate: f64,
+    pub aws_timeouts: AwsTimeouts,
+}
+
+/// How long an AWS call may take: to connect, and each attempt of an operation (a hung
+/// connection fails the attempt, which is then retried like any passing failure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AwsTimeouts {
+    pub connect: Duration,
+    pub attempt: Duration,
 }
 
 impl Settings {
@@ -70,7 +81,22 @@ impl Settings {
         let provisioning = ProvisioningSettings::load(env)?;
         let rds_rate = rds_rate(env)?;
         let api_tokens = api_tokens(env)?;
+        let aws_timeouts = AwsTimeouts {
+            connect: env.duration(
+                "TENANTD_AWS_CONNECT_TIMEOUT",
+                Duration::from_secs(5),
+                Duration::from_millis(100),
+                Duration::from_secs(120),
+            )?,
+            attempt: env.duration(
+                "TENANTD_AWS_OPERATION_TIMEOUT",
+                Duration::from_secs(30),
+                Duration::from_millis(100),
+                Duration::from_secs(600),
+            )?,
+        };
         Ok(Settings {
+            aws_timeouts,
             database_url,
             listen,
             metrics_listen,
@@ -167,14 +193,40 @@ mod tests {
     use super::*;
     use secrecy::ExposeSecret;
     use std::collections::HashMap;
-    use std::time::Duration;
+
+    /// Any readable file stands in for the RDS CA bundle.
+    const CA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
 
     fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = vars
+        let mut map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        map.entry("TENANTD_TENANT_DB_CA_FILE".into())
+            .or_insert_with(|| CA.into());
         Settings::load(&Env(move |k| map.get(k).cloned()))
+    }
+
+    #[test]
+    fn tenant_databases_are_verified_unless_told_otherwise() {
+        let base = ("TENANTD_DATABASE_URL", "postgres://h/db");
+        let s = load(&[base]).unwrap();
+        assert_eq!(
+            s.provisioning.tenant_db_tls,
+            TenantDbTls::VerifyFull { ca_file: CA.into() }
+        );
+        let map: HashMap<String, String> = [base]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let err = Settings::load(&Env(move |k| map.get(k).cloned())).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("TENANTD_TENANT_DB_CA_FILE: not set"),
+            "{err}"
+        );
+        let s = load(&[base, ("TENANTD_TENANT_DB_TLS", "require")]).unwrap();
+        assert_eq!(s.provisioning.tenant_db_tls, TenantDbTls::Require);
     }
 
     #[test]
@@ -227,7 +279,12 @@ mod tests {
             ("TENANTD_SECURITY_GROUP_IDS", "sg-1,default"),
             ("TENANTD_ALARM_TOPIC_ARN", "alerts"),
             ("TENANTD_TENANT_DB_TLS", "prefer"),
-            ("TENANTD_TENANT_DB_TLS", "verify-full"),
+            ("TENANTD_TENANT_DB_CA_FILE", "no/such/bundle.pem"),
+            ("TENANTD_AWS_CONNECT_TIMEOUT", "0s"),
+            ("TENANTD_AWS_OPERATION_TIMEOUT", "forever"),
+            ("TENANTD_TENANT_DB_CONNECT_TIMEOUT", "1h"),
+            ("TENANTD_FINAL_SNAPSHOT_RETENTION", "soon"),
+            ("TENANTD_QUOTA_REFRESH", "1ms"),
             ("TENANTD_TENANT_MIGRATIONS", "no/such/dir"),
             ("TENANTD_MASTER_USERNAME", "rdsadmin"),
             ("TENANTD_TENANT_DB_NAME", "1app"),
@@ -257,14 +314,26 @@ mod tests {
         assert_eq!(p.tiers, Tiers::defaults());
         assert_eq!(p.instance_id("acme"), "saas-acme");
         assert_eq!(p.secret_name("acme"), "saas/tenant/acme/database");
-        assert_eq!(p.tenant_db_tls, TenantDbTls::Require);
+        assert!(matches!(p.tenant_db_tls, TenantDbTls::VerifyFull { .. }));
+        assert_eq!(
+            p.final_snapshot_retention,
+            Some(Duration::from_secs(30 * 86400))
+        );
+        assert_eq!(p.tenant_db_connect_timeout, Duration::from_secs(10));
+        assert_eq!(
+            s.aws_timeouts,
+            AwsTimeouts {
+                connect: Duration::from_secs(5),
+                attempt: Duration::from_secs(30)
+            }
+        );
         assert_eq!(p.deadline, Duration::from_secs(2400));
         assert_eq!(p.secret_recovery_days, 7);
         assert_eq!(
             (p.master_username.as_str(), p.db_name.as_str()),
             ("tenant_admin", "app")
         );
-        assert!(p.engine_version.starts_with("16."));
+        assert_eq!(p.engine_version, "16");
         assert_eq!(
             (p.backup_window.as_str(), p.maintenance_window.as_str()),
             ("03:00-04:00", "sun:04:00-sun:05:00")

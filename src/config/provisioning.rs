@@ -52,6 +52,12 @@ pub struct ProvisioningSettings {
     /// How often the instance poller describes the instances jobs wait for (in batches);
     /// zero: no poller.
     pub rds_poll_interval: Duration,
+    /// How long connecting to a tenant database may take.
+    pub tenant_db_connect_timeout: Duration,
+    /// How long the final snapshots tenantd took are kept; `None`: forever.
+    pub final_snapshot_retention: Option<Duration>,
+    /// How long an account's quota figures (DescribeAccountAttributes) are trusted.
+    pub quota_refresh: Duration,
 }
 
 impl ProvisioningSettings {
@@ -63,14 +69,17 @@ impl ProvisioningSettings {
                 problem: e.to_string(),
             })?,
         };
-        let engine_version = env.string("TENANTD_ENGINE_VERSION", "16.8");
+        // A major version lets RDS pick its default minor: minors are retired every year.
+        let engine_version = env.string("TENANTD_ENGINE_VERSION", "16");
         let version_ok = engine_version
             .split('.')
             .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
         if !version_ok {
             return Err(invalid(
                 "TENANTD_ENGINE_VERSION",
-                format!("expected a PostgreSQL version such as 16.8, got {engine_version:?}"),
+                format!(
+                    "expected a PostgreSQL major version such as 16 (or a minor such as 16.8), got {engine_version:?}"
+                ),
             ));
         }
         let instance_prefix = env.string("TENANTD_INSTANCE_PREFIX", "saas-");
@@ -128,7 +137,8 @@ impl ProvisioningSettings {
                 format!("expected an SNS topic ARN, got {arn:?}"),
             ));
         }
-        let tenant_db_tls = match env.string("TENANTD_TENANT_DB_TLS", "require").as_str() {
+        // The master user's session is checked end to end unless told otherwise.
+        let tenant_db_tls = match env.string("TENANTD_TENANT_DB_TLS", "verify-full").as_str() {
             "require" => TenantDbTls::Require,
             "verify-full" => match env.optional("TENANTD_TENANT_DB_CA_FILE") {
                 Some(path) if std::path::Path::new(&path).is_file() => TenantDbTls::VerifyFull {
@@ -142,8 +152,13 @@ impl ProvisioningSettings {
                 }
                 None => {
                     return Err(invalid(
-                        "TENANTD_TENANT_DB_TLS",
-                        "verify-full needs TENANTD_TENANT_DB_CA_FILE (the RDS CA bundle)".into(),
+                        "TENANTD_TENANT_DB_CA_FILE",
+                        "not set: TENANTD_TENANT_DB_TLS=verify-full (the default) checks tenant \
+                         database certificates against this CA bundle; download the RDS bundle \
+                         (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem) and \
+                         point this at it, or set TENANTD_TENANT_DB_TLS=require or disable \
+                         explicitly"
+                            .into(),
                     ));
                 }
             },
@@ -238,7 +253,28 @@ impl ProvisioningSettings {
                 Duration::from_secs(600),
             )?,
         };
+        let tenant_db_connect_timeout = env.duration(
+            "TENANTD_TENANT_DB_CONNECT_TIMEOUT",
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            Duration::from_secs(300),
+        )?;
+        let final_snapshot_retention = env.duration_or_off(
+            "TENANTD_FINAL_SNAPSHOT_RETENTION",
+            Some(Duration::from_secs(30 * 86400)),
+            Duration::from_secs(1),
+            Duration::from_secs(3650 * 86400),
+        )?;
+        let quota_refresh = env.duration(
+            "TENANTD_QUOTA_REFRESH",
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        )?;
         Ok(ProvisioningSettings {
+            tenant_db_connect_timeout,
+            final_snapshot_retention,
+            quota_refresh,
             rds_poll_interval,
             tiers,
             engine_version,

@@ -34,6 +34,34 @@ pub struct Tier {
     /// Switched on once the tenant is otherwise ready.
     #[serde(default)]
     pub deletion_protection: bool,
+    /// Storage autoscaling: RDS grows the storage up to this many GiB when it runs low
+    /// (`MaxAllocatedStorage`); absent: no autoscaling.
+    #[serde(default)]
+    pub max_allocated_storage_gib: Option<i32>,
+    /// The low-storage alarm fires below this much free storage, in GiB; absent: a tenth of
+    /// the storage, at least 2 GiB.
+    #[serde(default)]
+    pub low_storage_alarm_gib: Option<i32>,
+    /// Keep the automated backups when the instance is deleted (restorable to a point in time
+    /// until their retention ends; billed until then); absent: as `point_in_time_recovery`.
+    #[serde(default)]
+    pub keep_automated_backups: Option<bool>,
+}
+
+impl Tier {
+    /// Free storage, in bytes, below which the low-storage alarm fires.
+    pub fn low_storage_bytes(&self) -> f64 {
+        let gib = self
+            .low_storage_alarm_gib
+            .unwrap_or((self.storage_gib / 10).max(2));
+        f64::from(gib) * 1024.0 * 1024.0 * 1024.0
+    }
+
+    /// Whether the automated backups outlive the instance.
+    pub fn keeps_automated_backups(&self) -> bool {
+        self.keep_automated_backups
+            .unwrap_or(self.point_in_time_recovery)
+    }
 }
 
 /// The tiers by name.
@@ -72,6 +100,9 @@ impl Tiers {
                 performance_insights_days: None,
                 point_in_time_recovery: false,
                 deletion_protection: false,
+                max_allocated_storage_gib: Some(100),
+                low_storage_alarm_gib: Some(2),
+                keep_automated_backups: None,
             },
         );
         tiers.insert(
@@ -86,6 +117,9 @@ impl Tiers {
                 performance_insights_days: Some(7),
                 point_in_time_recovery: false,
                 deletion_protection: false,
+                max_allocated_storage_gib: Some(500),
+                low_storage_alarm_gib: Some(10),
+                keep_automated_backups: None,
             },
         );
         tiers.insert(
@@ -100,6 +134,9 @@ impl Tiers {
                 performance_insights_days: Some(731),
                 point_in_time_recovery: true,
                 deletion_protection: true,
+                max_allocated_storage_gib: Some(2000),
+                low_storage_alarm_gib: Some(50),
+                keep_automated_backups: None,
             },
         );
         Tiers(tiers)
@@ -271,6 +308,30 @@ impl Tier {
                 "a Multi-AZ tier must keep backups (1 to 35 days)".into(),
             ));
         }
+        if let Some(max) = self.max_allocated_storage_gib {
+            // RDS: at least 10 % above the allocated storage, at most the gp3 limit.
+            let least = self.storage_gib + (self.storage_gib + 9) / 10;
+            if !(least..=65536).contains(&max) {
+                return Err((
+                    "max_allocated_storage_gib",
+                    format!(
+                        "must be from {least} (10% above storage_gib {}) to 65536, got {max}",
+                        self.storage_gib
+                    ),
+                ));
+            }
+        }
+        if let Some(low) = self.low_storage_alarm_gib
+            && !(1..self.storage_gib).contains(&low)
+        {
+            return Err((
+                "low_storage_alarm_gib",
+                format!(
+                    "must be from 1 to below storage_gib ({}), got {low}",
+                    self.storage_gib
+                ),
+            ));
+        }
         if let Some(days) = self.performance_insights_days {
             let ok = days == 7 || days == 731 || (days % 31 == 0 && (31..=713).contains(&days));
             if !ok {
@@ -321,6 +382,26 @@ mod tests {
         assert_eq!(e.performance_insights_days, Some(731));
         assert!(e.deletion_protection && e.point_in_time_recovery);
         assert_eq!(tiers.get("pro").unwrap().performance_insights_days, Some(7));
+        let limits: Vec<(Option<i32>, f64, bool)> = ["starter", "pro", "enterprise"]
+            .iter()
+            .map(|n| {
+                let t = tiers.get(n).unwrap();
+                let gib = t.low_storage_bytes() / f64::from(1 << 30);
+                (
+                    t.max_allocated_storage_gib,
+                    gib,
+                    t.keeps_automated_backups(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            limits,
+            [
+                (Some(100), 2.0, false),
+                (Some(500), 10.0, false),
+                (Some(2000), 50.0, true)
+            ]
+        );
     }
 
     #[test]
@@ -335,6 +416,7 @@ mod tests {
             storage_gib: 400,
             iops: Some(12000),
             storage_throughput: Some(500),
+            max_allocated_storage_gib: None,
             ..starter()
         };
         check(ok).unwrap();
@@ -385,6 +467,20 @@ mod tests {
                     ..starter()
                 },
                 "performance_insights_days",
+            ),
+            (
+                Tier {
+                    max_allocated_storage_gib: Some(21),
+                    ..starter()
+                },
+                "max_allocated_storage_gib",
+            ),
+            (
+                Tier {
+                    low_storage_alarm_gib: Some(20),
+                    ..starter()
+                },
+                "low_storage_alarm_gib",
             ),
             (
                 Tier {

@@ -33,6 +33,8 @@ pub struct Tenant {
     pub endpoint_port: Option<i32>,
     pub secret_arn: Option<String>,
     pub schema_version: Option<i64>,
+    /// The PostgreSQL version the instance runs (e.g. `16.8`).
+    pub engine_version: Option<String>,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -120,6 +122,7 @@ pub enum TenantUpdate<'a> {
         port: i32,
         secret_arn: &'a str,
         schema_version: i64,
+        engine_version: Option<&'a str>,
     },
     Failed {
         error: &'a str,
@@ -140,10 +143,11 @@ pub async fn update(
             port,
             secret_arn,
             schema_version,
+            engine_version,
         } => sqlx::query(
             "UPDATE tenants SET status = 'ready', db_instance_id = $2, endpoint_host = $3,
-                 endpoint_port = $4, secret_arn = $5, schema_version = $6, error = NULL,
-                 updated_at = now()
+                 endpoint_port = $4, secret_arn = $5, schema_version = $6,
+                 engine_version = COALESCE($7, engine_version), error = NULL, updated_at = now()
              WHERE id = $1",
         )
         .bind(tenant)
@@ -151,7 +155,8 @@ pub async fn update(
         .bind(host)
         .bind(port)
         .bind(secret_arn)
-        .bind(schema_version),
+        .bind(schema_version)
+        .bind(engine_version),
         // Nothing the row pointed at is left (or the error says what may be).
         TenantUpdate::Failed { error } => sqlx::query(
             "UPDATE tenants SET status = 'failed', error = $2, endpoint_host = NULL,

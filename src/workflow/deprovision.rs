@@ -104,6 +104,7 @@ impl Workflow for Deprovision {
                     seen.as_ref(),
                     removal,
                     snapshot,
+                    Some(&t.settings.tiers),
                 )
                 .await?
                 {

@@ -10,9 +10,14 @@ use serde::{Deserialize, Serialize};
 use super::error::{StepError, Undoing};
 use super::instance_watch::{Look, PollerSeen};
 use super::tenancy::Tenancy;
-use crate::cloud::rds::{InstanceChange, UNRECOVERABLE};
+use crate::cloud::rds::InstanceChange;
 use crate::cloud::secrets::Recovery;
 use crate::cloud::{self, CloudError};
+use crate::config::Tiers;
+
+/// The states in which RDS refuses a final snapshot (DeleteDBInstance then needs
+/// SkipFinalSnapshot); in every other state the snapshot is taken.
+const NO_FINAL_SNAPSHOT: &[&str] = &["failed", "incompatible-restore", "incompatible-network"];
 
 /// What removing an instance has recorded so far (in the job's data, under these keys).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -49,7 +54,9 @@ pub async fn remove_alarms(t: &Tenancy, tenant: &str) -> Result<(), StepError> {
 /// One visit of the step that removes the tenant's instance, running as `step`: switches
 /// deletion protection off, deletes it (with `final_snapshot` if given and the instance can
 /// still take one) and waits until it is gone. An instance not tagged as the tenant's is left
-/// alone: a rollback goes on, a deprovisioning (which names a final snapshot) fails.
+/// alone: a rollback goes on, a deprovisioning (which names a final snapshot) fails. With
+/// `tiers`, the automated backups are kept when the instance's tier says so; without (a
+/// rollback), they go with the instance.
 pub async fn remove_instance(
     t: &Tenancy,
     tenant: &str,
@@ -57,6 +64,7 @@ pub async fn remove_instance(
     seen: Option<&PollerSeen>,
     removal: &mut Removal,
     final_snapshot: Option<String>,
+    tiers: Option<&Tiers>,
 ) -> Result<Removed, StepError> {
     let id = t.instance_id(tenant);
     let now = Utc::now();
@@ -111,9 +119,23 @@ pub async fn remove_instance(
             Err(e) => Err(e).undoing("switching off deletion protection"),
         };
     }
-    // An instance in a state RDS cannot snapshot goes without one; the data says so.
-    let snapshot = final_snapshot.filter(|_| !UNRECOVERABLE.contains(&info.status.as_str()));
-    match t.cloud.delete_db_instance(&id, snapshot.as_deref()).await {
+    // Only where RDS refuses a final snapshot does the instance go without one; the data says
+    // so.
+    let snapshot = final_snapshot.filter(|_| !NO_FINAL_SNAPSHOT.contains(&info.status.as_str()));
+    let tier = info
+        .tags
+        .iter()
+        .find(|(k, _)| k == cloud::TAG_TIER)
+        .map(|(_, v)| v.as_str());
+    let keep_backups = tiers
+        .zip(tier)
+        .and_then(|(tiers, tier)| tiers.get(tier))
+        .is_some_and(|tier| tier.keeps_automated_backups());
+    match t
+        .cloud
+        .delete_db_instance(&id, snapshot.as_deref(), keep_backups)
+        .await
+    {
         Ok(()) => {
             removal.final_snapshot = snapshot;
             wait(removal)

@@ -44,7 +44,7 @@ impl Tenancy {
 
     pub fn alarm_names(&self, tenant: &str) -> Vec<String> {
         let instance = self.instance_id(tenant);
-        cloud::alarms::instance_alarms(&instance, None)
+        cloud::alarms::instance_alarms(&instance, None, 0.0)
             .into_iter()
             .map(|a| a.name)
             .collect()

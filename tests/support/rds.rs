@@ -411,3 +411,16 @@ pub async fn role_exists(name: &str) -> bool {
         .await
         .expect("query pg_roles")
 }
+
+/// A CA certificate nobody signed the endpoints with, made for this test by the stack's venv.
+pub fn throwaway_ca(path: &std::path::Path) {
+    let stack = stack_env("TENANTD_STACK_DIR");
+    let venv = std::fs::read_to_string(format!("{stack}/localstack/venv"))
+        .expect("the stack records its venv in $TENANTD_STACK_DIR/localstack/venv");
+    let status = std::process::Command::new(format!("{}/bin/python", venv.trim()))
+        .args(["-m", "local_rds.certs", "--ca-only"])
+        .arg(path)
+        .status()
+        .expect("run the venv's python");
+    assert!(status.success(), "making a throwaway CA failed");
+}

@@ -35,7 +35,8 @@ pub fn test_env(db: &TestDb, extra: &[(&str, &str)]) -> HashMap<String, String> 
         ("TENANTD_DATABASE_URL", db.url.as_str()),
         // Worker processes serve their metrics on a port of their own.
         ("TENANTD_METRICS_LISTEN", "127.0.0.1:0"),
-        ("TENANTD_TENANT_DB_TLS", "disable"),
+        // Tenant databases are verified against the stack's CA, as against RDS's.
+        ("TENANTD_TENANT_DB_TLS", "verify-full"),
         ("TENANTD_ALARM_TOPIC_ARN", TOPIC),
         ("TENANTD_ENVIRONMENT", "test"),
         ("TENANTD_WAIT_BASE", "200ms"),
@@ -72,6 +73,12 @@ pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
         loader = loader.endpoint_url(url);
     }
     loader.load().await
+}
+
+/// The CA the local stack's instance endpoints are certified by (`localstack/up`).
+pub fn stack_ca() -> String {
+    std::env::var("TENANTD_TENANT_DB_CA_FILE")
+        .expect("TENANTD_TENANT_DB_CA_FILE: run through localstack/test")
 }
 
 pub fn stack_endpoint() -> String {
@@ -266,7 +273,8 @@ impl Stack {
             .username(s["username"].as_str().unwrap())
             .password(s["password"].as_str().unwrap())
             .database(s["dbname"].as_str().unwrap())
-            .ssl_mode(sqlx::postgres::PgSslMode::Disable);
+            .ssl_mode(sqlx::postgres::PgSslMode::VerifyFull)
+            .ssl_root_cert(stack_ca());
         let mut conn = sqlx::ConnectOptions::connect(&options)
             .await
             .expect("log in with the secret's credentials");

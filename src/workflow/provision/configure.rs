@@ -42,7 +42,13 @@ pub async fn secret_endpoint(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 pub async fn migrate(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     let credentials = read_credentials(t, cx).await?;
     let s = &t.settings;
-    let version = tenant_db::migrate(&credentials, &s.tenant_db_tls, &s.tenant_migrations).await?;
+    let version = tenant_db::migrate(
+        &credentials,
+        &s.tenant_db_tls,
+        s.tenant_db_connect_timeout,
+        &s.tenant_migrations,
+    )
+    .await?;
     cx.data.schema_version = Some(version);
     Ok(Transition::Next(ProvisionStep::Backups))
 }
@@ -85,7 +91,9 @@ pub async fn backups(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 /// Step 7: high CPU and low storage alarms (PutMetricAlarm replaces by name).
 pub async fn alarms(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     let id = t.instance_id(cx.tenant()?);
-    for alarm in instance_alarms(&id, t.settings.alarm_topic_arn.as_deref()) {
+    let (_, tier) = t.tier(&cx.args.tier)?;
+    let topic = t.settings.alarm_topic_arn.as_deref();
+    for alarm in instance_alarms(&id, topic, tier.low_storage_bytes()) {
         t.cloud
             .put_metric_alarm(&alarm)
             .await
@@ -131,6 +139,7 @@ pub async fn mark_ready(cx: &mut Cx<'_>) -> StepResult {
         port,
         secret_arn,
         schema_version: d.schema_version.unwrap_or(0),
+        engine_version: d.engine_version.as_deref(),
     };
     update_tenant(cx, update).await?;
     Ok(Transition::Done)

@@ -128,6 +128,7 @@ pub async fn instance(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
         maintenance_window: s.maintenance_window.clone(),
         multi_az: tier.multi_az,
         performance_insights_days: tier.performance_insights_days,
+        max_allocated_storage_gib: tier.max_allocated_storage_gib,
         security_group_ids: s.security_group_ids.clone(),
         db_subnet_group: s.db_subnet_group.clone(),
         master_username: credentials.username.clone(),
@@ -227,6 +228,7 @@ pub async fn wait_available(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
             cx.data.endpoint_host = Some(host);
             cx.data.endpoint_port = Some(port);
             cx.data.available_at = Some(now);
+            cx.data.engine_version = info.engine_version.clone();
             cx.data.backup_retention_seen =
                 backups_as_asked(t, tier_of(t, cx)?, &info).then_some(info.backup_retention_days);
             Ok(Transition::Next(ProvisionStep::SecretEndpoint))

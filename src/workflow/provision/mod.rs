@@ -54,8 +54,16 @@ impl Workflow for Provision {
                 let tenant = cx.tenant()?;
                 let seen = cx.data.poller_seen.clone();
                 let removal = &mut cx.data.removal;
-                match removal::remove_instance(t, tenant, step.name(), seen.as_ref(), removal, None)
-                    .await?
+                match removal::remove_instance(
+                    t,
+                    tenant,
+                    step.name(),
+                    seen.as_ref(),
+                    removal,
+                    None,
+                    None,
+                )
+                .await?
                 {
                     Removed::Done => Ok(Transition::Next(UndoSecret)),
                     Removed::Later(after) => Ok(Transition::Wait(after)),

@@ -91,6 +91,8 @@ pub struct ProvisionData {
     pub endpoint_host: Option<String>,
     pub endpoint_port: Option<i32>,
     pub available_at: Option<DateTime<Utc>>,
+    /// The PostgreSQL version the instance got.
+    pub engine_version: Option<String>,
     /// The backup retention the instance had when it became available, when it already had
     /// the tier's backup settings (the backups step then has nothing to change).
     pub backup_retention_seen: Option<i32>,
