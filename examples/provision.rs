@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use tenantd::cloud::Cloud;
 use tenantd::config::Settings;
 use tenantd::queue::{self, JobState};
 use tenantd::{app, tenants, worker};
@@ -24,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let settings = Settings::from_env()?;
     let pool = app::connect(&settings).await?;
-    let cloud = Cloud::from_env().await?;
+    let cloud = app::cloud(&settings).await?;
     let stop = CancellationToken::new();
     let (registry, tenancy) = app::workflows(&settings, cloud.clone());
     let maintenance = app::maintenance(&settings, &pool, &tenancy, &registry).spawn(stop.clone());
