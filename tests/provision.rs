@@ -486,3 +486,78 @@ async fn a_cancelled_provisioning_rolls_back_and_ends_cancelled() {
     assert_eq!(row.error.as_deref(), Some("cancelled"));
     stack.assert_nothing_left(&tenant).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_provisioned_again_right_after_its_rollback_waits_for_its_secret_name() {
+    use support::rds::{Control, config_for_account, secrets_in_account, unique_account};
+    // An account of its own, where a force-deleted secret's name stays taken for 2 s, as on
+    // AWS while the deletion completes.
+    let account = unique_account();
+    let (status, body) = Control::new()
+        .post(
+            "/secrets-deletion-delay",
+            json!({ "account": account, "seconds": 2 }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let stack = Stack::new().await;
+    let tenant = tenant_id("again");
+    let instance = format!("saas-{tenant}");
+    rds_fault(json!({
+        "operation": "CreateDBInstance", "count": 1, "code": "InvalidParameterCombination",
+        "status": 400, "match": { "DBInstanceIdentifier": instance },
+    }))
+    .await;
+    let settings = settings(&test_env(&stack.db, &[("TENANTD_MAX_ATTEMPTS", "8")]));
+    let cloud = Cloud::from_sdk_config(&config_for_account(&account).await);
+    let (stop, worker) = stack.spawn_worker(&settings, cloud);
+    let tiers = tenantd::config::Tiers::defaults();
+    let (_, first, _) = tenants::request_provision(stack.pool(), &tiers, &tenant, "starter", 8)
+        .await
+        .unwrap();
+    assert_eq!(
+        stack.finished(first.id, TIMEOUT).await.state,
+        JobState::Failed
+    );
+    // At once: the rollback has just force-deleted the secret.
+    let (_, again, created) =
+        tenants::request_provision(stack.pool(), &tiers, &tenant, "starter", 8)
+            .await
+            .unwrap();
+    assert!(created);
+    let job = stack.finished(again.id, TIMEOUT).await;
+    let history = tenantd::queue::history(stack.pool(), again.id)
+        .await
+        .unwrap();
+    stop.cancel();
+    worker.await.unwrap();
+    assert_eq!(job.state, JobState::Succeeded, "{history:?}");
+    assert!(
+        history.iter().any(|h| h.step == "credentials"
+            && h.outcome == "retrying"
+            && h.error_class.as_deref() == Some("pending_deletion")),
+        "the name was still being deleted: {history:?}"
+    );
+    let secrets = secrets_in_account(&account).await;
+    let value = secrets
+        .get_secret_value()
+        .secret_id(format!("saas/tenant/{tenant}/database"))
+        .send()
+        .await
+        .unwrap();
+    assert!(value.secret_string().unwrap().contains("\"host\""));
+    // Leave nothing billed.
+    let (_, gone, _) = tenants::request_deprovision(stack.pool(), &tenant, false, 5)
+        .await
+        .unwrap();
+    let (stop, worker) = stack.spawn_worker(
+        &settings,
+        Cloud::from_sdk_config(&config_for_account(&account).await),
+    );
+    assert_eq!(
+        stack.finished(gone.id, TIMEOUT).await.state,
+        JobState::Succeeded
+    );
+    stop.cancel();
+    worker.await.unwrap();
+}

@@ -88,3 +88,55 @@ async fn an_engine_version_rds_does_not_offer_stops_the_start_naming_the_setting
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_call_that_never_answers_times_out_and_the_tenant_still_ends_ready() {
+    use support::proxy::FaultProxy;
+    use support::stack::stack_endpoint;
+    let stack = Stack::new().await;
+    let proxy = FaultProxy::start(&stack_endpoint()).await;
+    // The first read of the tenant's secret and the first alarm are held for an hour.
+    proxy.delay("GetSecretValue", 1, Duration::from_secs(3600));
+    proxy.delay("PutMetricAlarm", 1, Duration::from_secs(3600));
+    let env = test_env(
+        &stack.db,
+        &[
+            ("AWS_ENDPOINT_URL", proxy.url.as_str()),
+            ("TENANTD_AWS_OPERATION_TIMEOUT", "1s"),
+        ],
+    );
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_tenantd"))
+        .arg("worker")
+        .envs(&env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let tenant = support::stack::tenant_id("hung");
+    let job = stack.provision(&tenant, "starter").await;
+    let done = stack.finished(job, Duration::from_secs(120)).await;
+    worker.start_kill().unwrap();
+    worker.wait().await.unwrap();
+    let history = tenantd::queue::history(stack.pool(), job).await.unwrap();
+    assert_eq!(
+        done.state,
+        tenantd::queue::JobState::Succeeded,
+        "{history:?}"
+    );
+    // Each held call was given up after the timeout and made again.
+    assert!(
+        proxy.seen("GetSecretValue") >= 2,
+        "{}",
+        proxy.seen("GetSecretValue")
+    );
+    assert!(
+        proxy.seen("PutMetricAlarm") >= 3,
+        "{}",
+        proxy.seen("PutMetricAlarm")
+    );
+    assert_eq!(
+        stack.tenant(&tenant).await.status,
+        tenantd::tenants::TenantStatus::Ready
+    );
+}

@@ -53,7 +53,7 @@ pub async fn rds_no_retry() -> Client {
 
 /// Static test credentials whose access key id is `account`: LocalStack takes a 12-digit access
 /// key id as the account id, so a test can keep to an account of its own (quotas are per account).
-async fn config_for_account(account: &str) -> aws_config::SdkConfig {
+pub async fn config_for_account(account: &str) -> aws_config::SdkConfig {
     stack_env("AWS_ENDPOINT_URL");
     aws_config::defaults(BehaviorVersion::latest())
         .credentials_provider(aws_sdk_rds::config::Credentials::new(
