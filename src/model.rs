@@ -73,6 +73,9 @@ pub struct ListQuery {
 pub struct DeleteQuery {
     /// Take a final snapshot before the instance goes: `true` or `false` (default true).
     pub final_snapshot: Option<bool>,
+    /// With `final_snapshot=false`: go without one even on a tier with deletion protection
+    /// (default false).
+    pub force: Option<bool>,
 }
 
 /// Where a tenant's database answers.
@@ -94,6 +97,10 @@ pub struct TenantView {
     pub endpoint: Option<Endpoint>,
     /// The Secrets Manager secret with the master credentials.
     pub secret_arn: Option<String>,
+    /// The PostgreSQL version the instance runs (e.g. `16.8`).
+    pub engine_version: Option<String>,
+    /// The tenant schema version applied (the newest migration's version).
+    pub schema_version: Option<i64>,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -113,6 +120,8 @@ impl TenantView {
             db_instance_id: t.db_instance_id,
             endpoint,
             secret_arn: t.secret_arn,
+            engine_version: t.engine_version,
+            schema_version: t.schema_version,
             error: t.error,
             created_at: t.created_at,
             updated_at: t.updated_at,

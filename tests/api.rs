@@ -444,3 +444,47 @@ async fn a_job_shows_its_history_and_a_queued_job_can_be_cancelled_once() {
     let (status, err) = status_and_json(r.unwrap()).await;
     assert_eq!((status, code(&err)), (404, "job_not_found"));
 }
+
+#[tokio::test]
+async fn a_protected_tier_is_deleted_without_a_final_snapshot_only_when_forced() {
+    let app = spawn_app().await;
+    app.create("bigco", "enterprise").await;
+    app.finish_provisioning("bigco").await;
+    let r = app
+        .request(Method::DELETE, "/v1/tenants/bigco?final_snapshot=false")
+        .send()
+        .await;
+    let (status, err) = status_and_json(r.unwrap()).await;
+    assert_eq!(
+        (status, code(&err)),
+        (422, "final_snapshot_required"),
+        "{err}"
+    );
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("force=true")
+    );
+    assert_eq!(app.count("jobs").await, 1, "nothing enqueued");
+    let tenant = app.get("/v1/tenants/bigco").await.1;
+    assert_eq!(tenant["status"], "ready", "nothing changed");
+
+    let r = app
+        .request(
+            Method::DELETE,
+            "/v1/tenants/bigco?final_snapshot=false&force=true",
+        )
+        .send()
+        .await;
+    let (status, body) = status_and_json(r.unwrap()).await;
+    assert_eq!(status, 202, "{body}");
+    // With its final snapshot, a protected tier needs no force.
+    app.create("otherco", "enterprise").await;
+    app.finish_provisioning("otherco").await;
+    let r = app
+        .request(Method::DELETE, "/v1/tenants/otherco")
+        .send()
+        .await;
+    assert_eq!(status_and_json(r.unwrap()).await.0, 202);
+}

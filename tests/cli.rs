@@ -385,6 +385,7 @@ async fn serve_refuses_to_start_without_an_api_token() {
         .arg("serve")
         .env_clear()
         .env("TENANTD_DATABASE_URL", "postgres://nobody@127.0.0.1:9/none")
+        .env("TENANTD_TENANT_DB_TLS", "disable")
         .output()
         .await
         .unwrap();

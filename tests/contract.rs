@@ -118,7 +118,7 @@ async fn deprovision_all(stack: &Stack, url: &str, instance_prefix: &str) -> Res
         let response = http
             .request(
                 Method::DELETE,
-                format!("{url}/v1/tenants/{id}?final_snapshot=false"),
+                format!("{url}/v1/tenants/{id}?final_snapshot=false&force=true"),
             )
             .bearer_auth(TOKEN)
             .send()

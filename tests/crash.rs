@@ -147,9 +147,15 @@ async fn crash_and_resume(tier: &str, kill: Kill) {
     );
 
     // Leave nothing behind for the other tests.
-    let (_, job, _) = tenants::request_deprovision(stack.pool(), &tenant, false, 5)
-        .await
-        .unwrap();
+    let (_, job, _) = tenants::request_deprovision(
+        stack.pool(),
+        &tenantd::config::Tiers::defaults(),
+        &tenant,
+        tenantd::tenants::Deletion::FORCE_NO_SNAPSHOT,
+        5,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         stack.finished(job.id, TIMEOUT).await.state,
         JobState::Succeeded
@@ -251,9 +257,15 @@ async fn the_password_never_appears_in_the_daemon_log_even_at_trace_level() {
     let settings = settings(&test_env(&stack.db, &[]));
     let (stop, worker) =
         stack.spawn_worker(&settings, Cloud::from_sdk_config(&sdk_config(None).await));
-    let (_, job, _) = tenants::request_deprovision(stack.pool(), &tenant, false, 5)
-        .await
-        .unwrap();
+    let (_, job, _) = tenants::request_deprovision(
+        stack.pool(),
+        &tenantd::config::Tiers::defaults(),
+        &tenant,
+        tenantd::tenants::Deletion::FORCE_NO_SNAPSHOT,
+        5,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         stack.finished(job.id, TIMEOUT).await.state,
         JobState::Succeeded

@@ -127,9 +127,15 @@ async fn every_tier_is_provisioned_as_configured_and_deprovisioned_to_a_snapshot
     // Deprovisioning: a final snapshot and a secret waiting for deletion, nothing else.
     let mut deprovisions = Vec::new();
     for (_, tenant, _) in &jobs {
-        let (row, job, created) = tenants::request_deprovision(stack.pool(), tenant, true, 5)
-            .await
-            .unwrap();
+        let (row, job, created) = tenants::request_deprovision(
+            stack.pool(),
+            &tenantd::config::Tiers::defaults(),
+            tenant,
+            tenantd::tenants::Deletion::KEEP_SNAPSHOT,
+            5,
+        )
+        .await
+        .unwrap();
         assert!(created);
         assert_eq!(row.status, TenantStatus::Deprovisioning);
         deprovisions.push((tenant.clone(), job.id));
@@ -405,9 +411,15 @@ async fn an_existing_instance_of_this_tenant_is_adopted_with_the_secrets_passwor
             .contains(&"users".to_string())
     );
 
-    let (_, job, _) = tenants::request_deprovision(stack.pool(), &tenant, false, 5)
-        .await
-        .unwrap();
+    let (_, job, _) = tenants::request_deprovision(
+        stack.pool(),
+        &tenantd::config::Tiers::defaults(),
+        &tenant,
+        tenantd::tenants::Deletion::FORCE_NO_SNAPSHOT,
+        5,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         stack.finished(job.id, TIMEOUT).await.state,
         JobState::Succeeded
@@ -547,9 +559,15 @@ async fn a_tenant_provisioned_again_right_after_its_rollback_waits_for_its_secre
         .unwrap();
     assert!(value.secret_string().unwrap().contains("\"host\""));
     // Leave nothing billed.
-    let (_, gone, _) = tenants::request_deprovision(stack.pool(), &tenant, false, 5)
-        .await
-        .unwrap();
+    let (_, gone, _) = tenants::request_deprovision(
+        stack.pool(),
+        &tenantd::config::Tiers::defaults(),
+        &tenant,
+        tenantd::tenants::Deletion::FORCE_NO_SNAPSHOT,
+        5,
+    )
+    .await
+    .unwrap();
     let (stop, worker) = stack.spawn_worker(
         &settings,
         Cloud::from_sdk_config(&config_for_account(&account).await),

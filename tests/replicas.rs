@@ -221,9 +221,15 @@ async fn a_protected_tenant_deprovisioned_as_soon_as_it_is_ready_is_deleted() {
     let job = stack.provision(&tenant, "enterprise").await;
     let job = stack.finished(job, Duration::from_secs(120)).await;
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
-    let (_, deprovision, _) = tenants::request_deprovision(stack.pool(), &tenant, true, 5)
-        .await
-        .unwrap();
+    let (_, deprovision, _) = tenants::request_deprovision(
+        stack.pool(),
+        &tenantd::config::Tiers::defaults(),
+        &tenant,
+        tenantd::tenants::Deletion::KEEP_SNAPSHOT,
+        5,
+    )
+    .await
+    .unwrap();
     let deprovision = stack
         .finished(deprovision.id, Duration::from_secs(120))
         .await;

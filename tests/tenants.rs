@@ -50,9 +50,15 @@ async fn bad_ids_and_unknown_tiers_are_refused_precisely() {
         "{err}"
     );
     assert!(err.to_string().contains("enterprise, pro, starter"));
-    let err = tenants::request_deprovision(&db.pool, "nobody", true, 5)
-        .await
-        .unwrap_err();
+    let err = tenants::request_deprovision(
+        &db.pool,
+        &tenantd::config::Tiers::defaults(),
+        "nobody",
+        tenantd::tenants::Deletion::KEEP_SNAPSHOT,
+        5,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, TenantError::NotFound(_)));
 }
 
@@ -63,9 +69,15 @@ async fn deprovisioning_is_refused_while_provisioning_runs() {
     tenants::request_provision(&db.pool, &tiers, "busy", "starter", 5)
         .await
         .unwrap();
-    let err = tenants::request_deprovision(&db.pool, "busy", true, 5)
-        .await
-        .unwrap_err();
+    let err = tenants::request_deprovision(
+        &db.pool,
+        &tenantd::config::Tiers::defaults(),
+        "busy",
+        tenantd::tenants::Deletion::KEEP_SNAPSHOT,
+        5,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, TenantError::Conflict { .. }), "{err}");
 }
 

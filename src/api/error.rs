@@ -38,6 +38,9 @@ pub enum ApiError {
     InvalidTenantId(String),
     #[error("{0}")]
     UnknownTier(String),
+    /// A deletion without a final snapshot of a protected tier, without `force`.
+    #[error("{0}")]
+    FinalSnapshotRequired(String),
     #[error("tenant {0} not found")]
     TenantNotFound(String),
     #[error("job {0} not found")]
@@ -70,7 +73,7 @@ impl ApiError {
             MalformedJson(_) | InvalidQuery(_) | InvalidPath(_) => StatusCode::BAD_REQUEST,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            InvalidBody(_) | InvalidTenantId(_) | UnknownTier(_) => {
+            InvalidBody(_) | InvalidTenantId(_) | UnknownTier(_) | FinalSnapshotRequired(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             TenantNotFound(_) | JobNotFound(_) | RouteNotFound => StatusCode::NOT_FOUND,
@@ -95,6 +98,7 @@ impl ApiError {
             InvalidPath(_) => "invalid_path",
             InvalidTenantId(_) => "invalid_tenant_id",
             UnknownTier(_) => "unknown_tier",
+            FinalSnapshotRequired(_) => "final_snapshot_required",
             TenantNotFound(_) => "tenant_not_found",
             JobNotFound(_) => "job_not_found",
             TierConflict(_) => "tier_conflict",
@@ -175,6 +179,9 @@ impl From<TenantError> for ApiError {
         match e {
             e @ TenantError::InvalidId(_) => ApiError::InvalidTenantId(e.to_string()),
             e @ TenantError::UnknownTier { .. } => ApiError::UnknownTier(e.to_string()),
+            e @ TenantError::FinalSnapshotRequired { .. } => {
+                ApiError::FinalSnapshotRequired(e.to_string())
+            }
             TenantError::NotFound(id) => ApiError::TenantNotFound(id),
             e @ TenantError::Conflict { .. } => ApiError::Conflict(e.to_string()),
             TenantError::Queue(e) => e.into(),

@@ -14,7 +14,7 @@ use crate::model::{
     TenantPath, TenantView,
 };
 use crate::queue::{self, Job};
-use crate::tenants::{self, Tenant, TenantError};
+use crate::tenants::{self, Deletion, Tenant, TenantError};
 use crate::workflow::{Deprovision, Provision, Workflow};
 
 fn requested(tenant: Tenant, job: Job, created: bool) -> (StatusCode, Json<Requested>) {
@@ -192,8 +192,10 @@ pub async fn list(
 /// Idempotent: a replay while the deprovisioning runs, or once the tenant is deleted, answers
 /// 200 with the job that deletes (or deleted) it. The tenant is not forgotten: `GET
 /// /v1/tenants/{id}` keeps answering 200 with `status: "deleted"` (not 404), and `POST
-/// /v1/tenants` may provision it again. Only `final_snapshot` is accepted as a parameter: any
-/// other, or one given twice, is refused with 400 `invalid_query`.
+/// /v1/tenants` may provision it again. A tier with deletion protection keeps its final
+/// snapshot: `final_snapshot=false` there needs `force=true` too (else 422
+/// `final_snapshot_required`). Only `final_snapshot` and `force` are accepted as parameters:
+/// any other, or one given twice, is refused with 400 `invalid_query`.
 #[utoipa::path(delete, path = "/v1/tenants/{id}", tag = "tenants", operation_id = "delete_tenant",
     security(("bearer" = [])),
     params(TenantPath, DeleteQuery),
@@ -216,7 +218,9 @@ pub async fn list(
         (status = 404, description = "`tenant_not_found`", body = ErrorBody),
         (status = 409, description = "`provisioning_in_progress` (cancel the provisioning job or \
             wait for it to end) or `conflict`", body = ErrorBody),
-        (status = 422, description = "`invalid_tenant_id`", body = ErrorBody),
+        (status = 422, description = "`invalid_tenant_id`, or `final_snapshot_required` (no \
+            final snapshot asked for a tier with deletion protection, without `force=true`)",
+            body = ErrorBody),
     ))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -224,8 +228,13 @@ pub async fn delete(
     ApiQuery(query): ApiQuery<DeleteQuery>,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
     valid_id(&id)?;
-    let final_snapshot = query.final_snapshot.unwrap_or(true);
-    match tenants::request_deprovision(&state.db, &id, final_snapshot, state.max_attempts).await {
+    let deletion = Deletion {
+        final_snapshot: query.final_snapshot.unwrap_or(true),
+        force: query.force.unwrap_or(false),
+    };
+    let request =
+        tenants::request_deprovision(&state.db, &state.tiers, &id, deletion, state.max_attempts);
+    match request.await {
         Ok((tenant, job, created)) => Ok(requested(tenant, job, created)),
         Err(e @ TenantError::Conflict { .. }) => {
             let provisioning = queue::active_job(&state.db, &id)

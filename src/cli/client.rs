@@ -153,10 +153,13 @@ impl Client {
         &self,
         id: &str,
         final_snapshot: bool,
+        force: bool,
     ) -> Result<(Requested, bool), ClientError> {
         let mut url = self.url(&["v1", "tenants", id]);
-        if !final_snapshot {
-            url.set_query(Some("final_snapshot=false"));
+        match (final_snapshot, force) {
+            (true, _) => {}
+            (false, false) => url.set_query(Some("final_snapshot=false")),
+            (false, true) => url.set_query(Some("final_snapshot=false&force=true")),
         }
         let (status, r) = self.call(Method::DELETE, url, None).await?;
         Ok((r, status == StatusCode::ACCEPTED))

@@ -63,8 +63,12 @@ pub enum TenantsCommand {
     /// Deprovision a tenant's database (a final snapshot first, unless told otherwise).
     Delete {
         id: String,
+        /// Take no final snapshot (a tier with deletion protection also needs --force).
         #[arg(long)]
         no_final_snapshot: bool,
+        /// With --no-final-snapshot: go without one even on a tier with deletion protection.
+        #[arg(long, requires = "no_final_snapshot")]
+        force: bool,
         /// Follow the deprovisioning until the tenant is deleted (exit 0) or it fails (exit 1).
         #[arg(long)]
         wait: bool,
@@ -157,9 +161,10 @@ async fn execute(
         Request::Tenants(TenantsCommand::Delete {
             id,
             no_final_snapshot,
+            force,
             wait,
         }) => {
-            let (r, created) = client.delete_tenant(&id, !no_final_snapshot).await?;
+            let (r, created) = client.delete_tenant(&id, !no_final_snapshot, force).await?;
             if !wait {
                 print(args, output::json(&r), || {
                     requested(created, "deprovision", &id, &r.job.id.to_string())

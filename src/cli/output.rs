@@ -80,6 +80,13 @@ pub fn tenant(t: &TenantView) -> String {
         ("db instance", or_dash(t.db_instance_id.as_deref()).into()),
         ("endpoint", or_dash(endpoint.as_deref()).into()),
         ("secret", or_dash(t.secret_arn.as_deref()).into()),
+        ("postgres", or_dash(t.engine_version.as_deref()).into()),
+        (
+            "schema",
+            t.schema_version
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "-".into()),
+        ),
         ("error", or_dash(t.error.as_deref()).into()),
         ("created", time(&t.created_at)),
         ("updated", time(&t.updated_at)),

@@ -18,5 +18,5 @@ pub use lease::{
 pub use notify::{CHANNEL, listen};
 pub use read::{
     FleetStats, Waiting, active_job, fleet_stats, get_job, history, latest_job, latest_jobs,
-    waiting_at,
+    older_marked, waiting_at,
 };

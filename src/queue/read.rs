@@ -134,3 +134,24 @@ pub async fn fleet_stats(executor: impl PgExecutor<'_> + Copy) -> Result<FleetSt
         oldest_waiting: Duration::from_secs_f64(age.unwrap_or(0.0).max(0.0)),
     })
 }
+
+/// How many active jobs of `kind` created before `job` carry the object `key` in their data
+/// (e.g. the jobs waiting for quota that must go first).
+pub async fn older_marked(
+    executor: impl PgExecutor<'_>,
+    kind: &str,
+    key: &str,
+    job: &Job,
+) -> Result<i64, QueueError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM jobs
+         WHERE kind = $1 AND state IN ('queued', 'running', 'waiting') AND id <> $3
+           AND jsonb_typeof(data -> $2) = 'object' AND created_at < $4",
+    )
+    .bind(kind)
+    .bind(key)
+    .bind(job.id)
+    .bind(job.created_at)
+    .fetch_one(executor)
+    .await?)
+}

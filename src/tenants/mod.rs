@@ -5,4 +5,4 @@ pub mod record;
 pub mod requests;
 
 pub use record::{Tenant, TenantError, TenantStatus, get, list, validate_id};
-pub use requests::{request_deprovision, request_provision};
+pub use requests::{Deletion, request_deprovision, request_provision};

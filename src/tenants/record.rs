@@ -49,6 +49,11 @@ pub enum TenantError {
     InvalidId(String),
     #[error("unknown tier {tier:?}; known tiers: {known}")]
     UnknownTier { tier: String, known: String },
+    #[error(
+        "tenant {id} is on tier {tier}, whose data is protected: deleting it without a final \
+         snapshot needs force=true"
+    )]
+    FinalSnapshotRequired { id: String, tier: String },
     #[error("tenant {0} not found")]
     NotFound(String),
     /// The request contradicts what the tenant is doing or is.

@@ -106,19 +106,53 @@ pub async fn request_provision(
     Ok((tenant, job, created))
 }
 
-/// Asks for `id` to be deprovisioned, with a final snapshot unless `final_snapshot` is false.
-/// Refused while the tenant is being provisioned; a replay returns the existing job.
+/// How a deprovisioning treats the tenant's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deletion {
+    /// Take a final snapshot before the instance goes.
+    pub final_snapshot: bool,
+    /// Go without one even where the tier protects the tenant's data (deletion protection).
+    pub force: bool,
+}
+
+impl Deletion {
+    /// With a final snapshot (the default).
+    pub const KEEP_SNAPSHOT: Deletion = Deletion {
+        final_snapshot: true,
+        force: false,
+    };
+    /// Without a final snapshot, whatever the tier.
+    pub const FORCE_NO_SNAPSHOT: Deletion = Deletion {
+        final_snapshot: false,
+        force: true,
+    };
+}
+
+/// Asks for `id` to be deprovisioned, with a final snapshot unless `deletion` says otherwise:
+/// going without one on a tier with deletion protection needs `force`. Refused while the
+/// tenant is being provisioned; a replay returns the existing job.
 pub async fn request_deprovision(
     pool: &PgPool,
+    tiers: &Tiers,
     id: &str,
-    final_snapshot: bool,
+    deletion: Deletion,
     max_attempts: i32,
 ) -> Result<(Tenant, Job, bool), TenantError> {
     validate_id(id)?;
+    let final_snapshot = deletion.final_snapshot;
     let mut tx = pool.begin().await?;
     let tenant = lock(&mut tx, id)
         .await?
         .ok_or_else(|| TenantError::NotFound(id.to_string()))?;
+    let protected = tiers
+        .get(&tenant.tier)
+        .is_some_and(|t| t.deletion_protection);
+    if protected && !final_snapshot && !deletion.force {
+        return Err(TenantError::FinalSnapshotRequired {
+            id: id.to_string(),
+            tier: tenant.tier,
+        });
+    }
     if let Some(job) = queue::active_job(&mut *tx, id).await? {
         return match job.kind.as_str() {
             Deprovision::KIND => Ok((tenant, job, false)),

@@ -71,11 +71,19 @@ pub fn plan(job: &Job, decision: Decision, input: &PlanInput<'_>, rng: &mut impl
                 completion.error = Some("cancelled".into());
             }
         }
-        Decision::Wait { after, data } => {
+        Decision::Wait {
+            after,
+            data,
+            reason,
+        } => {
             completion.data = data;
             completion.state = JobState::Waiting;
             completion.run_at = Some(input.now + after);
             completion.outcome = Outcome::Waiting;
+            if let Some((class, reason)) = reason {
+                completion.error_class = Some(class);
+                completion.history_error = Some(reason);
+            }
         }
         Decision::Retry { error, class } if job.attempt + 1 < job.max_attempts => {
             let attempt = job.attempt + 1;
@@ -261,6 +269,7 @@ mod tests {
             Decision::Wait {
                 after: Duration::from_secs(30),
                 data: None,
+                reason: None,
             },
             true,
         );

@@ -7,6 +7,7 @@ pub mod deprovision;
 pub mod error;
 pub mod instance_watch;
 pub mod provision;
+pub mod quota;
 pub mod removal;
 pub mod runner;
 pub mod step;

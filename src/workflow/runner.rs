@@ -92,6 +92,8 @@ pub enum Decision {
     Wait {
         after: Duration,
         data: Option<Value>,
+        /// Why, for the history: a class and a text.
+        reason: Option<(&'static str, String)>,
     },
     /// Run the same step again after a backoff (uses an attempt).
     Retry { error: String, class: &'static str },
@@ -206,6 +208,16 @@ impl<W: Workflow> Runner for Typed<W> {
             Ok(Transition::Wait(after)) => Decision::Wait {
                 after,
                 data: patch(),
+                reason: None,
+            },
+            Ok(Transition::WaitFor {
+                after,
+                class,
+                reason,
+            }) => Decision::Wait {
+                after,
+                data: patch(),
+                reason: Some((class, reason)),
             },
             Err(e) if e.retry => Decision::retry(e.class, e.message),
             Err(e) => Decision::fail(e.class, e.message),

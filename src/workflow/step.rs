@@ -71,7 +71,7 @@ pub use crate::steps;
 
 /// What a step asks for once it succeeded. Failures are the `Err` of a step: a
 /// [`StepError`](super::error::StepError), which knows whether to retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition<S> {
     /// Go on with this step at once (the same worker keeps the lease).
     Next(S),
@@ -80,6 +80,13 @@ pub enum Transition<S> {
     /// Run the same step again after this long; the worker is released meanwhile and no
     /// attempt is used (waiting for RDS is not a failure).
     Wait(Duration),
+    /// As [`Transition::Wait`], for a reason the job's history shows (`class`: a short label,
+    /// e.g. `quota_exceeded`; `reason`: e.g. `waiting for quota: DB instances 40/40`).
+    WaitFor {
+        after: Duration,
+        class: &'static str,
+        reason: String,
+    },
 }
 
 /// The instance states a waiting step acts on.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::error::StepError;
 use super::instance_watch::{InstanceWatch, WaitPace};
+use super::quota::QuotaWatch;
 use super::runner::StepContext;
 use crate::cloud::{self, Cloud, Tags};
 use crate::config::{ProvisioningSettings, Tier};
@@ -18,6 +19,8 @@ pub struct Tenancy {
     pub settings: Arc<ProvisioningSettings>,
     /// Looks at instances for the wait steps, through the poller when one runs.
     pub watch: InstanceWatch,
+    /// The account's RDS quotas, cached.
+    pub quotas: QuotaWatch,
 }
 
 impl Tenancy {
@@ -29,6 +32,7 @@ impl Tenancy {
         };
         Tenancy {
             watch: InstanceWatch::new(cloud.clone(), pace),
+            quotas: QuotaWatch::new(cloud.clone(), settings.quota_refresh),
             cloud,
             settings: Arc::new(settings),
         }

@@ -3,10 +3,11 @@
 
 use chrono::Utc;
 
-use super::state::{ProvisionArgs, ProvisionData, ProvisionStep};
+use super::state::{KIND, ProvisionArgs, ProvisionData, ProvisionStep, QuotaWait};
 use crate::cloud::rds::{InstanceChange, InstanceInfo, InstanceSpec, UNRECOVERABLE};
 use crate::cloud::{self, CloudError};
 use crate::config::Tier;
+use crate::queue;
 use crate::tenant_db::{self, DbCredentials};
 use crate::workflow::error::{Context, StepError};
 use crate::workflow::instance_watch::Look;
@@ -108,9 +109,14 @@ fn fresh_credentials(t: &Tenancy, tenant: &str) -> DbCredentials {
 }
 
 /// Step 2: CreateDBInstance, or adopt the instance of that name if its tags say it is ours.
+/// When the account's quotas have no room (or older requests wait for it), wait durably,
+/// saying so, instead of failing.
 pub async fn instance(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     let tenant = cx.tenant()?;
     let (tier_name, tier) = t.tier(&cx.args.tier)?;
+    if let Some(reason) = no_room(t, cx, tier.storage_gib).await? {
+        return Ok(wait_for_quota(t, cx, reason));
+    }
     let credentials = read_credentials(t, cx).await?;
     let id = t.instance_id(tenant);
     let s = &t.settings;
@@ -168,10 +174,56 @@ pub async fn instance(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
             tracing::info!(instance = %id, created_by_this_job = ours, "instance exists and is this tenant's: adopting it");
             cx.data.adopted = Some(!ours);
         }
+        Err(CloudError::Quota(f)) => {
+            t.quotas.exhausted();
+            let reason = format!("waiting for quota: {}", f.message);
+            return Ok(wait_for_quota(t, cx, reason));
+        }
         Err(e) => return Err(e).during("creating the instance"),
     }
+    cx.data.quota_wait = None;
     cx.data.instance_id = Some(id);
     Ok(Transition::Next(ProvisionStep::WaitAvailable))
+}
+
+/// Why a new instance cannot be created now, if it cannot: a quota is full, or requests
+/// older than this one wait for the little room there is (they go first, in request order).
+/// A failure to read the quotas only skips this look: the create itself then says.
+async fn no_room(t: &Tenancy, cx: &Cx<'_>, storage_gib: i32) -> Result<Option<String>, StepError> {
+    let room = match t.quotas.room(storage_gib).await {
+        Ok(room) => room,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the account's RDS quotas; creating anyway");
+            return Ok(None);
+        }
+    };
+    if let Some(full) = room.full {
+        return Ok(Some(format!("waiting for quota: {full}")));
+    }
+    let ahead = queue::older_marked(cx.db, KIND, "quota_wait", cx.job).await?;
+    Ok((ahead >= room.instances).then(|| {
+        format!(
+            "waiting for quota: {ahead} earlier requests wait for {} free DB instances",
+            room.instances
+        )
+    }))
+}
+
+fn wait_for_quota(t: &Tenancy, cx: &mut Cx<'_>, reason: String) -> Transition<ProvisionStep> {
+    let since = cx
+        .data
+        .quota_wait
+        .as_ref()
+        .map_or_else(Utc::now, |w| w.since);
+    cx.data.quota_wait = Some(QuotaWait {
+        since,
+        reason: reason.clone(),
+    });
+    Transition::WaitFor {
+        after: t.settings.quota_refresh.min(t.settings.wait_max),
+        class: "quota_exceeded",
+        reason,
+    }
 }
 
 /// Step 3: one look at the instance per visit; a durable, growing wait until it is available.

@@ -19,7 +19,7 @@ use crate::workflow::tenancy::update_tenant;
 
 #[async_trait]
 impl Workflow for Provision {
-    const KIND: &'static str = "provision";
+    const KIND: &'static str = state::KIND;
     type Step = ProvisionStep;
     type Args = ProvisionArgs;
     type Data = ProvisionData;

@@ -15,6 +15,9 @@ use crate::workflow::tenancy::Tenancy;
 /// Walks one tenant from nothing to a ready, monitored, backed-up database.
 pub struct Provision(pub Tenancy);
 
+/// The job kind of provisioning (`jobs.kind`).
+pub const KIND: &str = "provision";
+
 steps! {
     /// The steps of a provisioning job.
     pub enum ProvisionStep {
@@ -103,4 +106,13 @@ pub struct ProvisionData {
     pub removal: Removal,
     /// What the instance poller saw when it woke the job.
     pub poller_seen: Option<PollerSeen>,
+    /// Set while the job waits for room in the account's quotas (cleared once created).
+    pub quota_wait: Option<QuotaWait>,
+}
+
+/// Why and since when a job waits for quota.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuotaWait {
+    pub since: DateTime<Utc>,
+    pub reason: String,
 }
