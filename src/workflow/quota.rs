@@ -22,8 +22,11 @@ pub struct Room {
 pub struct QuotaWatch {
     cloud: Cloud,
     refresh: Duration,
-    seen: Arc<Mutex<Option<(Instant, Vec<Quota>)>>>,
+    seen: Arc<Mutex<Option<Seen>>>,
 }
+
+/// The quotas as last described, and when.
+type Seen = (Instant, Vec<Quota>);
 
 impl QuotaWatch {
     pub fn new(cloud: Cloud, refresh: Duration) -> Self {
