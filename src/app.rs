@@ -13,7 +13,7 @@ use crate::cloud::Cloud;
 use crate::cloud::rds::EngineVersion;
 use crate::config::{ConfigError, Settings};
 use crate::db;
-use crate::maintenance::{InstancePoller, Maintenance, Rescuer};
+use crate::maintenance::{InstancePoller, Maintenance, Rescuer, SnapshotCleaner};
 use crate::worker;
 use crate::workflow::{Deprovision, Provision, Registry, Tenancy};
 
@@ -90,8 +90,8 @@ pub fn election_interval(settings: &Settings) -> Duration {
     (settings.worker.lease / 3).clamp(Duration::from_millis(100), Duration::from_secs(5))
 }
 
-/// The maintenance services: the instance poller for the workflows' waits and the lease
-/// rescuer.
+/// The maintenance services: the instance poller for the workflows' waits, the lease
+/// rescuer, and the cleaner of expired final snapshots.
 pub fn maintenance(
     settings: &Settings,
     pool: &PgPool,
@@ -107,6 +107,11 @@ pub fn maintenance(
             me,
         ))
         .with(Rescuer::new(pool.clone(), settings.worker.lease))
+        .with(SnapshotCleaner::new(
+            tenancy.cloud.clone(),
+            settings.provisioning.instance_prefix.clone(),
+            settings.provisioning.final_snapshot_retention,
+        ))
 }
 
 /// `tenantd serve`: the HTTP API, the worker and maintenance in one process, until `shutdown`.

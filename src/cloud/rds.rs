@@ -86,6 +86,16 @@ pub struct EngineVersion {
     pub status: String,
 }
 
+/// A manual DB snapshot, as tenantd reads it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub identifier: String,
+    pub instance: String,
+    pub status: String,
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
+    pub tags: Tags,
+}
+
 /// An account's use of one RDS quota, as DescribeAccountAttributes reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quota {
@@ -352,5 +362,62 @@ impl Cloud {
                 max: q.max().unwrap_or(i64::MAX),
             })
             .collect())
+    }
+
+    /// Every manual snapshot of the account (paged), with its tags and creation time.
+    pub async fn describe_manual_snapshots(&self) -> Result<Vec<SnapshotInfo>, CloudError> {
+        let mut found = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let request = self
+                .rds
+                .describe_db_snapshots()
+                .snapshot_type("manual")
+                .max_records(100)
+                .set_marker(marker.clone());
+            let out = self
+                .call_rds("DescribeDBSnapshots", || request.clone().send())
+                .await?;
+            found.extend(out.db_snapshots().iter().map(|s| {
+                SnapshotInfo {
+                    identifier: s.db_snapshot_identifier().unwrap_or_default().to_string(),
+                    instance: s.db_instance_identifier().unwrap_or_default().to_string(),
+                    status: s.status().unwrap_or_default().to_string(),
+                    created: s
+                        .snapshot_create_time()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                    tags: s
+                        .tag_list()
+                        .iter()
+                        .map(|t| {
+                            (
+                                t.key().unwrap_or_default().to_string(),
+                                t.value().unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect(),
+                }
+            }));
+            marker = out.marker().filter(|m| !m.is_empty()).map(str::to_string);
+            if marker.is_none() {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Deletes a manual snapshot; one already gone counts as deleted.
+    pub async fn delete_db_snapshot(&self, identifier: &str) -> Result<(), CloudError> {
+        let request = self
+            .rds
+            .delete_db_snapshot()
+            .db_snapshot_identifier(identifier);
+        match self
+            .call_rds("DeleteDBSnapshot", || request.clone().send())
+            .await
+        {
+            Ok(_) | Err(CloudError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }

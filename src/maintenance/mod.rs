@@ -7,6 +7,7 @@ pub mod instance_poller;
 pub mod leader;
 pub mod rescuer;
 pub mod service;
+pub mod snapshot_cleaner;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use tracing::{Instrument, info_span, warn};
 pub use instance_poller::InstancePoller;
 pub use rescuer::Rescuer;
 pub use service::{RoundError, Service};
+pub use snapshot_cleaner::SnapshotCleaner;
 
 /// The services of this process and how often it stands for election.
 pub struct Maintenance {
