@@ -77,6 +77,17 @@ async fn expired_final_snapshots_of_tenantd_go_and_other_snapshots_stay() {
     let account = unique_account();
     let rds = rds_in_account(&account).await;
     let tenant = tenant_id("snap");
+    // Named like tenantd's, but not tagged as tenantd's: someone else's.
+    let theirs = final_snapshot_of(&rds, &format!("saas-{tenant}-copy"), &[("Team", "data")]).await;
+
+    let stack = Stack::new().await;
+    let settings = settings(&test_env(
+        &stack.db,
+        &[("TENANTD_FINAL_SNAPSHOT_RETENTION", "3s")],
+    ));
+    let cloud = Cloud::from_sdk_config(&config_for_account(&account).await);
+    let (stop, worker) = stack.spawn_worker(&settings, cloud);
+    // Taken while the cleaner runs: it must outlive its retention.
     let ours = final_snapshot_of(
         &rds,
         &format!("saas-{tenant}"),
@@ -88,17 +99,7 @@ async fn expired_final_snapshots_of_tenantd_go_and_other_snapshots_stay() {
     )
     .await;
     let taken = Instant::now();
-    // Named like tenantd's, but not tagged as tenantd's: someone else's.
-    let theirs = final_snapshot_of(&rds, &format!("saas-{tenant}-copy"), &[("Team", "data")]).await;
     assert_eq!(manual_snapshots(&rds).await.len(), 2);
-
-    let stack = Stack::new().await;
-    let settings = settings(&test_env(
-        &stack.db,
-        &[("TENANTD_FINAL_SNAPSHOT_RETENTION", "3s")],
-    ));
-    let cloud = Cloud::from_sdk_config(&config_for_account(&account).await);
-    let (stop, worker) = stack.spawn_worker(&settings, cloud);
     wait_for(
         "the expired final snapshot to go",
         Duration::from_secs(60),
@@ -112,7 +113,7 @@ async fn expired_final_snapshots_of_tenantd_go_and_other_snapshots_stay() {
     );
     stop.cancel();
     worker.await.unwrap();
-    assert_eq!(manual_snapshots(&rds).await, [theirs.clone()]);
+    assert_eq!(manual_snapshots(&rds).await, std::slice::from_ref(&theirs));
     rds.delete_db_snapshot()
         .db_snapshot_identifier(&theirs)
         .send()
