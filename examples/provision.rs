@@ -93,8 +93,14 @@ async fn main() -> anyhow::Result<()> {
 
     if deprovision {
         for (tenant, _) in &jobs {
-            let (_, job, _) =
-                tenants::request_deprovision(&pool, tenant, false, settings.max_attempts).await?;
+            let (_, job, _) = tenants::request_deprovision(
+                &pool,
+                &tenantd::config::Tiers::defaults(),
+                tenant,
+                tenantd::tenants::Deletion::FORCE_NO_SNAPSHOT,
+                settings.max_attempts,
+            )
+            .await?;
             while queue::get_job(&pool, job.id)
                 .await?
                 .is_some_and(|j| j.state.is_active())

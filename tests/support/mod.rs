@@ -8,6 +8,7 @@
 pub mod app;
 pub mod demo;
 pub mod fleet;
+pub mod iam;
 pub mod proxy;
 pub mod rds;
 pub mod stack;

@@ -53,6 +53,16 @@ pub struct Tally {
     pub slowed: u32,
 }
 
+/// One request as it went through the proxy.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The signing name of the service (`rds`, `secretsmanager`, `monitoring`).
+    pub service: String,
+    pub operation: String,
+    pub content_type: String,
+    pub body: Bytes,
+}
+
 /// A running proxy; it stops when the test process ends.
 #[derive(Clone)]
 pub struct FaultProxy {
@@ -60,6 +70,7 @@ pub struct FaultProxy {
     rules: Arc<Mutex<Vec<Rule>>>,
     seen: Arc<Mutex<HashMap<String, u32>>>,
     chaos: Arc<Mutex<Option<Chaos>>>,
+    log: Arc<Mutex<Vec<Recorded>>>,
 }
 
 type Shared = (
@@ -68,6 +79,7 @@ type Shared = (
     reqwest::Client,
     String,
     Arc<Mutex<Option<Chaos>>>,
+    Arc<Mutex<Vec<Recorded>>>,
 );
 
 impl FaultProxy {
@@ -76,9 +88,17 @@ impl FaultProxy {
         let rules: Arc<Mutex<Vec<Rule>>> = Arc::default();
         let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
         let chaos: Arc<Mutex<Option<Chaos>>> = Arc::default();
+        let log: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let client = reqwest::Client::new();
         let upstream = upstream.trim_end_matches('/').to_string();
-        let state: Shared = (rules.clone(), seen.clone(), client, upstream, chaos.clone());
+        let state: Shared = (
+            rules.clone(),
+            seen.clone(),
+            client,
+            upstream,
+            chaos.clone(),
+            log.clone(),
+        );
         let app = axum::Router::new()
             .fallback(
                 |axum::extract::State(state): axum::extract::State<Shared>,
@@ -105,6 +125,7 @@ impl FaultProxy {
             rules,
             seen,
             chaos,
+            log,
         }
     }
 
@@ -140,6 +161,11 @@ impl FaultProxy {
             latency: Duration::ZERO,
             fail: Some(failure),
         });
+    }
+
+    /// Every request that arrived so far, in order.
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.log.lock().unwrap().clone()
     }
 
     /// How many calls of `operation` arrived so far.
@@ -233,7 +259,7 @@ fn roll(chaos: &Mutex<Option<Chaos>>) -> (Option<Failure>, Duration) {
 
 /// The answer to one request; `None` closes the connection without one.
 async fn forward(
-    (rules, seen, client, upstream, chaos): Shared,
+    (rules, seen, client, upstream, chaos, log): Shared,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -241,6 +267,26 @@ async fn forward(
 ) -> Option<Response> {
     let operation = operation_of(&uri, &headers, &body);
     *seen.lock().unwrap().entry(operation.clone()).or_default() += 1;
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    // Credential=<key>/<date>/<region>/<service>/aws4_request
+    let service = header("authorization")
+        .split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split('/').nth(3))
+        .unwrap_or_default()
+        .to_string();
+    log.lock().unwrap().push(Recorded {
+        service,
+        operation: operation.clone(),
+        content_type: header("content-type"),
+        body: body.clone(),
+    });
     let (mut failure, mut latency) = roll(&chaos);
     if let Some(rule) = take(&rules, &operation) {
         latency += rule.latency;

@@ -1,0 +1,201 @@
+//! The IAM policy in `examples/deploy/iam-policy.json` allows everything the daemon does:
+//! `tenantd serve` runs against the local stack through a proxy that records every AWS
+//! request, in an account of the test's own, through provisioning of every tier, a rollback,
+//! deprovisioning with final snapshots, and the expiry of final snapshots; each request is
+//! turned into the authorization checks AWS makes for it, and each must be allowed.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use serde_json::json;
+use support::fleet::{daemon_env, kill9, spawn_serve};
+use support::iam::{Policy, Scope, condition, glob, secret_name};
+use support::proxy::FaultProxy;
+use support::rds::unique_account;
+use support::stack::*;
+use tenantd::queue::JobState;
+use tenantd::tenants::{self, Deletion, TenantStatus};
+
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
+    let account = unique_account();
+    let region = "us-east-1";
+    let topic = format!("arn:aws:sns:{region}:{account}:tenantd-alarms");
+    let stack = Stack::new().await;
+    let proxy = FaultProxy::start(&stack_endpoint()).await;
+    let base = test_env(
+        &stack.db,
+        &[
+            ("AWS_ENDPOINT_URL", proxy.url.as_str()),
+            ("AWS_ACCESS_KEY_ID", account.as_str()),
+            ("TENANTD_ALARM_TOPIC_ARN", topic.as_str()),
+            ("TENANTD_FINAL_SNAPSHOT_RETENTION", "2s"),
+            ("TENANTD_QUOTA_REFRESH", "1s"),
+        ],
+    );
+    let mut daemon = spawn_serve(&daemon_env(&base, "iam", &[]));
+    let tiers = tenantd::config::Tiers::defaults();
+    let prefix = tenant_id("iam");
+
+    // Every tier, and an enterprise tenant whose deletion protection is refused: it rolls back.
+    let doomed = format!("{prefix}-rb");
+    rds_fault(json!({
+        "operation": "ModifyDBInstance", "count": 20, "code": "AccessDenied", "status": 403,
+        "match": { "DBInstanceIdentifier": format!("saas-{doomed}"), "DeletionProtection": true },
+    }))
+    .await;
+    let mut jobs = Vec::new();
+    for tier in ["starter", "pro", "enterprise"] {
+        let tenant = format!("{prefix}-{tier}");
+        jobs.push((tenant.clone(), stack.provision(&tenant, tier).await));
+    }
+    let rollback = stack.provision(&doomed, "enterprise").await;
+    for (tenant, job) in &jobs {
+        let job = stack.finished(*job, TIMEOUT).await;
+        assert_eq!(job.state, JobState::Succeeded, "{tenant}: {:?}", job.error);
+    }
+    assert_eq!(
+        stack.finished(rollback, TIMEOUT).await.state,
+        JobState::Failed
+    );
+    assert_eq!(stack.tenant(&doomed).await.status, TenantStatus::Failed);
+
+    // Deprovisioning with final snapshots, which then expire.
+    let mut gone = Vec::new();
+    for (tenant, _) in &jobs {
+        let (_, job, _) =
+            tenants::request_deprovision(stack.pool(), &tiers, tenant, Deletion::KEEP_SNAPSHOT, 5)
+                .await
+                .unwrap();
+        gone.push(job.id);
+    }
+    for job in gone {
+        assert_eq!(
+            stack.finished(job, TIMEOUT).await.state,
+            JobState::Succeeded
+        );
+    }
+    support::wait_for("the final snapshots to expire", TIMEOUT, || async {
+        (proxy.seen("DeleteDBSnapshot") >= 3).then_some(())
+    })
+    .await;
+    kill9(&mut daemon).await;
+
+    // Every request the daemon made, checked against the policy.
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/deploy/iam-policy.json"
+    ))
+    .unwrap();
+    let policy = Policy::load(
+        &text,
+        &[
+            ("REGION", region),
+            ("ACCOUNT_ID", &account),
+            ("ALARM_TOPIC", "tenantd-alarms"),
+            ("SUBNET_GROUP", "tenantd-tenants"),
+        ],
+    );
+    let mut scope = Scope::new(region, &account);
+    let mut allowed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut denied = Vec::new();
+    let recorded = proxy.recorded();
+    for request in &recorded {
+        for check in scope.checks(request) {
+            match policy.allows(&check) {
+                Some(sid) => {
+                    allowed
+                        .entry(check.action.clone())
+                        .or_default()
+                        .insert(sid.to_string());
+                }
+                None => denied.push(check),
+            }
+        }
+    }
+    eprintln!(
+        "{} requests; actions and the statements that allow them:",
+        recorded.len()
+    );
+    for (action, sids) in &allowed {
+        eprintln!("  {action}: {sids:?}");
+    }
+    assert!(denied.is_empty(), "not allowed by the policy: {denied:#?}");
+    // The run did exercise what it was meant to.
+    for action in [
+        "rds:CreateDBInstance",
+        "rds:AddTagsToResource",
+        "rds:DescribeDBInstances",
+        "rds:ModifyDBInstance",
+        "rds:DeleteDBInstance",
+        "rds:CreateDBSnapshot",
+        "rds:DescribeDBSnapshots",
+        "rds:DeleteDBSnapshot",
+        "rds:DescribeDBEngineVersions",
+        "rds:DescribeAccountAttributes",
+        "secretsmanager:CreateSecret",
+        "secretsmanager:TagResource",
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:DeleteSecret",
+        "cloudwatch:PutMetricAlarm",
+        "cloudwatch:DeleteAlarms",
+    ] {
+        assert!(allowed.contains_key(action), "{action} was never made");
+    }
+}
+
+#[test]
+fn globs_and_conditions_follow_iam() {
+    assert!(glob(
+        "arn:aws:rds:*:db:saas-*",
+        "arn:aws:rds:x:db:saas-acme"
+    ));
+    assert!(!glob("arn:aws:rds:*:db:saas-*", "arn:aws:rds:x:db:other"));
+    assert!(glob(
+        "secret:a/*/database-??????",
+        "secret:a/b/database-AbCdEf"
+    ));
+    assert!(!glob(
+        "secret:a/*/database-??????",
+        "secret:a/b/database-AbCdE"
+    ));
+    let ctx: HashMap<String, Vec<String>> = [(
+        "aws:TagKeys".to_string(),
+        vec!["A".to_string(), "B".to_string()],
+    )]
+    .into();
+    let keys = ["A".to_string(), "B".to_string()];
+    assert!(condition(
+        "ForAllValues:StringEquals",
+        "aws:TagKeys",
+        &keys,
+        &ctx
+    ));
+    assert!(!condition(
+        "ForAllValues:StringEquals",
+        "aws:TagKeys",
+        &keys[..1],
+        &ctx
+    ));
+    assert!(condition(
+        "ForAllValues:StringEquals",
+        "missing",
+        &keys,
+        &ctx
+    ));
+    assert!(!condition("StringEquals", "missing", &keys, &ctx));
+    assert!(
+        !condition("NumericLessThan", "aws:TagKeys", &keys, &ctx),
+        "unknown operators allow nothing"
+    );
+    assert_eq!(
+        secret_name("arn:aws:secretsmanager:r:1:secret:saas/tenant/a/database-AbCdEf"),
+        "saas/tenant/a/database"
+    );
+}
