@@ -102,7 +102,7 @@ impl Tiers {
                 deletion_protection: false,
                 max_allocated_storage_gib: Some(100),
                 low_storage_alarm_gib: Some(2),
-                keep_automated_backups: None,
+                keep_automated_backups: Some(false),
             },
         );
         tiers.insert(
@@ -119,7 +119,7 @@ impl Tiers {
                 deletion_protection: false,
                 max_allocated_storage_gib: Some(500),
                 low_storage_alarm_gib: Some(10),
-                keep_automated_backups: None,
+                keep_automated_backups: Some(false),
             },
         );
         tiers.insert(
@@ -136,7 +136,7 @@ impl Tiers {
                 deletion_protection: true,
                 max_allocated_storage_gib: Some(2000),
                 low_storage_alarm_gib: Some(50),
-                keep_automated_backups: None,
+                keep_automated_backups: Some(true),
             },
         );
         Tiers(tiers)
@@ -402,6 +402,12 @@ mod tests {
                 (Some(2000), 50.0, true)
             ]
         );
+    }
+
+    #[test]
+    fn the_deployment_example_tiers_file_is_the_built_in_tiers() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/deploy/tiers.toml");
+        assert_eq!(Tiers::from_file(&path).unwrap(), Tiers::defaults());
     }
 
     #[test]
