@@ -579,3 +579,58 @@ async fn a_tenant_provisioned_again_right_after_its_rollback_waits_for_its_secre
     stop.cancel();
     worker.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_instance_is_deleted_with_its_final_snapshot_a_failed_one_without() {
+    let stack = Stack::new().await;
+    let settings = settings(&test_env(&stack.db, &[]));
+    let (stop, worker) =
+        stack.spawn_worker(&settings, Cloud::from_sdk_config(&sdk_config(None).await));
+    let tiers = tenantd::config::Tiers::defaults();
+    let (full, failed) = (tenant_id("full"), tenant_id("broken"));
+    let jobs = [
+        stack.provision(&full, "starter").await,
+        stack.provision(&failed, "starter").await,
+    ];
+    for job in jobs {
+        assert_eq!(
+            stack.finished(job, TIMEOUT).await.state,
+            JobState::Succeeded
+        );
+    }
+    force_status(&format!("saas-{full}"), "storage-full").await;
+    force_status(&format!("saas-{failed}"), "failed").await;
+    for tenant in [&full, &failed] {
+        let (_, job, _) = tenants::request_deprovision(
+            stack.pool(),
+            &tiers,
+            tenant,
+            tenants::Deletion::KEEP_SNAPSHOT,
+            5,
+        )
+        .await
+        .unwrap();
+        let job = stack.finished(job.id, TIMEOUT).await;
+        assert_eq!(job.state, JobState::Succeeded, "{tenant}: {:?}", job.error);
+        assert!(stack.instance(&format!("saas-{tenant}")).await.is_none());
+    }
+    let snapshots = |tenant: String| {
+        let rds = stack.rds.clone();
+        async move {
+            rds.describe_db_snapshots()
+                .db_instance_identifier(format!("saas-{tenant}"))
+                .snapshot_type("manual")
+                .send()
+                .await
+                .unwrap()
+                .db_snapshots()
+                .len()
+        }
+    };
+    // storage-full can still be snapshotted, so it is: the data is kept.
+    assert_eq!(snapshots(full.clone()).await, 1);
+    // RDS refuses a snapshot of a failed instance: it goes without one.
+    assert_eq!(snapshots(failed.clone()).await, 0);
+    stop.cancel();
+    worker.await.unwrap();
+}
