@@ -48,6 +48,8 @@ pub fn test_env(db: &TestDb, extra: &[(&str, &str)]) -> HashMap<String, String> 
         ("TENANTD_POLL_INTERVAL", "100ms"),
         ("TENANTD_SHUTDOWN_TIMEOUT", "2s"),
         ("TENANTD_PROVISION_DEADLINE", "2m"),
+        // The maintenance leader's instance poller runs in the tests' workers too: quickly.
+        ("TENANTD_RDS_POLL_INTERVAL", "500ms"),
         (
             "TENANTD_TENANT_MIGRATIONS",
             concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tenant-migrations"),
