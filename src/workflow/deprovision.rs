@@ -95,7 +95,8 @@ impl Workflow for Deprovision {
                     .args
                     .final_snapshot
                     .then(|| final_snapshot_id(t, tenant, cx.job.created_at));
-                let seen = cx.data.poller_seen.clone();
+                // What the poller handed over is acted on once: the next look is a fresh one.
+                let seen = cx.data.poller_seen.take();
                 let removal = &mut cx.data.removal;
                 match removal::remove_instance(
                     t,

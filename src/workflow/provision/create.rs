@@ -242,9 +242,11 @@ pub async fn wait_available(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
         ));
     }
     let step = ProvisionStep::WaitAvailable.name();
+    // What the poller handed over is acted on once: the next look is a fresh one.
+    let seen = cx.data.poller_seen.take();
     let look = t
         .watch
-        .look(cx.data.poller_seen.as_ref(), step, &id, true)
+        .look(seen.as_ref(), step, &id, true)
         .await
         .during("looking at the instance")?;
     let info = match look {

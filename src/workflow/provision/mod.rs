@@ -52,7 +52,8 @@ impl Workflow for Provision {
             // The instance goes without a final snapshot.
             UndoInstance => {
                 let tenant = cx.tenant()?;
-                let seen = cx.data.poller_seen.clone();
+                // What the poller handed over is acted on once: the next look is a fresh one.
+                let seen = cx.data.poller_seen.take();
                 let removal = &mut cx.data.removal;
                 match removal::remove_instance(
                     t,
