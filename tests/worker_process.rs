@@ -50,7 +50,9 @@ async fn a_worker_process_serves_health_and_metrics_on_its_metrics_address() {
     // Alone, it is the maintenance leader, so it exports the fleet-wide gauges too.
     let metrics = wait_for("leadership", Duration::from_secs(30), || async {
         let (_, text) = get("/metrics").await?;
-        text.contains("tenantd_maintenance_leader 1")
+        // A whole line: the metric's HELP text also starts with "tenantd_maintenance_leader 1".
+        text.lines()
+            .any(|line| line == "tenantd_maintenance_leader 1")
             .then_some(text)
     })
     .await;
