@@ -48,6 +48,7 @@ impl Cloud {
             .operation_attempt_timeout(timeouts.attempt)
             .build();
         let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client())
             .timeout_config(timeouts)
             .load()
             .await;
@@ -160,6 +161,16 @@ impl Cloud {
 }
 
 const RDS: &str = "rds";
+
+/// The HTTPS client of the AWS clients: hyper with rustls on ring (the crate's one crypto
+/// backend; the SDK's default client would bring aws-lc-rs). Give it to every SDK config
+/// tenantd builds: `aws_config::defaults(..).http_client(http_client())`.
+pub fn http_client() -> aws_sdk_rds::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
 
 /// Calls by (service, operation, result) of one [`Cloud`] and its clones (the process-wide
 /// counts are in [`crate::metrics`]).

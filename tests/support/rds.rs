@@ -37,7 +37,10 @@ pub fn creating_secs() -> u64 {
 /// An RDS client configured from the environment, as tenantd configures its own.
 pub async fn rds() -> Client {
     stack_env("AWS_ENDPOINT_URL");
-    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(tenantd::cloud::http_client())
+        .load()
+        .await;
     Client::new(&config)
 }
 
@@ -45,6 +48,7 @@ pub async fn rds() -> Client {
 pub async fn rds_no_retry() -> Client {
     stack_env("AWS_ENDPOINT_URL");
     let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(tenantd::cloud::http_client())
         .retry_config(RetryConfig::disabled())
         .load()
         .await;
@@ -56,6 +60,7 @@ pub async fn rds_no_retry() -> Client {
 pub async fn config_for_account(account: &str) -> aws_config::SdkConfig {
     stack_env("AWS_ENDPOINT_URL");
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(tenantd::cloud::http_client())
         .credentials_provider(aws_sdk_rds::config::Credentials::new(
             account, "test", None, None, "test",
         ))

@@ -70,7 +70,8 @@ pub fn settings(env: &HashMap<String, String>) -> Settings {
 
 /// SDK configuration for the local stack, or for a proxy in front of it.
 pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).http_client(tenantd::cloud::http_client());
     if let Some(url) = endpoint {
         loader = loader.endpoint_url(url);
     }
