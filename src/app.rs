@@ -15,7 +15,7 @@ use crate::config::{ConfigError, Settings};
 use crate::db;
 use crate::maintenance::{InstancePoller, Maintenance, Rescuer, SnapshotCleaner};
 use crate::worker;
-use crate::workflow::{Deprovision, Provision, Registry, Tenancy};
+use crate::workflow::{Deprovision, Provision, Reconcile, Registry, Tenancy};
 
 /// Connects to the control database (sized for the worker plus the API) and applies the schema.
 pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
@@ -80,7 +80,8 @@ pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, Tenancy) {
     let tenancy = Tenancy::new(cloud, settings.provisioning.clone());
     let registry = Registry::new()
         .register(Provision(tenancy.clone()))
-        .register(Deprovision(tenancy.clone()));
+        .register(Deprovision(tenancy.clone()))
+        .register(Reconcile(tenancy.clone()));
     (registry, tenancy)
 }
 

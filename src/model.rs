@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::queue::{HistoryEntry, Job, JobState, Outcome};
 use crate::tenants::{Tenant, TenantStatus};
+use crate::workflow::reconcile::Apply;
 
 /// The pattern of a tenant id (3 to 40 characters): lowercase letters, digits and single inner
 /// hyphens, a letter first, so that `<prefix><id>` is a valid RDS instance identifier.
@@ -24,6 +25,17 @@ pub struct CreateTenant {
     pub id: String,
     /// One of the configured tiers (the document served lists them).
     pub tier: String,
+}
+
+/// `PATCH /v1/tenants/{id}`: move a ready tenant to another tier.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeTenant {
+    /// One of the configured tiers.
+    pub tier: String,
+    /// When the instance takes the change: `immediately` (default) or in its
+    /// `maintenance_window`.
+    pub apply: Option<Apply>,
 }
 
 /// A tenant id in a path.
@@ -101,6 +113,14 @@ pub struct TenantView {
     pub engine_version: Option<String>,
     /// The tenant schema version applied (the newest migration's version).
     pub schema_version: Option<i64>,
+    /// The tier a change in progress moves the tenant to (it stays usable meanwhile).
+    pub pending_tier: Option<String>,
+    /// The storage the instance has allocated, in GiB (RDS storage only grows: after a
+    /// downgrade it may exceed the tier's).
+    pub storage_gib: Option<i32>,
+    /// What the last change could not do as asked.
+    pub note: Option<String>,
+    /// Why the tenant failed, or why its last change did.
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -122,6 +142,9 @@ impl TenantView {
             secret_arn: t.secret_arn,
             engine_version: t.engine_version,
             schema_version: t.schema_version,
+            pending_tier: t.pending_tier,
+            storage_gib: t.storage_gib,
+            note: t.note,
             error: t.error,
             created_at: t.created_at,
             updated_at: t.updated_at,
@@ -137,6 +160,14 @@ pub struct Requested {
     pub job: JobView,
 }
 
+/// What a tier change answers: the tenant, and the job that changes it (none when the
+/// tenant is on that tier already).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Changed {
+    pub tenant: TenantView,
+    pub job: Option<JobView>,
+}
+
 /// A page of tenants in id order.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Page {
@@ -149,7 +180,8 @@ pub struct Page {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct JobView {
     pub id: Uuid,
-    /// The workflow: `provision` or `deprovision`.
+    /// The workflow: `provision`, `deprovision` or `reconcile` (tier changes, suspend,
+    /// resume, drift repair).
     pub kind: String,
     pub tenant_id: Option<String>,
     pub state: JobState,
@@ -160,6 +192,9 @@ pub struct JobView {
     pub max_attempts: i32,
     pub cancel_requested: bool,
     pub error: Option<String>,
+    /// What a finished job did, in a sentence, where its workflow says (e.g. what a tier
+    /// change changed, and what it kept).
+    pub result: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -177,6 +212,12 @@ impl From<&Job> for JobView {
             max_attempts: job.max_attempts,
             cancel_requested: job.cancel_requested,
             error: job.error.clone(),
+            result: job
+                .data
+                .0
+                .get("result")
+                .and_then(|r| r.as_str())
+                .map(str::to_string),
             created_at: job.created_at,
             updated_at: job.updated_at,
             finished_at: job.finished_at,

@@ -64,6 +64,30 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
     );
     assert_eq!(stack.tenant(&doomed).await.status, TenantStatus::Failed);
 
+    // Day two on the starter tenant: a tier change (its tags too), a suspend and a resume.
+    let starter = format!("{prefix}-starter");
+    let (_, change, _) = tenants::request_tier_change(
+        stack.pool(),
+        &tiers,
+        &starter,
+        "pro",
+        tenantd::workflow::reconcile::Apply::Immediately,
+        5,
+    )
+    .await
+    .unwrap();
+    let mut day_two = vec![change.unwrap().id];
+    for power in [tenants::Power::Suspend, tenants::Power::Resume] {
+        let previous = stack.finished(*day_two.last().unwrap(), TIMEOUT).await;
+        assert_eq!(previous.state, JobState::Succeeded, "{:?}", previous.error);
+        let (_, job, _) = tenants::request_power(stack.pool(), &starter, power, 5)
+            .await
+            .unwrap();
+        day_two.push(job.id);
+    }
+    let last = stack.finished(*day_two.last().unwrap(), TIMEOUT).await;
+    assert_eq!(last.state, JobState::Succeeded, "{:?}", last.error);
+
     // Deprovisioning with final snapshots, which then expire.
     let mut gone = Vec::new();
     for (tenant, _) in &jobs {
@@ -131,6 +155,8 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
         "rds:AddTagsToResource",
         "rds:DescribeDBInstances",
         "rds:ModifyDBInstance",
+        "rds:StopDBInstance",
+        "rds:StartDBInstance",
         "rds:DeleteDBInstance",
         "rds:CreateDBSnapshot",
         "rds:DescribeDBSnapshots",

@@ -56,6 +56,15 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     JobNotCancellable(String),
+    /// The tenant is not ready (for a tier change or a suspend).
+    #[error("{0}")]
+    TenantNotReady(String),
+    /// A resume of a tenant that is not suspended.
+    #[error("{0}")]
+    TenantNotSuspended(String),
+    /// Another job of the tenant is active.
+    #[error("{0}")]
+    JobInProgress(String),
     #[error("no such route")]
     RouteNotFound,
     #[error("method not allowed on this route")]
@@ -77,9 +86,13 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             TenantNotFound(_) | JobNotFound(_) | RouteNotFound => StatusCode::NOT_FOUND,
-            TierConflict(_) | ProvisioningInProgress(_) | Conflict(_) | JobNotCancellable(_) => {
-                StatusCode::CONFLICT
-            }
+            TierConflict(_)
+            | ProvisioningInProgress(_)
+            | Conflict(_)
+            | JobNotCancellable(_)
+            | TenantNotReady(_)
+            | TenantNotSuspended(_)
+            | JobInProgress(_) => StatusCode::CONFLICT,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -105,6 +118,9 @@ impl ApiError {
             ProvisioningInProgress(_) => "provisioning_in_progress",
             Conflict(_) => "conflict",
             JobNotCancellable(_) => "job_not_cancellable",
+            TenantNotReady(_) => "tenant_not_ready",
+            TenantNotSuspended(_) => "tenant_not_suspended",
+            JobInProgress(_) => "job_in_progress",
             RouteNotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Internal(_) => "internal",
@@ -184,6 +200,12 @@ impl From<TenantError> for ApiError {
             }
             TenantError::NotFound(id) => ApiError::TenantNotFound(id),
             e @ TenantError::Conflict { .. } => ApiError::Conflict(e.to_string()),
+            e @ TenantError::JobInProgress { .. } => ApiError::JobInProgress(e.to_string()),
+            e @ TenantError::NotApplicable {
+                wanted: crate::tenants::TenantStatus::Suspended,
+                ..
+            } => ApiError::TenantNotSuspended(e.to_string()),
+            e @ TenantError::NotApplicable { .. } => ApiError::TenantNotReady(e.to_string()),
             TenantError::Queue(e) => e.into(),
             e @ TenantError::Database(_) => ApiError::Internal(e.to_string()),
         }

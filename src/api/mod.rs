@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::Method;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, patch, post};
 use axum::{Router, middleware};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -69,6 +69,18 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
         (
             v1(Method::DELETE, "/v1/tenants/{id}"),
             delete(tenants::delete),
+        ),
+        (
+            v1(Method::PATCH, "/v1/tenants/{id}"),
+            patch(tenants::change),
+        ),
+        (
+            v1(Method::POST, "/v1/tenants/{id}/suspend"),
+            post(tenants::suspend),
+        ),
+        (
+            v1(Method::POST, "/v1/tenants/{id}/resume"),
+            post(tenants::resume),
         ),
         (v1(Method::GET, "/v1/jobs/{id}"), get(jobs::get)),
         (v1(Method::POST, "/v1/jobs/{id}/cancel"), post(jobs::cancel)),

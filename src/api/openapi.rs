@@ -33,6 +33,9 @@ use crate::config::Tiers;
         tenants::list,
         tenants::get,
         tenants::delete,
+        tenants::change,
+        tenants::suspend,
+        tenants::resume,
         jobs::get,
         jobs::cancel,
     ),
@@ -61,14 +64,17 @@ impl Modify for BearerAuth {
 pub fn document(tiers: &Tiers) -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-    if let Some(components) = doc.components.as_mut()
-        && let Some(RefOr::T(Schema::Object(create))) = components.schemas.get_mut("CreateTenant")
-        && let Some(RefOr::T(Schema::Object(tier))) = create.properties.get_mut("tier")
-    {
-        let names: Vec<serde_json::Value> = tiers.names().into_iter().map(Into::into).collect();
-        let mut with_enum: Object = tier.clone();
-        with_enum.enum_values = Some(names);
-        *tier = with_enum;
+    for body in ["CreateTenant", "ChangeTenant"] {
+        if let Some(components) = doc.components.as_mut()
+            && let Some(RefOr::T(Schema::Object(schema))) = components.schemas.get_mut(body)
+            && let Some(RefOr::T(Schema::Object(tier))) = schema.properties.get_mut("tier")
+        {
+            let names: Vec<serde_json::Value> =
+                tiers.names().into_iter().map(Into::into).collect();
+            let mut with_enum: Object = tier.clone();
+            with_enum.enum_values = Some(names);
+            *tier = with_enum;
+        }
     }
     let mut doc = serde_json::to_value(doc).expect("the OpenAPI document serializes");
     camel_case_links(&mut doc);

@@ -10,12 +10,15 @@ use tracing::{Span, info};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::state::AppState;
 use crate::model::{
-    CreateTenant, DEFAULT_PAGE, DeleteQuery, ErrorBody, ListQuery, MAX_PAGE, Page, Requested,
-    TenantPath, TenantView,
+    ChangeTenant, Changed, CreateTenant, DEFAULT_PAGE, DeleteQuery, ErrorBody, ListQuery,
+    MAX_PAGE, Page, Requested, TenantPath, TenantView,
 };
 use crate::queue::{self, Job};
-use crate::tenants::{self, Deletion, Tenant, TenantError};
-use crate::workflow::{Deprovision, Provision, Workflow};
+use crate::tenants::{self, Deletion, Power, Tenant, TenantError};
+use crate::workflow::{Deprovision, Provision, Reconcile, Workflow};
+
+/// The job kinds a tenant's view shows the latest of.
+const TENANT_JOBS: &[&str] = &[Provision::KIND, Deprovision::KIND, Reconcile::KIND];
 
 fn requested(tenant: Tenant, job: Job, created: bool) -> (StatusCode, Json<Requested>) {
     let span = Span::current();
@@ -127,7 +130,7 @@ pub async fn get(
     let job = queue::latest_jobs(
         &state.db,
         std::slice::from_ref(&id),
-        &[Provision::KIND, Deprovision::KIND],
+        TENANT_JOBS,
     )
     .await?
     .pop();
@@ -170,7 +173,7 @@ pub async fn list(
         tenants::list(&state.db, query.status, limit, query.cursor.as_deref()).await?;
     let ids: Vec<String> = page.iter().map(|t| t.id.clone()).collect();
     let mut jobs =
-        queue::latest_jobs(&state.db, &ids, &[Provision::KIND, Deprovision::KIND]).await?;
+        queue::latest_jobs(&state.db, &ids, TENANT_JOBS).await?;
     let tenants = page
         .into_iter()
         .map(|t| {
@@ -248,4 +251,120 @@ pub async fn delete(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Move a ready tenant to another tier: 202 with the job; 200 and no job when it is on that
+/// tier already.
+///
+/// The body is a JSON object with `tier` and optionally `apply` (`immediately`, the default,
+/// or `maintenance_window`). The tenant stays `ready` and usable while the change runs, with
+/// `pending_tier` set. Storage only grows on RDS: a tier with less storage keeps what the
+/// instance has (`storage_gib`, and `note` says so). A change RDS refuses fails the job and
+/// leaves the tenant `ready` on its old tier, with the cause in `error`.
+#[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "tenants", operation_id = "change_tenant",
+    security(("bearer" = [])),
+    params(TenantPath),
+    request_body = ChangeTenant,
+    responses(
+        (status = 202, description = "Tier change enqueued", body = Changed),
+        (status = 200, description = "The tenant is on that tier already (no job), or a replay \
+            of the change in progress (its job)", body = Changed),
+        (status = 400, description = "`malformed_json` or `invalid_path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+        (status = 409, description = "`tenant_not_ready` (only a ready tenant changes tiers) or \
+            `job_in_progress` (another job of the tenant is active)", body = ErrorBody),
+        (status = 413, description = "`body_too_large` (over 16 KiB)", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`, `invalid_tenant_id` or `unknown_tier`",
+            body = ErrorBody),
+    ))]
+pub async fn change(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ChangeTenant>,
+) -> Result<(StatusCode, Json<Changed>), ApiError> {
+    valid_id(&id)?;
+    let (tenant, job, created) = tenants::request_tier_change(
+        &state.db,
+        &state.tiers,
+        &id,
+        &body.tier,
+        body.apply.unwrap_or_default(),
+        state.max_attempts,
+    )
+    .await?;
+    if let Some(job) = &job {
+        Span::current().record("job.id", tracing::field::display(job.id));
+    }
+    info!(tenant.id = %tenant.id, tier = %body.tier, created, "tier change request");
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    let body = Changed {
+        tenant: TenantView::new(tenant, job.as_ref()),
+        job: job.as_ref().map(Into::into),
+    };
+    Ok((status, Json(body)))
+}
+
+/// Suspend a ready tenant: its instance is stopped (storage and backups kept, compute no longer
+/// billed) and the tenant becomes `suspended`.
+///
+/// 202 with the job; a replay while it runs answers 200 with the same job. RDS starts a stopped
+/// instance again by itself after seven days; tenantd stops it again.
+#[utoipa::path(post, path = "/v1/tenants/{id}/suspend", tag = "tenants",
+    operation_id = "suspend_tenant",
+    security(("bearer" = [])),
+    params(TenantPath),
+    responses(
+        (status = 202, description = "Suspend job enqueued", body = Requested),
+        (status = 200, description = "Replay: the suspend job in progress", body = Requested),
+        (status = 400, description = "`invalid_path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+        (status = 409, description = "`tenant_not_ready` or `job_in_progress`", body = ErrorBody),
+        (status = 422, description = "`invalid_tenant_id`", body = ErrorBody),
+    ))]
+pub async fn suspend(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(StatusCode, Json<Requested>), ApiError> {
+    power(state, id, Power::Suspend).await
+}
+
+/// Resume a suspended tenant: its instance is started, and the tenant is `ready` once it is
+/// available.
+#[utoipa::path(post, path = "/v1/tenants/{id}/resume", tag = "tenants",
+    operation_id = "resume_tenant",
+    security(("bearer" = [])),
+    params(TenantPath),
+    responses(
+        (status = 202, description = "Resume job enqueued", body = Requested),
+        (status = 200, description = "Replay: the resume job in progress", body = Requested),
+        (status = 400, description = "`invalid_path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+        (status = 409, description = "`tenant_not_suspended` or `job_in_progress`",
+            body = ErrorBody),
+        (status = 422, description = "`invalid_tenant_id`", body = ErrorBody),
+    ))]
+pub async fn resume(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(StatusCode, Json<Requested>), ApiError> {
+    power(state, id, Power::Resume).await
+}
+
+async fn power(
+    state: AppState,
+    id: String,
+    power: Power,
+) -> Result<(StatusCode, Json<Requested>), ApiError> {
+    valid_id(&id)?;
+    let (tenant, job, created) =
+        tenants::request_power(&state.db, &id, power, state.max_attempts).await?;
+    Ok(requested(tenant, job, created))
 }

@@ -5,7 +5,11 @@ use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
-use crate::model::{CreateTenant, ErrorBody, JobDetail, Page, Requested, TenantView};
+use crate::model::{
+    ChangeTenant, Changed, CreateTenant, ErrorBody, JobDetail, Page, Requested, TenantView,
+};
+use crate::tenants::Power;
+use crate::workflow::reconcile::Apply;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -62,14 +66,14 @@ impl Client {
         &self,
         method: Method,
         url: Url,
-        body: Option<&CreateTenant>,
+        body: Option<serde_json::Value>,
     ) -> Result<(StatusCode, T), ClientError> {
         let mut request = self
             .http
             .request(method, url.clone())
             .bearer_auth(self.token.expose_secret());
         if let Some(body) = body {
-            request = request.json(body);
+            request = request.json(&body);
         }
         let response = request.send().await.map_err(|e| ClientError::Unreachable {
             url: self.base.to_string(),
@@ -114,7 +118,36 @@ impl Client {
             tier: tier.to_string(),
         };
         let url = self.url(&["v1", "tenants"]);
-        let (status, r) = self.call(Method::POST, url, Some(&body)).await?;
+        let body = serde_json::to_value(&body).expect("a request body serializes");
+        let (status, r) = self.call(Method::POST, url, Some(body)).await?;
+        Ok((r, status == StatusCode::ACCEPTED))
+    }
+
+    /// Asks for a tenant to move to `tier`; `true` when a new job was enqueued (202).
+    pub async fn change_tier(
+        &self,
+        id: &str,
+        tier: &str,
+        apply: Apply,
+    ) -> Result<(Changed, bool), ClientError> {
+        let body = ChangeTenant {
+            tier: tier.to_string(),
+            apply: Some(apply),
+        };
+        let url = self.url(&["v1", "tenants", id]);
+        let body = serde_json::to_value(&body).expect("a request body serializes");
+        let (status, r) = self.call(Method::PATCH, url, Some(body)).await?;
+        Ok((r, status == StatusCode::ACCEPTED))
+    }
+
+    /// Asks for a tenant to be suspended or resumed; `true` when a new job was enqueued.
+    pub async fn power(&self, id: &str, power: Power) -> Result<(Requested, bool), ClientError> {
+        let action = match power {
+            Power::Suspend => "suspend",
+            Power::Resume => "resume",
+        };
+        let url = self.url(&["v1", "tenants", id, action]);
+        let (status, r) = self.call(Method::POST, url, None).await?;
         Ok((r, status == StatusCode::ACCEPTED))
     }
 

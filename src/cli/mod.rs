@@ -16,7 +16,8 @@ use client::{Client, ClientError};
 use output::Format;
 use wait::{Ended, Target};
 
-use crate::tenants::TenantStatus;
+use crate::tenants::{Power, TenantStatus};
+use crate::workflow::reconcile::Apply;
 
 /// Where the API is and how to show its answers; shared by every client command.
 #[derive(Debug, Args)]
@@ -73,6 +74,39 @@ pub enum TenantsCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Move a ready tenant to another tier (storage only grows: a smaller tier keeps it).
+    SetTier {
+        id: String,
+        tier: String,
+        /// At once, or in the instance's next maintenance window.
+        #[arg(long, value_enum, default_value = "immediately")]
+        apply: ApplyArg,
+        /// Follow the change until it is done (exit 0) or fails (exit 1; the tenant keeps its
+        /// old tier).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Stop a ready tenant's instance (data and backups kept); the tenant becomes suspended.
+    Suspend {
+        id: String,
+        /// Follow until the tenant is suspended (exit 0) or the suspend fails (exit 1).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Start a suspended tenant's instance again; the tenant becomes ready.
+    Resume {
+        id: String,
+        /// Follow until the tenant is ready (exit 0) or the resume fails (exit 1).
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+/// When a tier change takes effect (`--apply`).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ApplyArg {
+    Immediately,
+    MaintenanceWindow,
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,6 +206,51 @@ async fn execute(
                 return Ok(ExitCode::SUCCESS);
             }
             (id, r.job.id, TenantStatus::Deleted)
+        }
+        Request::Tenants(TenantsCommand::SetTier {
+            id,
+            tier,
+            apply,
+            wait,
+        }) => {
+            let apply = match apply {
+                ApplyArg::Immediately => Apply::Immediately,
+                ApplyArg::MaintenanceWindow => Apply::MaintenanceWindow,
+            };
+            let (r, created) = client.change_tier(&id, &tier, apply).await?;
+            let Some(job) = r.job.as_ref().map(|j| j.id) else {
+                print(args, output::json(&r), || {
+                    format!("tenant {id} is on tier {tier} already: nothing to change\n")
+                });
+                return Ok(ExitCode::SUCCESS);
+            };
+            if !wait {
+                print(args, output::json(&r), || {
+                    requested(created, "tier change", &id, &job.to_string())
+                });
+                return Ok(ExitCode::SUCCESS);
+            }
+            (id, job, TenantStatus::Ready)
+        }
+        Request::Tenants(TenantsCommand::Suspend { id, wait }) => {
+            let (r, created) = client.power(&id, Power::Suspend).await?;
+            if !wait {
+                print(args, output::json(&r), || {
+                    requested(created, "suspend", &id, &r.job.id.to_string())
+                });
+                return Ok(ExitCode::SUCCESS);
+            }
+            (id, r.job.id, TenantStatus::Suspended)
+        }
+        Request::Tenants(TenantsCommand::Resume { id, wait }) => {
+            let (r, created) = client.power(&id, Power::Resume).await?;
+            if !wait {
+                print(args, output::json(&r), || {
+                    requested(created, "resume", &id, &r.job.id.to_string())
+                });
+                return Ok(ExitCode::SUCCESS);
+            }
+            (id, r.job.id, TenantStatus::Ready)
         }
     };
     let target = match args.output {

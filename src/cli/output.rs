@@ -87,6 +87,14 @@ pub fn tenant(t: &TenantView) -> String {
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| "-".into()),
         ),
+        ("pending tier", or_dash(t.pending_tier.as_deref()).into()),
+        (
+            "storage",
+            t.storage_gib
+                .map(|g| format!("{g} GiB"))
+                .unwrap_or_else(|| "-".into()),
+        ),
+        ("note", or_dash(t.note.as_deref()).into()),
         ("error", or_dash(t.error.as_deref()).into()),
         ("created", time(&t.created_at)),
         ("updated", time(&t.updated_at)),

@@ -46,6 +46,17 @@ pub struct InstanceInfo {
     pub maintenance_window: Option<String>,
     /// The full version RDS runs, e.g. `16.8`.
     pub engine_version: Option<String>,
+    /// The instance's ARN (what tags are set on).
+    pub arn: Option<String>,
+    pub instance_class: Option<String>,
+    pub allocated_storage_gib: Option<i32>,
+    pub iops: Option<i32>,
+    pub storage_throughput: Option<i32>,
+    pub max_allocated_storage_gib: Option<i32>,
+    pub multi_az: Option<bool>,
+    /// Performance Insights: on, and its retention in days.
+    pub performance_insights: Option<bool>,
+    pub performance_insights_days: Option<i32>,
 }
 
 impl From<&DbInstance> for InstanceInfo {
@@ -71,6 +82,15 @@ impl From<&DbInstance> for InstanceInfo {
             backup_window: db.preferred_backup_window().map(str::to_string),
             maintenance_window: db.preferred_maintenance_window().map(str::to_string),
             engine_version: db.engine_version().map(str::to_string),
+            arn: db.db_instance_arn().map(str::to_string),
+            instance_class: db.db_instance_class().map(str::to_string),
+            allocated_storage_gib: db.allocated_storage(),
+            iops: db.iops(),
+            storage_throughput: db.storage_throughput(),
+            max_allocated_storage_gib: db.max_allocated_storage(),
+            multi_az: db.multi_az(),
+            performance_insights: db.performance_insights_enabled(),
+            performance_insights_days: db.performance_insights_retention_period(),
         }
     }
 }
@@ -113,6 +133,16 @@ pub struct InstanceChange {
     pub maintenance_window: Option<String>,
     pub deletion_protection: Option<bool>,
     pub master_password: Option<SecretString>,
+    pub instance_class: Option<String>,
+    pub allocated_storage_gib: Option<i32>,
+    pub iops: Option<i32>,
+    pub storage_throughput: Option<i32>,
+    pub max_allocated_storage_gib: Option<i32>,
+    pub multi_az: Option<bool>,
+    /// Performance Insights on (with its retention in days) or off.
+    pub performance_insights: Option<Option<i32>>,
+    /// Leave the change to the next maintenance window instead of applying it at once.
+    pub in_maintenance_window: bool,
 }
 
 /// Statuses an instance does not leave without help: waiting for them is pointless.
@@ -247,20 +277,34 @@ impl Cloud {
                 backup_window: None,
                 maintenance_window: None,
                 engine_version: Some(spec.engine_version.clone()),
+                ..InstanceInfo::default()
             }))
     }
 
-    /// Applies `change` at once (not in the next maintenance window).
+    /// Applies `change`, at once unless it asks for the maintenance window.
     pub async fn modify_db_instance(
         &self,
         identifier: &str,
         change: &InstanceChange,
     ) -> Result<Option<InstanceInfo>, CloudError> {
+        let (pi, pi_days) = match change.performance_insights {
+            None => (None, None),
+            Some(None) => (Some(false), None),
+            Some(Some(days)) => (Some(true), Some(days)),
+        };
         let request = self
             .rds
             .modify_db_instance()
             .db_instance_identifier(identifier)
-            .apply_immediately(true)
+            .apply_immediately(!change.in_maintenance_window)
+            .set_db_instance_class(change.instance_class.clone())
+            .set_allocated_storage(change.allocated_storage_gib)
+            .set_iops(change.iops)
+            .set_storage_throughput(change.storage_throughput)
+            .set_max_allocated_storage(change.max_allocated_storage_gib)
+            .set_multi_az(change.multi_az)
+            .set_enable_performance_insights(pi)
+            .set_performance_insights_retention_period(pi_days)
             .set_backup_retention_period(change.backup_retention_days)
             .set_preferred_backup_window(change.backup_window.clone())
             .set_preferred_maintenance_window(change.maintenance_window.clone())
@@ -275,6 +319,38 @@ impl Cloud {
             .call_rds("ModifyDBInstance", || request.clone().send())
             .await?;
         Ok(out.db_instance().map(InstanceInfo::from))
+    }
+
+    /// Stops an available instance (its storage and backups stay; RDS starts it again by
+    /// itself after seven days).
+    pub async fn stop_db_instance(&self, identifier: &str) -> Result<(), CloudError> {
+        let request = self.rds.stop_db_instance().db_instance_identifier(identifier);
+        self.call_rds("StopDBInstance", || request.clone().send())
+            .await?;
+        Ok(())
+    }
+
+    /// Starts a stopped instance.
+    pub async fn start_db_instance(&self, identifier: &str) -> Result<(), CloudError> {
+        let request = self
+            .rds
+            .start_db_instance()
+            .db_instance_identifier(identifier);
+        self.call_rds("StartDBInstance", || request.clone().send())
+            .await?;
+        Ok(())
+    }
+
+    /// Adds (or overwrites) tags on an RDS resource.
+    pub async fn add_tags_to_resource(&self, arn: &str, tags: &Tags) -> Result<(), CloudError> {
+        let request = self
+            .rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(self::tags(tags)));
+        self.call_rds("AddTagsToResource", || request.clone().send())
+            .await?;
+        Ok(())
     }
 
     /// Starts deleting an instance, with a final snapshot of that name or none, keeping its

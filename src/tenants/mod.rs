@@ -5,4 +5,6 @@ pub mod record;
 pub mod requests;
 
 pub use record::{Tenant, TenantError, TenantStatus, get, list, validate_id};
-pub use requests::{Deletion, request_deprovision, request_provision};
+pub use requests::{
+    Deletion, Power, request_deprovision, request_power, request_provision, request_tier_change,
+};

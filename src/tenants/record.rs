@@ -20,6 +20,21 @@ pub enum TenantStatus {
     Failed,
     Deprovisioning,
     Deleted,
+    /// The instance is stopped (its storage and backups kept) until the tenant is resumed.
+    Suspended,
+}
+
+impl TenantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantStatus::Provisioning => "provisioning",
+            TenantStatus::Ready => "ready",
+            TenantStatus::Failed => "failed",
+            TenantStatus::Deprovisioning => "deprovisioning",
+            TenantStatus::Deleted => "deleted",
+            TenantStatus::Suspended => "suspended",
+        }
+    }
 }
 
 /// One row of `tenants`. Holds no secret: the password lives in Secrets Manager only.
@@ -38,6 +53,12 @@ pub struct Tenant {
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The tier a change in progress moves the tenant to.
+    pub pending_tier: Option<String>,
+    /// The storage the instance has allocated, in GiB.
+    pub storage_gib: Option<i32>,
+    /// What the last change could not do as asked (e.g. storage kept after a downgrade).
+    pub note: Option<String>,
 }
 
 /// Why a tenant request was refused.
@@ -56,6 +77,22 @@ pub enum TenantError {
     FinalSnapshotRequired { id: String, tier: String },
     #[error("tenant {0} not found")]
     NotFound(String),
+    /// The tenant is not in a status the request applies to.
+    #[error("tenant {id} is {status}: {reason}")]
+    NotApplicable {
+        id: String,
+        status: &'static str,
+        /// The status the request applies to.
+        wanted: TenantStatus,
+        reason: String,
+    },
+    /// Another job of the tenant runs; one at a time.
+    #[error("tenant {id} has a {kind} job in progress ({job}); wait for it to end or cancel it")]
+    JobInProgress {
+        id: String,
+        kind: String,
+        job: uuid::Uuid,
+    },
     /// The request contradicts what the tenant is doing or is.
     #[error("tenant {id}: {reason}")]
     Conflict { id: String, reason: String },
@@ -128,6 +165,20 @@ pub enum TenantUpdate<'a> {
         secret_arn: &'a str,
         schema_version: i64,
         engine_version: Option<&'a str>,
+        storage_gib: Option<i32>,
+    },
+    /// A change (tier, suspend, resume) reached what it asked for.
+    Changed {
+        tier: &'a str,
+        status: TenantStatus,
+        storage_gib: Option<i32>,
+        /// `None` leaves the note as it is; `Some(None)` clears it.
+        note: Option<Option<&'a str>>,
+    },
+    /// A change ended without reaching what it asked for: the tenant keeps its tier and
+    /// status, with the cause.
+    ChangeFailed {
+        error: &'a str,
     },
     Failed {
         error: &'a str,
@@ -149,10 +200,12 @@ pub async fn update(
             secret_arn,
             schema_version,
             engine_version,
+            storage_gib,
         } => sqlx::query(
             "UPDATE tenants SET status = 'ready', db_instance_id = $2, endpoint_host = $3,
                  endpoint_port = $4, secret_arn = $5, schema_version = $6,
-                 engine_version = COALESCE($7, engine_version), error = NULL, updated_at = now()
+                 engine_version = COALESCE($7, engine_version),
+                 storage_gib = COALESCE($8, storage_gib), error = NULL, updated_at = now()
              WHERE id = $1",
         )
         .bind(tenant)
@@ -161,11 +214,35 @@ pub async fn update(
         .bind(port)
         .bind(secret_arn)
         .bind(schema_version)
-        .bind(engine_version),
+        .bind(engine_version)
+        .bind(storage_gib),
+        TenantUpdate::Changed {
+            tier,
+            status,
+            storage_gib,
+            note,
+        } => sqlx::query(
+            "UPDATE tenants SET tier = $2, status = $3, pending_tier = NULL,
+                 storage_gib = COALESCE($4, storage_gib),
+                 note = CASE WHEN $6 THEN $5 ELSE note END, error = NULL, updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(tenant)
+        .bind(tier)
+        .bind(status)
+        .bind(storage_gib)
+        .bind(note.flatten())
+        .bind(note.is_some()),
+        TenantUpdate::ChangeFailed { error } => sqlx::query(
+            "UPDATE tenants SET pending_tier = NULL, error = $2, updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(tenant)
+        .bind(error),
         // Nothing the row pointed at is left (or the error says what may be).
         TenantUpdate::Failed { error } => sqlx::query(
             "UPDATE tenants SET status = 'failed', error = $2, endpoint_host = NULL,
-                 endpoint_port = NULL, updated_at = now()
+                 endpoint_port = NULL, pending_tier = NULL, updated_at = now()
              WHERE id = $1",
         )
         .bind(tenant)

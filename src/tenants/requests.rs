@@ -9,6 +9,7 @@ use crate::config::Tiers;
 use crate::queue::{self, Enqueued, Job, NewJob};
 use crate::workflow::deprovision::{Deprovision, DeprovisionArgs};
 use crate::workflow::provision::{Provision, ProvisionArgs};
+use crate::workflow::reconcile::{Apply, Reason, Reconcile, ReconcileArgs};
 use crate::workflow::runner::Workflow;
 use crate::workflow::step::StepNames;
 
@@ -16,6 +17,14 @@ fn conflict(id: &str, reason: impl Into<String>) -> TenantError {
     TenantError::Conflict {
         id: id.to_string(),
         reason: reason.into(),
+    }
+}
+
+fn in_progress(id: &str, job: &Job) -> TenantError {
+    TenantError::JobInProgress {
+        id: id.to_string(),
+        kind: job.kind.clone(),
+        job: job.id,
     }
 }
 
@@ -64,15 +73,20 @@ pub async fn request_provision(
                         id,
                         format!("is being provisioned as tier {}", existing.tier),
                     )),
-                    _ => Err(conflict(id, "is being deprovisioned")),
+                    Deprovision::KIND => Err(conflict(id, "is being deprovisioned")),
+                    _ => Err(in_progress(id, &job)),
                 };
             }
-            if existing.status == TenantStatus::Ready {
+            if matches!(
+                existing.status,
+                TenantStatus::Ready | TenantStatus::Suspended
+            ) {
                 if existing.tier != tier {
                     return Err(conflict(
                         id,
                         format!(
-                            "is ready as tier {}; changing tiers is not supported",
+                            "is {} as tier {}; change its tier with PATCH /v1/tenants/{id}",
+                            existing.status.as_str(),
                             existing.tier
                         ),
                     ));
@@ -182,4 +196,130 @@ pub async fn request_deprovision(
     };
     tx.commit().await?;
     Ok((tenant, job, created))
+}
+
+/// Asks for `id` to move to `tier`. One transaction: the tenant (which must be `ready`) gets
+/// `pending_tier` and a reconcile job is enqueued. The tenant's own tier again changes nothing
+/// (no job); a replay while the same change runs returns its job. `created` says whether a job
+/// was enqueued.
+pub async fn request_tier_change(
+    pool: &PgPool,
+    tiers: &Tiers,
+    id: &str,
+    tier: &str,
+    apply: Apply,
+    max_attempts: i32,
+) -> Result<(Tenant, Option<Job>, bool), TenantError> {
+    validate_id(id)?;
+    if tiers.get(tier).is_none() {
+        return Err(TenantError::UnknownTier {
+            tier: tier.to_string(),
+            known: tiers.names().join(", "),
+        });
+    }
+    let mut tx = pool.begin().await?;
+    let tenant = lock(&mut tx, id)
+        .await?
+        .ok_or_else(|| TenantError::NotFound(id.to_string()))?;
+    if let Some(job) = queue::active_job(&mut *tx, id).await? {
+        if job.kind == Reconcile::KIND && tenant.pending_tier.as_deref() == Some(tier) {
+            return Ok((tenant, Some(job), false));
+        }
+        return Err(in_progress(id, &job));
+    }
+    if tenant.status != TenantStatus::Ready {
+        return Err(TenantError::NotApplicable {
+            id: id.to_string(),
+            status: tenant.status.as_str(),
+            wanted: TenantStatus::Ready,
+            reason: "only a ready tenant changes tiers".into(),
+        });
+    }
+    if tenant.tier == tier {
+        return Ok((tenant, None, false));
+    }
+    let tenant = sqlx::query_as::<_, Tenant>(
+        "UPDATE tenants SET pending_tier = $2, updated_at = now() WHERE id = $1 RETURNING *",
+    )
+    .bind(id)
+    .bind(tier)
+    .fetch_one(&mut *tx)
+    .await?;
+    let args = ReconcileArgs {
+        reason: Reason::TierChange,
+        tier: tier.to_string(),
+        apply,
+    };
+    let (job, created) = enqueue_reconcile(&mut tx, id, &args, max_attempts).await?;
+    tx.commit().await?;
+    Ok((tenant, Some(job), created))
+}
+
+/// Suspending stops a tenant's instance; resuming starts it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Power {
+    Suspend,
+    Resume,
+}
+
+/// Asks for `id` to be suspended (it must be `ready`) or resumed (it must be `suspended`): a
+/// reconcile job, enqueued in one transaction with the checks. A replay while the same request
+/// runs returns its job.
+pub async fn request_power(
+    pool: &PgPool,
+    id: &str,
+    power: Power,
+    max_attempts: i32,
+) -> Result<(Tenant, Job, bool), TenantError> {
+    validate_id(id)?;
+    let reason = match power {
+        Power::Suspend => Reason::Suspend,
+        Power::Resume => Reason::Resume,
+    };
+    let mut tx = pool.begin().await?;
+    let tenant = lock(&mut tx, id)
+        .await?
+        .ok_or_else(|| TenantError::NotFound(id.to_string()))?;
+    if let Some(job) = queue::active_job(&mut *tx, id).await? {
+        let same = job.kind == Reconcile::KIND
+            && serde_json::from_value::<ReconcileArgs>(job.args.0.clone())
+                .is_ok_and(|a| a.reason == reason);
+        if same {
+            return Ok((tenant, job, false));
+        }
+        return Err(in_progress(id, &job));
+    }
+    let (wanted, reason_text) = match power {
+        Power::Suspend => (TenantStatus::Ready, "only a ready tenant can be suspended"),
+        Power::Resume => (TenantStatus::Suspended, "only a suspended tenant can be resumed"),
+    };
+    if tenant.status != wanted {
+        return Err(TenantError::NotApplicable {
+            id: id.to_string(),
+            status: tenant.status.as_str(),
+            wanted,
+            reason: reason_text.into(),
+        });
+    }
+    let args = ReconcileArgs {
+        reason,
+        tier: tenant.tier.clone(),
+        apply: Apply::Immediately,
+    };
+    let (job, created) = enqueue_reconcile(&mut tx, id, &args, max_attempts).await?;
+    tx.commit().await?;
+    Ok((tenant, job, created))
+}
+
+async fn enqueue_reconcile(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: &str,
+    args: &ReconcileArgs,
+    max_attempts: i32,
+) -> Result<(Job, bool), TenantError> {
+    let new = new_job::<Reconcile>(id, args, max_attempts);
+    Ok(match queue::enqueue(tx, new).await? {
+        Enqueued::Created(job) => (job, true),
+        Enqueued::Existing(job) => (job, false),
+    })
 }

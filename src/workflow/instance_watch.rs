@@ -33,7 +33,7 @@ pub struct PollerSeen {
 #[derive(Debug)]
 pub enum Look {
     /// The instance as recently seen (`None`: it does not exist).
-    Seen(Option<InstanceInfo>),
+    Seen(Option<Box<InstanceInfo>>),
     /// The poller runs and has not seen the instance in a state to act on yet: it wakes the job
     /// when it has.
     Later,
@@ -140,13 +140,15 @@ impl InstanceWatch {
                 && info.identifier == id
                 && Utc::now() - s.at <= max_age
             {
-                return Ok(Look::Seen(Some(info.clone())));
+                return Ok(Look::Seen(Some(Box::new(info.clone()))));
             }
         }
         if handed.is_none() && may_wait && self.poller_active() {
             return Ok(Look::Later);
         }
-        Ok(Look::Seen(self.cloud.describe_db_instance(id).await?))
+        Ok(Look::Seen(
+            self.cloud.describe_db_instance(id).await?.map(Box::new),
+        ))
     }
 
     /// The pause of a wait step whose instance is not there yet: long when the poller will

@@ -1,13 +1,16 @@
 //! The workflows the worker runs, and what they are made of: typed steps ([`step`]), step
 //! errors that know their class and disposition ([`error`]), the interface to the worker
 //! ([`runner`]), what the tenant workflows share ([`tenancy`], [`removal`], [`instance_watch`]),
-//! and the tenant workflows themselves ([`provision`], [`deprovision`]).
+//! the tenant workflows themselves ([`provision`], [`deprovision`], [`reconcile`]) and the
+//! desired state of an instance ([`desired`]).
 
 pub mod deprovision;
+pub mod desired;
 pub mod error;
 pub mod instance_watch;
 pub mod provision;
 pub mod quota;
+pub mod reconcile;
 pub mod removal;
 pub mod runner;
 pub mod step;
@@ -16,6 +19,7 @@ pub mod tenancy;
 pub use deprovision::Deprovision;
 pub use error::StepError;
 pub use provision::Provision;
+pub use reconcile::Reconcile;
 pub use runner::{Decision, Registry, Runner, StepContext, Workflow};
 pub use step::{InstanceWait, Step, StepNames, Transition};
 pub use tenancy::Tenancy;

@@ -96,6 +96,8 @@ pub enum InstanceWait {
     Available,
     /// It waits for a deleted instance to be gone (or to settle in a state it can delete).
     Gone,
+    /// It waits for a change, a stop or a start to settle: available or stopped (or failed).
+    Settled,
 }
 
 impl InstanceWait {
@@ -112,6 +114,10 @@ impl InstanceWait {
             }
             InstanceWait::Available => {
                 status == "available" || status == "deleting" || UNRECOVERABLE.contains(&status)
+            }
+            InstanceWait::Settled => {
+                matches!(status, "available" | "stopped" | "deleting")
+                    || UNRECOVERABLE.contains(&status)
             }
         }
     }
@@ -144,6 +150,18 @@ mod tests {
         assert!(!w.actionable(Some(&info("deleting"))));
         assert!(!w.actionable(Some(&info("creating"))));
         assert!(w.actionable(Some(&info("available"))));
+        assert!(w.actionable(None));
+    }
+
+    #[test]
+    fn a_change_wait_wakes_when_the_instance_is_available_or_stopped() {
+        let w = InstanceWait::Settled;
+        for busy in ["modifying", "stopping", "starting", "backing-up"] {
+            assert!(!w.actionable(Some(&info(busy))), "{busy}");
+        }
+        for settled in ["available", "stopped", "storage-full"] {
+            assert!(w.actionable(Some(&info(settled))), "{settled}");
+        }
         assert!(w.actionable(None));
     }
 

@@ -275,6 +275,25 @@ impl Scope {
                             self.tags.insert(format!("snapshot:{snapshot}"), tags);
                         }
                     }
+                    "AddTagsToResource" => {
+                        // arn:aws:rds:<region>:<account>:<type>:<name>
+                        let arn = get("ResourceName");
+                        let mut parts = arn.splitn(7, ':').skip(5);
+                        let (kind, name) = (
+                            parts.next().unwrap_or_default().to_string(),
+                            parts.next().unwrap_or_default().to_string(),
+                        );
+                        let tags = form_tags(&form);
+                        let key = format!("{kind}:{name}");
+                        let mut ctx = request_tags(&tags);
+                        ctx.extend(self.resource_tags(&key));
+                        check(&action, self.rds_arn(&kind, &name), ctx);
+                        let known = self.tags.entry(key).or_default();
+                        for (k, v) in tags {
+                            known.retain(|(old, _)| *old != k);
+                            known.push((k, v));
+                        }
+                    }
                     "DeleteDBSnapshot" => {
                         let snapshot = get("DBSnapshotIdentifier");
                         let ctx = self.resource_tags(&format!("snapshot:{snapshot}"));

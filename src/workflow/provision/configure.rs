@@ -140,6 +140,7 @@ pub async fn mark_ready(cx: &mut Cx<'_>) -> StepResult {
         secret_arn,
         schema_version: d.schema_version.unwrap_or(0),
         engine_version: d.engine_version.as_deref(),
+        storage_gib: d.storage_gib,
     };
     update_tenant(cx, update).await?;
     Ok(Transition::Done)

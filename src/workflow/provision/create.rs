@@ -283,6 +283,7 @@ pub async fn wait_available(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
             cx.data.endpoint_port = Some(port);
             cx.data.available_at = Some(now);
             cx.data.engine_version = info.engine_version.clone();
+            cx.data.storage_gib = info.allocated_storage_gib;
             cx.data.backup_retention_seen =
                 backups_as_asked(t, tier_of(t, cx)?, &info).then_some(info.backup_retention_days);
             Ok(Transition::Next(ProvisionStep::SecretEndpoint))

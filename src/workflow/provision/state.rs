@@ -96,6 +96,8 @@ pub struct ProvisionData {
     pub available_at: Option<DateTime<Utc>>,
     /// The PostgreSQL version the instance got.
     pub engine_version: Option<String>,
+    /// The storage the instance got, in GiB.
+    pub storage_gib: Option<i32>,
     /// The backup retention the instance had when it became available, when it already had
     /// the tier's backup settings (the backups step then has nothing to change).
     pub backup_retention_seen: Option<i32>,

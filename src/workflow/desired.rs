@@ -1,0 +1,281 @@
+//! A tenant's desired instance, from its tier and the provisioning settings, compared with what
+//! RDS reports: the differences (for people) and the one ModifyDBInstance that removes them
+//! (for the change workflow). Pure: no AWS call, so the rules are unit-tested here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cloud::rds::{InstanceChange, InstanceInfo};
+use crate::config::Tier;
+
+/// One setting whose actual value differs from the desired one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Difference {
+    pub field: String,
+    pub expected: String,
+    pub actual: String,
+}
+
+/// What it takes to bring an instance to its tier.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub differences: Vec<Difference>,
+    pub change: InstanceChange,
+    /// What cannot be done as the tier says (e.g. storage, which only grows on RDS).
+    pub note: Option<String>,
+    /// The storage the instance has once the change is applied.
+    pub storage_gib: Option<i32>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.differences.is_empty()
+    }
+}
+
+fn show<T: std::fmt::Debug>(v: &Option<T>) -> String {
+    match v {
+        Some(v) => format!("{v:?}").trim_matches('"').to_string(),
+        None => "none".into(),
+    }
+}
+
+/// Compares `info` with `tier` (and the windows of the settings).
+pub fn plan(tier: &Tier, windows: (&str, &str), info: &InstanceInfo) -> Plan {
+    let mut p = Plan::default();
+    let mut differ = |field: &str, expected: String, actual: String| {
+        p.differences.push(Difference {
+            field: field.into(),
+            expected,
+            actual,
+        });
+    };
+    if info.instance_class.as_deref() != Some(tier.instance_class.as_str()) {
+        differ(
+            "instance_class",
+            tier.instance_class.clone(),
+            show(&info.instance_class),
+        );
+        p.change.instance_class = Some(tier.instance_class.clone());
+    }
+    let allocated = info.allocated_storage_gib.unwrap_or(0);
+    let mut storage = allocated;
+    if allocated < tier.storage_gib {
+        differ(
+            "storage_gib",
+            tier.storage_gib.to_string(),
+            allocated.to_string(),
+        );
+        p.change.allocated_storage_gib = Some(tier.storage_gib);
+        storage = tier.storage_gib;
+    } else if allocated > tier.storage_gib {
+        p.note = Some(format!(
+            "storage stays at {allocated} GiB: RDS storage only grows (the tier has {} GiB)",
+            tier.storage_gib
+        ));
+    }
+    p.storage_gib = (storage > 0).then_some(storage);
+    if let Some(iops) = tier.iops
+        && info.iops != Some(iops)
+    {
+        differ("iops", iops.to_string(), show(&info.iops));
+        p.change.iops = Some(iops);
+    }
+    if let Some(throughput) = tier.storage_throughput
+        && info.storage_throughput != Some(throughput)
+    {
+        differ(
+            "storage_throughput",
+            throughput.to_string(),
+            show(&info.storage_throughput),
+        );
+        p.change.storage_throughput = Some(throughput);
+    }
+    // Autoscaling needs a limit above the allocated storage: a limit the kept storage already
+    // exceeds is left as it is.
+    if let Some(max) = tier.max_allocated_storage_gib
+        && max > storage
+        && info.max_allocated_storage_gib != Some(max)
+    {
+        differ(
+            "max_allocated_storage_gib",
+            max.to_string(),
+            show(&info.max_allocated_storage_gib),
+        );
+        p.change.max_allocated_storage_gib = Some(max);
+    }
+    if info.backup_retention_days != tier.backup_retention_days {
+        differ(
+            "backup_retention_days",
+            tier.backup_retention_days.to_string(),
+            info.backup_retention_days.to_string(),
+        );
+        p.change.backup_retention_days = Some(tier.backup_retention_days);
+    }
+    let (backup_window, maintenance_window) = windows;
+    if info.backup_window.as_deref() != Some(backup_window) {
+        differ(
+            "backup_window",
+            backup_window.into(),
+            show(&info.backup_window),
+        );
+        p.change.backup_window = Some(backup_window.into());
+    }
+    if info
+        .maintenance_window
+        .as_deref()
+        .is_some_and(|w| !w.eq_ignore_ascii_case(maintenance_window))
+    {
+        differ(
+            "maintenance_window",
+            maintenance_window.into(),
+            show(&info.maintenance_window),
+        );
+        p.change.maintenance_window = Some(maintenance_window.into());
+    }
+    if info.multi_az.unwrap_or(false) != tier.multi_az {
+        differ(
+            "multi_az",
+            tier.multi_az.to_string(),
+            show(&info.multi_az),
+        );
+        p.change.multi_az = Some(tier.multi_az);
+    }
+    let pi_on = info.performance_insights.unwrap_or(false);
+    let pi_matches = match tier.performance_insights_days {
+        None => !pi_on,
+        Some(days) => pi_on && info.performance_insights_days == Some(days),
+    };
+    if !pi_matches {
+        let actual = if pi_on {
+            format!("{} days", show(&info.performance_insights_days))
+        } else {
+            "off".into()
+        };
+        let expected = match tier.performance_insights_days {
+            Some(days) => format!("{days} days"),
+            None => "off".into(),
+        };
+        differ("performance_insights", expected, actual);
+        p.change.performance_insights = Some(tier.performance_insights_days);
+    }
+    if info.deletion_protection != tier.deletion_protection {
+        differ(
+            "deletion_protection",
+            tier.deletion_protection.to_string(),
+            info.deletion_protection.to_string(),
+        );
+        p.change.deletion_protection = Some(tier.deletion_protection);
+    }
+    p
+}
+
+/// Whether the instance shows `tier`'s settings already (what a change waits for before it
+/// records the new tier). Only the settings a change sets are compared.
+pub fn reached(tier: &Tier, windows: (&str, &str), info: &InstanceInfo) -> bool {
+    plan(tier, windows, info).is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Tiers;
+
+    const WINDOWS: (&str, &str) = ("03:00-04:00", "sun:05:00-sun:06:00");
+
+    fn tier(name: &str) -> Tier {
+        Tiers::defaults().get(name).unwrap().clone()
+    }
+
+    /// An instance exactly as `tier` wants it.
+    fn as_tier(t: &Tier) -> InstanceInfo {
+        InstanceInfo {
+            identifier: "saas-acme".into(),
+            status: "available".into(),
+            instance_class: Some(t.instance_class.clone()),
+            allocated_storage_gib: Some(t.storage_gib),
+            max_allocated_storage_gib: t.max_allocated_storage_gib,
+            backup_retention_days: t.backup_retention_days,
+            backup_window: Some(WINDOWS.0.into()),
+            maintenance_window: Some(WINDOWS.1.into()),
+            multi_az: Some(t.multi_az),
+            performance_insights: Some(t.performance_insights_days.is_some()),
+            performance_insights_days: t.performance_insights_days,
+            deletion_protection: t.deletion_protection,
+            ..InstanceInfo::default()
+        }
+    }
+
+    #[test]
+    fn an_instance_on_its_tier_needs_nothing() {
+        for name in ["starter", "pro", "enterprise"] {
+            let t = tier(name);
+            let p = plan(&t, WINDOWS, &as_tier(&t));
+            assert!(p.is_empty(), "{name}: {:?}", p.differences);
+            assert!(p.note.is_none());
+            assert_eq!(p.storage_gib, Some(t.storage_gib));
+        }
+    }
+
+    #[test]
+    fn an_upgrade_changes_every_setting_that_differs() {
+        let p = plan(&tier("enterprise"), WINDOWS, &as_tier(&tier("starter")));
+        let fields: Vec<&str> = p.differences.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "instance_class",
+                "storage_gib",
+                "max_allocated_storage_gib",
+                "backup_retention_days",
+                "multi_az",
+                "performance_insights",
+                "deletion_protection"
+            ]
+        );
+        let c = &p.change;
+        assert_eq!(c.instance_class.as_deref(), Some("db.m6i.large"));
+        assert_eq!(c.allocated_storage_gib, Some(500));
+        assert_eq!(c.multi_az, Some(true));
+        assert_eq!(c.performance_insights, Some(Some(731)));
+        assert_eq!(c.deletion_protection, Some(true));
+        assert_eq!(p.storage_gib, Some(500));
+    }
+
+    #[test]
+    fn a_downgrade_keeps_the_storage_and_says_so() {
+        let p = plan(&tier("starter"), WINDOWS, &as_tier(&tier("enterprise")));
+        assert_eq!(p.change.allocated_storage_gib, None);
+        assert_eq!(p.storage_gib, Some(500));
+        assert!(p.note.as_deref().unwrap().contains("500 GiB"), "{:?}", p.note);
+        // starter's autoscaling limit (100) is below the kept 500 GiB: left alone.
+        assert_eq!(p.change.max_allocated_storage_gib, None);
+        assert_eq!(p.change.performance_insights, Some(None));
+        assert_eq!(p.change.deletion_protection, Some(false));
+        assert_eq!(p.change.multi_az, Some(false));
+    }
+
+    #[test]
+    fn drift_behind_tenantds_back_shows_expected_and_actual() {
+        let t = tier("pro");
+        let mut info = as_tier(&t);
+        info.backup_retention_days = 1;
+        info.deletion_protection = true;
+        let p = plan(&t, WINDOWS, &info);
+        assert_eq!(
+            p.differences,
+            [
+                Difference {
+                    field: "backup_retention_days".into(),
+                    expected: "14".into(),
+                    actual: "1".into()
+                },
+                Difference {
+                    field: "deletion_protection".into(),
+                    expected: "false".into(),
+                    actual: "true".into()
+                },
+            ]
+        );
+        assert!(!reached(&t, WINDOWS, &info));
+    }
+}

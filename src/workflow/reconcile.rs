@@ -1,0 +1,383 @@
+//! The reconcile workflow: brings a ready (or suspended) tenant's instance to what it should be,
+//! for one of three reasons: a tier change, a suspend or resume, or drift to repair.
+//!
+//! apply → wait_applied → alarms → tags → record; any of them failing for good (or a cancel) →
+//! keep_previous: the tenant keeps its tier and status, with the cause in its `error`. A change
+//! RDS has already applied when a later step fails is left as it is (undoing it would be a
+//! second change of the same length).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::desired::{self, Difference};
+use super::error::{Context, StepError};
+use super::instance_watch::{Look, PollerSeen};
+use super::runner::{StepContext, Workflow};
+use super::step::{InstanceWait, Step, StepNames, Transition, steps};
+use super::tenancy::{Tenancy, update_tenant};
+use crate::cloud::alarms::instance_alarms;
+use crate::cloud::rds::{InstanceInfo, UNRECOVERABLE};
+use crate::config::Tier;
+use crate::tenants::record::{TenantStatus, TenantUpdate};
+
+/// Brings one tenant's instance to its desired state.
+pub struct Reconcile(pub Tenancy);
+
+/// The job kind (`jobs.kind`).
+pub const KIND: &str = "reconcile";
+
+steps! {
+    /// The steps of a reconcile job.
+    pub enum ReconcileStep {
+        /// ModifyDBInstance with what differs from the tier, or StopDBInstance/StartDBInstance.
+        Apply = "apply",
+        /// Until the instance is available with the tier's settings (or stopped).
+        WaitApplied = "wait_applied",
+        /// The alarms, with the tier's thresholds.
+        Alarms = "alarms",
+        /// The instance's Tier tag.
+        Tags = "tags",
+        /// The tier and status on the tenant.
+        Record = "record",
+        /// The change failed for good: the tenant keeps its tier and status, with the cause.
+        KeepPrevious = "keep_previous",
+    }
+}
+
+impl Step for ReconcileStep {
+    fn compensation(self) -> Option<Self> {
+        match self {
+            ReconcileStep::KeepPrevious => None,
+            _ => Some(ReconcileStep::KeepPrevious),
+        }
+    }
+
+    fn waits_for(self) -> Option<InstanceWait> {
+        (self == ReconcileStep::WaitApplied).then_some(InstanceWait::Settled)
+    }
+}
+
+/// Why a reconcile job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The tenant moves to another tier.
+    TierChange,
+    /// The instance is stopped; the tenant becomes `suspended`.
+    Suspend,
+    /// The instance is started again; the tenant becomes `ready`.
+    Resume,
+    /// What differs from the tenant's own tier is put back.
+    Repair,
+}
+
+/// When a tier change takes effect on the instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Apply {
+    /// At once (the instance stays usable; a class change restarts it, a Multi-AZ one fails
+    /// over).
+    #[default]
+    Immediately,
+    /// In the instance's next maintenance window; the tenant records the new tier once RDS
+    /// has accepted the change.
+    MaintenanceWindow,
+}
+
+/// What a reconcile job is asked to do (`jobs.args`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReconcileArgs {
+    pub reason: Reason,
+    /// The tier the instance is brought to (the tenant's own for anything but a tier change).
+    pub tier: String,
+    #[serde(default)]
+    pub apply: Apply,
+}
+
+/// What the steps of a reconcile job record (`jobs.data`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReconcileData {
+    /// What the apply step changed (empty: nothing differed).
+    pub changed: Vec<Difference>,
+    /// What could not be done as the tier says.
+    pub note: Option<String>,
+    /// The storage the instance has once the change is applied.
+    pub storage_gib: Option<i32>,
+    /// The instance's ARN, for its tags.
+    pub instance_arn: Option<String>,
+    /// StopDBInstance or StartDBInstance was called.
+    pub power_requested: Option<DateTime<Utc>>,
+    pub wait_started_at: Option<DateTime<Utc>>,
+    pub wait_polls: u64,
+    /// What the instance poller saw when it woke the job.
+    pub poller_seen: Option<PollerSeen>,
+    /// What the job did, in a sentence (shown as the job's result).
+    pub result: Option<String>,
+}
+
+type Cx<'a> = StepContext<'a, ReconcileArgs, ReconcileData>;
+type StepResult = Result<Transition<ReconcileStep>, StepError>;
+
+#[async_trait]
+impl Workflow for Reconcile {
+    const KIND: &'static str = KIND;
+    type Step = ReconcileStep;
+    type Args = ReconcileArgs;
+    type Data = ReconcileData;
+
+    fn first_step() -> ReconcileStep {
+        ReconcileStep::Apply
+    }
+
+    async fn run(&self, step: ReconcileStep, cx: &mut Cx<'_>) -> StepResult {
+        use ReconcileStep::*;
+        let t = &self.0;
+        match step {
+            Apply => apply(t, cx).await,
+            WaitApplied => wait_applied(t, cx).await,
+            Alarms => alarms(t, cx).await,
+            Tags => tags(t, cx).await,
+            Record => record(cx).await,
+            KeepPrevious => {
+                let cause = cx.job.error.as_deref().unwrap_or("failed");
+                let error = format!("{}: {cause}", describe(&cx.args));
+                update_tenant(cx, TenantUpdate::ChangeFailed { error: &error }).await?;
+                Ok(Transition::Done)
+            }
+        }
+    }
+}
+
+/// "tier change to pro", "suspend", ...
+fn describe(args: &ReconcileArgs) -> String {
+    match args.reason {
+        Reason::TierChange => format!("tier change to {}", args.tier),
+        Reason::Suspend => "suspend".into(),
+        Reason::Resume => "resume".into(),
+        Reason::Repair => "drift repair".into(),
+    }
+}
+
+fn windows(t: &Tenancy) -> (&str, &str) {
+    (&t.settings.backup_window, &t.settings.maintenance_window)
+}
+
+fn target<'a>(t: &'a Tenancy, cx: &Cx<'_>) -> Result<&'a Tier, StepError> {
+    Ok(t.tier(&cx.args.tier)?.1)
+}
+
+/// Waits for a busy instance without using an attempt, saying why.
+fn busy(t: &Tenancy, cx: &mut Cx<'_>, info: &InstanceInfo) -> Transition<ReconcileStep> {
+    let polls = cx.data.wait_polls;
+    cx.data.wait_polls = polls + 1;
+    Transition::WaitFor {
+        after: t.watch.pause(polls),
+        class: "instance_busy",
+        reason: format!("instance {} is {}", info.identifier, info.status),
+    }
+}
+
+async fn apply(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+    let id = t.instance_id(cx.tenant()?);
+    let Some(info) = t
+        .cloud
+        .describe_db_instance(&id)
+        .await
+        .during("looking at the instance")?
+    else {
+        return Err(StepError::fail(
+            "instance_gone",
+            format!("instance {id} does not exist"),
+        ));
+    };
+    if UNRECOVERABLE.contains(&info.status.as_str()) {
+        return Err(StepError::fail(
+            "instance_failed",
+            format!("instance {id} is {}", info.status),
+        ));
+    }
+    cx.data.instance_arn = info.arn.clone();
+    cx.data.storage_gib = info.allocated_storage_gib;
+    let status = info.status.as_str();
+    match cx.args.reason {
+        Reason::Suspend => match status {
+            "stopped" => Ok(Transition::Next(ReconcileStep::Record)),
+            "stopping" => Ok(Transition::Next(ReconcileStep::WaitApplied)),
+            "available" => {
+                t.cloud
+                    .stop_db_instance(&id)
+                    .await
+                    .during("stopping the instance")?;
+                cx.data.power_requested = Some(Utc::now());
+                Ok(Transition::Next(ReconcileStep::WaitApplied))
+            }
+            _ => Ok(busy(t, cx, &info)),
+        },
+        Reason::Resume => match status {
+            "available" => Ok(Transition::Next(ReconcileStep::Alarms)),
+            "starting" => Ok(Transition::Next(ReconcileStep::WaitApplied)),
+            "stopped" => {
+                t.cloud
+                    .start_db_instance(&id)
+                    .await
+                    .during("starting the instance")?;
+                cx.data.power_requested = Some(Utc::now());
+                Ok(Transition::Next(ReconcileStep::WaitApplied))
+            }
+            _ => Ok(busy(t, cx, &info)),
+        },
+        Reason::TierChange | Reason::Repair => {
+            if status == "stopped" {
+                return Err(StepError::fail(
+                    "instance_stopped",
+                    format!("instance {id} is stopped: resume the tenant first"),
+                ));
+            }
+            if status != "available" {
+                return Ok(busy(t, cx, &info));
+            }
+            let mut plan = desired::plan(target(t, cx)?, windows(t), &info);
+            cx.data.note = plan.note.take();
+            cx.data.storage_gib = plan.storage_gib;
+            if plan.is_empty() {
+                return Ok(Transition::Next(ReconcileStep::Alarms));
+            }
+            plan.change.in_maintenance_window = cx.args.apply == Apply::MaintenanceWindow;
+            t.cloud
+                .modify_db_instance(&id, &plan.change)
+                .await
+                .during("modifying the instance")?;
+            cx.data.changed = plan.differences;
+            Ok(Transition::Next(ReconcileStep::WaitApplied))
+        }
+    }
+}
+
+async fn wait_applied(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+    let id = t.instance_id(cx.tenant()?);
+    let now = Utc::now();
+    let started = *cx.data.wait_started_at.get_or_insert(now);
+    let deadline = t.settings.deadline;
+    if (now - started).to_std().unwrap_or_default() > deadline {
+        return Err(StepError::fail(
+            "deadline",
+            format!(
+                "instance {id} did not reach the change within {}",
+                humantime::format_duration(deadline)
+            ),
+        ));
+    }
+    let step = ReconcileStep::WaitApplied.name();
+    // What the poller handed over is acted on once: the next look is a fresh one.
+    let seen = cx.data.poller_seen.take();
+    let look = t
+        .watch
+        .look(seen.as_ref(), step, &id, true)
+        .await
+        .during("looking at the instance")?;
+    let info = match look {
+        Look::Seen(Some(info)) => info,
+        Look::Seen(None) => {
+            return Err(StepError::fail(
+                "instance_gone",
+                format!("instance {id} disappeared during the change"),
+            ));
+        }
+        Look::Later => return Ok(pause(t, cx)),
+    };
+    let status = info.status.as_str();
+    if UNRECOVERABLE.contains(&status) || status == "deleting" {
+        return Err(StepError::fail(
+            "instance_failed",
+            format!("instance {id} is {status}"),
+        ));
+    }
+    let done = match cx.args.reason {
+        Reason::Suspend => status == "stopped",
+        Reason::Resume => status == "available",
+        // RDS has accepted the change and applies it in the maintenance window.
+        _ if cx.args.apply == Apply::MaintenanceWindow => status == "available",
+        _ => status == "available" && desired::reached(target(t, cx)?, windows(t), &info),
+    };
+    if !done {
+        return Ok(pause(t, cx));
+    }
+    if let Some(gib) = info.allocated_storage_gib {
+        cx.data.storage_gib = Some(gib);
+    }
+    Ok(Transition::Next(if cx.args.reason == Reason::Suspend {
+        ReconcileStep::Record
+    } else {
+        ReconcileStep::Alarms
+    }))
+}
+
+fn pause(t: &Tenancy, cx: &mut Cx<'_>) -> Transition<ReconcileStep> {
+    let polls = cx.data.wait_polls;
+    cx.data.wait_polls = polls + 1;
+    Transition::Wait(t.watch.pause(polls))
+}
+
+/// The alarms with the tier's thresholds (PutMetricAlarm replaces by name).
+async fn alarms(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+    let id = t.instance_id(cx.tenant()?);
+    let tier = target(t, cx)?;
+    let topic = t.settings.alarm_topic_arn.as_deref();
+    for alarm in instance_alarms(&id, topic, tier.low_storage_bytes()) {
+        t.cloud
+            .put_metric_alarm(&alarm)
+            .await
+            .during(&format!("updating alarm {}", alarm.name))?;
+    }
+    Ok(Transition::Next(ReconcileStep::Tags))
+}
+
+/// The tenant's tags on the instance, with the new tier (all of them: a policy may allow
+/// tagging only with the tags tenantd manages, ManagedBy among them).
+async fn tags(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+    if cx.args.reason == Reason::TierChange
+        && let Some(arn) = cx.data.instance_arn.clone()
+    {
+        let tags = t.tags(cx.tenant()?, &cx.args.tier);
+        t.cloud
+            .add_tags_to_resource(&arn, &tags)
+            .await
+            .during("tagging the instance with its tier")?;
+    }
+    Ok(Transition::Next(ReconcileStep::Record))
+}
+
+async fn record(cx: &mut Cx<'_>) -> StepResult {
+    let status = match cx.args.reason {
+        Reason::Suspend => TenantStatus::Suspended,
+        _ => TenantStatus::Ready,
+    };
+    let mut result = match (cx.args.reason, cx.data.changed.len()) {
+        (Reason::Suspend, _) => "instance stopped".to_string(),
+        (Reason::Resume, _) => "instance started".to_string(),
+        (_, 0) => "nothing to change".to_string(),
+        (_, _) => {
+            let fields: Vec<&str> = cx.data.changed.iter().map(|d| d.field.as_str()).collect();
+            format!("changed {}", fields.join(", "))
+        }
+    };
+    if cx.args.apply == Apply::MaintenanceWindow && !cx.data.changed.is_empty() {
+        result.push_str(" (applied in the next maintenance window)");
+    }
+    if let Some(note) = &cx.data.note {
+        result = format!("{result}; {note}");
+    }
+    let update = TenantUpdate::Changed {
+        tier: &cx.args.tier,
+        status,
+        storage_gib: cx.data.storage_gib,
+        // Only a change of the instance's settings says anew what it could not do.
+        note: matches!(cx.args.reason, Reason::TierChange | Reason::Repair)
+            .then_some(cx.data.note.as_deref()),
+    };
+    update_tenant(cx, update).await?;
+    cx.data.result = Some(result);
+    Ok(Transition::Done)
+}
