@@ -13,7 +13,7 @@ use crate::cloud::Cloud;
 use crate::cloud::rds::EngineVersion;
 use crate::config::{ConfigError, Settings};
 use crate::db;
-use crate::maintenance::{InstancePoller, Maintenance, Rescuer, SnapshotCleaner};
+use crate::maintenance::{InstancePoller, Maintenance, Reconciler, Rescuer, SnapshotCleaner};
 use crate::worker;
 use crate::workflow::{Deprovision, Provision, Reconcile, Registry, Tenancy};
 
@@ -92,7 +92,7 @@ pub fn election_interval(settings: &Settings) -> Duration {
 }
 
 /// The maintenance services: the instance poller for the workflows' waits, the lease
-/// rescuer, and the cleaner of expired final snapshots.
+/// rescuer, the cleaner of expired final snapshots, and the reconciler.
 pub fn maintenance(
     settings: &Settings,
     pool: &PgPool,
@@ -112,6 +112,12 @@ pub fn maintenance(
             tenancy.cloud.clone(),
             settings.provisioning.instance_prefix.clone(),
             settings.provisioning.final_snapshot_retention,
+        ))
+        .with(Reconciler::new(
+            pool.clone(),
+            tenancy.clone(),
+            settings.rds_rate,
+            settings.max_attempts,
         ))
 }
 

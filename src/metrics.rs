@@ -21,6 +21,10 @@ struct Metrics {
     poller_active: IntGauge,
     poll_rounds: IntCounter,
     maintenance_rounds: IntCounterVec,
+    drift_tenants: IntGaugeVec,
+    reconcile_rounds: IntCounter,
+    reconcile_round_seconds: prometheus::Histogram,
+    reconcile_round_calls: IntGaugeVec,
     is_leader: AtomicBool,
 }
 
@@ -108,8 +112,56 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         )
         .expect("valid counter"),
     );
+    let drift_tenants = register(
+        &registry,
+        IntGaugeVec::new(
+            Opts::new(
+                "tenantd_drift_tenants",
+                "Tenants whose last reconcile round found this field different from the desired \
+                 state (alarms and tags grouped as `alarm` and `tag`; reconciler only).",
+            ),
+            &["field"],
+        )
+        .expect("valid gauge"),
+    );
+    let reconcile_rounds = register(
+        &registry,
+        IntCounter::new(
+            "tenantd_reconcile_rounds_total",
+            "Reconcile rounds this process completed.",
+        )
+        .expect("valid counter"),
+    );
+    let reconcile_round_seconds = register(
+        &registry,
+        prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "tenantd_reconcile_round_seconds",
+                "How long a reconcile round took.",
+            )
+            .buckets(vec![
+                0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+            ]),
+        )
+        .expect("valid histogram"),
+    );
+    let reconcile_round_calls = register(
+        &registry,
+        IntGaugeVec::new(
+            Opts::new(
+                "tenantd_reconcile_round_aws_calls",
+                "AWS calls the last reconcile round made, by service.",
+            ),
+            &["service"],
+        )
+        .expect("valid gauge"),
+    );
     Metrics {
         registry,
+        drift_tenants,
+        reconcile_rounds,
+        reconcile_round_seconds,
+        reconcile_round_calls,
         step_duration,
         step_outcomes,
         aws_calls,
@@ -171,6 +223,30 @@ pub fn record_maintenance_round(service: &str, ok: bool) {
         .maintenance_rounds
         .with_label_values(&[service, result])
         .inc();
+}
+
+/// One reconcile round ended: how long it took, its AWS calls by service, and how many
+/// tenants had drift in each field.
+pub fn record_reconcile_round(
+    took: Duration,
+    calls: &[(&str, u32)],
+    drift: &std::collections::BTreeMap<String, i64>,
+) {
+    METRICS.reconcile_rounds.inc();
+    METRICS.reconcile_round_seconds.observe(took.as_secs_f64());
+    for (service, n) in calls {
+        METRICS
+            .reconcile_round_calls
+            .with_label_values(&[service])
+            .set(i64::from(*n));
+    }
+    METRICS.drift_tenants.reset();
+    for (field, n) in drift {
+        METRICS
+            .drift_tenants
+            .with_label_values(&[field.as_str()])
+            .set(*n);
+    }
 }
 
 /// Whether this process is the maintenance leader (the one that exports fleet-wide gauges).

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::queue::{HistoryEntry, Job, JobState, Outcome};
-use crate::tenants::{Tenant, TenantStatus};
+use crate::tenants::{Difference, Tenant, TenantStatus};
 use crate::workflow::reconcile::Apply;
 
 /// The pattern of a tenant id (3 to 40 characters): lowercase letters, digits and single inner
@@ -120,6 +120,11 @@ pub struct TenantView {
     pub storage_gib: Option<i32>,
     /// What the last change could not do as asked.
     pub note: Option<String>,
+    /// What the reconciler last found different from the desired state (empty: nothing;
+    /// absent: it has not looked yet).
+    pub drift: Option<Vec<Difference>>,
+    /// When the reconciler last looked.
+    pub checked_at: Option<DateTime<Utc>>,
     /// Why the tenant failed, or why its last change did.
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -145,6 +150,8 @@ impl TenantView {
             pending_tier: t.pending_tier,
             storage_gib: t.storage_gib,
             note: t.note,
+            drift: t.drift.map(|d| d.0),
+            checked_at: t.checked_at,
             error: t.error,
             created_at: t.created_at,
             updated_at: t.updated_at,

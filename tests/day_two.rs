@@ -81,7 +81,16 @@ async fn a_tenant_moves_up_and_down_the_tiers_as_rds_and_cloudwatch_report() {
     // tier, class, allocated storage, retention, multi-AZ, PI days, protection, low-storage GiB
     let steps = [
         ("pro", "db.t3.small", 100, 14, false, Some(7), false, 10.0),
-        ("enterprise", "db.m6i.large", 500, 35, true, Some(731), true, 50.0),
+        (
+            "enterprise",
+            "db.m6i.large",
+            500,
+            35,
+            true,
+            Some(731),
+            true,
+            50.0,
+        ),
         // Down again: the storage stays at 500 GiB (RDS storage only grows).
         ("starter", "db.t3.micro", 500, 7, false, None, false, 2.0),
     ];
@@ -169,10 +178,7 @@ async fn a_tier_change_that_fails_at_any_step_leaves_the_tenant_ready_on_its_old
         .unwrap()
         .to_string();
     // RDS refuses the modification; then, with the modification applied, tagging fails.
-    for (operation, step) in [
-        ("ModifyDBInstance", "apply"),
-        ("AddTagsToResource", "tags"),
-    ] {
+    for (operation, step) in [("ModifyDBInstance", "apply"), ("AddTagsToResource", "tags")] {
         let matching = if operation == "AddTagsToResource" {
             json!({ "ResourceName": arn })
         } else {
@@ -194,7 +200,11 @@ async fn a_tier_change_that_fails_at_any_step_leaves_the_tenant_ready_on_its_old
             .expect("a failed step");
         assert_eq!(failed.step, step, "{operation}");
         assert!(
-            failed.error.as_deref().unwrap().contains("InvalidParameterCombination"),
+            failed
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("InvalidParameterCombination"),
             "{:?}",
             failed.error
         );
@@ -233,7 +243,13 @@ async fn a_suspended_tenant_is_stopped_and_a_resumed_one_is_usable_again() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, TenantError::NotApplicable { status: "ready", .. }),
+        matches!(
+            err,
+            TenantError::NotApplicable {
+                status: "ready",
+                ..
+            }
+        ),
         "{err}"
     );
 
@@ -253,7 +269,10 @@ async fn a_suspended_tenant_is_stopped_and_a_resumed_one_is_usable_again() {
     assert_eq!(row.status, TenantStatus::Suspended);
     let db = stack.instance(&instance).await.unwrap();
     assert_eq!(db.db_instance_status(), Some("stopped"));
-    assert!(!can_log_in(&stack, &tenant).await, "a stopped instance took a login");
+    assert!(
+        !can_log_in(&stack, &tenant).await,
+        "a stopped instance took a login"
+    );
     // A suspended tenant changes no tier and is not suspended twice.
     for err in [
         tenants::request_tier_change(
@@ -273,7 +292,13 @@ async fn a_suspended_tenant_is_stopped_and_a_resumed_one_is_usable_again() {
             .unwrap_err(),
     ] {
         assert!(
-            matches!(err, TenantError::NotApplicable { status: "suspended", .. }),
+            matches!(
+                err,
+                TenantError::NotApplicable {
+                    status: "suspended",
+                    ..
+                }
+            ),
             "{err}"
         );
     }
@@ -375,7 +400,11 @@ async fn the_api_answers_tier_changes_suspends_and_resumes_that_do_not_apply() {
 
     insert_ready(pool, "quiet", "pro").await;
     let (status, body) = post("/v1/tenants/quiet/resume".into()).await;
-    assert_eq!((status, code(&body)), (409, "tenant_not_suspended"), "{body}");
+    assert_eq!(
+        (status, code(&body)),
+        (409, "tenant_not_suspended"),
+        "{body}"
+    );
     let (status, body) = post("/v1/tenants/busy/suspend".into()).await;
     assert_eq!((status, code(&body)), (409, "tenant_not_ready"), "{body}");
     let (status, body) = post("/v1/tenants/quiet/suspend".into()).await;

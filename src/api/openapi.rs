@@ -69,8 +69,7 @@ pub fn document(tiers: &Tiers) -> serde_json::Value {
             && let Some(RefOr::T(Schema::Object(schema))) = components.schemas.get_mut(body)
             && let Some(RefOr::T(Schema::Object(tier))) = schema.properties.get_mut("tier")
         {
-            let names: Vec<serde_json::Value> =
-                tiers.names().into_iter().map(Into::into).collect();
+            let names: Vec<serde_json::Value> = tiers.names().into_iter().map(Into::into).collect();
             let mut with_enum: Object = tier.clone();
             with_enum.enum_values = Some(names);
             *tier = with_enum;

@@ -10,8 +10,8 @@ use tracing::{Span, info};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::state::AppState;
 use crate::model::{
-    ChangeTenant, Changed, CreateTenant, DEFAULT_PAGE, DeleteQuery, ErrorBody, ListQuery,
-    MAX_PAGE, Page, Requested, TenantPath, TenantView,
+    ChangeTenant, Changed, CreateTenant, DEFAULT_PAGE, DeleteQuery, ErrorBody, ListQuery, MAX_PAGE,
+    Page, Requested, TenantPath, TenantView,
 };
 use crate::queue::{self, Job};
 use crate::tenants::{self, Deletion, Power, Tenant, TenantError};
@@ -127,13 +127,9 @@ pub async fn get(
     let tenant = tenants::get(&state.db, &id)
         .await?
         .ok_or_else(|| ApiError::TenantNotFound(id.clone()))?;
-    let job = queue::latest_jobs(
-        &state.db,
-        std::slice::from_ref(&id),
-        TENANT_JOBS,
-    )
-    .await?
-    .pop();
+    let job = queue::latest_jobs(&state.db, std::slice::from_ref(&id), TENANT_JOBS)
+        .await?
+        .pop();
     Ok(Json(TenantView::new(tenant, job.as_ref())))
 }
 
@@ -172,8 +168,7 @@ pub async fn list(
     let (page, next_cursor) =
         tenants::list(&state.db, query.status, limit, query.cursor.as_deref()).await?;
     let ids: Vec<String> = page.iter().map(|t| t.id.clone()).collect();
-    let mut jobs =
-        queue::latest_jobs(&state.db, &ids, TENANT_JOBS).await?;
+    let mut jobs = queue::latest_jobs(&state.db, &ids, TENANT_JOBS).await?;
     let tenants = page
         .into_iter()
         .map(|t| {

@@ -95,6 +95,25 @@ pub fn tenant(t: &TenantView) -> String {
                 .unwrap_or_else(|| "-".into()),
         ),
         ("note", or_dash(t.note.as_deref()).into()),
+        (
+            "drift",
+            match &t.drift {
+                None => "-".into(),
+                Some(d) if d.is_empty() => "none".into(),
+                Some(d) => d
+                    .iter()
+                    .map(|d| format!("{} (expected {}, actual {})", d.field, d.expected, d.actual))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            },
+        ),
+        (
+            "checked",
+            t.checked_at
+                .as_ref()
+                .map(time)
+                .unwrap_or_else(|| "-".into()),
+        ),
         ("error", or_dash(t.error.as_deref()).into()),
         ("created", time(&t.created_at)),
         ("updated", time(&t.updated_at)),

@@ -90,6 +90,41 @@ impl Cloud {
         Ok(())
     }
 
+    /// Every alarm whose name starts with `prefix` (name and threshold), 100 a call; returns
+    /// them with the number of calls made.
+    pub async fn describe_alarms_by_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<(Vec<(String, f64)>, u32), CloudError> {
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        let mut calls = 0;
+        loop {
+            let request = self
+                .cloudwatch
+                .describe_alarms()
+                .alarm_name_prefix(prefix)
+                .max_records(100)
+                .set_next_token(token.clone())
+                .send();
+            let out = self.call(CW, "DescribeAlarms", request).await?;
+            calls += 1;
+            found.extend(out.metric_alarms().iter().filter_map(|a| {
+                Some((
+                    a.alarm_name()?.to_string(),
+                    a.threshold().unwrap_or(f64::NAN),
+                ))
+            }));
+            token = out
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if token.is_none() {
+                return Ok((found, calls));
+            }
+        }
+    }
+
     /// Deletes alarms by name; names that do not exist are ignored by CloudWatch.
     pub async fn delete_alarms(&self, names: &[String]) -> Result<(), CloudError> {
         let request = self

@@ -324,7 +324,10 @@ impl Cloud {
     /// Stops an available instance (its storage and backups stay; RDS starts it again by
     /// itself after seven days).
     pub async fn stop_db_instance(&self, identifier: &str) -> Result<(), CloudError> {
-        let request = self.rds.stop_db_instance().db_instance_identifier(identifier);
+        let request = self
+            .rds
+            .stop_db_instance()
+            .db_instance_identifier(identifier);
         self.call_rds("StopDBInstance", || request.clone().send())
             .await?;
         Ok(())

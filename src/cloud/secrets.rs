@@ -52,6 +52,62 @@ impl Cloud {
         }
     }
 
+    /// Every secret whose name starts with `prefix`, also those scheduled for deletion, 100 a
+    /// call; returns them with the number of calls made.
+    pub async fn list_secrets_by_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<(Vec<SecretInfo>, u32), CloudError> {
+        use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        let mut calls = 0;
+        loop {
+            let request = self
+                .secrets
+                .list_secrets()
+                .include_planned_deletion(true)
+                .filters(
+                    Filter::builder()
+                        .key(FilterNameStringType::Name)
+                        .values(prefix)
+                        .build(),
+                )
+                .max_results(100)
+                .set_next_token(token.clone())
+                .send();
+            let out = self.call(SM, "ListSecrets", request).await?;
+            calls += 1;
+            found.extend(
+                out.secret_list()
+                    .iter()
+                    .filter(|s| s.name().is_some_and(|n| n.starts_with(prefix)))
+                    .map(|s| SecretInfo {
+                        arn: s.arn().unwrap_or_default().to_string(),
+                        name: s.name().unwrap_or_default().to_string(),
+                        tags: s
+                            .tags()
+                            .iter()
+                            .map(|t| {
+                                (
+                                    t.key().unwrap_or_default().to_string(),
+                                    t.value().unwrap_or_default().to_string(),
+                                )
+                            })
+                            .collect(),
+                        pending_deletion: s.deleted_date().is_some(),
+                    }),
+            );
+            token = out
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if token.is_none() {
+                return Ok((found, calls));
+            }
+        }
+    }
+
     /// Creates a secret with its first value; returns its ARN.
     pub async fn create_secret(
         &self,

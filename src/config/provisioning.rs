@@ -58,6 +58,12 @@ pub struct ProvisioningSettings {
     pub final_snapshot_retention: Option<Duration>,
     /// How long an account's quota figures (DescribeAccountAttributes) are trusted.
     pub quota_refresh: Duration,
+    /// How often the reconciler looks at every ready and suspended tenant; `None`: never.
+    pub reconcile_interval: Option<Duration>,
+    /// Whether drift found gets a repair job.
+    pub repair_drift: bool,
+    /// The share of this process's RDS request rate a reconcile round may use.
+    pub reconcile_rds_share: f64,
 }
 
 impl ProvisioningSettings {
@@ -271,7 +277,40 @@ impl ProvisioningSettings {
             Duration::from_millis(100),
             Duration::from_secs(3600),
         )?;
+        let reconcile_interval = env.duration_or_off(
+            "TENANTD_RECONCILE_INTERVAL",
+            Some(Duration::from_secs(600)),
+            Duration::from_millis(100),
+            Duration::from_secs(7 * 86400),
+        )?;
+        let repair_drift = match env.string("TENANTD_REPAIR_DRIFT", "true").trim() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            other => {
+                return Err(invalid(
+                    "TENANTD_REPAIR_DRIFT",
+                    format!("expected true or false, got {other:?}"),
+                ));
+            }
+        };
+        let reconcile_rds_share: f64 = env.parsed(
+            "TENANTD_RECONCILE_RDS_SHARE",
+            0.25,
+            "a fraction such as 0.25",
+        )?;
+        if !(reconcile_rds_share.is_finite()
+            && reconcile_rds_share > 0.0
+            && reconcile_rds_share <= 1.0)
+        {
+            return Err(invalid(
+                "TENANTD_RECONCILE_RDS_SHARE",
+                format!("expected a fraction above 0 and at most 1, got {reconcile_rds_share}"),
+            ));
+        }
         Ok(ProvisioningSettings {
+            reconcile_interval,
+            repair_drift,
+            reconcile_rds_share,
             tenant_db_connect_timeout,
             final_snapshot_retention,
             quota_refresh,

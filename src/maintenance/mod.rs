@@ -5,6 +5,7 @@
 
 pub mod instance_poller;
 pub mod leader;
+pub mod reconciler;
 pub mod rescuer;
 pub mod service;
 pub mod snapshot_cleaner;
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
 pub use instance_poller::InstancePoller;
+pub use reconciler::Reconciler;
 pub use rescuer::Rescuer;
 pub use service::{RoundError, Service};
 pub use snapshot_cleaner::SnapshotCleaner;

@@ -21,6 +21,44 @@ pub async fn active_job(
     .await?)
 }
 
+/// The tenants that have an active job.
+pub async fn tenants_with_active_jobs(
+    executor: impl PgExecutor<'_>,
+) -> Result<std::collections::HashSet<String>, QueueError> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT tenant_id FROM jobs
+         WHERE state IN ('queued', 'running', 'waiting') AND tenant_id IS NOT NULL",
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(ids.into_iter().collect())
+}
+
+/// Per tenant, the jobs of `kind` and with `args` containing `args` (a JSON object) that
+/// failed since its last such job that succeeded: how many, and when the last one ended.
+pub async fn failures_since_success(
+    executor: impl PgExecutor<'_>,
+    kind: &str,
+    args: &serde_json::Value,
+) -> Result<std::collections::HashMap<String, (i64, chrono::DateTime<chrono::Utc>)>, QueueError> {
+    let rows: Vec<(String, i64, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT f.tenant_id, count(*), max(f.finished_at)
+         FROM jobs f
+         WHERE f.kind = $1 AND f.args @> $2 AND f.state = 'failed' AND f.tenant_id IS NOT NULL
+           AND f.finished_at > COALESCE(
+               (SELECT max(s.finished_at) FROM jobs s
+                WHERE s.tenant_id = f.tenant_id AND s.kind = $1 AND s.args @> $2
+                  AND s.state = 'succeeded'),
+               '-infinity')
+         GROUP BY f.tenant_id",
+    )
+    .bind(kind)
+    .bind(args)
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|(t, n, at)| (t, (n, at))).collect())
+}
+
 pub async fn get_job(executor: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Job>, QueueError> {
     Ok(sqlx::query_as::<_, Job>("SELECT * FROM jobs WHERE id = $1")
         .bind(id)

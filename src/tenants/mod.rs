@@ -4,7 +4,8 @@
 pub mod record;
 pub mod requests;
 
-pub use record::{Tenant, TenantError, TenantStatus, get, list, validate_id};
+pub use record::{Difference, Tenant, TenantError, TenantStatus, get, list, validate_id};
 pub use requests::{
-    Deletion, Power, request_deprovision, request_power, request_provision, request_tier_change,
+    Deletion, Findings, Power, RepairRequest, record_findings, request_deprovision, request_power,
+    request_provision, request_tier_change,
 };

@@ -22,6 +22,10 @@ pub enum TenantStatus {
     Deleted,
     /// The instance is stopped (its storage and backups kept) until the tenant is resumed.
     Suspended,
+    /// The instance is gone (deleted behind tenantd's back): nothing is re-created.
+    Lost,
+    /// The instance is in a state only people can fix (`storage-full`, `incompatible-*`).
+    Degraded,
 }
 
 impl TenantStatus {
@@ -33,6 +37,8 @@ impl TenantStatus {
             TenantStatus::Deprovisioning => "deprovisioning",
             TenantStatus::Deleted => "deleted",
             TenantStatus::Suspended => "suspended",
+            TenantStatus::Lost => "lost",
+            TenantStatus::Degraded => "degraded",
         }
     }
 }
@@ -59,6 +65,18 @@ pub struct Tenant {
     pub storage_gib: Option<i32>,
     /// What the last change could not do as asked (e.g. storage kept after a downgrade).
     pub note: Option<String>,
+    /// What the reconciler found different from the desired state (`None`: never looked).
+    pub drift: Option<sqlx::types::Json<Vec<Difference>>>,
+    /// When the reconciler last looked.
+    pub checked_at: Option<DateTime<Utc>>,
+}
+
+/// One setting whose actual value differs from the desired one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Difference {
+    pub field: String,
+    pub expected: String,
+    pub actual: String,
 }
 
 /// Why a tenant request was refused.
@@ -154,6 +172,28 @@ pub async fn list(
         None
     };
     Ok((rows, next))
+}
+
+/// The tenants the reconciler looks at: ready, suspended, lost and degraded ones, in id order.
+pub async fn reconcilable(executor: impl PgExecutor<'_>) -> Result<Vec<Tenant>, TenantError> {
+    Ok(sqlx::query_as::<_, Tenant>(
+        "SELECT * FROM tenants WHERE status IN ('ready', 'suspended', 'lost', 'degraded')
+         ORDER BY id",
+    )
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Records that the reconciler looked at these tenants now.
+pub async fn mark_checked(
+    executor: impl PgExecutor<'_>,
+    ids: &[String],
+) -> Result<(), TenantError> {
+    sqlx::query("UPDATE tenants SET checked_at = now() WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(executor)
+        .await?;
+    Ok(())
 }
 
 /// What a workflow's final step writes into the tenant's row.

@@ -4,7 +4,7 @@
 
 use sqlx::PgPool;
 
-use super::record::{Tenant, TenantError, TenantStatus, lock, validate_id};
+use super::record::{Difference, Tenant, TenantError, TenantStatus, lock, validate_id};
 use crate::config::Tiers;
 use crate::queue::{self, Enqueued, Job, NewJob};
 use crate::workflow::deprovision::{Deprovision, DeprovisionArgs};
@@ -249,6 +249,7 @@ pub async fn request_tier_change(
         reason: Reason::TierChange,
         tier: tier.to_string(),
         apply,
+        cause: None,
     };
     let (job, created) = enqueue_reconcile(&mut tx, id, &args, max_attempts).await?;
     tx.commit().await?;
@@ -291,7 +292,10 @@ pub async fn request_power(
     }
     let (wanted, reason_text) = match power {
         Power::Suspend => (TenantStatus::Ready, "only a ready tenant can be suspended"),
-        Power::Resume => (TenantStatus::Suspended, "only a suspended tenant can be resumed"),
+        Power::Resume => (
+            TenantStatus::Suspended,
+            "only a suspended tenant can be resumed",
+        ),
     };
     if tenant.status != wanted {
         return Err(TenantError::NotApplicable {
@@ -305,6 +309,7 @@ pub async fn request_power(
         reason,
         tier: tenant.tier.clone(),
         apply: Apply::Immediately,
+        cause: None,
     };
     let (job, created) = enqueue_reconcile(&mut tx, id, &args, max_attempts).await?;
     tx.commit().await?;
@@ -322,4 +327,73 @@ async fn enqueue_reconcile(
         Enqueued::Created(job) => (job, true),
         Enqueued::Existing(job) => (job, false),
     })
+}
+
+/// What the reconciler found about one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Findings {
+    pub drift: Vec<Difference>,
+    /// The status the tenant should have (`lost`, `degraded`, or its own again).
+    pub status: TenantStatus,
+    /// Why, for `lost` and `degraded`.
+    pub error: Option<String>,
+}
+
+/// A repair the reconciler asks for along with its findings.
+#[derive(Debug, Clone)]
+pub struct RepairRequest {
+    pub reason: Reason,
+    pub cause: Option<String>,
+    pub max_attempts: i32,
+}
+
+/// Records the reconciler's findings on a tenant, and enqueues `repair` with them, in one
+/// transaction. Nothing is written when the tenant has an active job or changed since
+/// `seen_at` (what was seen may be out of date): returns `false` then.
+pub async fn record_findings(
+    pool: &PgPool,
+    id: &str,
+    seen_at: chrono::DateTime<chrono::Utc>,
+    findings: &Findings,
+    repair: Option<RepairRequest>,
+) -> Result<(bool, Option<Job>), TenantError> {
+    let mut tx = pool.begin().await?;
+    let Some(tenant) = lock(&mut tx, id).await? else {
+        return Ok((false, None));
+    };
+    if tenant.updated_at != seen_at || queue::active_job(&mut *tx, id).await?.is_some() {
+        return Ok((false, None));
+    }
+    let drift = sqlx::types::Json(&findings.drift);
+    let error = match findings.status {
+        TenantStatus::Lost | TenantStatus::Degraded => findings.error.as_deref(),
+        _ => tenant.error.as_deref(),
+    };
+    sqlx::query(
+        "UPDATE tenants SET drift = $2, status = $3, error = $4, checked_at = now(),
+             updated_at = CASE WHEN status <> $3 THEN now() ELSE updated_at END
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(drift)
+    .bind(findings.status)
+    .bind(error)
+    .execute(&mut *tx)
+    .await?;
+    let mut job = None;
+    if let Some(r) = repair {
+        let args = ReconcileArgs {
+            reason: r.reason,
+            tier: tenant.tier.clone(),
+            apply: Apply::Immediately,
+            cause: r.cause,
+        };
+        job = Some(
+            enqueue_reconcile(&mut tx, id, &args, r.max_attempts)
+                .await?
+                .0,
+        );
+    }
+    tx.commit().await?;
+    Ok((true, job))
 }

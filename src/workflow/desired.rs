@@ -2,18 +2,9 @@
 //! RDS reports: the differences (for people) and the one ModifyDBInstance that removes them
 //! (for the change workflow). Pure: no AWS call, so the rules are unit-tested here.
 
-use serde::{Deserialize, Serialize};
-
 use crate::cloud::rds::{InstanceChange, InstanceInfo};
 use crate::config::Tier;
-
-/// One setting whose actual value differs from the desired one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Difference {
-    pub field: String,
-    pub expected: String,
-    pub actual: String,
-}
+pub use crate::tenants::record::Difference;
 
 /// What it takes to bring an instance to its tier.
 #[derive(Debug, Clone, Default)]
@@ -133,11 +124,7 @@ pub fn plan(tier: &Tier, windows: (&str, &str), info: &InstanceInfo) -> Plan {
         p.change.maintenance_window = Some(maintenance_window.into());
     }
     if info.multi_az.unwrap_or(false) != tier.multi_az {
-        differ(
-            "multi_az",
-            tier.multi_az.to_string(),
-            show(&info.multi_az),
-        );
+        differ("multi_az", tier.multi_az.to_string(), show(&info.multi_az));
         p.change.multi_az = Some(tier.multi_az);
     }
     let pi_on = info.performance_insights.unwrap_or(false);
@@ -246,7 +233,11 @@ mod tests {
         let p = plan(&tier("starter"), WINDOWS, &as_tier(&tier("enterprise")));
         assert_eq!(p.change.allocated_storage_gib, None);
         assert_eq!(p.storage_gib, Some(500));
-        assert!(p.note.as_deref().unwrap().contains("500 GiB"), "{:?}", p.note);
+        assert!(
+            p.note.as_deref().unwrap().contains("500 GiB"),
+            "{:?}",
+            p.note
+        );
         // starter's autoscaling limit (100) is below the kept 500 GiB: left alone.
         assert_eq!(p.change.max_allocated_storage_gib, None);
         assert_eq!(p.change.performance_insights, Some(None));

@@ -1,7 +1,7 @@
 //! The reconcile workflow: brings a ready (or suspended) tenant's instance to what it should be,
 //! for one of three reasons: a tier change, a suspend or resume, or drift to repair.
 //!
-//! apply → wait_applied → alarms → tags → record; any of them failing for good (or a cancel) →
+//! apply → wait_applied → alarms → tags → secret → reset_password → record; any of them failing for good (or a cancel) →
 //! keep_previous: the tenant keeps its tier and status, with the cause in its `error`. A change
 //! RDS has already applied when a later step fails is left as it is (undoing it would be a
 //! second change of the same length).
@@ -17,8 +17,10 @@ use super::runner::{StepContext, Workflow};
 use super::step::{InstanceWait, Step, StepNames, Transition, steps};
 use super::tenancy::{Tenancy, update_tenant};
 use crate::cloud::alarms::instance_alarms;
-use crate::cloud::rds::{InstanceInfo, UNRECOVERABLE};
+use crate::cloud::rds::{InstanceChange, InstanceInfo, UNRECOVERABLE};
+use crate::cloud::{self, CloudError};
 use crate::config::Tier;
+use crate::tenant_db::{self, DbCredentials};
 use crate::tenants::record::{TenantStatus, TenantUpdate};
 
 /// Brings one tenant's instance to its desired state.
@@ -36,8 +38,12 @@ steps! {
         WaitApplied = "wait_applied",
         /// The alarms, with the tier's thresholds.
         Alarms = "alarms",
-        /// The instance's Tier tag.
+        /// The tenant's tags on the instance.
         Tags = "tags",
+        /// (Repairs) The secret: restored, re-created, its endpoint corrected.
+        Secret = "secret",
+        /// (Repairs) The instance gets the secret's password.
+        ResetPassword = "reset_password",
         /// The tier and status on the tenant.
         Record = "record",
         /// The change failed for good: the tenant keeps its tier and status, with the cause.
@@ -93,6 +99,9 @@ pub struct ReconcileArgs {
     pub tier: String,
     #[serde(default)]
     pub apply: Apply,
+    /// What made the reconciler ask (e.g. "RDS started the suspended instance by itself").
+    #[serde(default)]
+    pub cause: Option<String>,
 }
 
 /// What the steps of a reconcile job record (`jobs.data`).
@@ -113,6 +122,12 @@ pub struct ReconcileData {
     pub wait_polls: u64,
     /// What the instance poller saw when it woke the job.
     pub poller_seen: Option<PollerSeen>,
+    /// The instance's endpoint, as the apply step saw it.
+    pub endpoint: Option<(String, i32)>,
+    /// What the secret step did (restored, re-created with a new password).
+    pub secret_repair: Option<String>,
+    /// When the instance was given the secret's password.
+    pub password_reset: Option<DateTime<Utc>>,
     /// What the job did, in a sentence (shown as the job's result).
     pub result: Option<String>,
 }
@@ -139,6 +154,8 @@ impl Workflow for Reconcile {
             WaitApplied => wait_applied(t, cx).await,
             Alarms => alarms(t, cx).await,
             Tags => tags(t, cx).await,
+            Secret => secret(t, cx).await,
+            ResetPassword => reset_password(t, cx).await,
             Record => record(cx).await,
             KeepPrevious => {
                 let cause = cx.job.error.as_deref().unwrap_or("failed");
@@ -199,6 +216,7 @@ async fn apply(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
         ));
     }
     cx.data.instance_arn = info.arn.clone();
+    cx.data.endpoint = info.endpoint.clone();
     cx.data.storage_gib = info.allocated_storage_gib;
     let status = info.status.as_str();
     match cx.args.reason {
@@ -337,15 +355,133 @@ async fn alarms(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 /// The tenant's tags on the instance, with the new tier (all of them: a policy may allow
 /// tagging only with the tags tenantd manages, ManagedBy among them).
 async fn tags(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
-    if cx.args.reason == Reason::TierChange
+    if matches!(cx.args.reason, Reason::TierChange | Reason::Repair)
         && let Some(arn) = cx.data.instance_arn.clone()
     {
         let tags = t.tags(cx.tenant()?, &cx.args.tier);
         t.cloud
             .add_tags_to_resource(&arn, &tags)
             .await
-            .during("tagging the instance with its tier")?;
+            .during("tagging the instance")?;
     }
+    Ok(Transition::Next(ReconcileStep::Secret))
+}
+
+/// (Repairs only) The secret: restored when it is only scheduled for deletion; when it is gone
+/// for good, a new one with a new password is written first and the instance then gets that
+/// password (the next step). Its host and port follow the instance's endpoint, and a password
+/// that no longer opens the database is given to the instance again.
+async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+    if cx.args.reason != Reason::Repair {
+        return Ok(Transition::Next(ReconcileStep::Record));
+    }
+    let tenant = cx.tenant()?;
+    let name = t.secret_name(tenant);
+    let found = t
+        .cloud
+        .describe_secret(&name)
+        .await
+        .during("looking at the tenant secret")?;
+    let (host, port) = cx.data.endpoint.clone().unwrap_or_default();
+    let port = u16::try_from(port).unwrap_or(5432);
+    match found {
+        Some(info) if !cloud::tagged_for(&info.tags, tenant) => {
+            return Err(StepError::fail(
+                "foreign_resource",
+                format!("secret {name} is not tagged as this tenant's; left untouched"),
+            ));
+        }
+        Some(info) if info.pending_deletion => {
+            t.cloud
+                .restore_secret(&info.arn)
+                .await
+                .during("restoring the tenant secret")?;
+            cx.data.secret_repair =
+                Some("restored the secret, which was scheduled for deletion".into());
+        }
+        Some(_) => {}
+        None => {
+            let credentials = DbCredentials {
+                engine: "postgres".into(),
+                host,
+                port,
+                username: t.settings.master_username.clone(),
+                password: tenant_db::generate_password(),
+                dbname: t.settings.db_name.clone(),
+                db_instance_identifier: t.instance_id(tenant),
+            };
+            let description = format!("Master credentials of tenant {tenant} (managed by tenantd)");
+            match t
+                .cloud
+                .create_secret(
+                    &name,
+                    &credentials.to_json(),
+                    &t.tags(tenant, &cx.args.tier),
+                    &description,
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(CloudError::AlreadyExists(_)) => {
+                    return Err(StepError::retry(
+                        "already_exists",
+                        "the secret appeared meanwhile; looking again",
+                    ));
+                }
+                Err(e) => return Err(e).during("re-creating the tenant secret"),
+            }
+            cx.data.secret_repair = Some(
+                "the secret was gone for good: wrote a new one with a new master password".into(),
+            );
+            return Ok(Transition::Next(ReconcileStep::ResetPassword));
+        }
+    }
+    let value = t
+        .cloud
+        .get_secret_value(&name)
+        .await
+        .during("reading the tenant secret")?;
+    let mut credentials = DbCredentials::from_json(&value)?;
+    if !host.is_empty() && (credentials.host != host || credentials.port != port) {
+        credentials.host = host;
+        credentials.port = port;
+        t.cloud
+            .put_secret_value(&name, &credentials.to_json())
+            .await
+            .during("writing the endpoint into the secret")?;
+    }
+    let s = &t.settings;
+    match tenant_db::connect(&credentials, &s.tenant_db_tls, s.tenant_db_connect_timeout).await {
+        Ok(_) => Ok(Transition::Next(ReconcileStep::Record)),
+        Err(e) if e.class() == "tenant_db_auth" => {
+            cx.data.secret_repair =
+                Some("the secret's password no longer opened the database".into());
+            Ok(Transition::Next(ReconcileStep::ResetPassword))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// (Repairs only) The instance gets the secret's password (ModifyDBInstance
+/// MasterUserPassword): the secret was written first, so it never holds a password the
+/// instance does not know for longer than this step.
+async fn reset_password(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+    let tenant = cx.tenant()?;
+    let value = t
+        .cloud
+        .get_secret_value(&t.secret_name(tenant))
+        .await
+        .during("reading the tenant secret")?;
+    let credentials = DbCredentials::from_json(&value)?;
+    let change = InstanceChange {
+        master_password: Some(credentials.password),
+        ..Default::default()
+    };
+    t.cloud
+        .modify_db_instance(&t.instance_id(tenant), &change)
+        .await
+        .during("resetting the master password")?;
+    cx.data.password_reset = Some(Utc::now());
     Ok(Transition::Next(ReconcileStep::Record))
 }
 
@@ -365,6 +501,15 @@ async fn record(cx: &mut Cx<'_>) -> StepResult {
     };
     if cx.args.apply == Apply::MaintenanceWindow && !cx.data.changed.is_empty() {
         result.push_str(" (applied in the next maintenance window)");
+    }
+    if let Some(repair) = &cx.data.secret_repair {
+        result = format!("{result}; {repair}");
+        if cx.data.password_reset.is_some() {
+            result.push_str(", and the instance got it as its master password");
+        }
+    }
+    if let Some(cause) = &cx.args.cause {
+        result = format!("{cause}: {result}");
     }
     if let Some(note) = &cx.data.note {
         result = format!("{result}; {note}");

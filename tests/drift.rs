@@ -1,0 +1,375 @@
+//! The reconciler against LocalStack and real PostgreSQL, nothing mocked: changes made behind
+//! tenantd's back through the SDK are reported as drift within a round and then repaired; a
+//! deleted instance makes the tenant lost (nothing re-created); a suspended instance that RDS
+//! started by itself is stopped again; a secret deleted out of band is restored or replaced.
+
+mod support;
+
+use std::time::Duration;
+
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
+use support::stack::*;
+use support::wait_for;
+use tenantd::cloud::Cloud;
+use tenantd::queue::{self, Job, JobState};
+use tenantd::tenants::{self, Power, Tenant, TenantStatus};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A worker (with maintenance) whose reconciler runs every second; `repair` says whether drift
+/// gets repaired.
+async fn worker(stack: &Stack, repair: bool) -> (CancellationToken, JoinHandle<()>) {
+    let repair = repair.to_string();
+    let env = test_env(
+        &stack.db,
+        &[
+            ("TENANTD_RECONCILE_INTERVAL", "1s"),
+            ("TENANTD_REPAIR_DRIFT", repair.as_str()),
+        ],
+    );
+    let settings = settings(&env);
+    let cloud = Cloud::from_sdk_config(&sdk_config(None).await);
+    stack.spawn_worker(&settings, cloud)
+}
+
+async fn stop(worker: (CancellationToken, JoinHandle<()>)) {
+    worker.0.cancel();
+    worker.1.await.unwrap();
+}
+
+async fn ready(stack: &Stack, prefix: &str, tier: &str) -> String {
+    let tenant = tenant_id(prefix);
+    let job = stack.provision(&tenant, tier).await;
+    let job = stack.finished(job, TIMEOUT).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    tenant
+}
+
+/// Waits until the tenant's row satisfies `check`.
+async fn tenant_until(
+    stack: &Stack,
+    tenant: &str,
+    what: &str,
+    check: impl Fn(&Tenant) -> bool,
+) -> Tenant {
+    wait_for(what, TIMEOUT, || async {
+        let t = stack.tenant(tenant).await;
+        check(&t).then_some(t)
+    })
+    .await
+}
+
+fn drift_fields(t: &Tenant) -> Vec<String> {
+    let mut fields: Vec<String> = t
+        .drift
+        .as_ref()
+        .map(|d| d.0.iter().map(|d| d.field.clone()).collect())
+        .unwrap_or_default();
+    fields.sort();
+    fields
+}
+
+/// The tenant's reconcile jobs, oldest first.
+async fn reconcile_jobs(stack: &Stack, tenant: &str) -> Vec<Job> {
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE tenant_id = $1 AND kind = 'reconcile' ORDER BY created_at",
+    )
+    .bind(tenant)
+    .fetch_all(stack.pool())
+    .await
+    .unwrap();
+    let mut jobs = Vec::new();
+    for id in ids {
+        jobs.push(stack.job(id).await);
+    }
+    jobs
+}
+
+async fn can_log_in(stack: &Stack, tenant: &str) -> bool {
+    let s = stack
+        .secret_json(&format!("saas/tenant/{tenant}/database"))
+        .await;
+    let options = sqlx::postgres::PgConnectOptions::new()
+        .host(s["host"].as_str().unwrap())
+        .port(s["port"].as_u64().unwrap() as u16)
+        .username(s["username"].as_str().unwrap())
+        .password(s["password"].as_str().unwrap())
+        .database(s["dbname"].as_str().unwrap())
+        .ssl_mode(sqlx::postgres::PgSslMode::VerifyFull)
+        .ssl_root_cert(stack_ca());
+    sqlx::ConnectOptions::connect(&options).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_behind_tenantds_back_are_reported_within_a_round_and_then_repaired() {
+    let stack = Stack::new().await;
+    let w = worker(&stack, false).await;
+    let tenant = ready(&stack, "drift", "enterprise").await;
+    let instance = format!("saas-{tenant}");
+    let arn = stack
+        .instance(&instance)
+        .await
+        .unwrap()
+        .db_instance_arn()
+        .unwrap()
+        .to_string();
+
+    // Behind tenantd's back: backups shortened, protection off, a tag removed, one alarm
+    // deleted and the other's threshold changed.
+    stack
+        .rds
+        .modify_db_instance()
+        .db_instance_identifier(&instance)
+        .backup_retention_period(3)
+        .deletion_protection(false)
+        .apply_immediately(true)
+        .send()
+        .await
+        .unwrap();
+    stack
+        .rds
+        .remove_tags_from_resource()
+        .resource_name(&arn)
+        .tag_keys("Environment")
+        .send()
+        .await
+        .unwrap();
+    stack
+        .cloudwatch
+        .delete_alarms()
+        .alarm_names(format!("{instance}-high-cpu"))
+        .send()
+        .await
+        .unwrap();
+    stack
+        .cloudwatch
+        .put_metric_alarm()
+        .alarm_name(format!("{instance}-low-storage"))
+        .namespace("AWS/RDS")
+        .metric_name("FreeStorageSpace")
+        .statistic(Statistic::Average)
+        .comparison_operator(ComparisonOperator::LessThanThreshold)
+        .threshold(1.0)
+        .period(300)
+        .evaluation_periods(1)
+        .send()
+        .await
+        .unwrap();
+
+    let expected = [
+        "alarm:".to_string() + &instance + "-high-cpu",
+        "alarm:".to_string() + &instance + "-low-storage",
+        "backup_retention_days".into(),
+        "deletion_protection".into(),
+        "tag:Environment".into(),
+    ];
+    let found = tenant_until(&stack, &tenant, "the drift to be reported", |t| {
+        drift_fields(t) == expected
+    })
+    .await;
+    assert_eq!(found.status, TenantStatus::Ready);
+    assert!(found.checked_at.is_some());
+    let retention = found
+        .drift
+        .as_ref()
+        .unwrap()
+        .0
+        .iter()
+        .find(|d| d.field == "backup_retention_days")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (retention.expected.as_str(), retention.actual.as_str()),
+        ("35", "3")
+    );
+    // Repairs are off: nothing was changed.
+    assert!(reconcile_jobs(&stack, &tenant).await.is_empty());
+    stop(w).await;
+
+    // With repairs on, one job puts it all back.
+    let w = worker(&stack, true).await;
+    tenant_until(&stack, &tenant, "the drift to be repaired", |t| {
+        t.drift.as_ref().is_some_and(|d| d.0.is_empty())
+    })
+    .await;
+    let jobs = reconcile_jobs(&stack, &tenant).await;
+    assert!(!jobs.is_empty());
+    assert!(
+        jobs.iter().all(|j| j.args.0["reason"] == "repair"),
+        "{jobs:?}"
+    );
+    let last = jobs.last().unwrap();
+    assert_eq!(last.state, JobState::Succeeded, "{:?}", last.error);
+    let db = stack.instance(&instance).await.unwrap();
+    assert_eq!(db.backup_retention_period(), Some(35));
+    assert_eq!(db.deletion_protection(), Some(true));
+    assert!(
+        db.tag_list()
+            .iter()
+            .any(|t| t.key() == Some("Environment") && t.value() == Some("test"))
+    );
+    let alarms = stack.alarms(&format!("{instance}-")).await;
+    assert_eq!(alarms.len(), 2, "{alarms:?}");
+    let low = alarms
+        .iter()
+        .find(|a| a.alarm_name() == Some(&format!("{instance}-low-storage")))
+        .unwrap();
+    assert_eq!(low.threshold(), Some(50.0 * 1024.0 * 1024.0 * 1024.0));
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_instance_makes_its_tenant_lost_and_nothing_is_recreated() {
+    let stack = Stack::new().await;
+    let w = worker(&stack, true).await;
+    let tenant = ready(&stack, "lost", "starter").await;
+    let instance = format!("saas-{tenant}");
+    stack
+        .rds
+        .delete_db_instance()
+        .db_instance_identifier(&instance)
+        .skip_final_snapshot(true)
+        .send()
+        .await
+        .unwrap();
+    wait_for("the instance to be gone", TIMEOUT, || async {
+        stack.instance(&instance).await.is_none().then_some(())
+    })
+    .await;
+    let lost = tenant_until(&stack, &tenant, "the tenant to be lost", |t| {
+        t.status == TenantStatus::Lost
+    })
+    .await;
+    let error = lost.error.clone().unwrap();
+    assert!(error.contains("does not exist"), "{error}");
+    // Two more rounds later: still lost, nothing created, no job.
+    let since = lost.checked_at.unwrap();
+    tenant_until(&stack, &tenant, "two more rounds", |t| {
+        t.checked_at
+            .is_some_and(|c| c > since + chrono::Duration::milliseconds(1500))
+    })
+    .await;
+    assert_eq!(stack.tenant(&tenant).await.status, TenantStatus::Lost);
+    assert!(stack.instance(&instance).await.is_none());
+    assert!(reconcile_jobs(&stack, &tenant).await.is_empty());
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_suspended_instance_that_rds_started_by_itself_is_stopped_again() {
+    let stack = Stack::new().await;
+    let w = worker(&stack, true).await;
+    let tenant = ready(&stack, "restart", "starter").await;
+    let instance = format!("saas-{tenant}");
+    let (_, job, _) = tenants::request_power(stack.pool(), &tenant, Power::Suspend, 3)
+        .await
+        .unwrap();
+    let job = stack.finished(job.id, TIMEOUT).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(
+        stack
+            .instance(&instance)
+            .await
+            .unwrap()
+            .db_instance_status(),
+        Some("stopped")
+    );
+
+    // RDS's seven-day restart, now.
+    let url = std::env::var("LOCAL_RDS_CONTROL_URL").unwrap();
+    let answer = reqwest::Client::new()
+        .post(format!("{url}/instances/{instance}/auto-start"))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{:?}", answer.text().await);
+
+    let again = wait_for("the instance to be stopped again", TIMEOUT, || async {
+        let jobs = reconcile_jobs(&stack, &tenant).await;
+        jobs.into_iter()
+            .find(|j| j.args.0["cause"].is_string() && j.state == JobState::Succeeded)
+    })
+    .await;
+    assert_eq!(again.args.0["reason"], "suspend");
+    let result = again.data.0["result"].as_str().unwrap().to_string();
+    assert!(result.contains("by itself"), "{result}");
+    assert_eq!(
+        stack
+            .instance(&instance)
+            .await
+            .unwrap()
+            .db_instance_status(),
+        Some("stopped")
+    );
+    assert_eq!(stack.tenant(&tenant).await.status, TenantStatus::Suspended);
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_secret_deleted_out_of_band_is_restored_or_replaced_with_a_new_password() {
+    let stack = Stack::new().await;
+    let w = worker(&stack, true).await;
+    let tenant = ready(&stack, "secret", "starter").await;
+    let name = format!("saas/tenant/{tenant}/database");
+    let before = stack.secret_json(&name).await;
+
+    // Scheduled for deletion: restored as it was.
+    stack
+        .secrets
+        .delete_secret()
+        .secret_id(&name)
+        .recovery_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    let restored = wait_for("the secret to be restored", TIMEOUT, || async {
+        let jobs = reconcile_jobs(&stack, &tenant).await;
+        jobs.into_iter().find(|j| j.state == JobState::Succeeded)
+    })
+    .await;
+    let result = restored.data.0["result"].as_str().unwrap().to_string();
+    assert!(result.contains("restored the secret"), "{result}");
+    let secrets = stack.secrets_named(&name).await;
+    assert_eq!(secrets.len(), 1);
+    assert!(secrets[0].deleted_date().is_none());
+    assert_eq!(stack.secret_json(&name).await, before);
+    assert!(can_log_in(&stack, &tenant).await);
+
+    // Gone for good: a new secret first, then the instance gets its password.
+    stack
+        .secrets
+        .delete_secret()
+        .secret_id(&name)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    let replaced = wait_for("the secret to be replaced", TIMEOUT, || async {
+        let jobs = reconcile_jobs(&stack, &tenant).await;
+        jobs.into_iter()
+            .filter(|j| j.state == JobState::Succeeded)
+            .nth(1)
+    })
+    .await;
+    let result = replaced.data.0["result"].as_str().unwrap().to_string();
+    assert!(result.contains("new master password"), "{result}");
+    let history = queue::history(stack.pool(), replaced.id).await.unwrap();
+    let steps: Vec<&str> = history
+        .iter()
+        .filter(|h| h.outcome.as_str() == "advanced")
+        .map(|h| h.step.as_str())
+        .collect();
+    let secret_at = steps.iter().position(|s| *s == "secret").unwrap();
+    let reset_at = steps.iter().position(|s| *s == "reset_password").unwrap();
+    assert!(secret_at < reset_at, "{steps:?}");
+    let after = stack.secret_json(&name).await;
+    assert_ne!(after["password"], before["password"]);
+    assert_eq!(after["host"], before["host"]);
+    wait_for("a login with the new secret", TIMEOUT, || async {
+        can_log_in(&stack, &tenant).await.then_some(())
+    })
+    .await;
+    stop(w).await;
+}
