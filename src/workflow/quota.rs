@@ -23,6 +23,9 @@ pub struct QuotaWatch {
     cloud: Cloud,
     refresh: Duration,
     seen: Arc<Mutex<Option<Seen>>>,
+    /// Held by the one step that refreshes the figures: the others wait for its answer instead
+    /// of all describing at once (a burst of creates would otherwise make one call each).
+    refreshing: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The quotas as last described, and when.
@@ -34,18 +37,18 @@ impl QuotaWatch {
             cloud,
             refresh,
             seen: Arc::default(),
+            refreshing: Arc::default(),
         }
     }
 
     /// The room for one more instance of `storage_gib`.
     pub async fn room(&self, storage_gib: i32) -> Result<Room, CloudError> {
-        let fresh = {
-            let seen = self.seen.lock().unwrap();
-            seen.as_ref()
-                .filter(|(at, _)| at.elapsed() < self.refresh)
-                .map(|(_, q)| q.clone())
-        };
-        let quotas = match fresh {
+        if let Some(q) = self.fresh() {
+            return Ok(room(&q, storage_gib));
+        }
+        let _refreshing = self.refreshing.lock().await;
+        // Another step may have refreshed them while this one waited.
+        let quotas = match self.fresh() {
             Some(q) => q,
             None => {
                 let q = self.cloud.describe_account_attributes().await?;
@@ -54,6 +57,13 @@ impl QuotaWatch {
             }
         };
         Ok(room(&quotas, storage_gib))
+    }
+
+    fn fresh(&self) -> Option<Vec<Quota>> {
+        let seen = self.seen.lock().unwrap();
+        seen.as_ref()
+            .filter(|(at, _)| at.elapsed() < self.refresh)
+            .map(|(_, q)| q.clone())
     }
 
     /// A create was refused for a quota: until the next refresh, count the account as full.
