@@ -9,6 +9,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::app::spawn_app;
+use support::proxy::FaultProxy;
 use support::stack::*;
 use tenantd::cloud::Cloud;
 use tenantd::config::Tiers;
@@ -168,7 +169,15 @@ async fn a_tenant_moves_up_and_down_the_tiers_as_rds_and_cloudwatch_report() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tier_change_that_fails_at_any_step_leaves_the_tenant_ready_on_its_old_tier() {
-    let (stack, tenant, stop, worker) = ready_tenant("tierfail", "starter").await;
+    let stack = Stack::new().await;
+    let proxy = FaultProxy::start(&stack_endpoint()).await;
+    let env = test_env(&stack.db, &[("TENANTD_RECONCILE_INTERVAL", "0")]);
+    let settings = settings(&env);
+    let cloud = Cloud::from_sdk_config(&sdk_config(Some(&proxy.url)).await);
+    let (stop, worker) = stack.spawn_worker(&settings, cloud);
+    let tenant = tenant_id("tierfail");
+    let job = stack.provision(&tenant, "starter").await;
+    assert_eq!(stack.finished(job, TIMEOUT).await.state, JobState::Succeeded);
     let instance = format!("saas-{tenant}");
     let arn = stack
         .instance(&instance)
@@ -177,45 +186,56 @@ async fn a_tier_change_that_fails_at_any_step_leaves_the_tenant_ready_on_its_old
         .db_instance_arn()
         .unwrap()
         .to_string();
-    // RDS refuses the modification; then, with the modification applied, tagging fails.
-    for (operation, step) in [("ModifyDBInstance", "apply"), ("AddTagsToResource", "tags")] {
-        let matching = if operation == "AddTagsToResource" {
-            json!({ "ResourceName": arn })
-        } else {
-            json!({ "DBInstanceIdentifier": instance })
-        };
-        rds_fault(json!({
-            "operation": operation, "count": 1, "code": "InvalidParameterCombination",
-            "status": 400, "match": matching,
-        }))
-        .await;
+    // RDS refuses the modification; the instance fails while it is modified; then, with the
+    // modification applied, creating an alarm and tagging fail.
+    for step in ["apply", "wait_applied", "alarms", "tags"] {
+        match step {
+            "apply" => {
+                rds_fault(json!({
+                    "operation": "ModifyDBInstance", "count": 1,
+                    "code": "InvalidParameterCombination", "status": 400,
+                    "match": { "DBInstanceIdentifier": instance },
+                }))
+                .await
+            }
+            "alarms" => proxy.fail("PutMetricAlarm", 1),
+            "tags" => {
+                rds_fault(json!({
+                    "operation": "AddTagsToResource", "count": 1,
+                    "code": "InvalidParameterCombination", "status": 400,
+                    "match": { "ResourceName": arn },
+                }))
+                .await
+            }
+            _ => {}
+        }
         let job = change_tier(&stack, &tenant, "pro").await;
+        if step == "wait_applied" {
+            // The instance breaks while it is being modified (it is for 2 s).
+            stack.reached(job, "apply", "advanced", TIMEOUT).await;
+            force_status(&instance, "incompatible-parameters").await;
+        }
         let job = stack.finished(job, TIMEOUT).await;
-        assert_eq!(job.state, JobState::Failed, "{operation}");
-        assert_eq!(job.step, "keep_previous", "{operation}");
+        assert_eq!(job.state, JobState::Failed, "{step}");
+        assert_eq!(job.step, "keep_previous", "{step}");
         let history = queue::history(stack.pool(), job.id).await.unwrap();
         let failed = history
             .iter()
             .find(|h| h.outcome.as_str() == "compensating")
             .expect("a failed step");
-        assert_eq!(failed.step, step, "{operation}");
-        assert!(
-            failed
-                .error
-                .as_deref()
-                .unwrap()
-                .contains("InvalidParameterCombination"),
-            "{:?}",
-            failed.error
-        );
+        assert_eq!(failed.step, step, "{history:?}");
+        assert!(failed.error.is_some());
 
         let row = stack.tenant(&tenant).await;
-        assert_eq!(row.status, TenantStatus::Ready, "{operation}");
-        assert_eq!(row.tier, "starter", "{operation}");
+        assert_eq!(row.status, TenantStatus::Ready, "{step}");
+        assert_eq!(row.tier, "starter", "{step}");
         assert_eq!(row.pending_tier, None);
         let error = row.error.expect("the cause on the tenant");
         assert!(error.starts_with("tier change to pro: "), "{error}");
-        assert!(can_log_in(&stack, &tenant).await, "{operation}");
+        if step == "wait_applied" {
+            lift_status(&instance).await;
+        }
+        assert!(can_log_in(&stack, &tenant).await, "{step}");
         // Nothing new was created: still one instance, one secret.
         assert!(stack.instance(&instance).await.is_some());
         let secrets = stack
@@ -223,7 +243,7 @@ async fn a_tier_change_that_fails_at_any_step_leaves_the_tenant_ready_on_its_old
             .await;
         assert_eq!(secrets.len(), 1);
     }
-    // Once RDS agrees, the change goes through and the error is gone.
+    // Once nothing fails, the change goes through and the error is gone.
     let job = change_tier(&stack, &tenant, "pro").await;
     let job = stack.finished(job, TIMEOUT).await;
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);

@@ -315,6 +315,18 @@ pub async fn force_status(instance: &str, status: &str) {
     assert!(answer.status().is_success(), "{:?}", answer.text().await);
 }
 
+/// Lifts a status forced with [`force_status`].
+pub async fn lift_status(instance: &str) {
+    let url = std::env::var("LOCAL_RDS_CONTROL_URL").expect("LOCAL_RDS_CONTROL_URL");
+    let answer = reqwest::Client::new()
+        .post(format!("{url}/instances/{instance}/status"))
+        .json(&json!({ "status": null }))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{:?}", answer.text().await);
+}
+
 pub fn is_final(job: &Job) -> bool {
     matches!(
         job.state,
