@@ -245,6 +245,8 @@ pub struct StepView {
     /// What kind of failure `error` is (`throttled`, `access_denied`, `tls`, ...).
     pub error_class: Option<String>,
     pub worker: Option<String>,
+    /// What the step did that people should know about (e.g. a secret re-created).
+    pub note: Option<String>,
 }
 
 impl From<HistoryEntry> for StepView {
@@ -258,6 +260,7 @@ impl From<HistoryEntry> for StepView {
             error: h.error,
             error_class: h.error_class,
             worker: h.worker,
+            note: h.note,
         }
     }
 }

@@ -177,7 +177,10 @@ async fn a_tier_change_that_fails_at_any_step_leaves_the_tenant_ready_on_its_old
     let (stop, worker) = stack.spawn_worker(&settings, cloud);
     let tenant = tenant_id("tierfail");
     let job = stack.provision(&tenant, "starter").await;
-    assert_eq!(stack.finished(job, TIMEOUT).await.state, JobState::Succeeded);
+    assert_eq!(
+        stack.finished(job, TIMEOUT).await.state,
+        JobState::Succeeded
+    );
     let instance = format!("saas-{tenant}");
     let arn = stack
         .instance(&instance)

@@ -295,6 +295,13 @@ async fn a_suspended_instance_that_rds_started_by_itself_is_stopped_again() {
     assert_eq!(again.args.0["reason"], "suspend");
     let result = again.data.0["result"].as_str().unwrap().to_string();
     assert!(result.contains("by itself"), "{result}");
+    // The history says so too, at the step that stopped it.
+    let history = queue::history(stack.pool(), again.id).await.unwrap();
+    let noted = history
+        .iter()
+        .find(|h| h.note.as_deref().is_some_and(|n| n.contains("by itself")))
+        .expect("a note in the history");
+    assert_eq!(noted.step, "apply");
     assert_eq!(
         stack
             .instance(&instance)
@@ -361,6 +368,14 @@ async fn a_secret_deleted_out_of_band_is_restored_or_replaced_with_a_new_passwor
         .filter(|h| h.outcome.as_str() == "advanced")
         .map(|h| h.step.as_str())
         .collect();
+    let notes: Vec<(&str, &str)> = history
+        .iter()
+        .filter_map(|h| Some((h.step.as_str(), h.note.as_deref()?)))
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert_eq!(notes[0].0, "secret");
+    assert!(notes[0].1.contains("gone for good"), "{notes:?}");
+    assert_eq!(notes[1].0, "reset_password");
     let secret_at = steps.iter().position(|s| *s == "secret").unwrap();
     let reset_at = steps.iter().position(|s| *s == "reset_password").unwrap();
     assert!(secret_at < reset_at, "{steps:?}");

@@ -151,6 +151,7 @@ fn completion(lease: queue::Lease, worker: &str) -> Completion {
         outcome: queue::Outcome::Succeeded,
         error_class: None,
         history_error: None,
+        note: None,
         started_at: Utc::now(),
         worker: worker.into(),
     }

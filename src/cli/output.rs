@@ -161,6 +161,7 @@ pub fn job(j: &JobDetail) -> String {
             format!("{} ({})", v.step, attempt(v.attempt, v.max_attempts)),
         ),
         ("error", or_dash(v.error.as_deref()).into()),
+        ("result", or_dash(v.result.as_deref()).into()),
         ("created", time(&v.created_at)),
         (
             "finished",
@@ -184,12 +185,23 @@ pub fn job(j: &JobDetail) -> String {
                 (h.attempt + 1).to_string(),
                 h.outcome.as_str().to_string(),
                 took,
-                or_dash(h.error.as_deref()).into(),
+                match (&h.error, &h.note) {
+                    (Some(e), _) => e.clone(),
+                    (None, Some(n)) => format!("note: {n}"),
+                    (None, None) => "-".into(),
+                },
             ]
         })
         .collect();
     out.push_str(&table(
-        &["FINISHED", "STEP", "ATTEMPT", "OUTCOME", "TOOK", "ERROR"],
+        &[
+            "FINISHED",
+            "STEP",
+            "ATTEMPT",
+            "OUTCOME",
+            "TOOK",
+            "ERROR / NOTE",
+        ],
         &rows,
     ));
     out

@@ -35,6 +35,8 @@ pub struct Completion {
     pub history_error: Option<String>,
     /// What kind of failure `history_error` is (a short stable label).
     pub error_class: Option<&'static str>,
+    /// What the step did that the history should say (beside its outcome).
+    pub note: Option<String>,
     pub started_at: DateTime<Utc>,
     pub worker: String,
 }
@@ -67,14 +69,16 @@ pub async fn complete_batch(
     let h_errors: Vec<Option<&str>> = batch.iter().map(|c| c.history_error.as_deref()).collect();
     let started: Vec<DateTime<Utc>> = batch.iter().map(|c| c.started_at).collect();
     let workers: Vec<&str> = batch.iter().map(|c| c.worker.as_str()).collect();
+    let notes: Vec<Option<&str>> = batch.iter().map(|c| c.note.as_deref()).collect();
     Ok(sqlx::query_scalar::<_, Uuid>(
         r#"
         WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[],
                 $5::timestamptz[], $6::int[], $7::jsonb[], $8::text[], $9::text[], $10::int[],
-                $11::text[], $12::text[], $13::timestamptz[], $14::text[], $15::text[])
+                $11::text[], $12::text[], $13::timestamptz[], $14::text[], $15::text[],
+                $16::text[])
             AS t(id, token, state, step, run_at, attempt, data, error, h_step, h_attempt,
-                 outcome, h_error, started_at, worker, error_class)
+                 outcome, h_error, started_at, worker, error_class, note)
         ), done AS (
             UPDATE jobs j SET
                 state = i.state::job_state,
@@ -95,9 +99,9 @@ pub async fn complete_batch(
             RETURNING j.id
         ), logged AS (
             INSERT INTO job_history (job_id, step, attempt, outcome, started_at, error,
-                                     error_class, lease_token, worker)
+                                     error_class, lease_token, worker, note)
             SELECT i.id, i.h_step, i.h_attempt, i.outcome, least(i.started_at, now()),
-                   i.h_error, i.error_class, i.token, i.worker
+                   i.h_error, i.error_class, i.token, i.worker, i.note
             FROM input i JOIN done d ON d.id = i.id
         )
         SELECT id FROM done
@@ -118,6 +122,7 @@ pub async fn complete_batch(
     .bind(&started)
     .bind(&workers)
     .bind(&classes)
+    .bind(&notes)
     .fetch_all(executor)
     .await?)
 }

@@ -212,6 +212,8 @@ pub struct HistoryEntry {
     /// What kind of failure `error` is (`throttled`, `access_denied`, `tls`, ...).
     pub error_class: Option<String>,
     pub worker: Option<String>,
+    /// What the step did that people should know about.
+    pub note: Option<String>,
 }
 
 /// Errors of the queue layer.

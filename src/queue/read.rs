@@ -72,7 +72,7 @@ pub async fn history(
     job_id: Uuid,
 ) -> Result<Vec<HistoryEntry>, QueueError> {
     Ok(sqlx::query_as::<_, HistoryEntry>(
-        "SELECT at, step, attempt, outcome, started_at, error, error_class, worker
+        "SELECT at, step, attempt, outcome, started_at, error, error_class, worker, note
          FROM job_history WHERE job_id = $1 ORDER BY id",
     )
     .bind(job_id)

@@ -42,6 +42,7 @@ pub fn plan(job: &Job, decision: Decision, input: &PlanInput<'_>, rng: &mut impl
         outcome: Outcome::Advanced,
         history_error: None,
         error_class: None,
+        note: None,
         started_at: input.started_at,
         worker: input.worker.to_string(),
     };
@@ -59,8 +60,9 @@ pub fn plan(job: &Job, decision: Decision, input: &PlanInput<'_>, rng: &mut impl
         }
     };
     match decision {
-        Decision::Next { step, data } => {
+        Decision::Next { step, data, note } => {
             completion.data = data;
+            completion.note = note;
             continue_with = go_on(&mut completion, step.to_string());
         }
         Decision::Done { data } => {
@@ -220,7 +222,11 @@ mod tests {
     }
 
     fn next(step: &'static str) -> Decision {
-        Decision::Next { step, data: None }
+        Decision::Next {
+            step,
+            data: None,
+            note: None,
+        }
     }
 
     fn done() -> Decision {

@@ -229,7 +229,7 @@ async fn apply(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
                     .await
                     .during("stopping the instance")?;
                 cx.data.power_requested = Some(Utc::now());
-                Ok(Transition::Next(ReconcileStep::WaitApplied))
+                Ok(noted(ReconcileStep::WaitApplied, &cx.args.cause))
             }
             _ => Ok(busy(t, cx, &info)),
         },
@@ -242,7 +242,7 @@ async fn apply(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
                     .await
                     .during("starting the instance")?;
                 cx.data.power_requested = Some(Utc::now());
-                Ok(Transition::Next(ReconcileStep::WaitApplied))
+                Ok(noted(ReconcileStep::WaitApplied, &cx.args.cause))
             }
             _ => Ok(busy(t, cx, &info)),
         },
@@ -330,6 +330,17 @@ async fn wait_applied(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     } else {
         ReconcileStep::Alarms
     }))
+}
+
+/// Go on to `next`, with the cause (if any) in the history.
+fn noted(next: ReconcileStep, cause: &Option<String>) -> Transition<ReconcileStep> {
+    match cause {
+        Some(note) => Transition::Noted {
+            next,
+            note: note.clone(),
+        },
+        None => Transition::Next(next),
+    }
 }
 
 fn pause(t: &Tenancy, cx: &mut Cx<'_>) -> Transition<ReconcileStep> {
@@ -430,10 +441,12 @@ async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
                 }
                 Err(e) => return Err(e).during("re-creating the tenant secret"),
             }
-            cx.data.secret_repair = Some(
-                "the secret was gone for good: wrote a new one with a new master password".into(),
-            );
-            return Ok(Transition::Next(ReconcileStep::ResetPassword));
+            let note = "the secret was gone for good: wrote a new one with a new master password";
+            cx.data.secret_repair = Some(note.into());
+            return Ok(Transition::Noted {
+                next: ReconcileStep::ResetPassword,
+                note: note.into(),
+            });
         }
     }
     let value = t
@@ -451,8 +464,15 @@ async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
             .during("writing the endpoint into the secret")?;
     }
     let s = &t.settings;
+    let restored = cx.data.secret_repair.clone();
     match tenant_db::connect(&credentials, &s.tenant_db_tls, s.tenant_db_connect_timeout).await {
-        Ok(_) => Ok(Transition::Next(ReconcileStep::Record)),
+        Ok(_) => Ok(match restored {
+            Some(note) => Transition::Noted {
+                next: ReconcileStep::Record,
+                note,
+            },
+            None => Transition::Next(ReconcileStep::Record),
+        }),
         Err(e) if e.class() == "tenant_db_auth" => {
             cx.data.secret_repair =
                 Some("the secret's password no longer opened the database".into());
@@ -482,7 +502,10 @@ async fn reset_password(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
         .await
         .during("resetting the master password")?;
     cx.data.password_reset = Some(Utc::now());
-    Ok(Transition::Next(ReconcileStep::Record))
+    Ok(Transition::Noted {
+        next: ReconcileStep::Record,
+        note: "the instance got the secret's password as its master password".into(),
+    })
 }
 
 async fn record(cx: &mut Cx<'_>) -> StepResult {

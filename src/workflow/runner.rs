@@ -85,6 +85,8 @@ pub enum Decision {
     Next {
         step: &'static str,
         data: Option<Value>,
+        /// For the history: what the step did that people should know about.
+        note: Option<String>,
     },
     /// The workflow is finished.
     Done { data: Option<Value> },
@@ -200,9 +202,15 @@ impl<W: Workflow> Runner for Typed<W> {
             }
         };
         match result {
+            Ok(Transition::Noted { next, note }) => Decision::Next {
+                step: next.name(),
+                data: patch(),
+                note: Some(note),
+            },
             Ok(Transition::Next(next)) => Decision::Next {
                 step: next.name(),
                 data: patch(),
+                note: None,
             },
             Ok(Transition::Done) => Decision::Done { data: patch() },
             Ok(Transition::Wait(after)) => Decision::Wait {

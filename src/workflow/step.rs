@@ -75,6 +75,8 @@ pub use crate::steps;
 pub enum Transition<S> {
     /// Go on with this step at once (the same worker keeps the lease).
     Next(S),
+    /// As [`Transition::Next`], with a note for the job's history about what the step did.
+    Noted { next: S, note: String },
     /// The workflow is finished.
     Done,
     /// Run the same step again after this long; the worker is released meanwhile and no
