@@ -184,6 +184,26 @@ async fn changes_behind_tenantds_back_are_reported_within_a_round_and_then_repai
         (retention.expected.as_str(), retention.actual.as_str()),
         ("35", "3")
     );
+    // The metrics count the tenants with drift per field, and the rounds.
+    let metrics = tenantd::metrics::render(None).unwrap();
+    for line in [
+        "tenantd_drift_tenants{field=\"backup_retention_days\"} 1",
+        "tenantd_drift_tenants{field=\"alarm\"} 1",
+        "tenantd_drift_tenants{field=\"tag\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("tenantd_reconcile_rounds_total "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tenantd_reconcile_round_aws_calls{service=\"rds\"} 1"),
+        "{metrics}"
+    );
     // Repairs are off: nothing was changed.
     assert!(reconcile_jobs(&stack, &tenant).await.is_empty());
     stop(w).await;
@@ -254,6 +274,37 @@ async fn a_deleted_instance_makes_its_tenant_lost_and_nothing_is_recreated() {
     assert_eq!(stack.tenant(&tenant).await.status, TenantStatus::Lost);
     assert!(stack.instance(&instance).await.is_none());
     assert!(reconcile_jobs(&stack, &tenant).await.is_empty());
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_stuck_in_storage_full_makes_its_tenant_degraded_until_it_recovers() {
+    let stack = Stack::new().await;
+    let w = worker(&stack, true).await;
+    let tenant = ready(&stack, "degraded", "starter").await;
+    let instance = format!("saas-{tenant}");
+    force_status(&instance, "storage-full").await;
+    let degraded = tenant_until(&stack, &tenant, "the tenant to be degraded", |t| {
+        t.status == TenantStatus::Degraded
+    })
+    .await;
+    let error = degraded.error.clone().unwrap();
+    assert!(error.contains("storage-full"), "{error}");
+    // Shown, not repaired.
+    let since = degraded.checked_at.unwrap();
+    tenant_until(&stack, &tenant, "two more rounds", |t| {
+        t.checked_at
+            .is_some_and(|c| c > since + chrono::Duration::milliseconds(1500))
+    })
+    .await;
+    assert!(reconcile_jobs(&stack, &tenant).await.is_empty());
+    // Once an operator has helped it, the tenant is ready again.
+    lift_status(&instance).await;
+    let ready = tenant_until(&stack, &tenant, "the tenant to be ready again", |t| {
+        t.status == TenantStatus::Ready
+    })
+    .await;
+    assert_eq!(ready.drift.map(|d| d.0), Some(Vec::new()));
     stop(w).await;
 }
 
