@@ -224,3 +224,49 @@ async fn a_failing_provisioning_makes_create_wait_exit_non_zero_with_the_cause()
     assert!(stdout.contains("status       failed"), "{stdout}");
     stack.assert_nothing_left(&tenant).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn set_tier_suspend_and_resume_wait_for_their_end() {
+    let stack = Stack::new().await;
+    let daemon = serve(test_env(&stack.db, &[]), Stdio::null()).await;
+    let tenant = tenant_id("cli2");
+    let run = |args: Vec<String>| {
+        let daemon = &daemon;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = cli(daemon, &args).await;
+            let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+            let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+            (out.status.code(), stdout, stderr)
+        }
+    };
+    let args = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+    let (code, out, err) = run(args(&format!(
+        "tenants create {tenant} --tier starter --wait"
+    )))
+    .await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+
+    let (code, out, err) = run(args(&format!("tenants set-tier {tenant} pro --wait"))).await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("tier         pro"), "{out}");
+    assert!(out.contains("storage      100 GiB"), "{out}");
+    // The same tier again: nothing to do.
+    let (code, out, _) = run(args(&format!("tenants set-tier {tenant} pro"))).await;
+    assert_eq!(code, Some(0));
+    assert!(out.contains("nothing to change"), "{out}");
+    // A tier that does not exist: refused with its code.
+    let (code, _, err) = run(args(&format!("tenants set-tier {tenant} gold"))).await;
+    assert_eq!(code, Some(1));
+    assert!(err.contains("unknown_tier"), "{err}");
+
+    let (code, out, err) = run(args(&format!("tenants suspend {tenant} --wait"))).await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("status       suspended"), "{out}");
+    let (code, _, err) = run(args(&format!("tenants suspend {tenant}"))).await;
+    assert_eq!(code, Some(1));
+    assert!(err.contains("tenant_not_ready"), "{err}");
+    let (code, out, err) = run(args(&format!("tenants resume {tenant} --wait"))).await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("status       ready"), "{out}");
+}
