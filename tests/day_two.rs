@@ -59,22 +59,6 @@ async fn change_tier(stack: &Stack, tenant: &str, tier: &str) -> Uuid {
     job.expect("a job").id
 }
 
-/// Whether the tenant's database takes a login with the secret's credentials.
-async fn can_log_in(stack: &Stack, tenant: &str) -> bool {
-    let s = stack
-        .secret_json(&format!("saas/tenant/{tenant}/database"))
-        .await;
-    let options = sqlx::postgres::PgConnectOptions::new()
-        .host(s["host"].as_str().unwrap())
-        .port(s["port"].as_u64().unwrap() as u16)
-        .username(s["username"].as_str().unwrap())
-        .password(s["password"].as_str().unwrap())
-        .database(s["dbname"].as_str().unwrap())
-        .ssl_mode(sqlx::postgres::PgSslMode::VerifyFull)
-        .ssl_root_cert(stack_ca());
-    sqlx::ConnectOptions::connect(&options).await.is_ok()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tenant_moves_up_and_down_the_tiers_as_rds_and_cloudwatch_report() {
     let (stack, tenant, stop, worker) = ready_tenant("tiers", "starter").await;
@@ -137,7 +121,7 @@ async fn a_tenant_moves_up_and_down_the_tiers_as_rds_and_cloudwatch_report() {
         assert_eq!(row.status, TenantStatus::Ready);
         assert_eq!(row.pending_tier, None);
         assert_eq!(row.storage_gib, Some(storage));
-        assert!(can_log_in(&stack, &tenant).await, "{tier}");
+        assert!(stack.can_log_in(&tenant).await, "{tier}");
     }
     // The downgrade says what it kept, on the tenant and in the job's result.
     let row = stack.tenant(&tenant).await;
@@ -238,7 +222,7 @@ async fn a_tier_change_that_fails_at_any_step_leaves_the_tenant_ready_on_its_old
         if step == "wait_applied" {
             lift_status(&instance).await;
         }
-        assert!(can_log_in(&stack, &tenant).await, "{step}");
+        assert!(stack.can_log_in(&tenant).await, "{step}");
         // Nothing new was created: still one instance, one secret.
         assert!(stack.instance(&instance).await.is_some());
         let secrets = stack
@@ -293,7 +277,7 @@ async fn a_suspended_tenant_is_stopped_and_a_resumed_one_is_usable_again() {
     let db = stack.instance(&instance).await.unwrap();
     assert_eq!(db.db_instance_status(), Some("stopped"));
     assert!(
-        !can_log_in(&stack, &tenant).await,
+        !stack.can_log_in(&tenant).await,
         "a stopped instance took a login"
     );
     // A suspended tenant changes no tier and is not suspended twice.
@@ -335,7 +319,7 @@ async fn a_suspended_tenant_is_stopped_and_a_resumed_one_is_usable_again() {
     assert_eq!(row.status, TenantStatus::Ready);
     let db = stack.instance(&instance).await.unwrap();
     assert_eq!(db.db_instance_status(), Some("available"));
-    assert!(can_log_in(&stack, &tenant).await);
+    assert!(stack.can_log_in(&tenant).await);
     stop.cancel();
     worker.await.unwrap();
 }

@@ -87,21 +87,6 @@ async fn reconcile_jobs(stack: &Stack, tenant: &str) -> Vec<Job> {
     jobs
 }
 
-async fn can_log_in(stack: &Stack, tenant: &str) -> bool {
-    let s = stack
-        .secret_json(&format!("saas/tenant/{tenant}/database"))
-        .await;
-    let options = sqlx::postgres::PgConnectOptions::new()
-        .host(s["host"].as_str().unwrap())
-        .port(s["port"].as_u64().unwrap() as u16)
-        .username(s["username"].as_str().unwrap())
-        .password(s["password"].as_str().unwrap())
-        .database(s["dbname"].as_str().unwrap())
-        .ssl_mode(sqlx::postgres::PgSslMode::VerifyFull)
-        .ssl_root_cert(stack_ca());
-    sqlx::ConnectOptions::connect(&options).await.is_ok()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn changes_behind_tenantds_back_are_reported_within_a_round_and_then_repaired() {
     let stack = Stack::new().await;
@@ -393,7 +378,7 @@ async fn a_secret_deleted_out_of_band_is_restored_or_replaced_with_a_new_passwor
     assert_eq!(secrets.len(), 1);
     assert!(secrets[0].deleted_date().is_none());
     assert_eq!(stack.secret_json(&name).await, before);
-    assert!(can_log_in(&stack, &tenant).await);
+    assert!(stack.can_log_in(&tenant).await);
 
     // Gone for good: a new secret first, then the instance gets its password.
     stack
@@ -434,7 +419,7 @@ async fn a_secret_deleted_out_of_band_is_restored_or_replaced_with_a_new_passwor
     assert_ne!(after["password"], before["password"]);
     assert_eq!(after["host"], before["host"]);
     wait_for("a login with the new secret", TIMEOUT, || async {
-        can_log_in(&stack, &tenant).await.then_some(())
+        stack.can_log_in(&tenant).await.then_some(())
     })
     .await;
     stop(w).await;

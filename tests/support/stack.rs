@@ -265,8 +265,12 @@ impl Stack {
         assert!(alarms.is_empty(), "alarms remain: {alarms:?}");
     }
 
-    /// Logs in to the tenant database with the secret's credentials; returns its tables.
-    pub async fn tenant_tables(&self, tenant: &str) -> Vec<String> {
+    /// Whether the tenant's database takes a login with the secret's credentials.
+    pub async fn can_log_in(&self, tenant: &str) -> bool {
+        self.connect_tenant(tenant).await.is_ok()
+    }
+
+    async fn connect_tenant(&self, tenant: &str) -> Result<sqlx::PgConnection, sqlx::Error> {
         let s = self
             .secret_json(&format!("saas/tenant/{tenant}/database"))
             .await;
@@ -278,7 +282,13 @@ impl Stack {
             .database(s["dbname"].as_str().unwrap())
             .ssl_mode(sqlx::postgres::PgSslMode::VerifyFull)
             .ssl_root_cert(stack_ca());
-        let mut conn = sqlx::ConnectOptions::connect(&options)
+        sqlx::ConnectOptions::connect(&options).await
+    }
+
+    /// Logs in to the tenant database with the secret's credentials; returns its tables.
+    pub async fn tenant_tables(&self, tenant: &str) -> Vec<String> {
+        let mut conn = self
+            .connect_tenant(tenant)
             .await
             .expect("log in with the secret's credentials");
         sqlx::query_scalar(
