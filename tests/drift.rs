@@ -8,6 +8,7 @@ mod support;
 use std::time::Duration;
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
+use serde_json::json;
 use support::stack::*;
 use support::wait_for;
 use tenantd::cloud::Cloud;
@@ -222,6 +223,62 @@ async fn changes_behind_tenantds_back_are_reported_within_a_round_and_then_repai
         .find(|a| a.alarm_name() == Some(&format!("{instance}-low-storage")))
         .unwrap();
     assert_eq!(low.threshold(), Some(50.0 * 1024.0 * 1024.0 * 1024.0));
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_repair_that_fails_leaves_the_tenant_ready_with_drift_and_error_and_is_tried_again() {
+    let stack = Stack::new().await;
+    let w = worker(&stack, true).await;
+    let tenant = ready(&stack, "repairfail", "starter").await;
+    let instance = format!("saas-{tenant}");
+    stack
+        .rds
+        .modify_db_instance()
+        .db_instance_identifier(&instance)
+        .backup_retention_period(2)
+        .apply_immediately(true)
+        .send()
+        .await
+        .unwrap();
+    // RDS refuses the first repair's modification (the instance is `modifying` for 2 s, so no
+    // repair has been asked for yet).
+    rds_fault(json!({
+        "operation": "ModifyDBInstance", "count": 1, "code": "InvalidParameterCombination",
+        "status": 400, "match": { "DBInstanceIdentifier": instance },
+    }))
+    .await;
+    let failed = wait_for("a failed repair", TIMEOUT, || async {
+        let jobs = reconcile_jobs(&stack, &tenant).await;
+        jobs.into_iter().find(|j| j.state == JobState::Failed)
+    })
+    .await;
+    assert_eq!(failed.step, "keep_previous");
+    let row = stack.tenant(&tenant).await;
+    assert_eq!(row.status, TenantStatus::Ready);
+    let error = row.error.clone().expect("the repair's error on the tenant");
+    assert!(error.starts_with("drift repair: "), "{error}");
+    assert!(error.contains("InvalidParameterCombination"), "{error}");
+    assert_eq!(drift_fields(&row), ["backup_retention_days"]);
+    // A later round tries again (after a pause), and that repair goes through.
+    let repaired = tenant_until(&stack, &tenant, "the drift to be repaired", |t| {
+        t.drift.as_ref().is_some_and(|d| d.0.is_empty()) && t.error.is_none()
+    })
+    .await;
+    assert_eq!(repaired.status, TenantStatus::Ready);
+    let jobs = reconcile_jobs(&stack, &tenant).await;
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert_eq!(jobs[1].state, JobState::Succeeded);
+    let pause = jobs[1].created_at - failed.finished_at.unwrap();
+    assert!(pause >= chrono::Duration::milliseconds(900), "{pause}");
+    assert_eq!(
+        stack
+            .instance(&instance)
+            .await
+            .unwrap()
+            .backup_retention_period(),
+        Some(7)
+    );
     stop(w).await;
 }
 

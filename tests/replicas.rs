@@ -197,11 +197,20 @@ async fn one_replica_polls_for_all_and_another_takes_over_when_it_dies() {
     ports.remove(leader);
     let heir = poller_elected(&ports).await;
     assert_ne!(heir, leader);
-    let recorded: String = sqlx::query_scalar("SELECT leader FROM instance_poller")
-        .fetch_one(stack.pool())
-        .await
-        .unwrap();
-    assert_eq!(recorded, heir);
+    // The heir records its rounds once its first one ends (the dead poller's last one is what
+    // the table holds until then).
+    wait_for(
+        "the heir's first poll round",
+        Duration::from_secs(30),
+        || async {
+            let recorded: String = sqlx::query_scalar("SELECT leader FROM instance_poller")
+                .fetch_one(stack.pool())
+                .await
+                .unwrap();
+            (recorded == heir).then_some(())
+        },
+    )
+    .await;
     let second = six_ready_described_only_by(&stack, &format!("{prefix}-b"), &ports, heir).await;
     let mut all = first;
     all.extend(second);
