@@ -1,7 +1,8 @@
 //! The IAM policy in `examples/deploy/iam-policy.json` allows everything the daemon does:
 //! `tenantd serve` runs against the local stack through a proxy that records every AWS
 //! request, in an account of the test's own, through provisioning of every tier, a rollback,
-//! deprovisioning with final snapshots, and the expiry of final snapshots; each request is
+//! deprovisioning with final snapshots, the expiry of final snapshots, a tier change, a suspend
+//! and a resume, and reconcile rounds; each request is
 //! turned into the authorization checks AWS makes for it, and each must be allowed.
 
 mod support;
@@ -35,6 +36,8 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
             ("TENANTD_ALARM_TOPIC_ARN", topic.as_str()),
             ("TENANTD_FINAL_SNAPSHOT_RETENTION", "2s"),
             ("TENANTD_QUOTA_REFRESH", "1s"),
+            // The reconciler's listing calls are checked too.
+            ("TENANTD_RECONCILE_INTERVAL", "1s"),
         ],
     );
     let mut daemon = spawn_serve(&daemon_env(&base, "iam", &[]));
@@ -157,6 +160,8 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
         "rds:ModifyDBInstance",
         "rds:StopDBInstance",
         "rds:StartDBInstance",
+        "cloudwatch:DescribeAlarms",
+        "secretsmanager:ListSecrets",
         "rds:DeleteDBInstance",
         "rds:CreateDBSnapshot",
         "rds:DescribeDBSnapshots",
