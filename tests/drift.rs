@@ -351,6 +351,46 @@ async fn an_instance_stuck_in_storage_full_makes_its_tenant_degraded_until_it_re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_suspended_tenants_drift_is_repaired_and_it_stays_suspended() {
+    let stack = Stack::new().await;
+    let w = worker(&stack, true).await;
+    let tenant = ready(&stack, "susdrift", "starter").await;
+    let instance = format!("saas-{tenant}");
+    let (_, job, _) = tenants::request_power(stack.pool(), &tenant, Power::Suspend, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        stack.finished(job.id, TIMEOUT).await.state,
+        JobState::Succeeded
+    );
+    stack
+        .cloudwatch
+        .delete_alarms()
+        .alarm_names(format!("{instance}-high-cpu"))
+        .send()
+        .await
+        .unwrap();
+    let repair = wait_for("the repair", TIMEOUT, || async {
+        let jobs = reconcile_jobs(&stack, &tenant).await;
+        jobs.into_iter()
+            .find(|j| j.args.0["reason"] == "repair" && !j.state.is_active())
+    })
+    .await;
+    assert_eq!(repair.state, JobState::Succeeded, "{:?}", repair.error);
+    assert_eq!(stack.alarms(&format!("{instance}-")).await.len(), 2);
+    assert_eq!(stack.tenant(&tenant).await.status, TenantStatus::Suspended);
+    assert_eq!(
+        stack
+            .instance(&instance)
+            .await
+            .unwrap()
+            .db_instance_status(),
+        Some("stopped")
+    );
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_suspended_instance_that_rds_started_by_itself_is_stopped_again() {
     let stack = Stack::new().await;
     let w = worker(&stack, true).await;

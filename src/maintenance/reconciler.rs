@@ -335,7 +335,7 @@ impl Reconciler {
         }
         if let Some((n, last)) = failures.get(&tenant.id) {
             let rounds = 2u32
-                .saturating_pow((*n).clamp(0, 6) as u32 - 1)
+                .pow((*n).clamp(1, 6) as u32 - 1)
                 .min(MAX_BACKOFF_ROUNDS);
             let pause = chrono::Duration::from_std(interval * rounds).unwrap_or_default();
             if Utc::now() < *last + pause {

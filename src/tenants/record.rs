@@ -210,7 +210,8 @@ pub enum TenantUpdate<'a> {
     /// A change (tier, suspend, resume) reached what it asked for.
     Changed {
         tier: &'a str,
-        status: TenantStatus,
+        /// `None` leaves the status as it is.
+        status: Option<TenantStatus>,
         storage_gib: Option<i32>,
         /// `None` leaves the note as it is; `Some(None)` clears it.
         note: Option<Option<&'a str>>,
@@ -262,7 +263,7 @@ pub async fn update(
             storage_gib,
             note,
         } => sqlx::query(
-            "UPDATE tenants SET tier = $2, status = $3, pending_tier = NULL,
+            "UPDATE tenants SET tier = $2, status = COALESCE($3, status), pending_tier = NULL,
                  storage_gib = COALESCE($4, storage_gib),
                  note = CASE WHEN $6 THEN $5 ELSE note END, error = NULL, updated_at = now()
              WHERE id = $1",

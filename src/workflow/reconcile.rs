@@ -122,8 +122,9 @@ pub struct ReconcileData {
     pub wait_polls: u64,
     /// What the instance poller saw when it woke the job.
     pub poller_seen: Option<PollerSeen>,
-    /// The instance's endpoint, as the apply step saw it.
+    /// The instance's endpoint and status, as the apply step saw them.
     pub endpoint: Option<(String, i32)>,
+    pub instance_status: Option<String>,
     /// What the secret step did (restored, re-created with a new password).
     pub secret_repair: Option<String>,
     /// When the instance was given the secret's password.
@@ -217,6 +218,7 @@ async fn apply(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     }
     cx.data.instance_arn = info.arn.clone();
     cx.data.endpoint = info.endpoint.clone();
+    cx.data.instance_status = Some(info.status.clone());
     cx.data.storage_gib = info.allocated_storage_gib;
     let status = info.status.as_str();
     match cx.args.reason {
@@ -246,6 +248,9 @@ async fn apply(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
             }
             _ => Ok(busy(t, cx, &info)),
         },
+        // A suspended tenant's repair leaves its stopped instance as it is (RDS modifies only
+        // running instances) and repairs the rest.
+        Reason::Repair if status == "stopped" => Ok(Transition::Next(ReconcileStep::Alarms)),
         Reason::TierChange | Reason::Repair => {
             if status == "stopped" {
                 return Err(StepError::fail(
@@ -465,14 +470,19 @@ async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     }
     let s = &t.settings;
     let restored = cx.data.secret_repair.clone();
+    let next = match restored {
+        Some(note) => Transition::Noted {
+            next: ReconcileStep::Record,
+            note,
+        },
+        None => Transition::Next(ReconcileStep::Record),
+    };
+    // A stopped instance takes no login: its password is checked once it runs again.
+    if cx.data.instance_status.as_deref() == Some("stopped") {
+        return Ok(next);
+    }
     match tenant_db::connect(&credentials, &s.tenant_db_tls, s.tenant_db_connect_timeout).await {
-        Ok(_) => Ok(match restored {
-            Some(note) => Transition::Noted {
-                next: ReconcileStep::Record,
-                note,
-            },
-            None => Transition::Next(ReconcileStep::Record),
-        }),
+        Ok(_) => Ok(next),
         Err(e) if e.class() == "tenant_db_auth" => {
             cx.data.secret_repair =
                 Some("the secret's password no longer opened the database".into());
@@ -509,9 +519,11 @@ async fn reset_password(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 }
 
 async fn record(cx: &mut Cx<'_>) -> StepResult {
+    // A repair leaves the tenant's status as it is (a suspended tenant stays suspended).
     let status = match cx.args.reason {
-        Reason::Suspend => TenantStatus::Suspended,
-        _ => TenantStatus::Ready,
+        Reason::Suspend => Some(TenantStatus::Suspended),
+        Reason::Resume | Reason::TierChange => Some(TenantStatus::Ready),
+        Reason::Repair => None,
     };
     let mut result = match (cx.args.reason, cx.data.changed.len()) {
         (Reason::Suspend, _) => "instance stopped".to_string(),
