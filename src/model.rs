@@ -90,6 +90,35 @@ pub struct DeleteQuery {
     pub force: Option<bool>,
 }
 
+/// `GET /v1/jobs` query. Any other parameter, or one given twice, is refused (400
+/// `invalid_query`).
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct JobListQuery {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs of this kind (`provision`, `deprovision`, `reconcile`).
+    #[param(pattern = "^[a-z][a-z0-9_]*$", max_length = 64)]
+    pub kind: Option<String>,
+    /// Only jobs of this tenant.
+    #[param(min_length = 3, max_length = 40, pattern = "^[a-z](-?[a-z0-9])*$")]
+    pub tenant: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page (the id of its last job).
+    pub cursor: Option<Uuid>,
+}
+
+/// A page of jobs, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobPage {
+    pub jobs: Vec<JobView>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    pub next_cursor: Option<Uuid>,
+}
+
 /// Where a tenant's database answers.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Endpoint {

@@ -56,6 +56,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     JobNotCancellable(String),
+    #[error("{0}")]
+    JobNotRetryable(String),
     /// The tenant is not ready (for a tier change or a suspend).
     #[error("{0}")]
     TenantNotReady(String),
@@ -90,6 +92,7 @@ impl ApiError {
             | ProvisioningInProgress(_)
             | Conflict(_)
             | JobNotCancellable(_)
+            | JobNotRetryable(_)
             | TenantNotReady(_)
             | TenantNotSuspended(_)
             | JobInProgress(_) => StatusCode::CONFLICT,
@@ -118,6 +121,7 @@ impl ApiError {
             ProvisioningInProgress(_) => "provisioning_in_progress",
             Conflict(_) => "conflict",
             JobNotCancellable(_) => "job_not_cancellable",
+            JobNotRetryable(_) => "job_not_retryable",
             TenantNotReady(_) => "tenant_not_ready",
             TenantNotSuspended(_) => "tenant_not_suspended",
             JobInProgress(_) => "job_in_progress",
@@ -199,6 +203,8 @@ impl From<TenantError> for ApiError {
                 ApiError::FinalSnapshotRequired(e.to_string())
             }
             TenantError::NotFound(id) => ApiError::TenantNotFound(id),
+            TenantError::JobNotFound(id) => ApiError::JobNotFound(id.to_string()),
+            e @ TenantError::JobNotRetryable { .. } => ApiError::JobNotRetryable(e.to_string()),
             e @ TenantError::Conflict { .. } => ApiError::Conflict(e.to_string()),
             e @ TenantError::JobInProgress { .. } => ApiError::JobInProgress(e.to_string()),
             e @ TenantError::NotApplicable {

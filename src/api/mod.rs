@@ -84,6 +84,8 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
         ),
         (v1(Method::GET, "/v1/jobs/{id}"), get(jobs::get)),
         (v1(Method::POST, "/v1/jobs/{id}/cancel"), post(jobs::cancel)),
+        (v1(Method::GET, "/v1/jobs"), get(jobs::list)),
+        (v1(Method::POST, "/v1/jobs/{id}/retry"), post(jobs::retry)),
     ]);
     table
 }

@@ -36,6 +36,8 @@ use crate::config::Tiers;
         tenants::change,
         tenants::suspend,
         tenants::resume,
+        jobs::list,
+        jobs::retry,
         jobs::get,
         jobs::cancel,
     ),

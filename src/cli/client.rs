@@ -6,7 +6,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    ChangeTenant, Changed, CreateTenant, ErrorBody, JobDetail, Page, Requested, TenantView,
+    ChangeTenant, Changed, CreateTenant, ErrorBody, JobDetail, JobPage, JobView, Page, Requested,
+    TenantView,
 };
 use crate::tenants::Power;
 use crate::workflow::reconcile::Apply;
@@ -196,6 +197,47 @@ impl Client {
         }
         let (status, r) = self.call(Method::DELETE, url, None).await?;
         Ok((r, status == StatusCode::ACCEPTED))
+    }
+
+    pub async fn list_jobs(
+        &self,
+        state: Option<&str>,
+        kind: Option<&str>,
+        tenant: Option<&str>,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<JobPage, ClientError> {
+        let mut url = self.url(&["v1", "jobs"]);
+        {
+            let mut query = url.query_pairs_mut();
+            for (key, value) in [
+                ("state", state),
+                ("kind", kind),
+                ("tenant", tenant),
+                ("cursor", cursor),
+            ] {
+                if let Some(v) = value {
+                    query.append_pair(key, v);
+                }
+            }
+            if let Some(l) = limit {
+                query.append_pair("limit", &l.to_string());
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        Ok(self.call(Method::GET, url, None).await?.1)
+    }
+
+    pub async fn cancel_job(&self, id: &str) -> Result<JobView, ClientError> {
+        let url = self.url(&["v1", "jobs", id, "cancel"]);
+        Ok(self.call(Method::POST, url, None).await?.1)
+    }
+
+    pub async fn retry_job(&self, id: &str) -> Result<Requested, ClientError> {
+        let url = self.url(&["v1", "jobs", id, "retry"]);
+        Ok(self.call(Method::POST, url, None).await?.1)
     }
 
     pub async fn get_job(&self, id: &str) -> Result<JobDetail, ClientError> {

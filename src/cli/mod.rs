@@ -113,6 +113,26 @@ pub enum ApplyArg {
 pub enum JobsCommand {
     /// Show a job with its step history.
     Get { id: String },
+    /// List jobs, newest first.
+    List {
+        /// queued, running, waiting, succeeded, failed or cancelled.
+        #[arg(long)]
+        state: Option<String>,
+        /// provision, deprovision or reconcile.
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        /// `next_cursor` of the previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Cancel a queued or waiting job (it compensates: a provisioning rolls back).
+    Cancel { id: String },
+    /// Retry a failed job whose tenant is failed, from its first step.
+    Retry { id: String },
 }
 
 /// What a client command asks for.
@@ -164,6 +184,45 @@ async fn execute(
         Request::Jobs(JobsCommand::Get { id }) => {
             let job = client.get_job(&id).await?;
             print(args, output::json(&job), || output::job(&job));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Request::Jobs(JobsCommand::List {
+            state,
+            kind,
+            tenant,
+            limit,
+            cursor,
+        }) => {
+            let page = client
+                .list_jobs(
+                    state.as_deref(),
+                    kind.as_deref(),
+                    tenant.as_deref(),
+                    limit,
+                    cursor.as_deref(),
+                )
+                .await?;
+            print(args, output::json(&page), || output::job_page(&page));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Request::Jobs(JobsCommand::Cancel { id }) => {
+            let job = client.cancel_job(&id).await?;
+            print(args, output::json(&job), || {
+                format!("cancel requested: {} {}\n", job.kind, job.id)
+            });
+            return Ok(ExitCode::SUCCESS);
+        }
+        Request::Jobs(JobsCommand::Retry { id }) => {
+            let r = client.retry_job(&id).await?;
+            let tenant = r.tenant.id.clone();
+            print(args, output::json(&r), || {
+                requested(
+                    true,
+                    &format!("{} retry", r.job.kind),
+                    &tenant,
+                    &r.job.id.to_string(),
+                )
+            });
             return Ok(ExitCode::SUCCESS);
         }
         Request::Tenants(TenantsCommand::Get { id }) => {

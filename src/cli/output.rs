@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::model::{JobDetail, JobView, Page, TenantView};
+use crate::model::{JobDetail, JobPage, JobView, Page, TenantView};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -142,6 +142,28 @@ pub fn page(p: &Page) -> String {
         })
         .collect();
     let mut out = table(&["ID", "TIER", "STATUS", "JOB", "UPDATED"], &rows);
+    if let Some(cursor) = &p.next_cursor {
+        let _ = writeln!(out, "more: --cursor {cursor}");
+    }
+    out
+}
+
+pub fn job_page(p: &JobPage) -> String {
+    let rows: Vec<Vec<String>> = p
+        .jobs
+        .iter()
+        .map(|j| {
+            vec![
+                j.id.to_string(),
+                j.kind.clone(),
+                or_dash(j.tenant_id.as_deref()).into(),
+                j.state.as_str().to_string(),
+                j.step.clone(),
+                time(&j.created_at),
+            ]
+        })
+        .collect();
+    let mut out = table(&["ID", "KIND", "TENANT", "STATE", "STEP", "CREATED"], &rows);
     if let Some(cursor) = &p.next_cursor {
         let _ = writeln!(out, "more: --cursor {cursor}");
     }

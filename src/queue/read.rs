@@ -59,6 +59,48 @@ pub async fn failures_since_success(
     Ok(rows.into_iter().map(|(t, n, at)| (t, (n, at))).collect())
 }
 
+/// Which jobs a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub state: Option<JobState>,
+    pub kind: Option<String>,
+    pub tenant: Option<String>,
+}
+
+/// A page of jobs, newest first, after `cursor` (the last job of the previous page). Returns
+/// the page and the cursor of the next one, if there is more.
+pub async fn list_jobs(
+    executor: impl PgExecutor<'_>,
+    filter: &JobFilter,
+    limit: i64,
+    cursor: Option<Uuid>,
+) -> Result<(Vec<Job>, Option<Uuid>), QueueError> {
+    let limit = limit.clamp(1, 1000);
+    let mut rows = sqlx::query_as::<_, Job>(
+        "SELECT * FROM jobs
+         WHERE ($1::job_state IS NULL OR state = $1)
+           AND ($2::text IS NULL OR kind = $2)
+           AND ($3::text IS NULL OR tenant_id = $3)
+           AND ($4::uuid IS NULL
+                OR (created_at, id) < (SELECT created_at, id FROM jobs WHERE id = $4))
+         ORDER BY created_at DESC, id DESC LIMIT $5",
+    )
+    .bind(filter.state)
+    .bind(filter.kind.as_deref())
+    .bind(filter.tenant.as_deref())
+    .bind(cursor)
+    .bind(limit + 1)
+    .fetch_all(executor)
+    .await?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|j| j.id)
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
 pub async fn get_job(executor: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Job>, QueueError> {
     Ok(sqlx::query_as::<_, Job>("SELECT * FROM jobs WHERE id = $1")
         .bind(id)

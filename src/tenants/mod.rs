@@ -7,5 +7,5 @@ pub mod requests;
 pub use record::{Difference, Tenant, TenantError, TenantStatus, get, list, validate_id};
 pub use requests::{
     Deletion, Findings, Power, RepairRequest, record_findings, request_deprovision, request_power,
-    request_provision, request_tier_change,
+    request_provision, request_retry, request_tier_change,
 };

@@ -104,6 +104,11 @@ pub enum TenantError {
         wanted: TenantStatus,
         reason: String,
     },
+    #[error("job {0} not found")]
+    JobNotFound(uuid::Uuid),
+    /// A retry of a job that cannot be retried.
+    #[error("job {job} cannot be retried: {reason}")]
+    JobNotRetryable { job: uuid::Uuid, reason: String },
     /// Another job of the tenant runs; one at a time.
     #[error("tenant {id} has a {kind} job in progress ({job}); wait for it to end or cancel it")]
     JobInProgress {

@@ -397,3 +397,77 @@ pub async fn record_findings(
     tx.commit().await?;
     Ok((true, job))
 }
+
+/// Retries a failed job whose tenant is `failed`: a new job of the same kind and arguments
+/// from its workflow's first step, the tenant back to `provisioning` or `deprovisioning`, in
+/// one transaction. Anything else is refused with the reason.
+pub async fn request_retry(
+    pool: &PgPool,
+    job_id: uuid::Uuid,
+    max_attempts: i32,
+) -> Result<(Tenant, Job), TenantError> {
+    let refuse = |reason: String| TenantError::JobNotRetryable {
+        job: job_id,
+        reason,
+    };
+    let mut tx = pool.begin().await?;
+    let job = queue::get_job(&mut *tx, job_id)
+        .await?
+        .ok_or(TenantError::JobNotFound(job_id))?;
+    if job.state != queue::JobState::Failed {
+        return Err(refuse(format!(
+            "it is {}; only a failed job is retried",
+            job.state.as_str()
+        )));
+    }
+    let (first_step, status) = match job.kind.as_str() {
+        Provision::KIND => (Provision::first_step().name(), "provisioning"),
+        Deprovision::KIND => (Deprovision::first_step().name(), "deprovisioning"),
+        other => {
+            return Err(refuse(format!(
+                "a {other} job is not retried: ask for the change again"
+            )));
+        }
+    };
+    let Some(tenant_id) = job.tenant_id.clone() else {
+        return Err(refuse("it names no tenant".into()));
+    };
+    let tenant = lock(&mut tx, &tenant_id)
+        .await?
+        .ok_or_else(|| TenantError::NotFound(tenant_id.clone()))?;
+    if tenant.status != TenantStatus::Failed {
+        return Err(refuse(format!(
+            "its tenant {tenant_id} is {}, not failed",
+            tenant.status.as_str()
+        )));
+    }
+    if let Some(active) = queue::active_job(&mut *tx, &tenant_id).await? {
+        return Err(refuse(format!(
+            "tenant {tenant_id} has a {} job in progress ({})",
+            active.kind, active.id
+        )));
+    }
+    let latest = queue::latest_job(&mut *tx, &tenant_id, &job.kind).await?;
+    if latest.is_some_and(|l| l.id != job.id) {
+        return Err(refuse(format!(
+            "a later {} job of tenant {tenant_id} exists",
+            job.kind
+        )));
+    }
+    let tenant = sqlx::query_as::<_, Tenant>(
+        "UPDATE tenants SET status = $2::tenant_status, error = NULL, updated_at = now()
+         WHERE id = $1 RETURNING *",
+    )
+    .bind(&tenant_id)
+    .bind(status)
+    .fetch_one(&mut *tx)
+    .await?;
+    let new = NewJob::new(&job.kind, first_step, max_attempts)
+        .tenant(&tenant_id)
+        .args(job.args.0.clone());
+    let job = match queue::enqueue(&mut tx, new).await? {
+        Enqueued::Created(job) | Enqueued::Existing(job) => job,
+    };
+    tx.commit().await?;
+    Ok((tenant, job))
+}
