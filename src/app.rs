@@ -13,7 +13,9 @@ use crate::cloud::Cloud;
 use crate::cloud::rds::EngineVersion;
 use crate::config::{ConfigError, Settings};
 use crate::db;
-use crate::maintenance::{InstancePoller, Maintenance, Reconciler, Rescuer, SnapshotCleaner};
+use crate::maintenance::{
+    InstancePoller, Maintenance, Pruner, Reconciler, Rescuer, SnapshotCleaner,
+};
 use crate::worker;
 use crate::workflow::{Deprovision, Provision, Reconcile, Registry, Tenancy};
 
@@ -92,7 +94,7 @@ pub fn election_interval(settings: &Settings) -> Duration {
 }
 
 /// The maintenance services: the instance poller for the workflows' waits, the lease
-/// rescuer, the cleaner of expired final snapshots, and the reconciler.
+/// rescuer, the cleaner of expired final snapshots, the pruner of old jobs, and the reconciler.
 pub fn maintenance(
     settings: &Settings,
     pool: &PgPool,
@@ -113,6 +115,7 @@ pub fn maintenance(
             settings.provisioning.instance_prefix.clone(),
             settings.provisioning.final_snapshot_retention,
         ))
+        .with(Pruner::new(pool.clone(), settings.job_retention))
         .with(Reconciler::new(
             pool.clone(),
             tenancy.clone(),

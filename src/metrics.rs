@@ -25,6 +25,7 @@ struct Metrics {
     reconcile_rounds: IntCounter,
     reconcile_round_seconds: prometheus::Histogram,
     reconcile_round_calls: IntGaugeVec,
+    pruned_jobs: IntCounter,
     is_leader: AtomicBool,
 }
 
@@ -156,8 +157,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         )
         .expect("valid gauge"),
     );
+    let pruned_jobs = register(
+        &registry,
+        IntCounter::new(
+            "tenantd_pruned_jobs_total",
+            "Finished jobs this process deleted (with their history) once older than the \
+             retention.",
+        )
+        .expect("valid counter"),
+    );
     Metrics {
         registry,
+        pruned_jobs,
         drift_tenants,
         reconcile_rounds,
         reconcile_round_seconds,
@@ -223,6 +234,11 @@ pub fn record_maintenance_round(service: &str, ok: bool) {
         .maintenance_rounds
         .with_label_values(&[service, result])
         .inc();
+}
+
+/// Old finished jobs were deleted.
+pub fn record_pruned_jobs(n: u64) {
+    METRICS.pruned_jobs.inc_by(n);
 }
 
 /// One reconcile round ended: how long it took, its AWS calls by service, and how many

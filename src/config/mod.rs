@@ -47,6 +47,9 @@ pub struct Settings {
     /// replica's share.
     pub rds_rate: f64,
     pub aws_timeouts: AwsTimeouts,
+    /// Finished jobs older than this are deleted with their history (a tenant's latest job
+    /// stays); `None`: kept forever.
+    pub job_retention: Option<Duration>,
 }
 
 /// How long an AWS call may take: to connect, and each attempt of an operation (a hung
@@ -95,7 +98,14 @@ impl Settings {
                 Duration::from_secs(600),
             )?,
         };
+        let job_retention = env.duration_or_off(
+            "TENANTD_JOB_RETENTION",
+            Some(Duration::from_secs(30 * 86400)),
+            Duration::from_secs(1),
+            Duration::from_secs(3650 * 86400),
+        )?;
         Ok(Settings {
+            job_retention,
             aws_timeouts,
             database_url,
             listen,

@@ -5,6 +5,7 @@
 
 pub mod instance_poller;
 pub mod leader;
+pub mod pruner;
 pub mod reconciler;
 pub mod rescuer;
 pub mod service;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
 pub use instance_poller::InstancePoller;
+pub use pruner::Pruner;
 pub use reconciler::Reconciler;
 pub use rescuer::Rescuer;
 pub use service::{RoundError, Service};

@@ -127,6 +127,23 @@ pub async fn complete_batch(
     .await?)
 }
 
+/// Deletes up to `batch` finished jobs that ended more than `retention` ago (never a tenant's
+/// latest job), with their history, through the control schema's guarded `prune_jobs()`;
+/// returns how many. Rows other transactions hold are skipped, so the claim path never waits.
+pub async fn prune(
+    executor: impl PgExecutor<'_>,
+    retention: std::time::Duration,
+    batch: i32,
+) -> Result<u64, QueueError> {
+    let seconds = retention.as_secs_f64();
+    let pruned: i32 = sqlx::query_scalar("SELECT prune_jobs(make_interval(secs => $1), $2)")
+        .bind(seconds)
+        .bind(batch)
+        .fetch_one(executor)
+        .await?;
+    Ok(pruned.max(0) as u64)
+}
+
 /// How many times the batching task yields to let more requests arrive before writing.
 const GATHER_YIELDS: usize = 4;
 
