@@ -347,6 +347,7 @@ async fn an_instance_stuck_in_storage_full_makes_its_tenant_degraded_until_it_re
     })
     .await;
     assert_eq!(ready.drift.map(|d| d.0), Some(Vec::new()));
+    assert_eq!(ready.error, None);
     stop(w).await;
 }
 

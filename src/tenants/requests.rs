@@ -365,8 +365,10 @@ pub async fn record_findings(
         return Ok((false, None));
     }
     let drift = sqlx::types::Json(&findings.drift);
-    let error = match findings.status {
-        TenantStatus::Lost | TenantStatus::Degraded => findings.error.as_deref(),
+    let error = match (findings.status, tenant.status) {
+        (TenantStatus::Lost | TenantStatus::Degraded, _) => findings.error.as_deref(),
+        // Recovered: the cause of lost or degraded no longer holds.
+        (_, TenantStatus::Lost | TenantStatus::Degraded) => None,
         _ => tenant.error.as_deref(),
     };
     sqlx::query(
