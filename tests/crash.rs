@@ -121,19 +121,7 @@ async fn crash_and_resume(tier: &str, kill: Kill) {
     }
 
     // Exactly one instance and one secret, and the secret opens the database.
-    let listed = stack
-        .rds
-        .describe_db_instances()
-        .filters(
-            aws_sdk_rds::types::Filter::builder()
-                .name("db-instance-id")
-                .values(&instance)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(listed.db_instances().len(), 1);
+    assert_eq!(stack.instances_named(&instance).await, 1);
     let secrets = stack
         .secrets_named(&format!("saas/tenant/{tenant}/database"))
         .await;

@@ -171,19 +171,7 @@ async fn killed_during_modify(change: Change) {
             .await
             .unwrap();
     assert_eq!(jobs, 1);
-    let listed = stack
-        .rds
-        .describe_db_instances()
-        .filters(
-            aws_sdk_rds::types::Filter::builder()
-                .name("db-instance-id")
-                .values(&instance)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(listed.db_instances().len(), 1);
+    assert_eq!(stack.instances_named(&instance).await, 1);
     let secrets = stack
         .secrets_named(&format!("saas/tenant/{tenant}/database"))
         .await;

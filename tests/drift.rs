@@ -62,6 +62,15 @@ async fn tenant_until(
     .await
 }
 
+/// Waits until the reconciler has looked at the tenant twice more (rounds are 1 s apart).
+async fn two_more_rounds(stack: &Stack, tenant: &str, since: chrono::DateTime<chrono::Utc>) {
+    tenant_until(stack, tenant, "two more rounds", |t| {
+        t.checked_at
+            .is_some_and(|c| c > since + chrono::Duration::milliseconds(1500))
+    })
+    .await;
+}
+
 fn drift_fields(t: &Tenant) -> Vec<String> {
     let mut fields: Vec<String> = t
         .drift
@@ -307,12 +316,7 @@ async fn a_deleted_instance_makes_its_tenant_lost_and_nothing_is_recreated() {
     let error = lost.error.clone().unwrap();
     assert!(error.contains("does not exist"), "{error}");
     // Two more rounds later: still lost, nothing created, no job.
-    let since = lost.checked_at.unwrap();
-    tenant_until(&stack, &tenant, "two more rounds", |t| {
-        t.checked_at
-            .is_some_and(|c| c > since + chrono::Duration::milliseconds(1500))
-    })
-    .await;
+    two_more_rounds(&stack, &tenant, lost.checked_at.unwrap()).await;
     assert_eq!(stack.tenant(&tenant).await.status, TenantStatus::Lost);
     assert!(stack.instance(&instance).await.is_none());
     assert!(reconcile_jobs(&stack, &tenant).await.is_empty());
@@ -333,12 +337,7 @@ async fn an_instance_stuck_in_storage_full_makes_its_tenant_degraded_until_it_re
     let error = degraded.error.clone().unwrap();
     assert!(error.contains("storage-full"), "{error}");
     // Shown, not repaired.
-    let since = degraded.checked_at.unwrap();
-    tenant_until(&stack, &tenant, "two more rounds", |t| {
-        t.checked_at
-            .is_some_and(|c| c > since + chrono::Duration::milliseconds(1500))
-    })
-    .await;
+    two_more_rounds(&stack, &tenant, degraded.checked_at.unwrap()).await;
     assert!(reconcile_jobs(&stack, &tenant).await.is_empty());
     // Once an operator has helped it, the tenant is ready again.
     lift_status(&instance).await;

@@ -280,26 +280,17 @@ async fn apply(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 
 async fn wait_applied(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     let id = t.instance_id(cx.tenant()?);
-    let now = Utc::now();
-    let started = *cx.data.wait_started_at.get_or_insert(now);
-    let deadline = t.settings.deadline;
-    if (now - started).to_std().unwrap_or_default() > deadline {
-        return Err(StepError::fail(
-            "deadline",
-            format!(
-                "instance {id} did not reach the change within {}",
-                humantime::format_duration(deadline)
-            ),
-        ));
-    }
+    let d = &mut cx.data;
     let step = ReconcileStep::WaitApplied.name();
-    // What the poller handed over is acted on once: the next look is a fresh one.
-    let seen = cx.data.poller_seen.take();
     let look = t
-        .watch
-        .look(seen.as_ref(), step, &id, true)
-        .await
-        .during("looking at the instance")?;
+        .wait_look(
+            &id,
+            step,
+            &mut d.wait_started_at,
+            &mut d.poller_seen,
+            "changed as asked",
+        )
+        .await?;
     let info = match look {
         Look::Seen(Some(info)) => info,
         Look::Seen(None) => {

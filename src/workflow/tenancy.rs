@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
-use super::error::StepError;
-use super::instance_watch::{InstanceWatch, WaitPace};
+use chrono::{DateTime, Utc};
+
+use super::error::{Context, StepError};
+use super::instance_watch::{InstanceWatch, Look, PollerSeen, WaitPace};
 use super::quota::QuotaWatch;
 use super::runner::StepContext;
 use crate::cloud::{self, Cloud, Tags};
@@ -75,6 +77,39 @@ impl Tenancy {
             .get_key_value(name)
             .map(|(k, v)| (k.as_str(), v))
             .ok_or_else(|| StepError::fail("config", format!("tier {name:?} is not configured")))
+    }
+}
+
+impl Tenancy {
+    /// The start of every wait step: fails once the deadline has passed since the wait began
+    /// (`started`, set on the first visit; `until` says what it waited for), then looks at the
+    /// instance: what the poller handed over for `step` (taken: it is acted on once), else
+    /// [`Look::Later`] while a poller runs, else one describe.
+    pub async fn wait_look(
+        &self,
+        id: &str,
+        step: &str,
+        started: &mut Option<DateTime<Utc>>,
+        handed: &mut Option<PollerSeen>,
+        until: &str,
+    ) -> Result<Look, StepError> {
+        let now = Utc::now();
+        let began = *started.get_or_insert(now);
+        let deadline = self.settings.deadline;
+        if (now - began).to_std().unwrap_or_default() > deadline {
+            return Err(StepError::fail(
+                "deadline",
+                format!(
+                    "instance {id} was not {until} within {}",
+                    humantime::format_duration(deadline)
+                ),
+            ));
+        }
+        let seen = handed.take();
+        self.watch
+            .look(seen.as_ref(), step, id, true)
+            .await
+            .during("looking at the instance")
     }
 }
 

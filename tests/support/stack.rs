@@ -202,6 +202,24 @@ impl Stack {
         }
     }
 
+    /// How many instances of this identifier RDS lists (through a `db-instance-id` filter, which
+    /// would show duplicates a describe by identifier hides).
+    pub async fn instances_named(&self, id: &str) -> usize {
+        self.rds
+            .describe_db_instances()
+            .filters(
+                aws_sdk_rds::types::Filter::builder()
+                    .name("db-instance-id")
+                    .values(id)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .db_instances()
+            .len()
+    }
+
     /// Secrets with this exact name, including those scheduled for deletion.
     pub async fn secrets_named(
         &self,

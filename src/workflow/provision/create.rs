@@ -230,25 +230,17 @@ fn wait_for_quota(t: &Tenancy, cx: &mut Cx<'_>, reason: String) -> Transition<Pr
 pub async fn wait_available(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     let id = t.instance_id(cx.tenant()?);
     let now = Utc::now();
-    let started = *cx.data.wait_started_at.get_or_insert(now);
-    let deadline = t.settings.deadline;
-    if (now - started).to_std().unwrap_or_default() > deadline {
-        return Err(StepError::fail(
-            "deadline",
-            format!(
-                "instance {id} was not available within {}",
-                humantime::format_duration(deadline)
-            ),
-        ));
-    }
+    let d = &mut cx.data;
     let step = ProvisionStep::WaitAvailable.name();
-    // What the poller handed over is acted on once: the next look is a fresh one.
-    let seen = cx.data.poller_seen.take();
     let look = t
-        .watch
-        .look(seen.as_ref(), step, &id, true)
-        .await
-        .during("looking at the instance")?;
+        .wait_look(
+            &id,
+            step,
+            &mut d.wait_started_at,
+            &mut d.poller_seen,
+            "available",
+        )
+        .await?;
     let info = match look {
         Look::Seen(Some(info)) => info,
         Look::Seen(None) => {
