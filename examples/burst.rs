@@ -10,15 +10,16 @@
 //! The last line is `tenants=N ready=R failed=F wall_s=W rds_calls=C peak_rss_mb=M`: RDS calls
 //! as the daemon's `/metrics` counts them, and the daemon's peak resident memory (VmHWM).
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
+use scratch::with_scratch_db;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::StreamExt;
-use sqlx::ConnectOptions;
-use sqlx::postgres::PgConnectOptions;
 use tokio::process::{Child, Command};
 
 #[derive(Parser)]
@@ -52,20 +53,10 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let url = std::env::var("TENANTD_DATABASE_URL")
-        .map_err(|_| anyhow::anyhow!("set TENANTD_DATABASE_URL (eval \"$(localstack/up)\")"))?;
-    let server = PgConnectOptions::from_str(&url)?;
-    let scratch = format!("tenantd_burst_{}", std::process::id());
-    let mut admin = server.clone().connect().await?;
-    sqlx::query(&format!("CREATE DATABASE {scratch}"))
-        .execute(&mut admin)
-        .await?;
-    let burst_url = server.clone().database(&scratch).to_url_lossy().to_string();
-    let result = run(&args, &burst_url).await;
-    sqlx::query(&format!("DROP DATABASE {scratch} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
-    println!("{}", result?);
+    let given = &args;
+    let line =
+        with_scratch_db("tenantd_burst", |url| async move { run(given, &url).await }).await?;
+    println!("{line}");
     Ok(())
 }
 

@@ -9,8 +9,11 @@
 //! second, measuring from the enqueue call to the start of the job's step.
 //! The last line is `jobs=N drain_per_s=X p50_ms=Y p95_ms=Z`.
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
+use scratch::with_scratch_db;
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,8 +21,6 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use clap::Parser;
 use secrecy::SecretString;
-use sqlx::ConnectOptions;
-use sqlx::postgres::PgConnectOptions;
 use tenantd::config::{RetryPolicy, WorkerSettings};
 use tenantd::queue::{self, NewJob};
 use tenantd::worker;
@@ -105,20 +106,9 @@ async fn main() -> anyhow::Result<()> {
     if std::env::var_os("RUST_LOG").is_some() {
         tenantd::telemetry::init(tenantd::config::LogFormat::Text);
     }
-    let url = std::env::var("TENANTD_DATABASE_URL")
-        .map_err(|_| anyhow::anyhow!("set TENANTD_DATABASE_URL (eval \"$(localstack/up)\")"))?;
-    let server = PgConnectOptions::from_str(&url)?;
-    let scratch = format!("tenantd_bench_{}", std::process::id());
-    let mut admin = server.clone().connect().await?;
-    sqlx::query(&format!("CREATE DATABASE {scratch}"))
-        .execute(&mut admin)
-        .await?;
-    let bench_url = server.clone().database(&scratch).to_url_lossy().to_string();
-    let result = run(&args, &bench_url).await;
-    sqlx::query(&format!("DROP DATABASE {scratch} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
-    let line = result?;
+    let given = &args;
+    let line =
+        with_scratch_db("tenantd_bench", |url| async move { run(given, &url).await }).await?;
     eprintln!(
         "concurrency={} prefetch={}",
         args.concurrency,

@@ -14,14 +14,15 @@
 //! `tenants=N round_s=S rds_calls=R cloudwatch_calls=C secrets_calls=K repaired=M`.
 //! The instances stay in LocalStack (restart it to drop them).
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
+use scratch::with_scratch_db;
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::StreamExt;
-use sqlx::ConnectOptions;
-use sqlx::postgres::PgConnectOptions;
 use tenantd::cloud::Cloud;
 use tenantd::cloud::alarms::instance_alarms;
 use tenantd::cloud::rds::InstanceSpec;
@@ -46,20 +47,12 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let url = std::env::var("TENANTD_DATABASE_URL")
-        .map_err(|_| anyhow::anyhow!("set TENANTD_DATABASE_URL (eval \"$(localstack/up)\")"))?;
-    let server = PgConnectOptions::from_str(&url)?;
-    let scratch = format!("tenantd_reconcile_{}", std::process::id());
-    let mut admin = server.clone().connect().await?;
-    sqlx::query(&format!("CREATE DATABASE {scratch}"))
-        .execute(&mut admin)
-        .await?;
-    let bench_url = server.clone().database(&scratch).to_url_lossy().to_string();
-    let result = run(&args, &bench_url).await;
-    sqlx::query(&format!("DROP DATABASE {scratch} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
-    result
+    let given = &args;
+    with_scratch_db(
+        "tenantd_reconcile",
+        |url| async move { run(given, &url).await },
+    )
+    .await
 }
 
 async fn run(args: &Args, url: &str) -> anyhow::Result<()> {

@@ -27,6 +27,17 @@ pub enum Recovery {
     Days(i64),
 }
 
+fn tags_of(tags: &[Tag]) -> Tags {
+    tags.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 impl Cloud {
     /// The secret's metadata, or `None` when it does not exist.
     pub async fn describe_secret(&self, id: &str) -> Result<Option<SecretInfo>, CloudError> {
@@ -35,16 +46,7 @@ impl Cloud {
             Ok(out) => Ok(Some(SecretInfo {
                 arn: out.arn().unwrap_or_default().to_string(),
                 name: out.name().unwrap_or_default().to_string(),
-                tags: out
-                    .tags()
-                    .iter()
-                    .map(|t| {
-                        (
-                            t.key().unwrap_or_default().to_string(),
-                            t.value().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect(),
+                tags: tags_of(out.tags()),
                 pending_deletion: out.deleted_date().is_some(),
             })),
             Err(CloudError::NotFound(_)) => Ok(None),
@@ -85,16 +87,7 @@ impl Cloud {
                     .map(|s| SecretInfo {
                         arn: s.arn().unwrap_or_default().to_string(),
                         name: s.name().unwrap_or_default().to_string(),
-                        tags: s
-                            .tags()
-                            .iter()
-                            .map(|t| {
-                                (
-                                    t.key().unwrap_or_default().to_string(),
-                                    t.value().unwrap_or_default().to_string(),
-                                )
-                            })
-                            .collect(),
+                        tags: tags_of(s.tags()),
                         pending_deletion: s.deleted_date().is_some(),
                     }),
             );

@@ -151,6 +151,15 @@ impl InstanceWatch {
         ))
     }
 
+    /// The pause of a wait step that looks again later, counting this look in `polls` (the
+    /// job's count of looks so far): long when the poller will wake the job, growing from the
+    /// base otherwise.
+    pub fn next_pause(&self, polls: &mut u64) -> Duration {
+        let pause = self.pause(*polls);
+        *polls += 1;
+        pause
+    }
+
     /// The pause of a wait step whose instance is not there yet: long when the poller will
     /// wake the job, growing from the base otherwise (`polls`: looks so far).
     pub fn pause(&self, polls: u64) -> Duration {

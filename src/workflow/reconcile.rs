@@ -188,10 +188,8 @@ fn target<'a>(t: &'a Tenancy, cx: &Cx<'_>) -> Result<&'a Tier, StepError> {
 
 /// Waits for a busy instance without using an attempt, saying why.
 fn busy(t: &Tenancy, cx: &mut Cx<'_>, info: &InstanceInfo) -> Transition<ReconcileStep> {
-    let polls = cx.data.wait_polls;
-    cx.data.wait_polls = polls + 1;
     Transition::WaitFor {
-        after: t.watch.pause(polls),
+        after: t.watch.next_pause(&mut cx.data.wait_polls),
         class: "instance_busy",
         reason: format!("instance {} is {}", info.identifier, info.status),
     }
@@ -340,9 +338,7 @@ fn noted(next: ReconcileStep, cause: &Option<String>) -> Transition<ReconcileSte
 }
 
 fn pause(t: &Tenancy, cx: &mut Cx<'_>) -> Transition<ReconcileStep> {
-    let polls = cx.data.wait_polls;
-    cx.data.wait_polls = polls + 1;
-    Transition::Wait(t.watch.pause(polls))
+    Transition::Wait(t.watch.next_pause(&mut cx.data.wait_polls))
 }
 
 /// The alarms with the tier's thresholds (PutMetricAlarm replaces by name).

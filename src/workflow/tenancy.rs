@@ -78,9 +78,7 @@ impl Tenancy {
             .map(|(k, v)| (k.as_str(), v))
             .ok_or_else(|| StepError::fail("config", format!("tier {name:?} is not configured")))
     }
-}
 
-impl Tenancy {
     /// The start of every wait step: fails once the deadline has passed since the wait began
     /// (`started`, set on the first visit; `until` says what it waited for), then looks at the
     /// instance: what the poller handed over for `step` (taken: it is acted on once), else

@@ -301,7 +301,5 @@ fn backups_as_asked(t: &Tenancy, tier: &Tier, info: &InstanceInfo) -> bool {
 }
 
 fn keep_waiting(t: &Tenancy, cx: &mut Cx<'_>) -> Transition<ProvisionStep> {
-    let polls = cx.data.wait_polls;
-    cx.data.wait_polls = polls + 1;
-    Transition::Wait(t.watch.pause(polls))
+    Transition::Wait(t.watch.next_pause(&mut cx.data.wait_polls))
 }
