@@ -119,17 +119,17 @@ async fn tenants_are_listed_in_pages_by_status() {
             .await
             .unwrap();
     }
-    let (page, next) = tenants::list(&db.pool, None, 2, None).await.unwrap();
+    let (page, next) = tenants::list(&db.pool, None, None, 2, None).await.unwrap();
     assert_eq!(
         page.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
         ["t-a", "t-b"]
     );
-    let (page, next) = tenants::list(&db.pool, None, 2, next.as_deref())
+    let (page, next) = tenants::list(&db.pool, None, None, 2, next.as_deref())
         .await
         .unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(next, None);
-    let (ready, _) = tenants::list(&db.pool, Some(TenantStatus::Ready), 10, None)
+    let (ready, _) = tenants::list(&db.pool, Some(TenantStatus::Ready), None, 10, None)
         .await
         .unwrap();
     assert!(ready.is_empty());

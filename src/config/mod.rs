@@ -14,7 +14,7 @@ mod tokens;
 mod worker;
 
 pub use env::{ConfigError, Env};
-pub use provisioning::{ProvisioningSettings, TenantDbTls};
+pub use provisioning::{MigrationLimits, ProvisioningSettings, TenantDbTls};
 pub use tiers::{Tier, TierError, Tiers};
 pub use tokens::ApiTokens;
 pub use worker::{RetryPolicy, WorkerSettings};

@@ -2,6 +2,8 @@
 //! paging, and the writes the workflows make to it (inside their fenced transactions). Holds
 //! no secret: the password lives in Secrets Manager only.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor};
@@ -69,6 +71,9 @@ pub struct Tenant {
     pub drift: Option<sqlx::types::Json<Vec<Difference>>>,
     /// When the reconciler last looked.
     pub checked_at: Option<DateTime<Utc>>,
+    /// The tenant migrations its database has, version → checksum (hex), as tenantd last
+    /// applied them (`None` for tenants migrated by earlier releases).
+    pub applied_migrations: Option<sqlx::types::Json<BTreeMap<String, String>>>,
 }
 
 /// One setting whose actual value differs from the desired one.
@@ -151,11 +156,13 @@ pub async fn get(executor: impl PgExecutor<'_>, id: &str) -> Result<Option<Tenan
     )
 }
 
-/// A page of tenants in id order, optionally of one status, after `cursor` (the last id of the
-/// previous page). Returns the page and the cursor of the next one, if there is more.
+/// A page of tenants in id order, optionally of one status and below a schema version (never
+/// migrated counts as 0), after `cursor` (the last id of the previous page). Returns the page
+/// and the cursor of the next one, if there is more.
 pub async fn list(
     executor: impl PgExecutor<'_>,
     status: Option<TenantStatus>,
+    schema_version_below: Option<i64>,
     limit: i64,
     cursor: Option<&str>,
 ) -> Result<(Vec<Tenant>, Option<String>), TenantError> {
@@ -163,11 +170,13 @@ pub async fn list(
     let mut rows = sqlx::query_as::<_, Tenant>(
         "SELECT * FROM tenants
          WHERE ($1::tenant_status IS NULL OR status = $1) AND ($2::text IS NULL OR id > $2)
+             AND ($4::bigint IS NULL OR COALESCE(schema_version, 0) < $4)
          ORDER BY id LIMIT $3",
     )
     .bind(status)
     .bind(cursor)
     .bind(limit + 1)
+    .bind(schema_version_below)
     .fetch_all(executor)
     .await?;
     let next = if rows.len() as i64 > limit {
@@ -209,8 +218,19 @@ pub enum TenantUpdate<'a> {
         port: i32,
         secret_arn: &'a str,
         schema_version: i64,
+        /// `None` (a job of an earlier release) leaves what is recorded.
+        applied_migrations: Option<&'a BTreeMap<String, String>>,
         engine_version: Option<&'a str>,
         storage_gib: Option<i32>,
+    },
+    /// The tenant's database was migrated (its status stays as it is).
+    Migrated {
+        schema_version: i64,
+        applied_migrations: &'a BTreeMap<String, String>,
+    },
+    /// A migration failed: the tenant keeps its status and version, with the error.
+    MigrationFailed {
+        error: &'a str,
     },
     /// A change (tier, suspend, resume) reached what it asked for.
     Changed {
@@ -245,13 +265,16 @@ pub async fn update(
             port,
             secret_arn,
             schema_version,
+            applied_migrations,
             engine_version,
             storage_gib,
         } => sqlx::query(
             "UPDATE tenants SET status = 'ready', db_instance_id = $2, endpoint_host = $3,
                  endpoint_port = $4, secret_arn = $5, schema_version = $6,
                  engine_version = COALESCE($7, engine_version),
-                 storage_gib = COALESCE($8, storage_gib), error = NULL, updated_at = now()
+                 storage_gib = COALESCE($8, storage_gib),
+                 applied_migrations = COALESCE($9, applied_migrations), error = NULL,
+                 updated_at = now()
              WHERE id = $1",
         )
         .bind(tenant)
@@ -261,7 +284,19 @@ pub async fn update(
         .bind(secret_arn)
         .bind(schema_version)
         .bind(engine_version)
-        .bind(storage_gib),
+        .bind(storage_gib)
+        .bind(applied_migrations.map(sqlx::types::Json)),
+        TenantUpdate::Migrated {
+            schema_version,
+            applied_migrations,
+        } => sqlx::query(
+            "UPDATE tenants SET schema_version = GREATEST(schema_version, $2),
+                 applied_migrations = $3, error = NULL, updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(tenant)
+        .bind(schema_version)
+        .bind(sqlx::types::Json(applied_migrations)),
         TenantUpdate::Changed {
             tier,
             status,
@@ -279,6 +314,11 @@ pub async fn update(
         .bind(storage_gib)
         .bind(note.flatten())
         .bind(note.is_some()),
+        TenantUpdate::MigrationFailed { error } => {
+            sqlx::query("UPDATE tenants SET error = $2, updated_at = now() WHERE id = $1")
+                .bind(tenant)
+                .bind(error)
+        }
         TenantUpdate::ChangeFailed { error } => sqlx::query(
             "UPDATE tenants SET pending_tier = NULL, error = $2, updated_at = now()
              WHERE id = $1",
