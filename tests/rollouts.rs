@@ -310,6 +310,13 @@ async fn a_rollout_reaches_thirty_tenants_canary_first_halts_on_a_poisoned_one_a
     assert!(tenant.schema_version.unwrap() < NEW_VERSION);
     assert!(tenant.error.unwrap().contains(&NEW_VERSION.to_string()));
 
+    // A tenant provisioned meanwhile gets every migration at creation and counts as
+    // succeeded once the rollout runs again.
+    let late = format!("{prefix}-late");
+    let job = stack.provision(&late, "starter").await;
+    stack.finished(job, TIMEOUT).await;
+    assert_eq!(stack.tenant(&late).await.schema_version, Some(NEW_VERSION));
+
     // The conflict removed, the rollout resumed: the failed tenant first, then the rest.
     sqlx::query("DROP TABLE rollout_marker")
         .execute(&mut conn)
@@ -321,11 +328,11 @@ async fn a_rollout_reaches_thirty_tenants_canary_first_halts_on_a_poisoned_one_a
     let (code, out) = cli(&api.url, &["rollouts", "get", &id, "--wait"]).await;
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("succeeded: canary: 2/2; starter: 8/8; pro: 10/10; enterprise: 10/10"),
+        out.contains("succeeded: canary: 2/2; starter: 9/9; pro: 10/10; enterprise: 10/10"),
         "{out}"
     );
     let done = api.until(&id, "succeeded").await;
-    assert_eq!(done["totals"]["succeeded"], 30, "{done}");
+    assert_eq!(done["totals"]["succeeded"], 31, "{done}");
     assert_eq!(done["totals"]["failed"], 0);
     assert_eq!(done["totals"]["skipped"], 0);
     assert!(done["failures"].as_array().unwrap().is_empty());
@@ -370,7 +377,7 @@ async fn a_rollout_reaches_thirty_tenants_canary_first_halts_on_a_poisoned_one_a
     assert_eq!(code, 0);
     assert_eq!(
         out.lines().filter(|l| l.contains(&prefix)).count(),
-        30,
+        31,
         "{out}"
     );
     let metrics = api
@@ -383,7 +390,7 @@ async fn a_rollout_reaches_thirty_tenants_canary_first_halts_on_a_poisoned_one_a
         .await
         .unwrap();
     assert!(
-        metrics.contains("tenantd_rollout_tenants{state=\"succeeded\"} 30"),
+        metrics.contains("tenantd_rollout_tenants{state=\"succeeded\"} 31"),
         "{metrics}"
     );
     let migrated = metrics
@@ -585,8 +592,9 @@ async fn replicas_killed_mid_rollout_leave_every_tenant_migrated_exactly_once() 
     }
     let fleet = ready_fleet(&stack, &prefix, 8).await;
     let ids: Vec<String> = fleet.iter().map(|(t, _)| t.clone()).collect();
-    // Each tenant's migration takes a while, so that a kill lands inside one.
-    migrations.add_new("SELECT pg_sleep(1.5);\n");
+    // Each tenant's migration takes longer than a lease (2s), so that a kill lands inside one
+    // and the others keep their lease by heartbeat.
+    migrations.add_new("SELECT pg_sleep(2.5);\n");
     let (mut api, mut next_worker) = (Api::new(url), 3);
     let (status, created) = api.create(json!({ "canary": 1, "concurrency": 2 })).await;
     assert_eq!(status, 202, "{created}");
@@ -621,4 +629,11 @@ async fn replicas_killed_mid_rollout_leave_every_tenant_migrated_exactly_once() 
     for tenant in &ids {
         assert_eq!(migrate_jobs_of(&stack, tenant).await, 1, "{tenant}");
     }
+    // Only the two killed migrations were rescued; the others outlived their lease untouched.
+    let rescued: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'migrate' AND rescues > 0")
+            .fetch_one(stack.pool())
+            .await
+            .unwrap();
+    assert!(rescued <= 2, "{rescued} migrations were rescued");
 }
