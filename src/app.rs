@@ -14,10 +14,10 @@ use crate::cloud::rds::EngineVersion;
 use crate::config::{ConfigError, Settings};
 use crate::db;
 use crate::maintenance::{
-    InstancePoller, Maintenance, Pruner, Reconciler, Rescuer, SnapshotCleaner,
+    InstancePoller, Maintenance, PoolKeeper, Pruner, Reconciler, Rescuer, SnapshotCleaner,
 };
 use crate::worker;
-use crate::workflow::{Deprovision, Provision, Reconcile, Registry, Tenancy};
+use crate::workflow::{Deprovision, Provision, Reconcile, Registry, StandbyBuild, Tenancy};
 
 /// Connects to the control database (sized for the worker plus the API) and applies the schema.
 pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
@@ -83,7 +83,8 @@ pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, Tenancy) {
     let registry = Registry::new()
         .register(Provision(tenancy.clone()))
         .register(Deprovision(tenancy.clone()))
-        .register(Reconcile(tenancy.clone()));
+        .register(Reconcile(tenancy.clone()))
+        .register(StandbyBuild(tenancy.clone()));
     (registry, tenancy)
 }
 
@@ -94,7 +95,8 @@ pub fn election_interval(settings: &Settings) -> Duration {
 }
 
 /// The maintenance services: the instance poller for the workflows' waits, the lease
-/// rescuer, the cleaner of expired final snapshots, the pruner of old jobs, and the reconciler.
+/// rescuer, the cleaner of expired final snapshots, the pruner of old jobs, the reconciler and
+/// the warm pool's keeper.
 pub fn maintenance(
     settings: &Settings,
     pool: &PgPool,
@@ -117,6 +119,12 @@ pub fn maintenance(
         ))
         .with(Pruner::new(pool.clone(), settings.job_retention))
         .with(Reconciler::new(
+            pool.clone(),
+            tenancy.clone(),
+            settings.rds_rate,
+            settings.max_attempts,
+        ))
+        .with(PoolKeeper::new(
             pool.clone(),
             tenancy.clone(),
             settings.rds_rate,

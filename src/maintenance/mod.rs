@@ -5,6 +5,7 @@
 
 pub mod instance_poller;
 pub mod leader;
+pub mod pool_keeper;
 pub mod pruner;
 pub mod reconciler;
 pub mod rescuer;
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
 pub use instance_poller::InstancePoller;
+pub use pool_keeper::PoolKeeper;
 pub use pruner::Pruner;
 pub use reconciler::Reconciler;
 pub use rescuer::Rescuer;

@@ -1,0 +1,371 @@
+//! The warm pool against LocalStack and real PostgreSQL, nothing mocked: standbys created
+//! through the provisioning steps, a new tenant taking one over (tags, secret, alarms, tables as
+//! for a cold tenant), the pool refilled, concurrent requests claiming each standby once, a
+//! claim failing part-way rolled back, standbys past their age replaced, and deprovisioning a
+//! tenant that came from the pool.
+//!
+//! The creating phase is the shared stack's (`LOCAL_RDS_CREATING_SECS`, 5 s by default): the
+//! claim path does not wait for it, so a shorter phase only makes the tests faster.
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use serde_json::json;
+use support::stack::*;
+use support::wait_for;
+use tenantd::cloud::Cloud;
+use tenantd::config::Tiers;
+use tenantd::queue::{self, JobState};
+use tenantd::tenants::{self, Deletion, TenantStatus};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+/// A worker with its maintenance (the pool keeper among it) and `pool` as `TENANTD_WARM_POOL`.
+async fn worker(
+    stack: &Stack,
+    pool: &str,
+    extra: &[(&str, &str)],
+) -> (CancellationToken, JoinHandle<()>) {
+    let mut vars = vec![("TENANTD_WARM_POOL", pool)];
+    vars.extend_from_slice(extra);
+    let env = test_env(&stack.db, &vars);
+    let settings = settings(&env);
+    let cloud = Cloud::from_sdk_config(&sdk_config(None).await);
+    stack.spawn_worker(&settings, cloud)
+}
+
+async fn stop(worker: (CancellationToken, JoinHandle<()>)) {
+    worker.0.cancel();
+    worker.1.await.unwrap();
+}
+
+/// The available standbys of `tier`, oldest first.
+async fn available(stack: &Stack, tier: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT id FROM pool_standbys WHERE tier = $1 AND state = 'available'
+         ORDER BY available_at, id",
+    )
+    .bind(tier)
+    .fetch_all(stack.pool())
+    .await
+    .unwrap()
+}
+
+/// Waits until `tier` has `n` available standbys; returns them.
+async fn until_available(stack: &Stack, tier: &str, n: usize) -> Vec<String> {
+    wait_for(
+        &format!("{n} available {tier} standbys"),
+        TIMEOUT,
+        || async {
+            let ids = available(stack, tier).await;
+            (ids.len() == n).then_some(ids)
+        },
+    )
+    .await
+}
+
+/// Every standby this test's daemon ever started (its jobs name them).
+async fn every_standby(stack: &Stack) -> BTreeSet<String> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT args ->> 'standby' FROM jobs
+         WHERE kind = 'standby' AND args ? 'standby'",
+    )
+    .fetch_all(stack.pool())
+    .await
+    .unwrap()
+    .into_iter()
+    .collect()
+}
+
+fn tags(db: &aws_sdk_rds::types::DbInstance) -> HashMap<String, String> {
+    db.tag_list()
+        .iter()
+        .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+        .collect()
+}
+
+/// Empties the pool (a worker with no pool retires what is left) and checks that nothing of
+/// any standby remains: no instance unless a tenant took it over, no standby secret.
+async fn drain_and_check(stack: &Stack) {
+    let w = worker(stack, "", &[]).await;
+    wait_for("the pool to be empty", TIMEOUT, || async {
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pool_standbys WHERE state <> 'claimed'")
+                .fetch_one(stack.pool())
+                .await
+                .unwrap();
+        (left == 0).then_some(())
+    })
+    .await;
+    stop(w).await;
+    let claimed: HashMap<String, String> =
+        sqlx::query_as("SELECT id, claimed_by FROM pool_standbys WHERE state = 'claimed'")
+            .fetch_all(stack.pool())
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    for id in every_standby(stack).await {
+        let secret = format!("saas/pool/{id}/database");
+        assert!(
+            stack.secrets_named(&secret).await.is_empty(),
+            "standby secret {secret} remains"
+        );
+        let instance = stack.instance(&id).await;
+        match claimed.get(&id) {
+            Some(tenant) => {
+                let row = stack.tenant(tenant).await;
+                if row.status == TenantStatus::Ready {
+                    let db = instance.expect("a ready tenant's instance");
+                    assert_eq!(tags(&db).get("TenantId"), Some(tenant));
+                } else {
+                    assert!(instance.is_none(), "instance {id} of {tenant} remains");
+                }
+            }
+            None => assert!(instance.is_none(), "standby instance {id} remains"),
+        }
+    }
+}
+
+async fn deprovision_all(stack: &Stack, tenants: &[String]) {
+    let mut jobs = Vec::new();
+    for tenant in tenants {
+        let (_, job, _) = tenants::request_deprovision(
+            stack.pool(),
+            &Tiers::defaults(),
+            tenant,
+            Deletion::FORCE_NO_SNAPSHOT,
+            5,
+        )
+        .await
+        .unwrap();
+        jobs.push(job.id);
+    }
+    for job in jobs {
+        let job = stack.finished(job, TIMEOUT).await;
+        assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_tenant_takes_over_a_standby_ready_like_a_cold_one_and_the_pool_refills() {
+    let stack = Stack::new().await;
+    let w = worker(&stack, "starter=2", &[]).await;
+    let standbys = until_available(&stack, "starter", 2).await;
+    for id in &standbys {
+        assert!(id.starts_with("saas-pool-"), "{id}");
+        let db = stack.instance(id).await.expect("standby instance");
+        let t = tags(&db);
+        assert_eq!(t.get("PoolStandby"), Some(id));
+        assert_eq!(t.get("ManagedBy").map(String::as_str), Some("tenantd"));
+        assert!(!t.contains_key("TenantId"), "{t:?}");
+        assert_eq!(
+            stack
+                .secrets_named(&format!("saas/pool/{id}/database"))
+                .await
+                .len(),
+            1
+        );
+    }
+
+    let tenant = tenant_id("pooled");
+    let job = stack.provision(&tenant, "starter").await;
+    let job = stack.finished(job, TIMEOUT).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    let history: Vec<String> = queue::history(stack.pool(), job.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.step)
+        .collect();
+    assert!(
+        history.contains(&"claim".to_string()) && !history.contains(&"instance".to_string()),
+        "the tenant took a standby over without creating an instance: {history:?}"
+    );
+
+    // The tenant's record names the standby's instance, the oldest one.
+    let row = stack.tenant(&tenant).await;
+    assert_eq!(row.status, TenantStatus::Ready);
+    assert!(row.from_pool);
+    let instance = row.db_instance_id.clone().unwrap();
+    assert_eq!(instance, standbys[0]);
+    assert_eq!(row.schema_version, Some(20260101000003));
+
+    // Tags as for a cold tenant, the standby's gone.
+    let db = stack.instance(&instance).await.expect("instance");
+    let t = tags(&db);
+    for (k, v) in [
+        ("TenantId", tenant.as_str()),
+        ("Tier", "starter"),
+        ("Environment", "test"),
+        ("ManagedBy", "tenantd"),
+    ] {
+        assert_eq!(t.get(k).map(String::as_str), Some(v), "{t:?}");
+    }
+    assert!(!t.contains_key("PoolStandby"), "{t:?}");
+
+    // The tenant's secret holds the standby's credentials; the standby's secret is gone.
+    let secret = stack
+        .secret_json(&format!("saas/tenant/{tenant}/database"))
+        .await;
+    assert_eq!(secret["dbInstanceIdentifier"], instance.as_str());
+    assert_eq!(secret["host"], json!(row.endpoint_host));
+    assert!(
+        stack
+            .secrets_named(&format!("saas/pool/{instance}/database"))
+            .await
+            .is_empty()
+    );
+    // Logging in with it works, and the tables are there.
+    let tables = stack.tenant_tables(&tenant).await;
+    for table in ["audit_logs", "projects", "users"] {
+        assert!(tables.contains(&table.to_string()), "{tables:?}");
+    }
+    // The alarms, named after the instance.
+    let alarms = stack.alarms(&format!("{instance}-")).await;
+    assert_eq!(alarms.len(), 2, "{alarms:?}");
+
+    // The pool is refilled: two available again, the claimed one not among them.
+    let refilled = until_available(&stack, "starter", 2).await;
+    assert!(!refilled.contains(&instance));
+
+    // Deprovisioning a tenant from the pool takes its (recorded) instance away.
+    deprovision_all(&stack, std::slice::from_ref(&tenant)).await;
+    assert_eq!(stack.tenant(&tenant).await.status, TenantStatus::Deleted);
+    assert!(stack.instance(&instance).await.is_none());
+    assert!(stack.alarms(&format!("{instance}-")).await.is_empty());
+    stop(w).await;
+    drain_and_check(&stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_requests_with_two_standbys_claim_each_once_and_all_get_ready() {
+    let stack = Stack::new().await;
+    let w = worker(&stack, "starter=2", &[]).await;
+    let standbys = until_available(&stack, "starter", 2).await;
+
+    let names: Vec<String> = (0..20).map(|_| tenant_id("burst")).collect();
+    let requests = names.iter().map(|tenant| {
+        let pool = stack.pool().clone();
+        let tenant = tenant.clone();
+        tokio::spawn(async move {
+            tenants::request_provision(&pool, &Tiers::defaults(), &tenant, "starter", 5)
+                .await
+                .expect("request")
+                .1
+                .id
+        })
+    });
+    let jobs: Vec<_> = futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    for job in jobs {
+        let job = stack.finished(job, TIMEOUT).await;
+        assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    }
+    let mut from_pool = Vec::new();
+    for tenant in &names {
+        let row = stack.tenant(tenant).await;
+        assert_eq!(row.status, TenantStatus::Ready);
+        if row.from_pool {
+            from_pool.push(row.db_instance_id.clone().unwrap());
+        } else {
+            assert_eq!(
+                row.db_instance_id.as_deref(),
+                Some(format!("saas-{tenant}").as_str())
+            );
+        }
+    }
+    from_pool.sort();
+    let mut expected = standbys.clone();
+    expected.sort();
+    assert_eq!(from_pool, expected, "the two standbys, each claimed once");
+    let claims: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT id, count(DISTINCT claimed_by) FROM pool_standbys WHERE state = 'claimed'
+         GROUP BY id",
+    )
+    .fetch_all(stack.pool())
+    .await
+    .unwrap();
+    assert_eq!(claims.len(), 2, "{claims:?}");
+    assert!(claims.iter().all(|(_, n)| *n == 1), "{claims:?}");
+
+    deprovision_all(&stack, &names).await;
+    stop(w).await;
+    drain_and_check(&stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_failing_part_way_rolls_the_tenant_back_and_the_pool_refills() {
+    let stack = Stack::new().await;
+    let w = worker(&stack, "starter=1", &[]).await;
+    let standby = until_available(&stack, "starter", 1).await.remove(0);
+    let arn = stack
+        .instance(&standby)
+        .await
+        .unwrap()
+        .db_instance_arn()
+        .unwrap()
+        .to_string();
+    // The claim tags the instance as the tenant's, then fails to remove the standby tag.
+    rds_fault(json!({
+        "operation": "RemoveTagsFromResource", "count": 1,
+        "code": "InvalidParameterCombination", "status": 400,
+        "match": { "ResourceName": arn },
+    }))
+    .await;
+
+    let tenant = tenant_id("claimfail");
+    let job = stack.provision(&tenant, "starter").await;
+    let job = stack.finished(job, TIMEOUT).await;
+    assert_eq!(job.state, JobState::Failed);
+    let row = stack.tenant(&tenant).await;
+    assert_eq!(row.status, TenantStatus::Failed);
+    assert!(row.error.unwrap().contains("standby tag"));
+    // Rolled back: the instance deleted (never back in the pool), both secrets gone.
+    assert!(stack.instance(&standby).await.is_none());
+    assert!(
+        stack
+            .secrets_named(&format!("saas/tenant/{tenant}/database"))
+            .await
+            .is_empty()
+    );
+    assert!(
+        stack
+            .secrets_named(&format!("saas/pool/{standby}/database"))
+            .await
+            .is_empty()
+    );
+    assert!(stack.alarms(&format!("{standby}-")).await.is_empty());
+
+    // A new standby takes its place.
+    let refilled = until_available(&stack, "starter", 1).await;
+    assert_ne!(refilled[0], standby);
+    stop(w).await;
+    drain_and_check(&stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn standbys_past_their_maximum_age_are_replaced() {
+    let stack = Stack::new().await;
+    let w = worker(&stack, "starter=1", &[("TENANTD_POOL_MAX_AGE", "15s")]).await;
+    let first = until_available(&stack, "starter", 1).await.remove(0);
+    let second = wait_for("a younger standby in its place", TIMEOUT, || async {
+        let ids = available(&stack, "starter").await;
+        ids.first().filter(|id| **id != first).cloned()
+    })
+    .await;
+    assert_ne!(first, second);
+    wait_for("the old standby's instance to go", TIMEOUT, || async {
+        stack.instance(&first).await.is_none().then_some(())
+    })
+    .await;
+    stop(w).await;
+    drain_and_check(&stack).await;
+}
