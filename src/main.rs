@@ -42,6 +42,11 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Show a running daemon's warm pool: standbys per tier.
+    Pool {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[tokio::main]
@@ -53,6 +58,9 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Jobs { client, command } => {
             return cli::run(client, cli::Request::Jobs(command)).await;
+        }
+        Command::Pool { client } => {
+            return cli::run(client, cli::Request::Pool).await;
         }
         daemon => daemon,
     };
@@ -87,7 +95,10 @@ async fn main() -> std::process::ExitCode {
     let result = match command {
         Command::Serve => app::serve(settings, app::shutdown_on_signals()).await,
         Command::Worker => app::work(settings, app::shutdown_on_signals()).await,
-        Command::Migrate | Command::Tenants { .. } | Command::Jobs { .. } => {
+        Command::Migrate
+        | Command::Tenants { .. }
+        | Command::Jobs { .. }
+        | Command::Pool { .. } => {
             unreachable!("handled above")
         }
     };

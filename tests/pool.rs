@@ -10,15 +10,18 @@
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
+use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
+use support::app::TOKEN;
 use support::stack::*;
 use support::wait_for;
 use tenantd::cloud::Cloud;
 use tenantd::config::Tiers;
 use tenantd::queue::{self, JobState};
 use tenantd::tenants::{self, Deletion, TenantStatus};
+use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -366,6 +369,273 @@ async fn standbys_past_their_maximum_age_are_replaced() {
         stack.instance(&first).await.is_none().then_some(())
     })
     .await;
+    stop(w).await;
+    drain_and_check(&stack).await;
+}
+
+struct Daemon {
+    url: String,
+    child: Child,
+}
+
+/// Starts `tenantd serve` with the test's environment and `pool` as `TENANTD_WARM_POOL` on a
+/// free port; returns once it is ready (killed when dropped).
+async fn serve(stack: &Stack, pool: &str) -> Daemon {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let env = test_env(
+        &stack.db,
+        &[("TENANTD_WARM_POOL", pool), ("TENANTD_LEASE", "1s")],
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_tenantd"))
+        .arg("serve")
+        .envs(env)
+        .env("TENANTD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TENANTD_API_TOKENS", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tenantd serve");
+    let http = reqwest::Client::new();
+    wait_for(
+        "the daemon to be ready",
+        Duration::from_secs(30),
+        || async {
+            let r = http.get(format!("{url}/readyz")).send().await.ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
+    .await;
+    Daemon { url, child }
+}
+
+impl Daemon {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn kill9(mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+}
+
+/// The value of the sample `line_start` (name and labels, as rendered), if present.
+fn sample(metrics: &str, line_start: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_api_the_cli_and_the_metrics_show_the_pool_and_a_tenant_says_it_came_from_it() {
+    let stack = Stack::new().await;
+    let daemon = serve(&stack, "starter=1").await;
+    let pool = wait_for("GET /v1/pool to show one available", TIMEOUT, || async {
+        let (status, body) = daemon.call(reqwest::Method::GET, "/v1/pool", None).await;
+        assert_eq!(status, 200, "{body}");
+        (body["tiers"][0]["available"] == 1).then_some(body)
+    })
+    .await;
+    assert_eq!(pool["tiers"].as_array().unwrap().len(), 1, "{pool}");
+    assert_eq!(pool["tiers"][0]["tier"], "starter");
+    assert_eq!(pool["tiers"][0]["wanted"], 1);
+    assert!(pool["tiers"][0]["oldest_age_s"].as_f64().unwrap() >= 0.0);
+
+    // The CLI shows the same.
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantd"))
+        .args(["pool", "--output", "json"])
+        .env_clear()
+        .env("TENANTD_URL", &daemon.url)
+        .env("TENANTD_TOKEN", TOKEN)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["tiers"][0]["available"], 1, "{shown}");
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantd"))
+        .arg("pool")
+        .env_clear()
+        .env("TENANTD_URL", &daemon.url)
+        .env("TENANTD_TOKEN", TOKEN)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("starter") && l.contains(" 1 ")),
+        "{text}"
+    );
+
+    // The keeper's gauge, on the leader, after its next round.
+    wait_for("the gauge to count the standby", TIMEOUT, || async {
+        let metrics = daemon.metrics().await;
+        let line = "tenantd_pool_standbys{state=\"available\",tier=\"starter\"}";
+        (sample(&metrics, line) == Some(1.0)).then_some(())
+    })
+    .await;
+
+    // A tenant id that would name a standby's instance is refused, and nothing changes.
+    let (status, body) = daemon
+        .call(
+            reqwest::Method::POST,
+            "/v1/tenants",
+            Some(json!({ "id": "pool-abc123", "tier": "starter" })),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_tenant_id");
+    assert!(
+        tenants::get(stack.pool(), "pool-abc123")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A tenant from the pool says so, with the standby's identifier.
+    let tenant = tenant_id("shown");
+    let (status, body) = daemon
+        .call(
+            reqwest::Method::POST,
+            "/v1/tenants",
+            Some(json!({ "id": tenant, "tier": "starter" })),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["tenant"]["from_pool"], true, "{body}");
+    let id = body["tenant"]["db_instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(id.starts_with("saas-pool-"), "{body}");
+    let job = body["job"]["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        stack.finished(job, TIMEOUT).await.state,
+        JobState::Succeeded
+    );
+    let metrics = daemon.metrics().await;
+    for result in ["claimed", "ready"] {
+        assert_eq!(
+            sample(
+                &metrics,
+                &format!("tenantd_pool_claims_total{{result=\"{result}\",tier=\"starter\"}}")
+            ),
+            Some(1.0),
+            "{metrics}"
+        );
+    }
+    daemon.kill9().await;
+    deprovision_with_worker(&stack, &tenant).await;
+    drain_and_check(&stack).await;
+}
+
+/// Deprovisions one tenant with an in-process worker (no pool).
+async fn deprovision_with_worker(stack: &Stack, tenant: &str) {
+    let w = worker(stack, "", &[]).await;
+    deprovision_all(stack, &[tenant.to_string()]).await;
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_while_a_standby_is_created_and_while_it_is_claimed_leaks_nothing_and_claims_once() {
+    let stack = Stack::new().await;
+
+    // Killed while the standby's instance is being created.
+    let victim = serve(&stack, "starter=1").await;
+    let job = wait_for("a standby's job", TIMEOUT, || async {
+        sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM jobs WHERE kind = 'standby'")
+            .fetch_optional(stack.pool())
+            .await
+            .unwrap()
+    })
+    .await;
+    stack
+        .reached(job, "wait_available", "waiting", TIMEOUT)
+        .await;
+    victim.kill9().await;
+    let heir = serve(&stack, "starter=1").await;
+    let standby = until_available(&stack, "starter", 1).await.remove(0);
+    assert_eq!(
+        every_standby(&stack).await.len(),
+        1,
+        "one standby, created once"
+    );
+    assert_eq!(stack.instances_named(&standby).await, 1);
+
+    // Killed while the claim's first call is held in flight.
+    let arn = stack
+        .instance(&standby)
+        .await
+        .unwrap()
+        .db_instance_arn()
+        .unwrap()
+        .to_string();
+    rds_fault(json!({
+        "operation": "AddTagsToResource", "count": 1, "latency_ms": 2500,
+        "match": { "ResourceName": arn },
+    }))
+    .await;
+    let tenant = tenant_id("claimcrash");
+    let (status, body) = heir
+        .call(
+            reqwest::Method::POST,
+            "/v1/tenants",
+            Some(json!({ "id": tenant, "tier": "starter" })),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let job: uuid::Uuid = body["job"]["id"].as_str().unwrap().parse().unwrap();
+    wait_for("the claim under way", TIMEOUT, || async {
+        let job = stack.job(job).await;
+        (job.state == JobState::Running && job.step == "claim").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    heir.kill9().await;
+    assert_ne!(stack.job(job).await.state, JobState::Succeeded);
+
+    let w = worker(&stack, "starter=1", &[("TENANTD_LEASE", "1s")]).await;
+    let finished = stack.finished(job, TIMEOUT).await;
+    assert_eq!(finished.state, JobState::Succeeded, "{:?}", finished.error);
+    let row = stack.tenant(&tenant).await;
+    assert_eq!(row.db_instance_id.as_deref(), Some(standby.as_str()));
+    assert!(stack.can_log_in(&tenant).await);
+    assert_eq!(stack.instances_named(&standby).await, 1);
+    let claimed: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, claimed_by FROM pool_standbys WHERE state = 'claimed'")
+            .fetch_all(stack.pool())
+            .await
+            .unwrap();
+    assert_eq!(claimed, [(standby.clone(), tenant.clone())]);
+    // The pool refills after the claim.
+    let refilled = until_available(&stack, "starter", 1).await;
+    assert_ne!(refilled[0], standby);
+    deprovision_all(&stack, std::slice::from_ref(&tenant)).await;
     stop(w).await;
     drain_and_check(&stack).await;
 }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod jobs;
 pub mod openapi;
 pub mod ops;
+pub mod pool;
 pub mod state;
 pub mod tenants;
 
@@ -86,6 +87,7 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
         (v1(Method::POST, "/v1/jobs/{id}/cancel"), post(jobs::cancel)),
         (v1(Method::GET, "/v1/jobs"), get(jobs::list)),
         (v1(Method::POST, "/v1/jobs/{id}/retry"), post(jobs::retry)),
+        (v1(Method::GET, "/v1/pool"), get(pool::get)),
     ]);
     table
 }

@@ -1,5 +1,6 @@
 //! What request handlers share.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sqlx::PgPool;
@@ -13,6 +14,8 @@ pub struct AppState {
     pub tiers: Arc<Tiers>,
     /// Attempts per step of the jobs the API enqueues.
     pub max_attempts: i32,
+    /// Standbys wanted per tier (`TENANTD_WARM_POOL`).
+    pub warm_pool: Arc<BTreeMap<String, u32>>,
 }
 
 impl AppState {
@@ -22,6 +25,7 @@ impl AppState {
             tokens: settings.api_tokens.clone(),
             tiers: Arc::new(settings.provisioning.tiers.clone()),
             max_attempts: settings.max_attempts,
+            warm_pool: Arc::new(settings.provisioning.warm_pool.clone()),
         }
     }
 }

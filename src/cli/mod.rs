@@ -1,4 +1,4 @@
-//! The command-line client: `tenantd tenants ...` and `tenantd jobs ...` talk to a running
+//! The command-line client: `tenantd tenants ...`, `tenantd jobs ...` and `tenantd pool` talk to a running
 //! daemon's HTTP API (`--url`, default `TENANTD_URL`; token from `TENANTD_TOKEN`). They need no
 //! control database. API errors print as `tenantd: <code>: <message>` and exit non-zero.
 
@@ -139,6 +139,8 @@ pub enum JobsCommand {
 pub enum Request {
     Tenants(TenantsCommand),
     Jobs(JobsCommand),
+    /// The warm pool per tier.
+    Pool,
 }
 
 fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
@@ -181,6 +183,11 @@ async fn execute(
     request: Request,
 ) -> Result<ExitCode, ClientError> {
     let (id, job_id, goal) = match request {
+        Request::Pool => {
+            let pool = client.get_pool().await?;
+            print(args, output::json(&pool), || output::pool(&pool));
+            return Ok(ExitCode::SUCCESS);
+        }
         Request::Jobs(JobsCommand::Get { id }) => {
             let job = client.get_job(&id).await?;
             print(args, output::json(&job), || output::job(&job));
