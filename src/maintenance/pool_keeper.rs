@@ -1,6 +1,7 @@
 //! The warm pool's keeper: on the leader, keeps `TENANTD_WARM_POOL` standbys per tier. Each
-//! round it retires available standbys past `TENANTD_POOL_MAX_AGE` (and those of tiers no
-//! longer pooled), then starts new ones for what is missing: a row `creating` and a `standby`
+//! round it replaces available standbys past `TENANTD_POOL_MAX_AGE` (make before break: the
+//! old one is retired once enough younger ones are available), retires those of tiers no
+//! longer pooled, then starts new ones for what is missing: a row `creating` and a `standby`
 //! job, in one transaction, so that a crash leaves either both or neither. Claims and failed
 //! standbys leave a gap the next round fills.
 //!
@@ -150,13 +151,16 @@ impl Service for PoolKeeper {
         let max_age = chrono::Duration::from_std(s.pool_max_age)?;
         let now = Utc::now();
         let mut live: BTreeMap<String, usize> = BTreeMap::new();
+        let mut young_available: BTreeMap<String, usize> = BTreeMap::new();
+        let mut too_old = Vec::new();
         for standby in pool::unclaimed(&self.pool).await? {
             let wanted = s.warm_pool.get(&standby.tier).copied().unwrap_or(0) as usize;
             let counted = live.entry(standby.tier.clone()).or_default();
             match standby.state {
-                StandbyState::Available if now - standby.created_at > max_age => {
-                    self.retire(&standby, "older than TENANTD_POOL_MAX_AGE")
-                        .await?;
+                // Not counted, so that its replacement starts; it stays claimable until the
+                // replacement is available (no gap in the pool meanwhile).
+                StandbyState::Available if now - standby.created_at > max_age && wanted > 0 => {
+                    too_old.push(standby);
                 }
                 StandbyState::Available | StandbyState::Creating if *counted >= wanted => {
                     // More than wanted (the setting shrank): an available one goes; a creating
@@ -166,8 +170,20 @@ impl Service for PoolKeeper {
                             .await?;
                     }
                 }
-                StandbyState::Available | StandbyState::Creating => *counted += 1,
+                StandbyState::Available | StandbyState::Creating => {
+                    *counted += 1;
+                    if standby.state == StandbyState::Available {
+                        *young_available.entry(standby.tier.clone()).or_default() += 1;
+                    }
+                }
                 StandbyState::Retiring | StandbyState::Claimed => {}
+            }
+        }
+        for standby in too_old {
+            let wanted = s.warm_pool.get(&standby.tier).copied().unwrap_or(0) as usize;
+            if young_available.get(&standby.tier).copied().unwrap_or(0) >= wanted {
+                self.retire(&standby, "older than TENANTD_POOL_MAX_AGE")
+                    .await?;
             }
         }
         let missing: Vec<(&str, usize)> = s
