@@ -359,8 +359,13 @@ async fn standbys_past_their_maximum_age_are_replaced() {
     let stack = Stack::new().await;
     let w = worker(&stack, "starter=1", &[("TENANTD_POOL_MAX_AGE", "15s")]).await;
     let first = until_available(&stack, "starter", 1).await.remove(0);
+    // Make before break: from now on the tier never lacks an available standby.
     let second = wait_for("a younger standby in its place", TIMEOUT, || async {
         let ids = available(&stack, "starter").await;
+        assert!(
+            !ids.is_empty(),
+            "the pool was empty while its standby was replaced"
+        );
         ids.first().filter(|id| **id != first).cloned()
     })
     .await;
