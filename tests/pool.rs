@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::app::TOKEN;
+use support::rds::{Control, config_for_account, unique_account};
 use support::stack::*;
 use support::wait_for;
 use tenantd::cloud::Cloud;
@@ -33,11 +34,21 @@ async fn worker(
     pool: &str,
     extra: &[(&str, &str)],
 ) -> (CancellationToken, JoinHandle<()>) {
+    let cloud = Cloud::from_sdk_config(&sdk_config(None).await);
+    worker_in(stack, pool, extra, cloud)
+}
+
+/// As [`worker`], with the AWS clients of `cloud` (e.g. an account of the test's own).
+fn worker_in(
+    stack: &Stack,
+    pool: &str,
+    extra: &[(&str, &str)],
+    cloud: Cloud,
+) -> (CancellationToken, JoinHandle<()>) {
     let mut vars = vec![("TENANTD_WARM_POOL", pool)];
     vars.extend_from_slice(extra);
     let env = test_env(&stack.db, &vars);
     let settings = settings(&env);
-    let cloud = Cloud::from_sdk_config(&sdk_config(None).await);
     stack.spawn_worker(&settings, cloud)
 }
 
@@ -94,7 +105,13 @@ fn tags(db: &aws_sdk_rds::types::DbInstance) -> HashMap<String, String> {
 /// Empties the pool (a worker with no pool retires what is left) and checks that nothing of
 /// any standby remains: no instance unless a tenant took it over, no standby secret.
 async fn drain_and_check(stack: &Stack) {
-    let w = worker(stack, "", &[]).await;
+    drain_and_check_in(stack, Cloud::from_sdk_config(&sdk_config(None).await)).await;
+}
+
+/// As [`drain_and_check`], with the AWS clients of `cloud` (the stack's SDK clients must look at
+/// the same account).
+async fn drain_and_check_in(stack: &Stack, cloud: Cloud) {
+    let w = worker_in(stack, "", &[], cloud);
     wait_for("the pool to be empty", TIMEOUT, || async {
         let left: i64 =
             sqlx::query_scalar("SELECT count(*) FROM pool_standbys WHERE state <> 'claimed'")
@@ -643,4 +660,53 @@ async fn kill_9_while_a_standby_is_created_and_while_it_is_claimed_leaks_nothing
     deprovision_all(&stack, std::slice::from_ref(&tenant)).await;
     stop(w).await;
     drain_and_check(&stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_pool_takes_only_its_share_of_the_free_instances_and_tenants_get_the_rest() {
+    // An account of the test's own with room for four instances; a pool asking for four
+    // starter standbys may take a quarter of the free ones (TENANTD_POOL_RDS_SHARE=0.25).
+    let account = unique_account();
+    let (status, body) = Control::new()
+        .post(
+            "/quotas",
+            json!({ "account": account, "region": "us-east-1", "DBInstances": 4 }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let config = config_for_account(&account).await;
+    let mut stack = Stack::new().await;
+    stack.rds = aws_sdk_rds::Client::new(&config);
+    stack.secrets = aws_sdk_secretsmanager::Client::new(&config);
+    stack.cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+    let cloud = Cloud::from_sdk_config(&config);
+    let w = worker_in(
+        &stack,
+        "starter=4",
+        &[
+            ("TENANTD_QUOTA_REFRESH", "1s"),
+            ("TENANTD_POOL_RDS_SHARE", "0.25"),
+        ],
+        cloud.clone(),
+    );
+    until_available(&stack, "starter", 1).await;
+
+    // Tenants of another tier still find room, while the keeper runs its rounds.
+    let mut tenants = Vec::new();
+    for _ in 0..2 {
+        let tenant = tenant_id("share");
+        let job = stack.provision(&tenant, "pro").await;
+        tenants.push((tenant, job));
+    }
+    for (_, job) in &tenants {
+        let job = stack.finished(*job, TIMEOUT).await;
+        assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    }
+    // Free instances: 4, then 3 with one standby: a quarter of 3 rounds down to none.
+    assert_eq!(every_standby(&stack).await.len(), 1);
+
+    let names: Vec<String> = tenants.into_iter().map(|(t, _)| t).collect();
+    deprovision_all(&stack, &names).await;
+    stop(w).await;
+    drain_and_check_in(&stack, cloud).await;
 }
