@@ -4,7 +4,8 @@
 //! Layers, each importing only those below it: `config` (settings, imports nothing of the
 //! crate); `metrics`, `db`, `telemetry`; `cloud` (AWS calls), `tenant_db`, `queue` (all SQL on
 //! jobs); `tenants::record`; `workflow` (typed steps); `tenants::requests`, `model` (the API's
-//! bodies); `worker`, `maintenance`, `api`, `cli`; `app` (wiring) and `main`.
+//! bodies); `worker`, `maintenance`, `api`, `ui` (the console, beside the API), `cli`; `app`
+//! (wiring) and `main`.
 
 pub mod api;
 pub mod app;
@@ -19,5 +20,6 @@ pub mod queue;
 pub mod telemetry;
 pub mod tenant_db;
 pub mod tenants;
+pub mod ui;
 pub mod worker;
 pub mod workflow;
