@@ -7,7 +7,7 @@
 //! Each session has a CSRF token derived from its id (a hash under another label): bound to the
 //! session, nothing to store, and it reveals nothing of the id.
 
-use axum::Form;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::header::{COOKIE, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use cookie::{Cookie, SameSite};
 use rand::RngCore;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use sqlx::PgExecutor;
@@ -186,16 +185,8 @@ pub async fn require_session(
 }
 
 /// A form body checked against the session's CSRF token: a request whose `csrf` field is
-/// missing or wrong is refused (403) before the handler runs.
+/// missing or wrong is refused (403) before the handler runs, whatever else its body holds.
 pub struct Checked<T>(pub T);
-
-#[derive(Deserialize)]
-struct WithCsrf<T> {
-    #[serde(default)]
-    csrf: String,
-    #[serde(flatten)]
-    form: T,
-}
 
 impl<S, T> FromRequest<S> for Checked<T>
 where
@@ -209,23 +200,23 @@ where
             .extensions_mut()
             .remove::<Session>()
             .ok_or(UiError::Forbidden)?;
-        let Form(body) = Form::<WithCsrf<T>>::from_request(request, state)
+        let body = Bytes::from_request(request, state)
             .await
-            .map_err(|e| {
-                if e.status() == StatusCode::UNPROCESSABLE_ENTITY
-                    || e.status() == StatusCode::BAD_REQUEST
-                {
-                    UiError::Forbidden
-                } else {
-                    UiError::BadForm(e.body_text())
-                }
-            })?;
-        let expected = session.csrf();
-        if !bool::from(expected.as_bytes().ct_eq(body.csrf.as_bytes())) {
+            .map_err(|_| UiError::Forbidden)?;
+        let fields: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(&body).map_err(|_| UiError::Forbidden)?;
+        let presented = fields
+            .iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        if !bool::from(session.csrf().as_bytes().ct_eq(presented.as_bytes())) {
             tracing::info!("console form refused: missing or wrong CSRF token");
             return Err(UiError::Forbidden);
         }
-        Ok(Checked(body.form))
+        let form =
+            serde_urlencoded::from_bytes(&body).map_err(|e| UiError::BadForm(e.to_string()))?;
+        Ok(Checked(form))
     }
 }
 
