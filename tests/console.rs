@@ -40,6 +40,16 @@ async fn wait_status(stack: &Stack, id: &str, want: TenantStatus) {
     .await;
 }
 
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the control database keeps of a session id.
+fn sha256_session(id: &str) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(format!("tenantd-session:{id}")).to_vec()
+}
+
 /// The browser's session cookie, to replay it outside the browser.
 async fn session_cookie(browser: &Browser) -> String {
     let c = browser
@@ -126,6 +136,47 @@ async fn signing_in_takes_only_an_accepted_token_into_a_strict_http_only_session
     ] {
         assert!(set.contains(flag), "{set}");
     }
+
+    // The control database keeps only a hash of the session id, and an expired session opens
+    // nothing.
+    let proxied = set.split(';').next().unwrap().to_string();
+    let (_, id_value) = proxied.split_once('=').unwrap();
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT id_hash FROM ui_sessions")
+        .fetch_all(stack.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 2);
+    assert!(
+        stored
+            .iter()
+            .all(|h| h.len() == 32 && hex_of(h) != id_value)
+    );
+    let open = |cookie: String| {
+        let http = http.clone();
+        let url = format!("{}/ui/", daemon.url);
+        async move {
+            http.get(url)
+                .header(COOKIE, cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(open(proxied.clone()).await, StatusCode::OK);
+    sqlx::query(
+        "UPDATE ui_sessions SET expires_at = now() - interval '1 second' WHERE id_hash = $1",
+    )
+    .bind(
+        stored
+            .iter()
+            .find(|h| *h == &sha256_session(id_value))
+            .expect("the proxied session's hash"),
+    )
+    .execute(stack.pool())
+    .await
+    .unwrap();
+    assert_eq!(open(proxied).await, StatusCode::SEE_OTHER);
 
     // A state-changing POST without the session's CSRF token is refused, and changes nothing.
     let session = session_cookie(&browser).await;
