@@ -282,6 +282,23 @@ async fn a_tenant_asked_for_through_the_api_reaches_ready_on_its_page_without_a_
         .await;
     assert!(!browser.source().await.contains(password));
 
+    // The list's filters: by status, tier and id prefix.
+    for (query, listed) in [
+        ("status=ready&tier=starter&q=live-", true),
+        ("status=failed", false),
+        ("tier=pro", false),
+        ("q=zzz", false),
+    ] {
+        browser
+            .goto(&format!("{}/ui/tenants?{query}", daemon.url))
+            .await;
+        assert_eq!(
+            browser.text("#tenants").await.contains(&id),
+            listed,
+            "{query}"
+        );
+    }
+
     // At phone width every page still fits.
     browser.client.set_window_size(390, 844).await.unwrap();
     for page in [
