@@ -14,11 +14,11 @@ use crate::cloud::rds::EngineVersion;
 use crate::config::{ConfigError, Settings};
 use crate::db;
 use crate::maintenance::{
-    InstancePoller, Maintenance, Pruner, Reconciler, Rescuer, SnapshotCleaner,
+    Conductor, InstancePoller, Maintenance, Pruner, Reconciler, Rescuer, SnapshotCleaner,
 };
 use crate::ui;
 use crate::worker;
-use crate::workflow::{Deprovision, Provision, Reconcile, Registry, Tenancy};
+use crate::workflow::{Deprovision, Migrate, Provision, Reconcile, Registry, Tenancy};
 
 /// Connects to the control database (sized for the worker plus the API) and applies the schema.
 pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
@@ -77,14 +77,16 @@ pub async fn check_engine_version(cloud: &Cloud, version: &str) -> anyhow::Resul
     .into())
 }
 
-/// The workflows this build runs: provisioning and deprovisioning tenants. The returned
+/// The workflows this build runs: provisioning, deprovisioning, reconciling and migrating
+/// tenants. The returned
 /// [`Tenancy`] is the one their steps share (and the instance poller must share).
 pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, Tenancy) {
     let tenancy = Tenancy::new(cloud, settings.provisioning.clone());
     let registry = Registry::new()
         .register(Provision(tenancy.clone()))
         .register(Deprovision(tenancy.clone()))
-        .register(Reconcile(tenancy.clone()));
+        .register(Reconcile(tenancy.clone()))
+        .register(Migrate(tenancy.clone()));
     (registry, tenancy)
 }
 
@@ -95,7 +97,8 @@ pub fn election_interval(settings: &Settings) -> Duration {
 }
 
 /// The maintenance services: the instance poller for the workflows' waits, the lease
-/// rescuer, the cleaner of expired final snapshots, the pruner of old jobs, and the reconciler.
+/// rescuer, the cleaner of expired final snapshots, the pruner of old jobs, the reconciler and
+/// the rollout conductor.
 pub fn maintenance(
     settings: &Settings,
     pool: &PgPool,
@@ -121,6 +124,11 @@ pub fn maintenance(
             pool.clone(),
             tenancy.clone(),
             settings.rds_rate,
+            settings.max_attempts,
+        ))
+        .with(Conductor::new(
+            pool.clone(),
+            settings.provisioning.rollout_round,
             settings.max_attempts,
         ))
 }

@@ -17,6 +17,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod model;
 pub mod queue;
+pub mod rollouts;
 pub mod telemetry;
 pub mod tenant_db;
 pub mod tenants;

@@ -2,7 +2,7 @@
 //! commands (`tenants`, `jobs`) go straight to the HTTP client and need no daemon settings.
 
 use clap::{Parser, Subcommand};
-use tenantd::cli::{self, ClientArgs, JobsCommand, TenantsCommand};
+use tenantd::cli::{self, ClientArgs, JobsCommand, RolloutsCommand, TenantsCommand};
 use tenantd::config::{self, ConfigError, Env, LogFormat, Settings};
 use tenantd::{app, telemetry};
 
@@ -42,6 +42,13 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Bring a new tenant-schema version to the fleet, canary first, and follow it.
+    Rollouts {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: RolloutsCommand,
+    },
 }
 
 #[tokio::main]
@@ -53,6 +60,9 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Jobs { client, command } => {
             return cli::run(client, cli::Request::Jobs(command)).await;
+        }
+        Command::Rollouts { client, command } => {
+            return cli::run(client, cli::Request::Rollouts(command)).await;
         }
         daemon => daemon,
     };
@@ -87,7 +97,10 @@ async fn main() -> std::process::ExitCode {
     let result = match command {
         Command::Serve => app::serve(settings, app::shutdown_on_signals()).await,
         Command::Worker => app::work(settings, app::shutdown_on_signals()).await,
-        Command::Migrate | Command::Tenants { .. } | Command::Jobs { .. } => {
+        Command::Migrate
+        | Command::Tenants { .. }
+        | Command::Jobs { .. }
+        | Command::Rollouts { .. } => {
             unreachable!("handled above")
         }
     };

@@ -26,6 +26,8 @@ struct Metrics {
     reconcile_round_seconds: prometheus::Histogram,
     reconcile_round_calls: IntGaugeVec,
     pruned_jobs: IntCounter,
+    rollout_tenants: IntGaugeVec,
+    tenant_migration_seconds: HistogramVec,
     is_leader: AtomicBool,
 }
 
@@ -166,9 +168,38 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         )
         .expect("valid counter"),
     );
+    let rollout_tenants = register(
+        &registry,
+        IntGaugeVec::new(
+            Opts::new(
+                "tenantd_rollout_tenants",
+                "Tenants of the running (or paused, or last) schema rollout by state: pending, \
+                 migrating, succeeded, failed, skipped (maintenance leader only).",
+            ),
+            &["state"],
+        )
+        .expect("valid gauge"),
+    );
+    let tenant_migration_seconds = register(
+        &registry,
+        HistogramVec::new(
+            HistogramOpts::new(
+                "tenantd_tenant_migration_seconds",
+                "How long migrating one tenant database took (connecting, the migrations and \
+                 their bookkeeping), by result (ok or failed).",
+            )
+            .buckets(vec![
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+            ]),
+            &["result"],
+        )
+        .expect("valid histogram"),
+    );
     Metrics {
         registry,
         pruned_jobs,
+        rollout_tenants,
+        tenant_migration_seconds,
         drift_tenants,
         reconcile_rounds,
         reconcile_round_seconds,
@@ -239,6 +270,21 @@ pub fn record_maintenance_round(service: &str, ok: bool) {
 /// Old finished jobs were deleted.
 pub fn record_pruned_jobs(n: u64) {
     METRICS.pruned_jobs.inc_by(n);
+}
+
+/// One tenant database was migrated (or failed to be) in `took`.
+pub fn record_tenant_migration(took: Duration, ok: bool) {
+    METRICS
+        .tenant_migration_seconds
+        .with_label_values(&[if ok { "ok" } else { "failed" }])
+        .observe(took.as_secs_f64());
+}
+
+/// The tenants of the current rollout by state (`state` → count).
+pub fn record_rollout_tenants(counts: &[(&str, i64)]) {
+    for (state, n) in counts {
+        METRICS.rollout_tenants.with_label_values(&[state]).set(*n);
+    }
 }
 
 /// One reconcile round ended: how long it took, its AWS calls by service, and how many

@@ -1,6 +1,7 @@
 //! A tenant's own database: its master credentials (as stored in Secrets Manager), connecting
 //! to it, and applying the tenant schema migrations.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -8,10 +9,10 @@ use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::Connection;
-use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::migrate::{Migrate, MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 
-use crate::config::TenantDbTls;
+use crate::config::{MigrationLimits, TenantDbTls};
 
 /// Characters RDS and the rotation functions refuse in a master password.
 const FORBIDDEN: &[char] = &['/', '"', '@', '\'', ':', '\\', ' '];
@@ -111,6 +112,10 @@ pub enum TenantDbError {
     Source { dir: String, source: MigrateError },
     #[error("tenant migrations failed: {0}")]
     Migrate(MigrateError),
+    /// This process's migrations directory stops before the version asked for (a replica of
+    /// an older release): another replica, or a later try, has it.
+    #[error("the tenant migrations here stop at version {newest}; version {target} was asked for")]
+    TargetMissing { target: i64, newest: i64 },
 }
 
 impl TenantDbError {
@@ -134,7 +139,14 @@ impl TenantDbError {
             TenantDbError::Tls(_) => "tls",
             TenantDbError::ConnectTimeout => "tenant_db_timeout",
             TenantDbError::Source { .. } => "migrations_unreadable",
+            TenantDbError::Migrate(MigrateError::VersionMismatch(_)) => "migration_changed",
+            TenantDbError::Migrate(MigrateError::Execute(e)) => match sqlstate(e).as_deref() {
+                Some("55P03") => "lock_timeout",
+                Some("57014") => "statement_timeout",
+                _ => "migration_failed",
+            },
             TenantDbError::Migrate(_) => "migration_failed",
+            TenantDbError::TargetMissing { .. } => "migrations_behind",
         }
     }
 
@@ -144,9 +156,21 @@ impl TenantDbError {
         match self {
             TenantDbError::ConnectTimeout => true,
             TenantDbError::Connect(e) => retryable_sqlx(e),
-            TenantDbError::Migrate(MigrateError::Execute(e)) => retryable_sqlx(e),
+            // A lock the application holds: later, the migration may get it at once.
+            TenantDbError::Migrate(MigrateError::Execute(e)) => {
+                retryable_sqlx(e) || sqlstate(e).as_deref() == Some("55P03")
+            }
+            TenantDbError::TargetMissing { .. } => true,
             _ => false,
         }
+    }
+}
+
+/// The SQLSTATE of a database error.
+fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
     }
 }
 
@@ -213,38 +237,141 @@ fn tls_failure(e: &sqlx::Error) -> bool {
     }
 }
 
-/// Applies the migrations in `dir` that the database does not have yet; returns the version
-/// the database is at afterwards (0 for an empty directory).
+/// One tenant migration in the migrations directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaMigration {
+    pub version: i64,
+    pub description: String,
+    /// The file's checksum (SHA-384, as sqlx records it), in hex.
+    pub checksum: String,
+}
+
+/// The tenant migrations in `dir`, oldest first.
+pub async fn catalog(dir: &Path) -> Result<Vec<SchemaMigration>, TenantDbError> {
+    let migrator = load(dir).await?;
+    Ok(migrator
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| SchemaMigration {
+            version: m.version,
+            description: m.description.to_string(),
+            checksum: hex(&m.checksum),
+        })
+        .collect())
+}
+
+async fn load(dir: &Path) -> Result<Migrator, TenantDbError> {
+    Migrator::new(dir.to_path_buf())
+        .await
+        .map_err(|source| TenantDbError::Source {
+            dir: dir.display().to_string(),
+            source,
+        })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What migrating a tenant database did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrated {
+    /// The newest version the database has now (0: none).
+    pub version: i64,
+    /// The migrations this run applied.
+    pub applied_now: Vec<i64>,
+    /// Every migration the database has, as version → checksum (hex).
+    pub applied: BTreeMap<String, String>,
+}
+
+/// Applies the migrations in `dir` up to `target` (all of them when `None`) that the database
+/// does not have yet, each in its own transaction under `limits`. A migration applied earlier
+/// whose file changed since fails the run with the version named; one the directory no longer
+/// has is left alone. Safe to run twice (what is applied is skipped) and concurrently (sqlx's
+/// advisory lock, itself under the lock timeout).
 pub async fn migrate(
     credentials: &DbCredentials,
     tls: &TenantDbTls,
     connect_timeout: Duration,
     dir: &Path,
-) -> Result<i64, TenantDbError> {
-    let migrator =
-        Migrator::new(dir.to_path_buf())
-            .await
-            .map_err(|source| TenantDbError::Source {
-                dir: dir.display().to_string(),
-                source,
-            })?;
-    let mut conn = connect(credentials, tls, connect_timeout).await?;
-    // On a task of its own: sqlx's migrator future is Send only for concrete lifetimes.
-    let run = tokio::spawn(async move {
-        let result = migrator.run_direct(&mut conn).await;
-        let _ = conn.close().await;
-        result.map(|()| migrator)
-    });
-    let migrator = run
-        .await
-        .map_err(|e| TenantDbError::Migrate(MigrateError::Source(Box::new(e))))?
-        .map_err(TenantDbError::Migrate)?;
-    Ok(migrator
+    target: Option<i64>,
+    limits: MigrationLimits,
+) -> Result<Migrated, TenantDbError> {
+    let migrator = load(dir).await?;
+    let newest = migrator
         .iter()
         .filter(|m| m.migration_type.is_up_migration())
         .map(|m| m.version)
         .max()
-        .unwrap_or(0))
+        .unwrap_or(0);
+    if let Some(target) = target
+        && target > newest
+    {
+        return Err(TenantDbError::TargetMissing { target, newest });
+    }
+    let mut conn = connect(credentials, tls, connect_timeout).await?;
+    // On a task of its own: sqlx's migration futures are Send only for concrete lifetimes.
+    let run = tokio::spawn(async move {
+        let result = apply_up_to(&mut conn, &migrator, target, limits).await;
+        let _ = conn.close().await;
+        result
+    });
+    run.await
+        .map_err(|e| TenantDbError::Migrate(MigrateError::Source(Box::new(e))))?
+        .map_err(TenantDbError::Migrate)
+}
+
+async fn apply_up_to(
+    conn: &mut PgConnection,
+    migrator: &Migrator,
+    target: Option<i64>,
+    limits: MigrationLimits,
+) -> Result<Migrated, MigrateError> {
+    let millis = |d: Duration| d.as_millis().max(1).to_string();
+    sqlx::query(
+        "SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)",
+    )
+    .bind(millis(limits.lock_timeout))
+    .bind(millis(limits.statement_timeout))
+    .execute(&mut *conn)
+    .await?;
+    conn.lock().await?;
+    conn.ensure_migrations_table().await?;
+    if let Some(version) = conn.dirty_version().await? {
+        return Err(MigrateError::Dirty(version));
+    }
+    let applied: BTreeMap<i64, Vec<u8>> = conn
+        .list_applied_migrations()
+        .await?
+        .into_iter()
+        .map(|m| (m.version, m.checksum.into_owned()))
+        .collect();
+    let mut applied_now = Vec::new();
+    let mut all: BTreeMap<i64, Vec<u8>> = applied.clone();
+    for migration in migrator.iter() {
+        if !migration.migration_type.is_up_migration()
+            || target.is_some_and(|t| migration.version > t)
+        {
+            continue;
+        }
+        match applied.get(&migration.version) {
+            Some(checksum) if *checksum != *migration.checksum => {
+                return Err(MigrateError::VersionMismatch(migration.version));
+            }
+            Some(_) => {}
+            None => {
+                conn.apply(migration).await?;
+                applied_now.push(migration.version);
+                all.insert(migration.version, migration.checksum.to_vec());
+            }
+        }
+    }
+    conn.unlock().await?;
+    Ok(Migrated {
+        version: all.keys().max().copied().unwrap_or(0),
+        applied_now,
+        applied: all.iter().map(|(v, c)| (v.to_string(), hex(c))).collect(),
+    })
 }
 
 #[cfg(test)]

@@ -457,7 +457,7 @@ async fn a_protected_tier_is_deleted_without_a_final_snapshot_only_when_forced()
     let (status, err) = status_and_json(r.unwrap()).await;
     assert_eq!(
         (status, code(&err)),
-        (422, "final_snapshot_required"),
+        (409, "final_snapshot_required"),
         "{err}"
     );
     assert!(

@@ -109,7 +109,7 @@ async fn settle(
 async fn deprovision_all(stack: &Stack, url: &str, instance_prefix: &str) -> Result<(), String> {
     use TenantStatus::*;
     let timeout = Duration::from_secs(90);
-    let left = settle(stack, &[Ready, Failed, Deleted], timeout).await?;
+    let left = settle(stack, &[Ready, Suspended, Failed, Deleted], timeout).await?;
     let http = reqwest::Client::new();
     for (id, status) in &left {
         if *status == Deleted {

@@ -13,10 +13,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::queue::QueueError;
+use crate::rollouts::RolloutError;
 use crate::tenants::TenantError;
 
 /// Largest request body the API reads.
 pub const BODY_LIMIT: usize = 16 * 1024;
+/// Largest body of `POST /v1/rollouts`, whose tenant list may name up to 1,000 tenants.
+pub const ROLLOUT_BODY_LIMIT: usize = 128 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -28,7 +31,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the body does not fit the request: {0}")]
     InvalidBody(String),
-    #[error("the body is larger than {BODY_LIMIT} bytes")]
+    #[error(
+        "the body is larger than the route accepts ({BODY_LIMIT} bytes; {ROLLOUT_BODY_LIMIT} for POST /v1/rollouts)"
+    )]
     BodyTooLarge,
     #[error("invalid query: {0}")]
     InvalidQuery(String),
@@ -67,6 +72,14 @@ pub enum ApiError {
     /// Another job of the tenant is active.
     #[error("{0}")]
     JobInProgress(String),
+    #[error("{0}")]
+    RolloutNotFound(String),
+    /// Another rollout runs or is paused.
+    #[error("{0}")]
+    RolloutInProgress(String),
+    /// The rollout is not in a state the request applies to.
+    #[error("{0}")]
+    RolloutStateConflict(String),
     #[error("no such route")]
     RouteNotFound,
     #[error("method not allowed on this route")]
@@ -84,18 +97,23 @@ impl ApiError {
             MalformedJson(_) | InvalidQuery(_) | InvalidPath(_) => StatusCode::BAD_REQUEST,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            InvalidBody(_) | InvalidTenantId(_) | UnknownTier(_) | FinalSnapshotRequired(_) => {
+            InvalidBody(_) | InvalidTenantId(_) | UnknownTier(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            TenantNotFound(_) | JobNotFound(_) | RouteNotFound => StatusCode::NOT_FOUND,
+            TenantNotFound(_) | JobNotFound(_) | RolloutNotFound(_) | RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
             TierConflict(_)
+            | FinalSnapshotRequired(_)
             | ProvisioningInProgress(_)
             | Conflict(_)
             | JobNotCancellable(_)
             | JobNotRetryable(_)
             | TenantNotReady(_)
             | TenantNotSuspended(_)
-            | JobInProgress(_) => StatusCode::CONFLICT,
+            | JobInProgress(_)
+            | RolloutInProgress(_)
+            | RolloutStateConflict(_) => StatusCode::CONFLICT,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -125,6 +143,9 @@ impl ApiError {
             TenantNotReady(_) => "tenant_not_ready",
             TenantNotSuspended(_) => "tenant_not_suspended",
             JobInProgress(_) => "job_in_progress",
+            RolloutNotFound(_) => "rollout_not_found",
+            RolloutInProgress(_) => "rollout_in_progress",
+            RolloutStateConflict(_) => "rollout_state_conflict",
             RouteNotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Internal(_) => "internal",
@@ -216,6 +237,31 @@ impl From<TenantError> for ApiError {
             e @ TenantError::Database(_) => ApiError::Internal(e.to_string()),
         }
     }
+}
+
+impl From<RolloutError> for ApiError {
+    fn from(e: RolloutError) -> Self {
+        match e {
+            e @ RolloutError::InProgress(..) => ApiError::RolloutInProgress(e.to_string()),
+            e @ RolloutError::NotFound(_) => ApiError::RolloutNotFound(e.to_string()),
+            RolloutError::TenantsNotFound(ids) => ApiError::TenantNotFound(ids),
+            RolloutError::Invalid(message) => ApiError::InvalidBody(message),
+            e @ RolloutError::UnknownTier { .. } => ApiError::UnknownTier(e.to_string()),
+            e @ RolloutError::WrongState { .. } => ApiError::RolloutStateConflict(e.to_string()),
+            RolloutError::Queue(e) => e.into(),
+            e @ RolloutError::Database(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// Parses a rollout id from a path; an id that is not a UUID names no rollout.
+pub fn rollout_id(raw: &str) -> Result<Uuid, ApiError> {
+    raw.parse().map_err(|_| {
+        ApiError::RolloutNotFound(format!(
+            "rollout {} not found",
+            raw.chars().take(64).collect::<String>()
+        ))
+    })
 }
 
 /// Parses a job id from a path; an id that is not a UUID names no job.

@@ -7,6 +7,7 @@ pub mod error;
 pub mod jobs;
 pub mod openapi;
 pub mod ops;
+pub mod rollouts;
 pub mod state;
 pub mod tenants;
 
@@ -86,6 +87,24 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
         (v1(Method::POST, "/v1/jobs/{id}/cancel"), post(jobs::cancel)),
         (v1(Method::GET, "/v1/jobs"), get(jobs::list)),
         (v1(Method::POST, "/v1/jobs/{id}/retry"), post(jobs::retry)),
+        (
+            v1(Method::POST, "/v1/rollouts"),
+            post(rollouts::create).layer(DefaultBodyLimit::max(error::ROLLOUT_BODY_LIMIT)),
+        ),
+        (v1(Method::GET, "/v1/rollouts"), get(rollouts::list)),
+        (v1(Method::GET, "/v1/rollouts/{id}"), get(rollouts::get)),
+        (
+            v1(Method::POST, "/v1/rollouts/{id}/pause"),
+            post(rollouts::pause),
+        ),
+        (
+            v1(Method::POST, "/v1/rollouts/{id}/resume"),
+            post(rollouts::resume),
+        ),
+        (
+            v1(Method::POST, "/v1/rollouts/{id}/cancel"),
+            post(rollouts::cancel),
+        ),
     ]);
     table
 }
@@ -131,6 +150,7 @@ fn build(table: Vec<(Route, MethodRouter<AppState>)>, state: AppState) -> Router
                 path = %request.uri().path(),
                 tenant.id = tracing::field::Empty,
                 job.id = tracing::field::Empty,
+                rollout.id = tracing::field::Empty,
             )
         })
         .on_request(())

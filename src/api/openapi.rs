@@ -9,7 +9,7 @@ use utoipa::openapi::{Object, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::state::AppState;
-use super::{jobs, ops, tenants};
+use super::{jobs, ops, rollouts, tenants};
 use crate::config::Tiers;
 
 #[derive(OpenApi)]
@@ -40,11 +40,18 @@ use crate::config::Tiers;
         jobs::retry,
         jobs::get,
         jobs::cancel,
+        rollouts::create,
+        rollouts::list,
+        rollouts::get,
+        rollouts::pause,
+        rollouts::resume,
+        rollouts::cancel,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "tenants", description = "A tenant's database: ask for it, look at it, take it away"),
         (name = "jobs", description = "The jobs that do the work, step by step"),
+        (name = "rollouts", description = "Tenant schema versions brought to the whole fleet, canary first"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
     )
 )]
@@ -62,8 +69,9 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The document, with `tiers` as the only tier names a request may name.
-pub fn document(tiers: &Tiers) -> serde_json::Value {
+/// The document, with `tiers` as the only tier names a request may name and `versions` (the
+/// tenant migrations directory's) as the only versions a rollout may target.
+pub fn document(tiers: &Tiers, versions: &[i64]) -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     for body in ["CreateTenant", "ChangeTenant"] {
@@ -79,7 +87,39 @@ pub fn document(tiers: &Tiers) -> serde_json::Value {
     }
     let mut doc = serde_json::to_value(doc).expect("the OpenAPI document serializes");
     camel_case_links(&mut doc);
+    rollout_rules(&mut doc, tiers, versions);
     doc
+}
+
+/// What `POST /v1/rollouts` accepts beyond its types: the configured tiers as stages, the
+/// directory's versions as targets, tenant ids as tenants.
+fn rollout_rules(doc: &mut serde_json::Value, tiers: &Tiers, versions: &[i64]) {
+    let Some(props) = doc
+        .pointer_mut("/components/schemas/CreateRollout/properties")
+        .and_then(|p| p.as_object_mut())
+    else {
+        return;
+    };
+    if let Some(stages) = props.get_mut("stages") {
+        stages["minItems"] = 1.into();
+        stages["uniqueItems"] = true.into();
+        stages["items"] = serde_json::json!({ "type": "string", "enum": tiers.names() });
+    }
+    if let Some(tenants) = props.get_mut("tenants") {
+        tenants["minItems"] = 1.into();
+        tenants["maxItems"] = crate::rollouts::requests::MAX_TENANTS.into();
+        tenants["items"] = serde_json::json!({
+            "type": "string",
+            "minLength": 3,
+            "maxLength": 40,
+            "pattern": crate::model::TENANT_ID_PATTERN,
+        });
+    }
+    if let Some(target) = props.get_mut("target_version") {
+        let mut allowed: Vec<serde_json::Value> = versions.iter().map(|v| (*v).into()).collect();
+        allowed.push(serde_json::Value::Null);
+        target["enum"] = allowed.into();
+    }
 }
 
 /// utoipa 5 writes the fields of a Link Object in snake case (`operation_id`); OpenAPI names
@@ -114,5 +154,10 @@ fn camel_case_links(doc: &mut serde_json::Value) {
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "openapi",
     responses((status = 200, description = "OpenAPI document", body = serde_json::Value)))]
 pub async fn serve(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(document(&state.tiers))
+    // An unreadable directory is reported when a rollout is asked for; here it offers none.
+    let versions: Vec<i64> = crate::tenant_db::catalog(&state.tenant_migrations)
+        .await
+        .map(|c| c.iter().map(|m| m.version).collect())
+        .unwrap_or_default();
+    Json(document(&state.tiers, &versions))
 }

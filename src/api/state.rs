@@ -1,5 +1,6 @@
 //! What request handlers share.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use sqlx::PgPool;
@@ -13,6 +14,8 @@ pub struct AppState {
     pub tiers: Arc<Tiers>,
     /// Attempts per step of the jobs the API enqueues.
     pub max_attempts: i32,
+    /// The tenant migrations directory (a rollout's versions come from it).
+    pub tenant_migrations: Arc<PathBuf>,
 }
 
 impl AppState {
@@ -22,6 +25,7 @@ impl AppState {
             tokens: settings.api_tokens.clone(),
             tiers: Arc::new(settings.provisioning.tiers.clone()),
             max_attempts: settings.max_attempts,
+            tenant_migrations: Arc::new(settings.provisioning.tenant_migrations.clone()),
         }
     }
 }

@@ -161,6 +161,7 @@ pub async fn list(
     }
     let filter = TenantFilter {
         status: query.status,
+        schema_version_below: query.schema_version_below,
         ..TenantFilter::default()
     };
     let (page, next_cursor) =
@@ -181,8 +182,8 @@ pub async fn list(
 /// 200 with the job that deletes (or deleted) it. The tenant is not forgotten: `GET
 /// /v1/tenants/{id}` keeps answering 200 with `status: "deleted"` (not 404), and `POST
 /// /v1/tenants` may provision it again. A tier with deletion protection keeps its final
-/// snapshot: `final_snapshot=false` there needs `force=true` too (else 422
-/// `final_snapshot_required`). Only `final_snapshot` and `force` are accepted as parameters:
+/// snapshot: `final_snapshot=false` there needs `force=true` too (else 409
+/// `final_snapshot_required`: the same request is fine for a tenant of another tier). Only `final_snapshot` and `force` are accepted as parameters:
 /// any other, or one given twice, is refused with 400 `invalid_query`.
 #[utoipa::path(delete, path = "/v1/tenants/{id}", tag = "tenants", operation_id = "delete_tenant",
     security(("bearer" = [])),
@@ -205,10 +206,10 @@ pub async fn list(
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`tenant_not_found`", body = ErrorBody),
         (status = 409, description = "`provisioning_in_progress` (cancel the provisioning job or \
-            wait for it to end) or `conflict`", body = ErrorBody),
-        (status = 422, description = "`invalid_tenant_id`, or `final_snapshot_required` (no \
-            final snapshot asked for a tier with deletion protection, without `force=true`)",
+            wait for it to end), `conflict`, or `final_snapshot_required` (no final snapshot \
+            asked for a tenant whose tier has deletion protection, without `force=true`)",
             body = ErrorBody),
+        (status = 422, description = "`invalid_tenant_id`", body = ErrorBody),
     ))]
 pub async fn delete(
     State(state): State<AppState>,

@@ -6,8 +6,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    ChangeTenant, Changed, CreateTenant, ErrorBody, JobDetail, JobPage, JobView, Page, Requested,
-    TenantView,
+    ChangeTenant, Changed, CreateRollout, CreateTenant, ErrorBody, JobDetail, JobPage, JobView,
+    Page, Requested, RolloutPage, RolloutView, TenantView,
 };
 use crate::tenants::Power;
 use crate::workflow::reconcile::Apply;
@@ -160,6 +160,7 @@ impl Client {
     pub async fn list_tenants(
         &self,
         status: Option<&str>,
+        schema_version_below: Option<i64>,
         limit: Option<u32>,
         cursor: Option<&str>,
     ) -> Result<Page, ClientError> {
@@ -168,6 +169,9 @@ impl Client {
             let mut query = url.query_pairs_mut();
             if let Some(s) = status {
                 query.append_pair("status", s);
+            }
+            if let Some(v) = schema_version_below {
+                query.append_pair("schema_version_below", &v.to_string());
             }
             if let Some(l) = limit {
                 query.append_pair("limit", &l.to_string());
@@ -243,5 +247,43 @@ impl Client {
     pub async fn get_job(&self, id: &str) -> Result<JobDetail, ClientError> {
         let url = self.url(&["v1", "jobs", id]);
         Ok(self.call(Method::GET, url, None).await?.1)
+    }
+
+    pub async fn create_rollout(&self, body: &CreateRollout) -> Result<RolloutView, ClientError> {
+        let url = self.url(&["v1", "rollouts"]);
+        let body = serde_json::to_value(body).expect("the request serializes");
+        Ok(self.call(Method::POST, url, Some(body)).await?.1)
+    }
+
+    pub async fn get_rollout(&self, id: &str) -> Result<RolloutView, ClientError> {
+        let url = self.url(&["v1", "rollouts", id]);
+        Ok(self.call(Method::GET, url, None).await?.1)
+    }
+
+    pub async fn list_rollouts(
+        &self,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<RolloutPage, ClientError> {
+        let mut url = self.url(&["v1", "rollouts"]);
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(l) = limit {
+                query.append_pair("limit", &l.to_string());
+            }
+            if let Some(c) = cursor {
+                query.append_pair("cursor", c);
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        Ok(self.call(Method::GET, url, None).await?.1)
+    }
+
+    /// `pause`, `resume` or `cancel`.
+    pub async fn steer_rollout(&self, id: &str, action: &str) -> Result<RolloutView, ClientError> {
+        let url = self.url(&["v1", "rollouts", id, action]);
+        Ok(self.call(Method::POST, url, None).await?.1)
     }
 }

@@ -1,9 +1,10 @@
-//! The command-line client: `tenantd tenants ...` and `tenantd jobs ...` talk to a running
+//! The command-line client: `tenantd tenants ...`, `tenantd jobs ...` and `tenantd rollouts ...` talk to a running
 //! daemon's HTTP API (`--url`, default `TENANTD_URL`; token from `TENANTD_TOKEN`). They need no
 //! control database. API errors print as `tenantd: <code>: <message>` and exit non-zero.
 
 pub mod client;
 pub mod output;
+pub mod rollout_wait;
 pub mod wait;
 
 use std::process::ExitCode;
@@ -16,6 +17,8 @@ use client::{Client, ClientError};
 use output::Format;
 use wait::{Ended, Target};
 
+use crate::model::{CreateRollout, RolloutView};
+use crate::rollouts::RolloutState;
 use crate::tenants::{Power, TenantStatus};
 use crate::workflow::reconcile::Apply;
 
@@ -51,10 +54,13 @@ pub enum TenantsCommand {
     },
     /// Show one tenant with its latest job.
     Get { id: String },
-    /// List tenants, optionally of one status.
+    /// List tenants, optionally of one status or below a schema version.
     List {
         #[arg(long)]
         status: Option<String>,
+        /// Only tenants whose schema version is below this one.
+        #[arg(long)]
+        schema_version_below: Option<i64>,
         #[arg(long)]
         limit: Option<u32>,
         /// `next_cursor` of the previous page.
@@ -135,10 +141,60 @@ pub enum JobsCommand {
     Retry { id: String },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum RolloutsCommand {
+    /// Start a schema rollout: canary first, then each stage, a few tenants at a time.
+    Create {
+        /// The tenant-schema version to reach (default: the newest in the daemon's directory).
+        #[arg(long)]
+        target: Option<i64>,
+        /// Tenants migrated first, alone (default 1).
+        #[arg(long)]
+        canary: Option<i32>,
+        /// Tenants migrated at once (default 4).
+        #[arg(long)]
+        concurrency: Option<i32>,
+        /// Failed tenants tolerated before the rollout halts (default 0).
+        #[arg(long)]
+        max_failures: Option<i32>,
+        /// Tiers in order, one stage each (e.g. starter,pro,enterprise; default: all in one).
+        #[arg(long, value_delimiter = ',')]
+        stages: Option<Vec<String>>,
+        /// Only these tenants (comma-separated ids).
+        #[arg(long, value_delimiter = ',')]
+        tenants: Option<Vec<String>>,
+        /// Follow it until it ends: exit 0 when it succeeds, 1 when it halts or is cancelled.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show a rollout with its counts per stage and its failures.
+    Get {
+        id: String,
+        /// Follow it until it ends (exit codes as for create --wait).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List rollouts, newest first.
+    List {
+        #[arg(long)]
+        limit: Option<u32>,
+        /// `next_cursor` of the previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Pause a running rollout (running migrations finish).
+    Pause { id: String },
+    /// Resume a paused or halted rollout (after a halt, the failed tenants go first).
+    Resume { id: String },
+    /// Cancel a rollout for good.
+    Cancel { id: String },
+}
+
 /// What a client command asks for.
 pub enum Request {
     Tenants(TenantsCommand),
     Jobs(JobsCommand),
+    Rollouts(RolloutsCommand),
 }
 
 fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
@@ -181,6 +237,7 @@ async fn execute(
     request: Request,
 ) -> Result<ExitCode, ClientError> {
     let (id, job_id, goal) = match request {
+        Request::Rollouts(command) => return rollouts(client, args, command).await,
         Request::Jobs(JobsCommand::Get { id }) => {
             let job = client.get_job(&id).await?;
             print(args, output::json(&job), || output::job(&job));
@@ -232,11 +289,17 @@ async fn execute(
         }
         Request::Tenants(TenantsCommand::List {
             status,
+            schema_version_below,
             limit,
             cursor,
         }) => {
             let page = client
-                .list_tenants(status.as_deref(), limit, cursor.as_deref())
+                .list_tenants(
+                    status.as_deref(),
+                    schema_version_below,
+                    limit,
+                    cursor.as_deref(),
+                )
                 .await?;
             print(args, output::json(&page), || output::page(&page));
             return Ok(ExitCode::SUCCESS);
@@ -334,6 +397,80 @@ async fn execute(
             print(args, output::json(&t), || output::tenant(&t));
             fail(cause, 1)
         }
+    })
+}
+
+async fn rollouts(
+    client: &Client,
+    args: &ClientArgs,
+    command: RolloutsCommand,
+) -> Result<ExitCode, ClientError> {
+    let show = |r: &RolloutView| print(args, output::json(r), || output::rollout(r));
+    let (id, wait) = match command {
+        RolloutsCommand::Create {
+            target,
+            canary,
+            concurrency,
+            max_failures,
+            stages,
+            tenants,
+            wait,
+        } => {
+            let body = CreateRollout {
+                target_version: target,
+                canary,
+                concurrency,
+                max_failures,
+                stages,
+                tenants,
+            };
+            let r = client.create_rollout(&body).await?;
+            if !wait {
+                show(&r);
+                return Ok(ExitCode::SUCCESS);
+            }
+            (r.id.to_string(), true)
+        }
+        RolloutsCommand::Get { id, wait } => (id, wait),
+        RolloutsCommand::List { limit, cursor } => {
+            let page = client.list_rollouts(limit, cursor.as_deref()).await?;
+            print(args, output::json(&page), || output::rollout_page(&page));
+            return Ok(ExitCode::SUCCESS);
+        }
+        RolloutsCommand::Pause { id } => {
+            show(&client.steer_rollout(&id, "pause").await?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        RolloutsCommand::Resume { id } => {
+            show(&client.steer_rollout(&id, "resume").await?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        RolloutsCommand::Cancel { id } => {
+            show(&client.steer_rollout(&id, "cancel").await?);
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    if !wait {
+        show(&client.get_rollout(&id).await?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let target = match args.output {
+        Format::Text => Target::Stdout,
+        Format::Json => Target::Stderr,
+    };
+    let r = rollout_wait::follow(client, &id, args.poll_interval, target).await?;
+    show(&r);
+    Ok(match r.state {
+        RolloutState::Succeeded => ExitCode::SUCCESS,
+        state => fail(
+            format!(
+                "rollout {} {}: {}",
+                r.id,
+                state.as_str(),
+                r.reason.as_deref().unwrap_or("no reason recorded")
+            ),
+            1,
+        ),
     })
 }
 

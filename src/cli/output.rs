@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::model::{JobDetail, JobPage, JobView, Page, TenantView};
+use crate::model::{
+    JobDetail, JobPage, JobView, Page, RolloutPage, RolloutStage, RolloutView, TenantView,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -226,5 +228,112 @@ pub fn job(j: &JobDetail) -> String {
         ],
         &rows,
     ));
+    out
+}
+
+/// `done/total` of a stage (done: succeeded, failed or skipped), with what is not done yet.
+pub fn stage_progress(s: &RolloutStage) -> String {
+    let c = &s.counts;
+    let total = c.pending + c.migrating + c.succeeded + c.failed + c.skipped;
+    let done = c.succeeded + c.failed + c.skipped;
+    let mut out = format!("{}: {done}/{total}", s.name);
+    for (n, what) in [
+        (c.migrating, "migrating"),
+        (c.failed, "failed"),
+        (c.skipped, "skipped"),
+    ] {
+        if n > 0 {
+            let _ = write!(out, ", {n} {what}");
+        }
+    }
+    out
+}
+
+pub fn rollout(r: &RolloutView) -> String {
+    let mut out = format!(
+        "rollout {}  {}  to version {}\n",
+        r.id,
+        r.state.as_str(),
+        r.target_version
+    );
+    let _ = writeln!(
+        out,
+        "canary {}, concurrency {}, max failures {}; created {}{}",
+        r.canary,
+        r.concurrency,
+        r.max_failures,
+        time(&r.created_at),
+        r.finished_at
+            .map(|t| format!(", finished {}", time(&t)))
+            .unwrap_or_default()
+    );
+    if let Some(reason) = &r.reason {
+        let _ = writeln!(out, "reason: {reason}");
+    }
+    let rows: Vec<Vec<String>> = r
+        .stages
+        .iter()
+        .map(|s| {
+            let c = &s.counts;
+            vec![
+                s.name.clone(),
+                c.pending.to_string(),
+                c.migrating.to_string(),
+                c.succeeded.to_string(),
+                c.failed.to_string(),
+                c.skipped.to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "STAGE",
+            "PENDING",
+            "MIGRATING",
+            "SUCCEEDED",
+            "FAILED",
+            "SKIPPED",
+        ],
+        &rows,
+    ));
+    for f in &r.failures {
+        let _ = writeln!(
+            out,
+            "failed: {} ({}): {}",
+            f.tenant_id,
+            f.stage,
+            or_dash(f.error.as_deref())
+        );
+    }
+    out
+}
+
+pub fn rollout_page(p: &RolloutPage) -> String {
+    let rows: Vec<Vec<String>> = p
+        .rollouts
+        .iter()
+        .map(|r| {
+            let t = &r.totals;
+            vec![
+                r.id.to_string(),
+                r.state.as_str().to_string(),
+                r.target_version.to_string(),
+                format!(
+                    "{}/{}",
+                    t.succeeded + t.failed + t.skipped,
+                    t.pending + t.migrating + t.succeeded + t.failed + t.skipped
+                ),
+                t.failed.to_string(),
+                time(&r.created_at),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &["ID", "STATE", "TARGET", "DONE", "FAILED", "CREATED"],
+        &rows,
+    );
+    if let Some(next) = &p.next_cursor {
+        let _ = writeln!(out, "more: --cursor {next}");
+    }
     out
 }

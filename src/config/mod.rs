@@ -15,7 +15,7 @@ mod ui;
 mod worker;
 
 pub use env::{ConfigError, Env};
-pub use provisioning::{ProvisioningSettings, TenantDbTls};
+pub use provisioning::{MigrationLimits, ProvisioningSettings, TenantDbTls};
 pub use tiers::{Tier, TierError, Tiers};
 pub use tokens::ApiTokens;
 pub use ui::{SecureCookie, UiSettings};

@@ -18,6 +18,15 @@ pub enum TenantDbTls {
     Disable,
 }
 
+/// How long a tenant migration may wait for a lock, and run, before it gives up (and is tried
+/// again later): a migration stuck behind the application's traffic must not queue every query
+/// behind its own lock request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationLimits {
+    pub lock_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
 /// Everything the provisioning and deprovisioning workflows need besides the AWS clients.
 #[derive(Debug, Clone)]
 pub struct ProvisioningSettings {
@@ -36,6 +45,11 @@ pub struct ProvisioningSettings {
     pub tenant_db_tls: TenantDbTls,
     /// sqlx migrations every tenant database gets.
     pub tenant_migrations: PathBuf,
+    /// `TENANTD_MIGRATION_LOCK_TIMEOUT` (5s) and `TENANTD_MIGRATION_STATEMENT_TIMEOUT` (15m).
+    pub migration_limits: MigrationLimits,
+    /// How often the maintenance leader starts the next tenants of a running rollout
+    /// (`TENANTD_ROLLOUT_ROUND`, 1s).
+    pub rollout_round: Duration,
     pub master_username: String,
     pub db_name: String,
     /// Daily automated backups, `hh:mm-hh:mm` UTC.
@@ -184,6 +198,26 @@ impl ProvisioningSettings {
                 format!("{} is not a directory", tenant_migrations.display()),
             ));
         }
+        let migration_limits = MigrationLimits {
+            lock_timeout: env.duration(
+                "TENANTD_MIGRATION_LOCK_TIMEOUT",
+                Duration::from_secs(5),
+                Duration::from_millis(1),
+                Duration::from_secs(3600),
+            )?,
+            statement_timeout: env.duration(
+                "TENANTD_MIGRATION_STATEMENT_TIMEOUT",
+                Duration::from_secs(15 * 60),
+                Duration::from_millis(1),
+                Duration::from_secs(24 * 3600),
+            )?,
+        };
+        let rollout_round = env.duration(
+            "TENANTD_ROLLOUT_ROUND",
+            Duration::from_secs(1),
+            Duration::from_millis(50),
+            Duration::from_secs(600),
+        )?;
         let master_username = env.string("TENANTD_MASTER_USERNAME", "tenant_admin");
         if !is_pg_identifier(&master_username)
             || ["postgres", "rdsadmin", "admin"].contains(&master_username.as_str())
@@ -325,6 +359,8 @@ impl ProvisioningSettings {
             alarm_topic_arn,
             tenant_db_tls,
             tenant_migrations,
+            migration_limits,
+            rollout_round,
             master_username,
             db_name,
             backup_window,

@@ -26,6 +26,7 @@ use crate::cloud::rds::{DESCRIBE_BATCH, InstanceInfo, UNRECOVERABLE};
 use crate::cloud::secrets::SecretInfo;
 use crate::config::Tier;
 use crate::queue;
+use crate::tenant_db::{self, SchemaMigration};
 use crate::tenants::record::{self, Difference, Tenant, TenantStatus};
 use crate::tenants::{self, Findings, RepairRequest};
 use crate::workflow::Tenancy;
@@ -125,6 +126,14 @@ impl Reconciler {
         } else {
             HashMap::new()
         };
+        // The tenant schema as the migrations directory has it (read once a round).
+        let catalog = match tenant_db::catalog(&s.tenant_migrations).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                warn!(error = %e, "cannot read the tenant migrations; schema drift not checked");
+                None
+            }
+        };
         let interval = s.reconcile_interval.unwrap_or(Duration::from_secs(600));
         let mut drift_fields: BTreeMap<String, i64> = BTreeMap::new();
         for tenant in &tenants {
@@ -136,6 +145,7 @@ impl Reconciler {
                 instance,
                 alarms: alarms.as_ref(),
                 secrets: secrets.as_ref(),
+                schema: catalog.as_deref(),
             };
             let findings = self.look(tenant, tier, &seen);
             let mut fields: Vec<&str> = findings.drift.iter().map(|d| group(&d.field)).collect();
@@ -314,6 +324,10 @@ impl Reconciler {
             }
             None => drift.extend(previous.iter().filter(|d| d.field == "secret").cloned()),
         }
+        if let Some(catalog) = seen.schema {
+            let applied = tenant.applied_migrations.as_ref().map(|a| &a.0);
+            drift.extend(schema_drift(tenant.schema_version, applied, catalog));
+        }
         Findings {
             drift,
             status: own,
@@ -330,7 +344,9 @@ impl Reconciler {
         failures: &HashMap<String, (i64, chrono::DateTime<Utc>)>,
         interval: Duration,
     ) -> Option<RepairRequest> {
-        if !self.tenancy.settings.repair_drift || findings.drift.is_empty() {
+        // Schema drift is for a rollout (or people) to act on: a reconcile job cannot.
+        let repairable = findings.drift.iter().any(|d| group(&d.field) != "schema");
+        if !self.tenancy.settings.repair_drift || !repairable {
             return None;
         }
         if let Some((n, last)) = failures.get(&tenant.id) {
@@ -377,6 +393,50 @@ struct Seen<'a> {
     alarms: Option<&'a HashMap<String, f64>>,
     /// Secret name → secret; `None` on rounds that do not look at secrets.
     secrets: Option<&'a HashMap<String, SecretInfo>>,
+    /// The tenant migrations in the directory; `None` when it could not be read.
+    schema: Option<&'a [SchemaMigration]>,
+}
+
+/// How a tenant's schema differs from the migrations directory: behind its newest version
+/// (`schema:version`), or a migration whose file changed after it was applied to the tenant
+/// (`schema:<version>`, from the checksums recorded when tenantd applied it) or that the
+/// directory no longer has.
+fn schema_drift(
+    version: Option<i64>,
+    applied: Option<&BTreeMap<String, String>>,
+    catalog: &[SchemaMigration],
+) -> Vec<Difference> {
+    let mut drift = Vec::new();
+    let newest = catalog.iter().map(|m| m.version).max().unwrap_or(0);
+    let at = version.unwrap_or(0);
+    if at < newest {
+        drift.push(Difference {
+            field: "schema:version".into(),
+            expected: newest.to_string(),
+            actual: at.to_string(),
+        });
+    }
+    let short = |c: &str| c.chars().take(12).collect::<String>();
+    for (v, checksum) in applied.into_iter().flatten() {
+        let field = format!("schema:{v}");
+        match catalog.iter().find(|m| m.version.to_string() == *v) {
+            Some(m) if m.checksum != *checksum => drift.push(Difference {
+                field,
+                expected: format!("checksum {}", short(&m.checksum)),
+                actual: format!(
+                    "checksum {} (the file changed after it was applied)",
+                    short(checksum)
+                ),
+            }),
+            Some(_) => {}
+            None => drift.push(Difference {
+                field,
+                expected: "not applied (the directory has no such migration)".into(),
+                actual: "applied".into(),
+            }),
+        }
+    }
+    drift
 }
 
 /// The metric label of a drift field: alarms and tags grouped.
@@ -399,5 +459,60 @@ impl Service for Reconciler {
 
     async fn lead(&self) -> Result<(), RoundError> {
         self.round().await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migration(version: i64, checksum: &str) -> SchemaMigration {
+        SchemaMigration {
+            version,
+            description: format!("m{version}"),
+            checksum: checksum.into(),
+        }
+    }
+
+    #[test]
+    fn schema_drift_names_a_tenant_behind_and_a_migration_changed_or_gone() {
+        let catalog = [
+            migration(1, "aaaa"),
+            migration(2, "bbbb"),
+            migration(3, "cccc"),
+        ];
+        let applied: BTreeMap<String, String> = [
+            ("1".to_string(), "aaaa".to_string()),
+            ("2".into(), "bbbb".into()),
+        ]
+        .into();
+        let drift = schema_drift(Some(2), Some(&applied), &catalog);
+        assert_eq!(drift.len(), 1);
+        assert_eq!(
+            (
+                drift[0].field.as_str(),
+                drift[0].expected.as_str(),
+                drift[0].actual.as_str()
+            ),
+            ("schema:version", "3", "2")
+        );
+
+        let changed: BTreeMap<String, String> = [
+            ("1".to_string(), "aaaa".to_string()),
+            ("2".into(), "ffff".into()),
+            ("3".into(), "cccc".into()),
+            ("9".into(), "9999".into()),
+        ]
+        .into();
+        let drift = schema_drift(Some(9), Some(&changed), &catalog);
+        let fields: Vec<&str> = drift.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(fields, ["schema:2", "schema:9"]);
+        assert!(drift[0].actual.contains("changed"), "{:?}", drift[0]);
+        assert_eq!(group(&drift[0].field), "schema");
+
+        // A tenant of an earlier release (no checksums recorded), up to date: nothing.
+        assert!(schema_drift(Some(3), None, &catalog).is_empty());
+        // Never migrated: behind.
+        assert_eq!(schema_drift(None, None, &catalog)[0].actual, "0");
     }
 }

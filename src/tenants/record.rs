@@ -2,6 +2,8 @@
 //! paging, and the writes the workflows make to it (inside their fenced transactions). Holds
 //! no secret: the password lives in Secrets Manager only.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor};
@@ -69,6 +71,9 @@ pub struct Tenant {
     pub drift: Option<sqlx::types::Json<Vec<Difference>>>,
     /// When the reconciler last looked.
     pub checked_at: Option<DateTime<Utc>>,
+    /// The tenant migrations its database has, version → checksum (hex), as tenantd last
+    /// applied them (`None` for tenants migrated by earlier releases).
+    pub applied_migrations: Option<sqlx::types::Json<BTreeMap<String, String>>>,
 }
 
 /// One setting whose actual value differs from the desired one.
@@ -158,6 +163,8 @@ pub struct TenantFilter {
     pub tier: Option<String>,
     /// Ids starting with this (a valid id's characters only, so no `LIKE` pattern).
     pub prefix: Option<String>,
+    /// Below this schema version (never migrated counts as 0).
+    pub schema_version_below: Option<i64>,
 }
 
 /// A page of tenants in id order, filtered, after `cursor` (the last id of the previous page).
@@ -173,6 +180,7 @@ pub async fn list(
         "SELECT * FROM tenants
          WHERE ($1::tenant_status IS NULL OR status = $1) AND ($2::text IS NULL OR id > $2)
            AND ($4::text IS NULL OR tier = $4) AND ($5::text IS NULL OR starts_with(id, $5))
+           AND ($6::bigint IS NULL OR COALESCE(schema_version, 0) < $6)
          ORDER BY id LIMIT $3",
     )
     .bind(filter.status)
@@ -180,6 +188,7 @@ pub async fn list(
     .bind(limit + 1)
     .bind(filter.tier.as_deref())
     .bind(filter.prefix.as_deref())
+    .bind(filter.schema_version_below)
     .fetch_all(executor)
     .await?;
     let next = if rows.len() as i64 > limit {
@@ -241,8 +250,19 @@ pub enum TenantUpdate<'a> {
         port: i32,
         secret_arn: &'a str,
         schema_version: i64,
+        /// `None` (a job of an earlier release) leaves what is recorded.
+        applied_migrations: Option<&'a BTreeMap<String, String>>,
         engine_version: Option<&'a str>,
         storage_gib: Option<i32>,
+    },
+    /// The tenant's database was migrated (its status stays as it is).
+    Migrated {
+        schema_version: i64,
+        applied_migrations: &'a BTreeMap<String, String>,
+    },
+    /// A migration failed: the tenant keeps its status and version, with the error.
+    MigrationFailed {
+        error: &'a str,
     },
     /// A change (tier, suspend, resume) reached what it asked for.
     Changed {
@@ -277,13 +297,16 @@ pub async fn update(
             port,
             secret_arn,
             schema_version,
+            applied_migrations,
             engine_version,
             storage_gib,
         } => sqlx::query(
             "UPDATE tenants SET status = 'ready', db_instance_id = $2, endpoint_host = $3,
                  endpoint_port = $4, secret_arn = $5, schema_version = $6,
                  engine_version = COALESCE($7, engine_version),
-                 storage_gib = COALESCE($8, storage_gib), error = NULL, updated_at = now()
+                 storage_gib = COALESCE($8, storage_gib),
+                 applied_migrations = COALESCE($9, applied_migrations), error = NULL,
+                 updated_at = now()
              WHERE id = $1",
         )
         .bind(tenant)
@@ -293,7 +316,19 @@ pub async fn update(
         .bind(secret_arn)
         .bind(schema_version)
         .bind(engine_version)
-        .bind(storage_gib),
+        .bind(storage_gib)
+        .bind(applied_migrations.map(sqlx::types::Json)),
+        TenantUpdate::Migrated {
+            schema_version,
+            applied_migrations,
+        } => sqlx::query(
+            "UPDATE tenants SET schema_version = GREATEST(schema_version, $2),
+                 applied_migrations = $3, error = NULL, updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(tenant)
+        .bind(schema_version)
+        .bind(sqlx::types::Json(applied_migrations)),
         TenantUpdate::Changed {
             tier,
             status,
@@ -311,6 +346,11 @@ pub async fn update(
         .bind(storage_gib)
         .bind(note.flatten())
         .bind(note.is_some()),
+        TenantUpdate::MigrationFailed { error } => {
+            sqlx::query("UPDATE tenants SET error = $2, updated_at = now() WHERE id = $1")
+                .bind(tenant)
+                .bind(error)
+        }
         TenantUpdate::ChangeFailed { error } => sqlx::query(
             "UPDATE tenants SET pending_tier = NULL, error = $2, updated_at = now()
              WHERE id = $1",

@@ -1,13 +1,15 @@
 //! The workflows the worker runs, and what they are made of: typed steps ([`step`]), step
 //! errors that know their class and disposition ([`error`]), the interface to the worker
 //! ([`runner`]), what the tenant workflows share ([`tenancy`], [`removal`], [`instance_watch`]),
-//! the tenant workflows themselves ([`provision`], [`deprovision`], [`reconcile`]) and the
+//! the tenant workflows themselves ([`provision`], [`deprovision`], [`reconcile`],
+//! [`migrate`]) and the
 //! desired state of an instance ([`desired`]).
 
 pub mod deprovision;
 pub mod desired;
 pub mod error;
 pub mod instance_watch;
+pub mod migrate;
 pub mod provision;
 pub mod quota;
 pub mod reconcile;
@@ -18,6 +20,7 @@ pub mod tenancy;
 
 pub use deprovision::Deprovision;
 pub use error::StepError;
+pub use migrate::Migrate;
 pub use provision::Provision;
 pub use reconcile::Reconcile;
 pub use runner::{Decision, Registry, Runner, StepContext, Workflow};

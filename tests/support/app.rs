@@ -35,6 +35,9 @@ pub async fn spawn_app() -> TestApp {
         tokens: ApiTokens::new([TOKEN, "second-token"]),
         tiers: Arc::new(Tiers::defaults()),
         max_attempts: 3,
+        tenant_migrations: Arc::new(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tenant-migrations").into(),
+        ),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -54,6 +54,36 @@ pub fn spawn_serve(env: &HashMap<String, String>) -> Child {
         .expect("start tenantd serve")
 }
 
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `tenantd serve` on a free port (killed when dropped); returns once it answers
+/// `/readyz`, with its base URL.
+pub async fn serve_ready(env: &HashMap<String, String>) -> (Child, String) {
+    let port = free_port();
+    let mut env = env.clone();
+    env.insert("TENANTD_LISTEN".into(), format!("127.0.0.1:{port}"));
+    let child = spawn_serve(&env);
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    wait_for(
+        "the daemon to be ready",
+        Duration::from_secs(60),
+        || async {
+            let r = http.get(format!("{url}/readyz")).send().await.ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
+    .await;
+    (child, url)
+}
+
 /// SIGKILL, and reap.
 pub async fn kill9(child: &mut Child) {
     child.start_kill().expect("SIGKILL");

@@ -288,7 +288,8 @@ impl Stack {
         self.connect_tenant(tenant).await.is_ok()
     }
 
-    async fn connect_tenant(&self, tenant: &str) -> Result<sqlx::PgConnection, sqlx::Error> {
+    /// Logs in to the tenant database with the secret's credentials.
+    pub async fn connect_tenant(&self, tenant: &str) -> Result<sqlx::PgConnection, sqlx::Error> {
         let s = self
             .secret_json(&format!("saas/tenant/{tenant}/database"))
             .await;

@@ -8,11 +8,12 @@ use axum::response::Response;
 use super::{STATUSES, page};
 use crate::metrics;
 use crate::queue::{self, JobState};
+use crate::rollouts;
 use crate::tenants;
 use crate::ui::UiState;
 use crate::ui::error::UiError;
 use crate::ui::session::Session;
-use crate::ui::views::{human, tenant_badge};
+use crate::ui::views::{ago, human, tenant_badge};
 
 struct CensusLine {
     status: &'static str,
@@ -41,6 +42,8 @@ struct Overview {
     leader: bool,
     poller: bool,
     me: String,
+    /// The rollout that runs or is paused: id, state, target version, started.
+    rollout: Option<(String, &'static str, i64, String)>,
 }
 
 pub async fn overview(
@@ -51,6 +54,8 @@ pub async fn overview(
     let rows = tenants::census(db).await?;
     let stats = queue::fleet_stats(db).await?;
     let recent = queue::recent_ends(db).await?;
+    let rollout = rollouts::record::active(db).await?;
+    let now = chrono::Utc::now();
     let mut tiers: Vec<String> = state
         .app
         .tiers
@@ -124,5 +129,13 @@ pub async fn overview(
         leader: metrics::is_leader(),
         poller: metrics::poller_active(),
         me: state.me.clone(),
+        rollout: rollout.map(|r| {
+            (
+                r.id.to_string(),
+                r.state.as_str(),
+                r.target_version,
+                ago(r.created_at, now),
+            )
+        }),
     })
 }

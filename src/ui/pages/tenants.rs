@@ -75,6 +75,7 @@ pub async fn tenants(
         status,
         tier: given(&query.tier).map(str::to_string),
         prefix: prefix.clone(),
+        ..TenantFilter::default()
     };
     let (rows, next) = tenants::page_with_jobs(&state.app.db, &filter, PAGE, after).await?;
     let now = Utc::now();

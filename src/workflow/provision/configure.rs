@@ -42,14 +42,17 @@ pub async fn secret_endpoint(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 pub async fn migrate(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     let credentials = read_credentials(t, cx).await?;
     let s = &t.settings;
-    let version = tenant_db::migrate(
+    let migrated = tenant_db::migrate(
         &credentials,
         &s.tenant_db_tls,
         s.tenant_db_connect_timeout,
         &s.tenant_migrations,
+        None,
+        s.migration_limits,
     )
     .await?;
-    cx.data.schema_version = Some(version);
+    cx.data.schema_version = Some(migrated.version);
+    cx.data.applied_migrations = Some(migrated.applied);
     Ok(Transition::Next(ProvisionStep::Backups))
 }
 
@@ -139,6 +142,7 @@ pub async fn mark_ready(cx: &mut Cx<'_>) -> StepResult {
         port,
         secret_arn,
         schema_version: d.schema_version.unwrap_or(0),
+        applied_migrations: d.applied_migrations.as_ref(),
         engine_version: d.engine_version.as_deref(),
         storage_gib: d.storage_gib,
     };

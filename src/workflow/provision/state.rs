@@ -103,6 +103,9 @@ pub struct ProvisionData {
     pub backup_retention_seen: Option<i32>,
     /// The tenant schema version after the migrations.
     pub schema_version: Option<i64>,
+    /// The migrations the database has, version → checksum (absent in jobs of earlier
+    /// releases).
+    pub applied_migrations: Option<std::collections::BTreeMap<String, String>>,
     /// The rollback's progress.
     #[serde(flatten)]
     pub removal: Removal,

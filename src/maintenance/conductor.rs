@@ -1,0 +1,43 @@
+//! The rollout conductor: on the leader, every `TENANTD_ROLLOUT_ROUND` (1s), one round of the
+//! running schema rollout ([`crate::rollouts::conduct`]): the next tenants start, the rollout
+//! halts or ends. A round with no rollout running is one query.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::PgPool;
+
+use super::service::{RoundError, Service};
+use crate::rollouts::conduct;
+
+pub struct Conductor {
+    pool: PgPool,
+    every: Duration,
+    max_attempts: i32,
+}
+
+impl Conductor {
+    pub fn new(pool: PgPool, every: Duration, max_attempts: i32) -> Self {
+        Conductor {
+            pool,
+            every,
+            max_attempts,
+        }
+    }
+}
+
+#[async_trait]
+impl Service for Conductor {
+    fn name(&self) -> &'static str {
+        "rollout_conductor"
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    async fn lead(&self) -> Result<(), RoundError> {
+        conduct::advance(&self.pool, self.max_attempts).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,483 @@
+//! The requests that create and steer a rollout, each one transaction: create (the tenants and
+//! their stages fixed at once), pause, resume (after a halt, the failed tenants first), cancel;
+//! and the view of a rollout with its counts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::record::{self, Failure, Rollout, RolloutState, StageCounts, TenantState};
+use crate::config::Tiers;
+use crate::tenant_db::SchemaMigration;
+use crate::tenants::validate_id;
+
+/// Why a rollout request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    /// Another rollout runs or is paused.
+    #[error("rollout {0} is {1}; one rollout runs at a time (pause does not end it: cancel it)")]
+    InProgress(Uuid, &'static str),
+    #[error("rollout {0} not found")]
+    NotFound(Uuid),
+    /// Tenants the request names do not exist.
+    #[error("tenants not found: {0}")]
+    TenantsNotFound(String),
+    /// The request's values are not usable.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("unknown tier {tier:?} in stages; known tiers: {known}")]
+    UnknownTier { tier: String, known: String },
+    /// The rollout is not in a state the request applies to.
+    #[error("rollout {id} is {state}: cannot {action} it")]
+    WrongState {
+        id: Uuid,
+        state: &'static str,
+        action: &'static str,
+    },
+    #[error("control database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
+}
+
+/// What a new rollout is asked to do; `None` takes the default.
+#[derive(Debug, Clone, Default)]
+pub struct NewRollout {
+    /// Default: the newest version in the migrations directory.
+    pub target_version: Option<i64>,
+    /// Tenants migrated first, alone (default 1).
+    pub canary: Option<i32>,
+    /// Tenants migrated at once (default 4).
+    pub concurrency: Option<i32>,
+    /// Failures tolerated before the rollout halts (default 0).
+    pub max_failures: Option<i32>,
+    /// Tier names in order, one stage each (default: every tier in one stage).
+    pub stages: Option<Vec<String>>,
+    /// Only these tenants (default: every tenant of the stages' tiers).
+    pub tenants: Option<Vec<String>>,
+}
+
+pub const DEFAULT_CANARY: i32 = 1;
+pub const DEFAULT_CONCURRENCY: i32 = 4;
+pub const MAX_CONCURRENCY: i32 = 64;
+pub const MAX_TENANTS: usize = 1_000;
+
+/// Checks a request against the configured tiers and the migrations directory; returns the
+/// target version and the stages (each a list of tiers).
+fn validate(
+    tiers: &Tiers,
+    catalog: &[SchemaMigration],
+    new: &NewRollout,
+) -> Result<(i64, Vec<Vec<String>>), RolloutError> {
+    let Some(newest) = catalog.iter().map(|m| m.version).max() else {
+        return Err(RolloutError::Invalid(
+            "the tenant migrations directory has no migrations to roll out".into(),
+        ));
+    };
+    let target = new.target_version.unwrap_or(newest);
+    if !catalog.iter().any(|m| m.version == target) {
+        let versions: Vec<String> = catalog.iter().map(|m| m.version.to_string()).collect();
+        return Err(RolloutError::Invalid(format!(
+            "target_version {target} is not a tenant migration here; versions: {}",
+            versions.join(", ")
+        )));
+    }
+    let range = |name: &str, value: Option<i32>, min: i32, max: i32| match value {
+        Some(v) if !(min..=max).contains(&v) => Err(RolloutError::Invalid(format!(
+            "{name} must be from {min} to {max}, got {v}"
+        ))),
+        _ => Ok(()),
+    };
+    range("canary", new.canary, 0, 1000)?;
+    range("concurrency", new.concurrency, 1, MAX_CONCURRENCY)?;
+    range("max_failures", new.max_failures, 0, 1_000_000)?;
+    let stages = match &new.stages {
+        None => vec![tiers.names().into_iter().map(str::to_string).collect()],
+        Some(names) if names.is_empty() => {
+            return Err(RolloutError::Invalid(
+                "stages must name at least one tier".into(),
+            ));
+        }
+        Some(names) => {
+            let mut seen = BTreeSet::new();
+            for name in names {
+                if tiers.get(name).is_none() {
+                    return Err(RolloutError::UnknownTier {
+                        tier: name.clone(),
+                        known: tiers.names().join(", "),
+                    });
+                }
+                if !seen.insert(name) {
+                    return Err(RolloutError::Invalid(format!(
+                        "stages name tier {name} twice"
+                    )));
+                }
+            }
+            names.iter().map(|n| vec![n.clone()]).collect()
+        }
+    };
+    if let Some(tenants) = &new.tenants {
+        if tenants.is_empty() || tenants.len() > MAX_TENANTS {
+            return Err(RolloutError::Invalid(format!(
+                "tenants must list 1 to {MAX_TENANTS} tenant ids"
+            )));
+        }
+        if let Some(bad) = tenants.iter().find(|t| validate_id(t).is_err()) {
+            return Err(RolloutError::Invalid(format!(
+                "tenants: {bad:?} is not a tenant id"
+            )));
+        }
+    }
+    Ok((target, stages))
+}
+
+/// Creates a rollout and fixes its tenants: every tenant of the stages' tiers (or of the list
+/// asked for), `pending` when ready or being provisioned, `skipped` otherwise (suspended,
+/// failed, deprovisioning, deleted, lost, degraded); the canary is the first `canary` ready
+/// tenants of the first stage. Refused while another rollout runs or is paused.
+pub async fn create(
+    pool: &PgPool,
+    tiers: &Tiers,
+    catalog: &[SchemaMigration],
+    new: &NewRollout,
+) -> Result<Rollout, RolloutError> {
+    let (target, stages) = validate(tiers, catalog, new)?;
+    let mut tx = pool.begin().await?;
+    if let Some(tenants) = &new.tenants {
+        let known: Vec<String> = sqlx::query_scalar("SELECT id FROM tenants WHERE id = ANY($1)")
+            .bind(tenants)
+            .fetch_all(&mut *tx)
+            .await?;
+        let known: BTreeSet<&String> = known.iter().collect();
+        let missing: Vec<&str> = tenants
+            .iter()
+            .filter(|t| !known.contains(t))
+            .take(10)
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(RolloutError::TenantsNotFound(missing.join(", ")));
+        }
+    }
+    let id = Uuid::new_v4();
+    let inserted = sqlx::query_as::<_, Rollout>(
+        "INSERT INTO rollouts (id, target_version, canary, concurrency, max_failures, stages,
+             tenants)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT ((true)) WHERE state IN ('running', 'paused') DO NOTHING
+         RETURNING *",
+    )
+    .bind(id)
+    .bind(target)
+    .bind(new.canary.unwrap_or(DEFAULT_CANARY))
+    .bind(new.concurrency.unwrap_or(DEFAULT_CONCURRENCY))
+    .bind(new.max_failures.unwrap_or(0))
+    .bind(sqlx::types::Json(&stages))
+    .bind(&new.tenants)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(rollout) = inserted else {
+        return Err(in_progress(&mut tx).await?);
+    };
+    let (tier_names, stage_numbers) = rollout.stage_of_tiers();
+    sqlx::query(
+        "INSERT INTO rollout_tenants (rollout_id, tenant_id, stage, seq, state, from_version, note)
+         SELECT $1, t.id, s.stage,
+             row_number() OVER (PARTITION BY s.stage ORDER BY t.id),
+             CASE WHEN t.status IN ('provisioning', 'ready') THEN 'pending'
+                  ELSE 'skipped' END::rollout_tenant_state,
+             t.schema_version,
+             CASE WHEN t.status IN ('provisioning', 'ready') THEN NULL
+                  ELSE 'the tenant is ' || t.status END
+         FROM tenants t JOIN unnest($2::text[], $3::int[]) AS s(tier, stage) ON s.tier = t.tier
+         WHERE $4::text[] IS NULL OR t.id = ANY($4)",
+    )
+    .bind(id)
+    .bind(&tier_names)
+    .bind(&stage_numbers)
+    .bind(&new.tenants)
+    .execute(&mut *tx)
+    .await?;
+    // The canary: ready tenants of the first stage first (a tenant being provisioned gets the
+    // newest version anyway, and proves nothing about the migration).
+    sqlx::query(
+        "UPDATE rollout_tenants SET stage = 0 WHERE rollout_id = $1 AND tenant_id IN (
+             SELECT rt.tenant_id FROM rollout_tenants rt JOIN tenants t ON t.id = rt.tenant_id
+             WHERE rt.rollout_id = $1 AND rt.state = 'pending'
+             ORDER BY t.status <> 'ready', rt.stage, rt.seq LIMIT $2)",
+    )
+    .bind(id)
+    .bind(rollout.canary)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rollout)
+}
+
+async fn in_progress(conn: &mut sqlx::PgConnection) -> Result<RolloutError, RolloutError> {
+    Ok(match record::active(&mut *conn).await? {
+        Some(active) => RolloutError::InProgress(active.id, active.state.as_str()),
+        // It ended between the insert and this read: the caller may try again.
+        None => RolloutError::Invalid("another rollout just ended; try again".into()),
+    })
+}
+
+/// What a request to steer a rollout asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steer {
+    Pause,
+    Resume,
+    Cancel,
+}
+
+impl Steer {
+    fn action(self) -> &'static str {
+        match self {
+            Steer::Pause => "pause",
+            Steer::Resume => "resume",
+            Steer::Cancel => "cancel",
+        }
+    }
+}
+
+/// Pauses, resumes or cancels a rollout. Asking for the state it is in already changes
+/// nothing. Resuming a halted rollout puts its failed tenants back first in their stage.
+pub async fn steer(pool: &PgPool, id: Uuid, steer: Steer) -> Result<Rollout, RolloutError> {
+    use RolloutState::*;
+    let mut tx = pool.begin().await?;
+    let rollout = record::lock(&mut tx, id)
+        .await?
+        .ok_or(RolloutError::NotFound(id))?;
+    let next = match (steer, rollout.state) {
+        (Steer::Pause, Paused) | (Steer::Resume, Running) | (Steer::Cancel, Cancelled) => {
+            return Ok(rollout);
+        }
+        (Steer::Pause, Running) => Paused,
+        (Steer::Resume, Paused | Halted) => Running,
+        (Steer::Cancel, Running | Paused | Halted) => Cancelled,
+        (_, state) => {
+            return Err(RolloutError::WrongState {
+                id,
+                state: state.as_str(),
+                action: steer.action(),
+            });
+        }
+    };
+    if rollout.state == Halted && next == Running {
+        // Failed tenants go first, in the order they failed.
+        sqlx::query(
+            "UPDATE rollout_tenants rt SET state = 'pending', job_id = NULL,
+                 seq = f.n - 1000000, note = 'retried after the rollout was resumed',
+                 error = NULL, updated_at = now()
+             FROM (SELECT tenant_id, row_number() OVER (ORDER BY updated_at, tenant_id) AS n
+                   FROM rollout_tenants WHERE rollout_id = $1 AND state = 'failed') f
+             WHERE rt.rollout_id = $1 AND rt.tenant_id = f.tenant_id",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let reason = match next {
+        Cancelled => Some("cancelled"),
+        _ => None,
+    };
+    let updated = sqlx::query_as::<_, Rollout>(
+        "UPDATE rollouts SET state = $2,
+             reason = CASE WHEN $2 = 'running' THEN NULL ELSE COALESCE($3, reason) END,
+             updated_at = now(), finished_at = CASE WHEN $4 THEN now() ELSE NULL END
+         WHERE id = $1 RETURNING *",
+    )
+    .bind(id)
+    .bind(next)
+    .bind(reason)
+    .bind(next.is_final())
+    .fetch_one(&mut *tx)
+    .await;
+    let updated = match updated {
+        Ok(r) => r,
+        // Resuming a halted rollout while another one runs.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
+            drop(tx);
+            let mut conn = pool.acquire().await?;
+            return Err(in_progress(&mut conn).await?);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// One stage of a rollout as shown: its name (`canary`, or its tiers) and its counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageView {
+    pub stage: i32,
+    pub name: String,
+    pub counts: StageCounts,
+}
+
+/// A rollout with its stages' counts and its failures.
+#[derive(Debug, Clone)]
+pub struct RolloutView {
+    pub rollout: Rollout,
+    pub stages: Vec<StageView>,
+    pub failures: Vec<Failure>,
+}
+
+impl RolloutView {
+    /// The counts over every stage.
+    pub fn totals(&self) -> BTreeMap<TenantState, i64> {
+        let mut out = BTreeMap::new();
+        for s in &self.stages {
+            for (state, n) in &s.counts.counts {
+                *out.entry(*state).or_default() += n;
+            }
+        }
+        out
+    }
+}
+
+/// Failures a view lists at most.
+const FAILURES_SHOWN: i64 = 100;
+
+/// A rollout with its counts (three queries).
+pub async fn view(pool: &PgPool, id: Uuid) -> Result<RolloutView, RolloutError> {
+    let rollout = record::get(pool, id)
+        .await?
+        .ok_or(RolloutError::NotFound(id))?;
+    view_of(pool, rollout).await
+}
+
+pub async fn view_of(pool: &PgPool, rollout: Rollout) -> Result<RolloutView, RolloutError> {
+    let counts = record::counts(pool, rollout.id).await?;
+    let failures = record::failures(pool, rollout.id, FAILURES_SHOWN).await?;
+    let mut stages = Vec::new();
+    let canary = counts.get(&0).cloned().unwrap_or_default();
+    if rollout.canary > 0 || !canary.counts.is_empty() {
+        stages.push(StageView {
+            stage: 0,
+            name: "canary".into(),
+            counts: canary,
+        });
+    }
+    for (i, tiers) in rollout.stages.0.iter().enumerate() {
+        let stage = i as i32 + 1;
+        stages.push(StageView {
+            stage,
+            name: tiers.join(","),
+            counts: counts.get(&stage).cloned().unwrap_or_default(),
+        });
+    }
+    Ok(RolloutView {
+        rollout,
+        stages,
+        failures,
+    })
+}
+
+/// A page of rollouts, newest first, with their counts.
+pub async fn list(
+    pool: &PgPool,
+    limit: i64,
+    cursor: Option<Uuid>,
+) -> Result<(Vec<RolloutView>, Option<Uuid>), RolloutError> {
+    let after: Option<(DateTime<Utc>, Uuid)> = match cursor {
+        None => None,
+        Some(id) => match record::get(pool, id).await? {
+            Some(r) => Some((r.created_at, r.id)),
+            // A cursor that names no rollout (one pruned, or made up): nothing after it.
+            None => return Ok((Vec::new(), None)),
+        },
+    };
+    let (rows, next) = record::list(pool, limit, after).await?;
+    let mut views = Vec::with_capacity(rows.len());
+    for r in rows {
+        views.push(view_of(pool, r).await?);
+    }
+    Ok((views, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Vec<SchemaMigration> {
+        [1, 2, 3]
+            .into_iter()
+            .map(|version| SchemaMigration {
+                version,
+                description: String::new(),
+                checksum: String::new(),
+            })
+            .collect()
+    }
+
+    fn invalid(new: NewRollout) -> String {
+        match validate(&Tiers::defaults(), &catalog(), &new) {
+            Err(e @ (RolloutError::Invalid(_) | RolloutError::UnknownTier { .. })) => e.to_string(),
+            other => panic!("accepted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_newest_version_and_every_tier_in_one_stage() {
+        let (target, stages) =
+            validate(&Tiers::defaults(), &catalog(), &NewRollout::default()).unwrap();
+        assert_eq!(target, 3);
+        assert_eq!(stages.len(), 1);
+        let mut tiers = stages[0].clone();
+        tiers.sort();
+        assert_eq!(tiers, ["enterprise", "pro", "starter"]);
+        let asked = NewRollout {
+            target_version: Some(2),
+            stages: Some(vec!["pro".into(), "starter".into()]),
+            ..NewRollout::default()
+        };
+        let (target, stages) = validate(&Tiers::defaults(), &catalog(), &asked).unwrap();
+        assert_eq!(target, 2);
+        assert_eq!(
+            stages,
+            [vec!["pro".to_string()], vec!["starter".to_string()]]
+        );
+    }
+
+    #[test]
+    fn bad_requests_name_what_is_wrong() {
+        let v = invalid(NewRollout {
+            target_version: Some(7),
+            ..NewRollout::default()
+        });
+        assert!(
+            v.contains("target_version 7") && v.contains("1, 2, 3"),
+            "{v}"
+        );
+        let c = invalid(NewRollout {
+            concurrency: Some(0),
+            ..NewRollout::default()
+        });
+        assert!(c.contains("concurrency must be from 1 to 64"), "{c}");
+        let t = invalid(NewRollout {
+            stages: Some(vec!["gold".into()]),
+            ..NewRollout::default()
+        });
+        assert!(t.contains("gold") && t.contains("starter"), "{t}");
+        let d = invalid(NewRollout {
+            stages: Some(vec!["pro".into(), "pro".into()]),
+            ..NewRollout::default()
+        });
+        assert!(d.contains("twice"), "{d}");
+        let e = invalid(NewRollout {
+            stages: Some(vec![]),
+            ..NewRollout::default()
+        });
+        assert!(e.contains("at least one tier"), "{e}");
+        let i = invalid(NewRollout {
+            tenants: Some(vec!["Not An Id".into()]),
+            ..NewRollout::default()
+        });
+        assert!(i.contains("not a tenant id"), "{i}");
+        let empty = validate(&Tiers::defaults(), &[], &NewRollout::default());
+        assert!(matches!(empty, Err(RolloutError::Invalid(_))));
+    }
+}
