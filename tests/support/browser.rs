@@ -59,10 +59,23 @@ pub async fn serve(env: &HashMap<String, String>) -> Daemon {
 }
 
 /// Headless Chromium under its WebDriver. Call [`Browser::quit`] at the end of a test: it
-/// closes the browser before the driver goes.
+/// closes the browser before the driver goes. The driver and the browsers it starts share a
+/// process group of their own, killed when the `Browser` is dropped, so a test that fails
+/// half-way leaves no browser behind.
 pub struct Browser {
     pub client: Client,
-    _driver: Child,
+    driver: Child,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(pid) = self.driver.id() {
+            // SAFETY: kill(2) on the process group the driver leads; no memory is touched.
+            unsafe {
+                libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+            }
+        }
+    }
 }
 
 fn chromedriver() -> PathBuf {
@@ -84,6 +97,7 @@ impl Browser {
         let port = free_port();
         let driver = Command::new(chromedriver())
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -113,14 +127,11 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("a Chromium session");
-        Browser {
-            client,
-            _driver: driver,
-        }
+        Browser { client, driver }
     }
 
     pub async fn quit(self) {
-        let _ = self.client.close().await;
+        let _ = self.client.clone().close().await;
     }
 
     pub async fn goto(&self, url: &str) {
