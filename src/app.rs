@@ -14,11 +14,14 @@ use crate::cloud::rds::EngineVersion;
 use crate::config::{ConfigError, Settings};
 use crate::db;
 use crate::maintenance::{
-    Conductor, InstancePoller, Maintenance, Pruner, Reconciler, Rescuer, SnapshotCleaner,
+    Conductor, InstancePoller, Maintenance, PoolKeeper, Pruner, Reconciler, Rescuer,
+    SnapshotCleaner,
 };
 use crate::ui;
 use crate::worker;
-use crate::workflow::{Deprovision, Migrate, Provision, Reconcile, Registry, Tenancy};
+use crate::workflow::{
+    Deprovision, Migrate, Provision, Reconcile, Registry, StandbyBuild, Tenancy,
+};
 
 /// Connects to the control database (sized for the worker plus the API) and applies the schema.
 pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
@@ -86,7 +89,8 @@ pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, Tenancy) {
         .register(Provision(tenancy.clone()))
         .register(Deprovision(tenancy.clone()))
         .register(Reconcile(tenancy.clone()))
-        .register(Migrate(tenancy.clone()));
+        .register(Migrate(tenancy.clone()))
+        .register(StandbyBuild(tenancy.clone()));
     (registry, tenancy)
 }
 
@@ -97,8 +101,8 @@ pub fn election_interval(settings: &Settings) -> Duration {
 }
 
 /// The maintenance services: the instance poller for the workflows' waits, the lease
-/// rescuer, the cleaner of expired final snapshots, the pruner of old jobs, the reconciler and
-/// the rollout conductor.
+/// rescuer, the cleaner of expired final snapshots, the pruner of old jobs, the reconciler, the
+/// rollout conductor and the warm pool's keeper.
 pub fn maintenance(
     settings: &Settings,
     pool: &PgPool,
@@ -129,6 +133,12 @@ pub fn maintenance(
         .with(Conductor::new(
             pool.clone(),
             settings.provisioning.rollout_round,
+            settings.max_attempts,
+        ))
+        .with(PoolKeeper::new(
+            pool.clone(),
+            tenancy.clone(),
+            settings.rds_rate,
             settings.max_attempts,
         ))
 }

@@ -3,9 +3,9 @@
 //!
 //! Layers, each importing only those below it: `config` (settings, imports nothing of the
 //! crate); `metrics`, `db`, `telemetry`; `cloud` (AWS calls), `tenant_db`, `queue` (all SQL on
-//! jobs); `tenants::record`; `workflow` (typed steps); `tenants::requests`, `model` (the API's
-//! bodies); `worker`, `maintenance`, `api`, `ui` (the console, beside the API), `cli`; `app`
-//! (wiring) and `main`.
+//! jobs); `tenants::record`, `pool` (the warm pool's standby records); `workflow` (typed
+//! steps); `tenants::requests`, `model` (the API's bodies); `worker`, `maintenance`, `api`,
+//! `ui` (the console, beside the API), `cli`; `app` (wiring) and `main`.
 
 pub mod api;
 pub mod app;
@@ -16,6 +16,7 @@ pub mod db;
 pub mod maintenance;
 pub mod metrics;
 pub mod model;
+pub mod pool;
 pub mod queue;
 pub mod rollouts;
 pub mod telemetry;

@@ -49,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         command: RolloutsCommand,
     },
+    /// Show a running daemon's warm pool: standbys per tier.
+    Pool {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[tokio::main]
@@ -63,6 +68,9 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Rollouts { client, command } => {
             return cli::run(client, cli::Request::Rollouts(command)).await;
+        }
+        Command::Pool { client } => {
+            return cli::run(client, cli::Request::Pool).await;
         }
         daemon => daemon,
     };
@@ -100,7 +108,8 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate
         | Command::Tenants { .. }
         | Command::Jobs { .. }
-        | Command::Rollouts { .. } => {
+        | Command::Rollouts { .. }
+        | Command::Pool { .. } => {
             unreachable!("handled above")
         }
     };

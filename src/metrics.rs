@@ -28,6 +28,8 @@ struct Metrics {
     pruned_jobs: IntCounter,
     rollout_tenants: IntGaugeVec,
     tenant_migration_seconds: HistogramVec,
+    pool_standbys: IntGaugeVec,
+    pool_claims: IntCounterVec,
     is_leader: AtomicBool,
 }
 
@@ -159,6 +161,30 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         )
         .expect("valid gauge"),
     );
+    let pool_standbys = register(
+        &registry,
+        IntGaugeVec::new(
+            Opts::new(
+                "tenantd_pool_standbys",
+                "Warm-pool standbys by tier and state (creating, available, retiring), as the \
+                 pool keeper last counted them (maintenance leader only).",
+            ),
+            &["tier", "state"],
+        )
+        .expect("valid gauge"),
+    );
+    let pool_claims = register(
+        &registry,
+        IntCounterVec::new(
+            Opts::new(
+                "tenantd_pool_claims_total",
+                "New tenants by tier and what the warm pool gave them: claimed (a standby), \
+                 empty (none available: the cold path), ready or failed (how a claim ended).",
+            ),
+            &["tier", "result"],
+        )
+        .expect("valid counter"),
+    );
     let pruned_jobs = register(
         &registry,
         IntCounter::new(
@@ -197,6 +223,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     );
     Metrics {
         registry,
+        pool_standbys,
+        pool_claims,
         pruned_jobs,
         rollout_tenants,
         tenant_migration_seconds,
@@ -285,6 +313,22 @@ pub fn record_rollout_tenants(counts: &[(&str, i64)]) {
     for (state, n) in counts {
         METRICS.rollout_tenants.with_label_values(&[state]).set(*n);
     }
+}
+
+/// The warm pool as the keeper counted it: (tier, state, standbys).
+pub fn record_pool_standbys(figures: &[(String, &'static str, i64)]) {
+    METRICS.pool_standbys.reset();
+    for (tier, state, n) in figures {
+        METRICS
+            .pool_standbys
+            .with_label_values(&[tier.as_str(), state])
+            .set(*n);
+    }
+}
+
+/// A new tenant of `tier` and the warm pool: `claimed`, `empty`, `ready` or `failed`.
+pub fn record_pool_claim(tier: &str, result: &str) {
+    METRICS.pool_claims.with_label_values(&[tier, result]).inc();
 }
 
 /// One reconcile round ended: how long it took, its AWS calls by service, and how many

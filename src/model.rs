@@ -145,8 +145,13 @@ pub struct TenantView {
     pub id: String,
     pub tier: String,
     pub status: TenantStatus,
-    /// The RDS instance identifier.
+    /// The RDS instance identifier, as recorded: `<prefix><id>`, or the identifier of the
+    /// warm-pool standby the tenant took over (set from the claim on; for a tenant created
+    /// cold, once ready).
     pub db_instance_id: Option<String>,
+    /// The instance was a warm-pool standby the tenant took over.
+    #[serde(default)]
+    pub from_pool: bool,
     pub endpoint: Option<Endpoint>,
     /// The Secrets Manager secret with the master credentials.
     pub secret_arn: Option<String>,
@@ -184,6 +189,7 @@ impl TenantView {
             tier: t.tier,
             status: t.status,
             db_instance_id: t.db_instance_id,
+            from_pool: t.from_pool,
             endpoint,
             secret_arn: t.secret_arn,
             engine_version: t.engine_version,
@@ -199,6 +205,28 @@ impl TenantView {
             job: job.map(JobView::from),
         }
     }
+}
+
+/// The warm pool of one tier.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PoolTier {
+    pub tier: String,
+    /// Standbys the pool keeps (`TENANTD_WARM_POOL`).
+    pub wanted: u32,
+    /// Ready to be taken over by a new tenant.
+    pub available: i64,
+    /// Being created (or replaced).
+    pub creating: i64,
+    /// Being removed (failed, or past `TENANTD_POOL_MAX_AGE`).
+    pub retiring: i64,
+    /// Age of the oldest available standby, in seconds.
+    pub oldest_age_s: Option<f64>,
+}
+
+/// `GET /v1/pool`: every tier that has a pool (configured, or standbys left from one).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PoolView {
+    pub tiers: Vec<PoolTier>,
 }
 
 /// What a provisioning or deprovisioning request answers.

@@ -109,6 +109,7 @@ async fn settle(
 async fn deprovision_all(stack: &Stack, url: &str, instance_prefix: &str) -> Result<(), String> {
     use TenantStatus::*;
     let timeout = Duration::from_secs(90);
+    // The stateful phase may leave a tenant suspended: it is deprovisioned like the others.
     let left = settle(stack, &[Ready, Suspended, Failed, Deleted], timeout).await?;
     let http = reqwest::Client::new();
     for (id, status) in &left {

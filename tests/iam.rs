@@ -38,6 +38,8 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
             ("TENANTD_QUOTA_REFRESH", "1s"),
             // The reconciler's listing calls are checked too.
             ("TENANTD_RECONCILE_INTERVAL", "1s"),
+            // And the warm pool's: a standby created, then claimed by a tenant.
+            ("TENANTD_WARM_POOL", "starter=1"),
         ],
     );
     let mut daemon = spawn_serve(&daemon_env(&base, "iam", &[]));
@@ -90,6 +92,23 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
     }
     let last = stack.finished(*day_two.last().unwrap(), TIMEOUT).await;
     assert_eq!(last.state, JobState::Succeeded, "{:?}", last.error);
+
+    // A tenant that takes over the warm pool's standby (retagged, its secret moved).
+    support::wait_for("a standby to be available", TIMEOUT, || async {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pool_standbys WHERE state = 'available'")
+                .fetch_one(stack.pool())
+                .await
+                .unwrap();
+        (n > 0).then_some(())
+    })
+    .await;
+    let pooled = format!("{prefix}-pooled");
+    let job = stack.provision(&pooled, "starter").await;
+    let job = stack.finished(job, TIMEOUT).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert!(stack.tenant(&pooled).await.from_pool);
+    jobs.push((pooled, job.id));
 
     // Deprovisioning with final snapshots, which then expire.
     let mut gone = Vec::new();
@@ -156,6 +175,7 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
     for action in [
         "rds:CreateDBInstance",
         "rds:AddTagsToResource",
+        "rds:RemoveTagsFromResource",
         "rds:DescribeDBInstances",
         "rds:ModifyDBInstance",
         "rds:StopDBInstance",

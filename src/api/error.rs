@@ -218,7 +218,9 @@ impl From<TenantError> for ApiError {
     /// The context-free mapping; handlers refine conflicts (tier or provisioning in progress).
     fn from(e: TenantError) -> Self {
         match e {
-            e @ TenantError::InvalidId(_) => ApiError::InvalidTenantId(e.to_string()),
+            e @ (TenantError::InvalidId(_) | TenantError::ReservedId(_)) => {
+                ApiError::InvalidTenantId(e.to_string())
+            }
             e @ TenantError::UnknownTier { .. } => ApiError::UnknownTier(e.to_string()),
             e @ TenantError::FinalSnapshotRequired { .. } => {
                 ApiError::FinalSnapshotRequired(e.to_string())

@@ -7,6 +7,7 @@ pub mod error;
 pub mod jobs;
 pub mod openapi;
 pub mod ops;
+pub mod pool;
 pub mod rollouts;
 pub mod state;
 pub mod tenants;
@@ -105,6 +106,7 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
             v1(Method::POST, "/v1/rollouts/{id}/cancel"),
             post(rollouts::cancel),
         ),
+        (v1(Method::GET, "/v1/pool"), get(pool::get)),
     ]);
     table
 }

@@ -9,7 +9,7 @@ use utoipa::openapi::{Object, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::state::AppState;
-use super::{jobs, ops, rollouts, tenants};
+use super::{jobs, ops, pool, rollouts, tenants};
 use crate::config::Tiers;
 
 #[derive(OpenApi)]
@@ -46,12 +46,14 @@ use crate::config::Tiers;
         rollouts::pause,
         rollouts::resume,
         rollouts::cancel,
+        pool::get,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "tenants", description = "A tenant's database: ask for it, look at it, take it away"),
         (name = "jobs", description = "The jobs that do the work, step by step"),
         (name = "rollouts", description = "Tenant schema versions brought to the whole fleet, canary first"),
+        (name = "pool", description = "The warm pool of standby instances new tenants take over"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
     )
 )]

@@ -1,5 +1,6 @@
 //! What request handlers share.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -16,6 +17,8 @@ pub struct AppState {
     pub max_attempts: i32,
     /// The tenant migrations directory (a rollout's versions come from it).
     pub tenant_migrations: Arc<PathBuf>,
+    /// Standbys wanted per tier (`TENANTD_WARM_POOL`).
+    pub warm_pool: Arc<BTreeMap<String, u32>>,
 }
 
 impl AppState {
@@ -26,6 +29,7 @@ impl AppState {
             tiers: Arc::new(settings.provisioning.tiers.clone()),
             max_attempts: settings.max_attempts,
             tenant_migrations: Arc::new(settings.provisioning.tenant_migrations.clone()),
+            warm_pool: Arc::new(settings.provisioning.warm_pool.clone()),
         }
     }
 }

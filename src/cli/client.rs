@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use crate::model::{
     ChangeTenant, Changed, CreateRollout, CreateTenant, ErrorBody, JobDetail, JobPage, JobView,
-    Page, Requested, RolloutPage, RolloutView, TenantView,
+    Page, PoolView, Requested, RolloutPage, RolloutView, TenantView,
 };
 use crate::tenants::Power;
 use crate::workflow::reconcile::Apply;
@@ -150,6 +150,11 @@ impl Client {
         let url = self.url(&["v1", "tenants", id, action]);
         let (status, r) = self.call(Method::POST, url, None).await?;
         Ok((r, status == StatusCode::ACCEPTED))
+    }
+
+    pub async fn get_pool(&self) -> Result<PoolView, ClientError> {
+        let url = self.url(&["v1", "pool"]);
+        Ok(self.call(Method::GET, url, None).await?.1)
     }
 
     pub async fn get_tenant(&self, id: &str) -> Result<TenantView, ClientError> {

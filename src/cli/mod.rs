@@ -1,6 +1,6 @@
-//! The command-line client: `tenantd tenants ...`, `tenantd jobs ...` and `tenantd rollouts ...` talk to a running
-//! daemon's HTTP API (`--url`, default `TENANTD_URL`; token from `TENANTD_TOKEN`). They need no
-//! control database. API errors print as `tenantd: <code>: <message>` and exit non-zero.
+//! The command-line client: `tenantd tenants ...`, `tenantd jobs ...`, `tenantd rollouts ...` and
+//! `tenantd pool` talk to a running daemon's HTTP API (`--url`, default `TENANTD_URL`; token
+//! from `TENANTD_TOKEN`). They need no control database. API errors print as `tenantd: <code>: <message>` and exit non-zero.
 
 pub mod client;
 pub mod output;
@@ -195,6 +195,8 @@ pub enum Request {
     Tenants(TenantsCommand),
     Jobs(JobsCommand),
     Rollouts(RolloutsCommand),
+    /// The warm pool per tier.
+    Pool,
 }
 
 fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
@@ -238,6 +240,11 @@ async fn execute(
 ) -> Result<ExitCode, ClientError> {
     let (id, job_id, goal) = match request {
         Request::Rollouts(command) => return rollouts(client, args, command).await,
+        Request::Pool => {
+            let pool = client.get_pool().await?;
+            print(args, output::json(&pool), || output::pool(&pool));
+            return Ok(ExitCode::SUCCESS);
+        }
         Request::Jobs(JobsCommand::Get { id }) => {
             let job = client.get_job(&id).await?;
             print(args, output::json(&job), || output::job(&job));

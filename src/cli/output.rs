@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::model::{
-    JobDetail, JobPage, JobView, Page, RolloutPage, RolloutStage, RolloutView, TenantView,
+    JobDetail, JobPage, JobView, Page, PoolView, RolloutPage, RolloutStage, RolloutView, TenantView,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -69,6 +69,31 @@ fn job_line(job: &JobView) -> String {
     s
 }
 
+/// The warm pool: one line per tier.
+pub fn pool(p: &PoolView) -> String {
+    if p.tiers.is_empty() {
+        return "no warm pool (TENANTD_WARM_POOL is empty)\n".into();
+    }
+    let mut out = format!(
+        "{:<12} {:>6} {:>9} {:>8} {:>8}  {}\n",
+        "TIER", "WANTED", "AVAILABLE", "CREATING", "RETIRING", "OLDEST"
+    );
+    for t in &p.tiers {
+        let oldest = t
+            .oldest_age_s
+            .map(|s| {
+                humantime::format_duration(std::time::Duration::from_secs(s as u64)).to_string()
+            })
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "{:<12} {:>6} {:>9} {:>8} {:>8}  {oldest}",
+            t.tier, t.wanted, t.available, t.creating, t.retiring
+        );
+    }
+    out
+}
+
 pub fn tenant(t: &TenantView) -> String {
     let endpoint = t
         .endpoint
@@ -80,6 +105,10 @@ pub fn tenant(t: &TenantView) -> String {
         ("tier", t.tier.clone()),
         ("status", format!("{:?}", t.status).to_lowercase()),
         ("db instance", or_dash(t.db_instance_id.as_deref()).into()),
+        (
+            "from pool",
+            if t.from_pool { "yes" } else { "no" }.to_string(),
+        ),
         ("endpoint", or_dash(endpoint.as_deref()).into()),
         ("secret", or_dash(t.secret_arn.as_deref()).into()),
         ("postgres", or_dash(t.engine_version.as_deref()).into()),

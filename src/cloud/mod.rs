@@ -421,7 +421,15 @@ pub fn tagged_for(tags: &[(String, String)], tenant: &str) -> bool {
     get(TAG_MANAGED_BY) == Some(MANAGER) && get(TAG_TENANT) == Some(tenant)
 }
 
+/// Whether tags mark a resource as the warm-pool standby `standby` that tenantd manages.
+pub fn tagged_standby(tags: &[(String, String)], standby: &str) -> bool {
+    let get = |key: &str| tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    get(TAG_MANAGED_BY) == Some(MANAGER) && get(TAG_STANDBY) == Some(standby)
+}
+
 pub const TAG_TENANT: &str = "TenantId";
+/// Marks a warm-pool standby (its value: the standby's id); a claim replaces it by TenantId.
+pub const TAG_STANDBY: &str = "PoolStandby";
 pub const TAG_TIER: &str = "Tier";
 pub const TAG_ENVIRONMENT: &str = "Environment";
 pub const TAG_MANAGED_BY: &str = "ManagedBy";

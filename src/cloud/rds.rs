@@ -356,6 +356,22 @@ impl Cloud {
         Ok(())
     }
 
+    /// Removes tags (by key) from an RDS resource; keys it does not have are no error.
+    pub async fn remove_tags_from_resource(
+        &self,
+        arn: &str,
+        keys: &[&str],
+    ) -> Result<(), CloudError> {
+        let request = self
+            .rds
+            .remove_tags_from_resource()
+            .resource_name(arn)
+            .set_tag_keys(Some(keys.iter().map(|k| k.to_string()).collect()));
+        self.call_rds("RemoveTagsFromResource", || request.clone().send())
+            .await?;
+        Ok(())
+    }
+
     /// Starts deleting an instance, with a final snapshot of that name or none, keeping its
     /// automated backups or not.
     pub async fn delete_db_instance(

@@ -314,6 +314,13 @@ mod tests {
             ("TENANTD_RDS_RATE_SHARE", "1.5"),
             ("TENANTD_RDS_RATE_SHARE", "0"),
             ("TENANTD_RDS_POLL_INTERVAL", "1ms"),
+            ("TENANTD_WARM_POOL", "gold=2"),
+            ("TENANTD_WARM_POOL", "starter"),
+            ("TENANTD_WARM_POOL", "starter=-1"),
+            ("TENANTD_WARM_POOL", "starter=1,starter=2"),
+            ("TENANTD_POOL_MAX_AGE", "forever"),
+            ("TENANTD_POOL_RDS_SHARE", "2"),
+            ("TENANTD_POOL_SECRET_PREFIX", "saas/tenant/"),
         ] {
             let err = load(&[base, (name, value)]).unwrap_err();
             assert!(
@@ -330,6 +337,20 @@ mod tests {
         assert_eq!(p.tiers, Tiers::defaults());
         assert_eq!(p.instance_id("acme"), "saas-acme");
         assert_eq!(p.secret_name("acme"), "saas/tenant/acme/database");
+        assert!(p.warm_pool.is_empty(), "no warm pool unless asked");
+        assert_eq!(p.pool_max_age, Duration::from_secs(14 * 86400));
+        assert_eq!(p.pool_instance_prefix(), "saas-pool-");
+        assert_eq!(
+            p.pool_secret_name("saas-pool-x"),
+            "saas/pool/saas-pool-x/database"
+        );
+        let s = load(&[
+            ("TENANTD_DATABASE_URL", "postgres://h/db"),
+            ("TENANTD_WARM_POOL", " starter=2, pro=1 "),
+        ])
+        .unwrap();
+        let pool: Vec<_> = s.provisioning.warm_pool.into_iter().collect();
+        assert_eq!(pool, [("pro".to_string(), 1), ("starter".to_string(), 2)]);
         assert!(matches!(p.tenant_db_tls, TenantDbTls::VerifyFull { .. }));
         assert_eq!(
             p.final_snapshot_retention,

@@ -20,6 +20,7 @@ use uuid::Uuid;
 use super::service::{RoundError, Service};
 use crate::cloud::rds::InstanceInfo;
 use crate::queue;
+use crate::tenants::record;
 use crate::workflow::instance_watch::PollerSeen;
 use crate::workflow::{InstanceWait, Registry, Tenancy};
 
@@ -85,9 +86,22 @@ impl Service for InstancePoller {
         let t = &self.tenancy;
         let steps: Vec<(&str, &str)> = self.waits.keys().copied().collect();
         let jobs = queue::waiting_at(&self.pool, &steps).await?;
+        let tenants: Vec<String> = jobs.iter().filter_map(|j| j.tenant_id.clone()).collect();
+        let recorded = record::recorded_instances(&self.pool, &tenants).await?;
+        // A tenant's instance is the one its record names (else the derived one); a standby's
+        // job builds the instance named after the standby.
+        let instance_of = |j: &queue::Waiting| match (&j.tenant_id, &j.standby) {
+            (Some(tenant), _) => recorded
+                .get(tenant)
+                .cloned()
+                .unwrap_or_else(|| t.derived_instance_id(tenant)),
+            (None, Some(standby)) => standby.clone(),
+            (None, None) => String::new(),
+        };
         let ids: Vec<String> = jobs
             .iter()
-            .map(|j| t.instance_id(&j.tenant_id))
+            .map(instance_of)
+            .filter(|id| !id.is_empty())
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
@@ -109,7 +123,7 @@ impl Service for InstancePoller {
             .iter()
             .filter_map(|j| {
                 let wait = self.waits.get(&(j.kind.as_str(), j.step.as_str()))?;
-                let instance = seen[&t.instance_id(&j.tenant_id)].clone();
+                let instance = seen.get(&instance_of(j)).cloned().flatten();
                 wait.actionable(instance.as_ref()).then(|| {
                     let handed = PollerSeen {
                         step: j.step.clone(),

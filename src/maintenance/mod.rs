@@ -6,6 +6,7 @@
 pub mod conductor;
 pub mod instance_poller;
 pub mod leader;
+pub mod pool_keeper;
 pub mod pruner;
 pub mod reconciler;
 pub mod rescuer;
@@ -23,6 +24,7 @@ use tracing::{Instrument, info_span, warn};
 
 pub use conductor::Conductor;
 pub use instance_poller::InstancePoller;
+pub use pool_keeper::PoolKeeper;
 pub use pruner::Pruner;
 pub use reconciler::Reconciler;
 pub use rescuer::Rescuer;

@@ -88,7 +88,7 @@ impl Reconciler {
             tenants: tenants.len(),
             ..RoundReport::default()
         };
-        let ids: Vec<String> = tenants.iter().map(|x| t.instance_id(&x.id)).collect();
+        let ids: Vec<String> = tenants.iter().map(|x| t.instance_of(x)).collect();
         let mut instances: HashMap<String, InstanceInfo> = HashMap::new();
         for (i, chunk) in ids.chunks(DESCRIBE_BATCH).enumerate() {
             if i > 0 {
@@ -140,7 +140,7 @@ impl Reconciler {
             let Ok((_, tier)) = t.tier(&tenant.tier) else {
                 continue;
             };
-            let instance = instances.get(&t.instance_id(&tenant.id));
+            let instance = instances.get(&t.instance_of(tenant));
             let seen = Seen {
                 instance,
                 alarms: alarms.as_ref(),
@@ -213,7 +213,7 @@ impl Reconciler {
     fn look(&self, tenant: &Tenant, tier: &Tier, seen: &Seen<'_>) -> Findings {
         let t = &self.tenancy;
         let s = &t.settings;
-        let id = t.instance_id(&tenant.id);
+        let id = t.instance_of(tenant);
         let own = match tenant.status {
             TenantStatus::Suspended => TenantStatus::Suspended,
             _ => TenantStatus::Ready,

@@ -161,7 +161,9 @@ pub struct Waiting {
     pub id: Uuid,
     pub kind: String,
     pub step: String,
-    pub tenant_id: String,
+    pub tenant_id: Option<String>,
+    /// The warm-pool standby the job builds or claims (`args.standby`).
+    pub standby: Option<String>,
 }
 
 /// The tenants' jobs that wait at one of `steps` (pairs of kind and step). Running and queued
@@ -173,10 +175,11 @@ pub async fn waiting_at(
     let kinds: Vec<&str> = steps.iter().map(|(k, _)| *k).collect();
     let names: Vec<&str> = steps.iter().map(|(_, s)| *s).collect();
     Ok(sqlx::query_as::<_, Waiting>(
-        "SELECT j.id, j.kind, j.step, j.tenant_id FROM jobs j
+        "SELECT j.id, j.kind, j.step, j.tenant_id, j.args ->> 'standby' AS standby FROM jobs j
          JOIN unnest($1::text[], $2::text[]) AS w(kind, step)
            ON j.kind = w.kind AND j.step = w.step
-         WHERE j.state = 'waiting' AND j.tenant_id IS NOT NULL",
+         WHERE j.state = 'waiting'
+           AND (j.tenant_id IS NOT NULL OR jsonb_typeof(j.args -> 'standby') = 'string')",
     )
     .bind(&kinds)
     .bind(&names)
@@ -217,6 +220,24 @@ pub async fn fleet_stats(executor: impl PgExecutor<'_> + Copy) -> Result<FleetSt
 
 /// How many active jobs of `kind` created before `job` carry the object `key` in their data
 /// (e.g. the jobs waiting for quota that must go first).
+/// How many active jobs of `kind` have an object under `key` in their data (e.g. provisioning
+/// jobs waiting for quota).
+pub async fn marked(
+    executor: impl PgExecutor<'_>,
+    kind: &str,
+    key: &str,
+) -> Result<i64, QueueError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM jobs
+         WHERE kind = $1 AND state IN ('queued', 'running', 'waiting')
+           AND jsonb_typeof(data -> $2) = 'object'",
+    )
+    .bind(kind)
+    .bind(key)
+    .fetch_one(executor)
+    .await?)
+}
+
 pub async fn older_marked(
     executor: impl PgExecutor<'_>,
     kind: &str,

@@ -2,7 +2,7 @@
 //! paging, and the writes the workflows make to it (inside their fenced transactions). Holds
 //! no secret: the password lives in Secrets Manager only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,8 @@ pub struct Tenant {
     /// The tenant migrations its database has, version → checksum (hex), as tenantd last
     /// applied them (`None` for tenants migrated by earlier releases).
     pub applied_migrations: Option<sqlx::types::Json<BTreeMap<String, String>>>,
+    /// The instance was a warm-pool standby the tenant took over.
+    pub from_pool: bool,
 }
 
 /// One setting whose actual value differs from the desired one.
@@ -91,6 +93,8 @@ pub enum TenantError {
         "invalid tenant id {0:?}: expected 3 to 40 lowercase letters, digits and single hyphens, a letter first, no hyphen last"
     )]
     InvalidId(String),
+    #[error("tenant ids starting with \"pool-\" are reserved for the warm pool's standbys: {0:?}")]
+    ReservedId(String),
     #[error("unknown tier {tier:?}; known tiers: {known}")]
     UnknownTier { tier: String, known: String },
     #[error(
@@ -228,6 +232,22 @@ pub async fn reconcilable(executor: impl PgExecutor<'_>) -> Result<Vec<Tenant>, 
     )
     .fetch_all(executor)
     .await?)
+}
+
+/// The instances the records of these tenants name; tenants whose record names none (or
+/// that do not exist) are left out.
+pub async fn recorded_instances(
+    executor: impl PgExecutor<'_>,
+    ids: &[String],
+) -> Result<HashMap<String, String>, TenantError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, db_instance_id FROM tenants
+         WHERE id = ANY($1) AND db_instance_id IS NOT NULL",
+    )
+    .bind(ids)
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Records that the reconciler looked at these tenants now.

@@ -4,11 +4,12 @@
 
 use sqlx::PgPool;
 
-use super::record::{Difference, Tenant, TenantError, TenantStatus, lock, validate_id};
+use super::record::{self, Difference, Tenant, TenantError, TenantStatus, lock, validate_id};
 use crate::config::Tiers;
+use crate::pool as standbys;
 use crate::queue::{self, Enqueued, Job, NewJob};
 use crate::workflow::deprovision::{Deprovision, DeprovisionArgs};
-use crate::workflow::provision::{Provision, ProvisionArgs};
+use crate::workflow::provision::{Provision, ProvisionArgs, ProvisionStep};
 use crate::workflow::reconcile::{Apply, Reason, Reconcile, ReconcileArgs};
 use crate::workflow::runner::Workflow;
 use crate::workflow::step::StepNames;
@@ -54,6 +55,11 @@ pub async fn request_provision(
         });
     }
     let mut tx = pool.begin().await?;
+    // `<prefix>pool-...` names the warm pool's standbys: no new tenant may take such a name
+    // (tenants of earlier releases keep theirs).
+    if id.starts_with(POOL_ID_PREFIX) && record::get(&mut *tx, id).await?.is_none() {
+        return Err(TenantError::ReservedId(id.to_string()));
+    }
     let inserted = sqlx::query_as::<_, Tenant>(
         "INSERT INTO tenants (id, tier, status) VALUES ($1, $2, 'provisioning')
          ON CONFLICT (id) DO NOTHING RETURNING *",
@@ -96,10 +102,11 @@ pub async fn request_provision(
                     .ok_or_else(|| conflict(id, "is ready but has no provisioning job"))?;
                 return Ok((existing, job, false));
             }
-            // failed, deleted, or left mid-way: provision (again).
+            // failed, deleted, or left mid-way: provision (again), on a new instance whose
+            // identifier the provisioning records.
             sqlx::query_as::<_, Tenant>(
                 "UPDATE tenants SET tier = $2, status = 'provisioning', error = NULL,
-                     updated_at = now()
+                     db_instance_id = NULL, from_pool = false, updated_at = now()
                  WHERE id = $1 RETURNING *",
             )
             .bind(id)
@@ -108,17 +115,63 @@ pub async fn request_provision(
             .await?
         }
     };
-    let args = ProvisionArgs {
-        tier: tier.to_string(),
+    // A standby of the tier, if one is available, is the tenant's from now on: its record
+    // names the standby's instance, and the job starts at the claim.
+    let standby = standbys::claim(&mut tx, tier, id).await?;
+    let (tenant, new) = match &standby {
+        Some(s) => {
+            let tenant = sqlx::query_as::<_, Tenant>(
+                "UPDATE tenants SET db_instance_id = $2, from_pool = true WHERE id = $1
+                 RETURNING *",
+            )
+            .bind(id)
+            .bind(&s.id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let args = ProvisionArgs {
+                tier: tier.to_string(),
+                standby: Some(s.id.clone()),
+            };
+            let args = serde_json::to_value(&args).expect("job arguments serialize");
+            let new = NewJob::new(Provision::KIND, ProvisionStep::Claim.name(), max_attempts)
+                .tenant(id)
+                .args(args);
+            (tenant, new)
+        }
+        None => {
+            let args = ProvisionArgs {
+                tier: tier.to_string(),
+                standby: None,
+            };
+            (tenant, new_job::<Provision>(id, &args, max_attempts))
+        }
     };
-    let new = new_job::<Provision>(id, &args, max_attempts);
     let (job, created) = match queue::enqueue(&mut tx, new).await? {
         Enqueued::Created(job) => (job, true),
-        Enqueued::Existing(job) => (job, false),
+        // The tenant has a job already (the checks above make this a race at most): nothing
+        // of this request is kept, the standby stays available.
+        Enqueued::Existing(job) => {
+            tx.rollback().await?;
+            let tenant = record::get(pool, id).await?.unwrap_or(tenant);
+            return Ok((tenant, job, false));
+        }
     };
     tx.commit().await?;
+    match &standby {
+        Some(s) => {
+            crate::metrics::record_pool_claim(tier, "claimed");
+            tracing::info!(tenant.id = %id, job.id = %job.id, standby = %s.id, tier, "tenant takes over a warm-pool standby");
+        }
+        None if standbys::has_tier(pool, tier).await? => {
+            crate::metrics::record_pool_claim(tier, "empty");
+        }
+        None => {}
+    }
     Ok((tenant, job, created))
 }
+
+/// Tenant ids that would name a standby's instance (`<prefix>pool-...`).
+const POOL_ID_PREFIX: &str = "pool-";
 
 /// How a deprovisioning treats the tenant's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -456,17 +509,27 @@ pub async fn request_retry(
             job.kind
         )));
     }
+    // A provisioning retried starts cold: a claimed standby went with the failed job's
+    // rollback, and the new instance gets the tenant's own name.
+    let cold = job.kind == Provision::KIND;
     let tenant = sqlx::query_as::<_, Tenant>(
-        "UPDATE tenants SET status = $2::tenant_status, error = NULL, updated_at = now()
+        "UPDATE tenants SET status = $2::tenant_status, error = NULL, updated_at = now(),
+             db_instance_id = CASE WHEN $3 THEN NULL ELSE db_instance_id END,
+             from_pool = from_pool AND NOT $3
          WHERE id = $1 RETURNING *",
     )
     .bind(&tenant_id)
     .bind(status)
+    .bind(cold)
     .fetch_one(&mut *tx)
     .await?;
+    let mut args = job.args.0.clone();
+    if cold && let Some(map) = args.as_object_mut() {
+        map.remove("standby");
+    }
     let new = NewJob::new(&job.kind, first_step, max_attempts)
         .tenant(&tenant_id)
-        .args(job.args.0.clone());
+        .args(args);
     let job = match queue::enqueue(&mut tx, new).await? {
         Enqueued::Created(job) | Enqueued::Existing(job) => job,
     };

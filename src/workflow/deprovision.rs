@@ -12,7 +12,7 @@ use super::provision::mark_failed;
 use super::removal::{self, Removal, Removed};
 use super::runner::{StepContext, Workflow};
 use super::step::{InstanceWait, Step, StepNames, Transition, steps};
-use super::tenancy::{Tenancy, update_tenant};
+use super::tenancy::{Owner, Tenancy, update_tenant};
 use crate::cloud::secrets::Recovery;
 use crate::tenants::record::TenantUpdate;
 
@@ -84,23 +84,23 @@ impl Workflow for Deprovision {
     ) -> Result<Transition<DeprovisionStep>, StepError> {
         use DeprovisionStep::*;
         let t = &self.0;
-        let tenant = cx.tenant()?;
+        let owner = Owner::tenant(t, cx, None).await?;
         match step {
             DeleteAlarms => {
-                removal::remove_alarms(t, tenant).await?;
+                removal::remove_alarms(t, &owner.instance).await?;
                 Ok(Transition::Next(DeleteInstance))
             }
             DeleteInstance => {
                 let snapshot = cx
                     .args
                     .final_snapshot
-                    .then(|| final_snapshot_id(t, tenant, cx.job.created_at));
+                    .then(|| final_snapshot_id(&owner.instance, cx.job.created_at));
                 // What the poller handed over is acted on once: the next look is a fresh one.
                 let seen = cx.data.poller_seen.take();
                 let removal = &mut cx.data.removal;
                 match removal::remove_instance(
                     t,
-                    tenant,
+                    &owner,
                     step.name(),
                     seen.as_ref(),
                     removal,
@@ -115,7 +115,8 @@ impl Workflow for Deprovision {
             }
             DeleteSecret => {
                 let days = t.settings.secret_recovery_days;
-                removal::remove_secret(t, tenant, &mut cx.data.removal, Recovery::Days(days))
+                let removal = &mut cx.data.removal;
+                removal::remove_secret(t, &owner, &owner.secret, removal, Recovery::Days(days))
                     .await?;
                 Ok(Transition::Next(MarkDeleted))
             }
@@ -133,10 +134,6 @@ impl Workflow for Deprovision {
 
 /// `<instance>-final-<job creation time>`: the same on every attempt of the job, so a retried
 /// delete cannot leave two snapshots.
-pub fn final_snapshot_id(t: &Tenancy, tenant: &str, job_created: DateTime<Utc>) -> String {
-    format!(
-        "{}-final-{}",
-        t.instance_id(tenant),
-        job_created.format("%Y%m%d%H%M%S")
-    )
+pub fn final_snapshot_id(instance: &str, job_created: DateTime<Utc>) -> String {
+    format!("{instance}-final-{}", job_created.format("%Y%m%d%H%M%S"))
 }

@@ -15,6 +15,7 @@ pub mod quota;
 pub mod reconcile;
 pub mod removal;
 pub mod runner;
+pub mod standby;
 pub mod step;
 pub mod tenancy;
 
@@ -24,5 +25,6 @@ pub use migrate::Migrate;
 pub use provision::Provision;
 pub use reconcile::Reconcile;
 pub use runner::{Decision, Registry, Runner, StepContext, Workflow};
+pub use standby::StandbyBuild;
 pub use step::{InstanceWait, Step, StepNames, Transition};
 pub use tenancy::Tenancy;

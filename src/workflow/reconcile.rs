@@ -196,7 +196,7 @@ fn busy(t: &Tenancy, cx: &mut Cx<'_>, info: &InstanceInfo) -> Transition<Reconci
 }
 
 async fn apply(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
-    let id = t.instance_id(cx.tenant()?);
+    let id = t.recorded_instance(cx).await?;
     let Some(info) = t
         .cloud
         .describe_db_instance(&id)
@@ -277,7 +277,7 @@ async fn apply(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 }
 
 async fn wait_applied(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
-    let id = t.instance_id(cx.tenant()?);
+    let id = t.recorded_instance(cx).await?;
     let d = &mut cx.data;
     let step = ReconcileStep::WaitApplied.name();
     let look = t
@@ -343,7 +343,7 @@ fn pause(t: &Tenancy, cx: &mut Cx<'_>) -> Transition<ReconcileStep> {
 
 /// The alarms with the tier's thresholds (PutMetricAlarm replaces by name).
 async fn alarms(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
-    let id = t.instance_id(cx.tenant()?);
+    let id = t.recorded_instance(cx).await?;
     let tier = target(t, cx)?;
     let topic = t.settings.alarm_topic_arn.as_deref();
     for alarm in instance_alarms(&id, topic, tier.low_storage_bytes()) {
@@ -380,6 +380,7 @@ async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     }
     let tenant = cx.tenant()?;
     let name = t.secret_name(tenant);
+    let instance = t.recorded_instance(cx).await?;
     let found = t
         .cloud
         .describe_secret(&name)
@@ -411,7 +412,7 @@ async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
                 username: t.settings.master_username.clone(),
                 password: tenant_db::generate_password(),
                 dbname: t.settings.db_name.clone(),
-                db_instance_identifier: t.instance_id(tenant),
+                db_instance_identifier: instance,
             };
             let description = format!("Master credentials of tenant {tenant} (managed by tenantd)");
             match t
@@ -484,6 +485,7 @@ async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 /// instance does not know for longer than this step.
 async fn reset_password(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     let tenant = cx.tenant()?;
+    let instance = t.recorded_instance(cx).await?;
     let value = t
         .cloud
         .get_secret_value(&t.secret_name(tenant))
@@ -495,7 +497,7 @@ async fn reset_password(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
         ..Default::default()
     };
     t.cloud
-        .modify_db_instance(&t.instance_id(tenant), &change)
+        .modify_db_instance(&instance, &change)
         .await
         .during("resetting the master password")?;
     cx.data.password_reset = Some(Utc::now());

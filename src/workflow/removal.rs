@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{StepError, Undoing};
 use super::instance_watch::{Look, PollerSeen};
-use super::tenancy::Tenancy;
+use super::tenancy::{Owner, Tenancy};
 use crate::cloud::rds::InstanceChange;
 use crate::cloud::secrets::Recovery;
 use crate::cloud::{self, CloudError};
@@ -43,15 +43,15 @@ pub enum Removed {
     Later(Duration),
 }
 
-/// Deletes the tenant's alarms (deleting a missing alarm is not an error).
-pub async fn remove_alarms(t: &Tenancy, tenant: &str) -> Result<(), StepError> {
+/// Deletes the alarms of `instance` (deleting a missing alarm is not an error).
+pub async fn remove_alarms(t: &Tenancy, instance: &str) -> Result<(), StepError> {
     t.cloud
-        .delete_alarms(&t.alarm_names(tenant))
+        .delete_alarms(&t.alarm_names(instance))
         .await
         .undoing("deleting the alarms")
 }
 
-/// One visit of the step that removes the tenant's instance, running as `step`: switches
+/// One visit of the step that removes the owner's instance, running as `step`: switches
 /// deletion protection off, deletes it (with `final_snapshot` if given and the instance can
 /// still take one) and waits until it is gone. An instance not tagged as the tenant's is left
 /// alone: a rollback goes on, a deprovisioning (which names a final snapshot) fails. With
@@ -59,14 +59,14 @@ pub async fn remove_alarms(t: &Tenancy, tenant: &str) -> Result<(), StepError> {
 /// rollback), they go with the instance.
 pub async fn remove_instance(
     t: &Tenancy,
-    tenant: &str,
+    owner: &Owner,
     step: &str,
     seen: Option<&PollerSeen>,
     removal: &mut Removal,
     final_snapshot: Option<String>,
     tiers: Option<&Tiers>,
 ) -> Result<Removed, StepError> {
-    let id = t.instance_id(tenant);
+    let id = owner.instance.clone();
     let now = Utc::now();
     let started = *removal.delete_started_at.get_or_insert(now);
     let polls = removal.delete_polls;
@@ -94,14 +94,17 @@ pub async fn remove_instance(
         Look::Seen(None) => return Ok(Removed::Done),
         Look::Later => return wait(removal),
     };
-    if !cloud::tagged_for(&info.tags, tenant) {
+    if !owner.owns(&info.tags) {
         if final_snapshot.is_some() {
             return Err(StepError::fail(
                 "foreign_resource",
-                format!("instance {id} is not tagged as this tenant's; left untouched"),
+                format!(
+                    "instance {id} is not tagged as {}; left untouched",
+                    owner.whose()
+                ),
             ));
         }
-        tracing::warn!(instance = %id, "instance is not this tenant's; leaving it untouched");
+        tracing::warn!(instance = %id, owner = %owner.describe(), "instance is not the owner's; leaving it untouched");
         removal.foreign_instance_left = Some(id);
         return Ok(Removed::Done);
     }
@@ -147,15 +150,16 @@ pub async fn remove_instance(
     }
 }
 
-/// Deletes the tenant's secret as `recovery` says, unless it is already gone, waiting for
-/// deletion, or not tagged as the tenant's.
+/// Deletes the secret `name` of the owner as `recovery` says, unless it is already gone,
+/// waiting for deletion, or not tagged as the owner's.
 pub async fn remove_secret(
     t: &Tenancy,
-    tenant: &str,
+    owner: &Owner,
+    name: &str,
     removal: &mut Removal,
     recovery: Recovery,
 ) -> Result<(), StepError> {
-    let name = t.secret_name(tenant);
+    let name = name.to_string();
     let Some(info) = t
         .cloud
         .describe_secret(&name)
@@ -164,8 +168,8 @@ pub async fn remove_secret(
     else {
         return Ok(());
     };
-    if !cloud::tagged_for(&info.tags, tenant) {
-        tracing::warn!(secret = %name, "secret is not this tenant's; leaving it untouched");
+    if !owner.owns(&info.tags) {
+        tracing::warn!(secret = %name, owner = %owner.describe(), "secret is not the owner's; leaving it untouched");
         removal.foreign_secret_left = Some(name);
         return Ok(());
     }

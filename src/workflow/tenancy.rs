@@ -12,7 +12,7 @@ use super::runner::StepContext;
 use crate::cloud::{self, Cloud, Tags};
 use crate::config::{ProvisioningSettings, Tier};
 use crate::queue;
-use crate::tenants::record::{self, TenantUpdate};
+use crate::tenants::record::{self, Tenant, TenantUpdate};
 
 /// The AWS clients and settings the tenant workflows work with. Cheap to clone.
 #[derive(Clone)]
@@ -40,17 +40,44 @@ impl Tenancy {
         }
     }
 
-    pub fn instance_id(&self, tenant: &str) -> String {
+    /// `<prefix><tenant>`: the instance of a tenant whose record names none (tenants of
+    /// earlier releases before they were ready, and new instances of the cold path).
+    pub fn derived_instance_id(&self, tenant: &str) -> String {
         self.settings.instance_id(tenant)
+    }
+
+    /// The tenant's instance: the one its record names (a standby it took over keeps its
+    /// identifier), else the derived one.
+    pub fn instance_of(&self, tenant: &Tenant) -> String {
+        tenant
+            .db_instance_id
+            .clone()
+            .unwrap_or_else(|| self.derived_instance_id(&tenant.id))
+    }
+
+    /// The instance of the job's tenant, as its record names it now (see
+    /// [`Tenancy::instance_of`]).
+    pub async fn recorded_instance<A, D>(
+        &self,
+        cx: &StepContext<'_, A, D>,
+    ) -> Result<String, StepError> {
+        let id = cx.tenant()?;
+        let tenant = record::get(cx.db, id)
+            .await
+            .map_err(|e| StepError::retry("control_db", format!("reading the tenant: {e}")))?;
+        Ok(match tenant {
+            Some(tenant) => self.instance_of(&tenant),
+            None => self.derived_instance_id(id),
+        })
     }
 
     pub fn secret_name(&self, tenant: &str) -> String {
         self.settings.secret_name(tenant)
     }
 
-    pub fn alarm_names(&self, tenant: &str) -> Vec<String> {
-        let instance = self.instance_id(tenant);
-        cloud::alarms::instance_alarms(&instance, None, 0.0)
+    /// The names of the alarms of `instance` (they are named after it).
+    pub fn alarm_names(&self, instance: &str) -> Vec<String> {
+        cloud::alarms::instance_alarms(instance, None, 0.0)
             .into_iter()
             .map(|a| a.name)
             .collect()
@@ -108,6 +135,93 @@ impl Tenancy {
             .look(seen.as_ref(), step, id, true)
             .await
             .during("looking at the instance")
+    }
+}
+
+/// Whose resources a workflow works on: a tenant's, a warm-pool standby's, or (while a tenant
+/// takes a standby over) both: the instance may still carry the standby's tags, the standby's
+/// secret may still exist. Resources are the owner's when their tags name it.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub tenant: Option<String>,
+    pub standby: Option<String>,
+    /// The instance identifier.
+    pub instance: String,
+    /// The Secrets Manager name of the master credentials.
+    pub secret: String,
+}
+
+impl Owner {
+    /// The job's tenant, with the instance its record names; `standby`: the standby it claimed.
+    pub async fn tenant<A, D>(
+        t: &Tenancy,
+        cx: &StepContext<'_, A, D>,
+        standby: Option<&str>,
+    ) -> Result<Owner, StepError> {
+        let tenant = cx.tenant()?;
+        Ok(Owner {
+            tenant: Some(tenant.to_string()),
+            standby: standby.map(str::to_string),
+            instance: t.recorded_instance(cx).await?,
+            secret: t.secret_name(tenant),
+        })
+    }
+
+    /// A standby of the warm pool (its id is its instance identifier).
+    pub fn standby(t: &Tenancy, id: &str) -> Owner {
+        Owner {
+            tenant: None,
+            standby: Some(id.to_string()),
+            instance: id.to_string(),
+            secret: t.settings.pool_secret_name(id),
+        }
+    }
+
+    /// Whether tags mark a resource as this owner's.
+    pub fn owns(&self, tags: &Tags) -> bool {
+        self.tenant
+            .as_deref()
+            .is_some_and(|tenant| cloud::tagged_for(tags, tenant))
+            || self
+                .standby
+                .as_deref()
+                .is_some_and(|standby| cloud::tagged_standby(tags, standby))
+    }
+
+    /// The tags the owner's resources carry: a tenant's, else the standby's.
+    pub fn tags(&self, t: &Tenancy, tier: &str) -> Tags {
+        match (&self.tenant, &self.standby) {
+            (Some(tenant), _) => t.tags(tenant, tier),
+            (None, standby) => vec![
+                (
+                    cloud::TAG_STANDBY.into(),
+                    standby.clone().unwrap_or_default(),
+                ),
+                (cloud::TAG_TIER.into(), tier.into()),
+                (
+                    cloud::TAG_ENVIRONMENT.into(),
+                    t.settings.environment.clone(),
+                ),
+                (cloud::TAG_MANAGED_BY.into(), cloud::MANAGER.into()),
+            ],
+        }
+    }
+
+    /// Whose a resource should be, in messages: `this tenant's` or `this standby's`.
+    pub fn whose(&self) -> &'static str {
+        match self.tenant {
+            Some(_) => "this tenant's",
+            None => "this standby's",
+        }
+    }
+
+    /// Names the owner in messages: `tenant acme` or `standby saas-pool-x`.
+    pub fn describe(&self) -> String {
+        match (&self.tenant, &self.standby) {
+            (Some(tenant), _) => format!("tenant {tenant}"),
+            (None, Some(standby)) => format!("warm-pool standby {standby}"),
+            (None, None) => "nobody".into(),
+        }
     }
 }
 

@@ -38,6 +38,7 @@ pub async fn spawn_app() -> TestApp {
         tenant_migrations: Arc::new(
             concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tenant-migrations").into(),
         ),
+        warm_pool: Arc::default(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let url = format!("http://{}", listener.local_addr().unwrap());

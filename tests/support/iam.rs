@@ -294,6 +294,28 @@ impl Scope {
                             known.push((k, v));
                         }
                     }
+                    "RemoveTagsFromResource" => {
+                        let arn = get("ResourceName");
+                        let mut parts = arn.splitn(7, ':').skip(5);
+                        let (kind, name) = (
+                            parts.next().unwrap_or_default().to_string(),
+                            parts.next().unwrap_or_default().to_string(),
+                        );
+                        let keys: Vec<String> = (1..=50)
+                            .map_while(|n| {
+                                ["TagKeys.member", "TagKeys.TagKey"]
+                                    .iter()
+                                    .find_map(|p| form.get(&format!("{p}.{n}")).cloned())
+                            })
+                            .collect();
+                        let key = format!("{kind}:{name}");
+                        let mut ctx = self.resource_tags(&key);
+                        ctx.insert("aws:TagKeys".into(), keys.clone());
+                        check(&action, self.rds_arn(&kind, &name), ctx);
+                        if let Some(known) = self.tags.get_mut(&key) {
+                            known.retain(|(k, _)| !keys.contains(k));
+                        }
+                    }
                     "DeleteDBSnapshot" => {
                         let snapshot = get("DBSnapshotIdentifier");
                         let ctx = self.resource_tags(&format!("snapshot:{snapshot}"));

@@ -9,18 +9,18 @@ use crate::tenant_db;
 use crate::tenants::record::TenantUpdate;
 use crate::workflow::error::{Context, StepError};
 use crate::workflow::step::Transition;
-use crate::workflow::tenancy::{Tenancy, update_tenant};
+use crate::workflow::tenancy::{Owner, Tenancy, update_tenant};
 
 /// Step 4: the secret gets the endpoint, so that it alone is enough to connect.
-pub async fn secret_endpoint(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+pub async fn secret_endpoint(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let (Some(host), Some(port)) = (cx.data.endpoint_host.clone(), cx.data.endpoint_port) else {
         return Err(StepError::fail(
             "bad_data",
             "no endpoint was recorded for the instance",
         ));
     };
-    let mut credentials = read_credentials(t, cx).await?;
-    let id = t.instance_id(cx.tenant()?);
+    let mut credentials = read_credentials(t, owner, cx).await?;
+    let id = owner.instance.clone();
     let port = u16::try_from(port)
         .map_err(|_| StepError::fail("bad_data", format!("endpoint port {port} is not a port")))?;
     if credentials.host != host
@@ -31,7 +31,7 @@ pub async fn secret_endpoint(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
         credentials.port = port;
         credentials.db_instance_identifier = id;
         t.cloud
-            .put_secret_value(&secret_id(t, cx)?, &credentials.to_json())
+            .put_secret_value(&secret_id(owner, cx), &credentials.to_json())
             .await
             .during("writing the endpoint into the secret")?;
     }
@@ -39,8 +39,8 @@ pub async fn secret_endpoint(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 }
 
 /// Step 5: the tenant schema, applied with the secret's credentials.
-pub async fn migrate(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
-    let credentials = read_credentials(t, cx).await?;
+pub async fn migrate(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
+    let credentials = read_credentials(t, owner, cx).await?;
     let s = &t.settings;
     let migrated = tenant_db::migrate(
         &credentials,
@@ -58,9 +58,9 @@ pub async fn migrate(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 
 /// Step 6: retention and windows as the tier says. Set declaratively (one ModifyDBInstance,
 /// a no-op when they already match), then checked: point-in-time recovery needs backups.
-pub async fn backups(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+pub async fn backups(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let (_, tier) = t.tier(&cx.args.tier)?;
-    let id = t.instance_id(cx.tenant()?);
+    let id = owner.instance.clone();
     let no_pitr = || {
         StepError::fail(
             "instance_settings",
@@ -92,8 +92,8 @@ pub async fn backups(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 }
 
 /// Step 7: high CPU and low storage alarms (PutMetricAlarm replaces by name).
-pub async fn alarms(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
-    let id = t.instance_id(cx.tenant()?);
+pub async fn alarms(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
+    let id = owner.instance.clone();
     let (_, tier) = t.tier(&cx.args.tier)?;
     let topic = t.settings.alarm_topic_arn.as_deref();
     for alarm in instance_alarms(&id, topic, tier.low_storage_bytes()) {
@@ -106,10 +106,10 @@ pub async fn alarms(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 }
 
 /// Step 8: deletion protection where the tier asks for it, now that all else succeeded.
-pub async fn protect(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+pub async fn protect(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let (_, tier) = t.tier(&cx.args.tier)?;
     if tier.deletion_protection {
-        let id = t.instance_id(cx.tenant()?);
+        let id = owner.instance.clone();
         let change = InstanceChange {
             deletion_protection: Some(true),
             ..Default::default()
@@ -147,5 +147,8 @@ pub async fn mark_ready(cx: &mut Cx<'_>) -> StepResult {
         storage_gib: d.storage_gib,
     };
     update_tenant(cx, update).await?;
+    if cx.args.standby.is_some() {
+        crate::metrics::record_pool_claim(&cx.args.tier, "ready");
+    }
     Ok(Transition::Done)
 }

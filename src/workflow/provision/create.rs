@@ -13,44 +13,51 @@ use crate::workflow::error::{Context, StepError};
 use crate::workflow::instance_watch::Look;
 use crate::workflow::runner::StepContext;
 use crate::workflow::step::{StepNames, Transition};
-use crate::workflow::tenancy::Tenancy;
+use crate::workflow::tenancy::{Owner, Tenancy};
 
 pub type Cx<'a> = StepContext<'a, ProvisionArgs, ProvisionData>;
 pub type StepResult = Result<Transition<ProvisionStep>, StepError>;
 
 /// The secret's ARN as recorded by the credentials step (its name before that).
-pub fn secret_id(t: &Tenancy, cx: &Cx<'_>) -> Result<String, StepError> {
-    Ok(match &cx.data.secret_arn {
+pub fn secret_id(owner: &Owner, cx: &Cx<'_>) -> String {
+    match &cx.data.secret_arn {
         Some(arn) => arn.clone(),
-        None => t.secret_name(cx.tenant()?),
-    })
+        None => owner.secret.clone(),
+    }
 }
 
-/// Reads the tenant's credentials from Secrets Manager.
-pub async fn read_credentials(t: &Tenancy, cx: &Cx<'_>) -> Result<DbCredentials, StepError> {
+/// Reads the owner's credentials from Secrets Manager.
+pub async fn read_credentials(
+    t: &Tenancy,
+    owner: &Owner,
+    cx: &Cx<'_>,
+) -> Result<DbCredentials, StepError> {
     let value = t
         .cloud
-        .get_secret_value(&secret_id(t, cx)?)
+        .get_secret_value(&secret_id(owner, cx))
         .await
         .during("reading the tenant secret")?;
     Ok(DbCredentials::from_json(&value)?)
 }
 
 /// Step 1: a master password in Secrets Manager, made once and found again after a crash.
-pub async fn credentials(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
-    let tenant = cx.tenant()?;
+pub async fn credentials(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let (tier, _) = t.tier(&cx.args.tier)?;
-    let name = t.secret_name(tenant);
+    let name = owner.secret.clone();
+    let instance = owner.instance.clone();
     let found = t
         .cloud
         .describe_secret(&name)
         .await
         .during("looking for the tenant secret")?;
     let arn = match found {
-        Some(info) if !cloud::tagged_for(&info.tags, tenant) => {
+        Some(info) if !owner.owns(&info.tags) => {
             return Err(StepError::fail(
                 "foreign_resource",
-                format!("secret {name} exists and is not tagged as this tenant's; left untouched"),
+                format!(
+                    "secret {name} exists and is not tagged as {}; left untouched",
+                    owner.whose()
+                ),
             ));
         }
         // A deprovisioned tenant's secret waits for deletion under the same name: take it
@@ -61,20 +68,23 @@ pub async fn credentials(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
                 .await
                 .during("restoring the tenant secret")?;
             t.cloud
-                .put_secret_value(&info.arn, &fresh_credentials(t, tenant).to_json())
+                .put_secret_value(&info.arn, &fresh_credentials(t, &instance).to_json())
                 .await
                 .during("renewing the tenant secret")?;
             info.arn
         }
         Some(info) => info.arn,
         None => {
-            let description = format!("Master credentials of tenant {tenant} (managed by tenantd)");
+            let description = format!(
+                "Master credentials of {} (managed by tenantd)",
+                owner.describe()
+            );
             let created = t
                 .cloud
                 .create_secret(
                     &name,
-                    &fresh_credentials(t, tenant).to_json(),
-                    &t.tags(tenant, tier),
+                    &fresh_credentials(t, &instance).to_json(),
+                    &owner.tags(t, tier),
                     &description,
                 )
                 .await;
@@ -96,7 +106,7 @@ pub async fn credentials(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 }
 
 /// New master credentials; the host is filled in once the instance has one.
-fn fresh_credentials(t: &Tenancy, tenant: &str) -> DbCredentials {
+fn fresh_credentials(t: &Tenancy, instance: &str) -> DbCredentials {
     DbCredentials {
         engine: "postgres".into(),
         host: String::new(),
@@ -104,23 +114,22 @@ fn fresh_credentials(t: &Tenancy, tenant: &str) -> DbCredentials {
         username: t.settings.master_username.clone(),
         password: tenant_db::generate_password(),
         dbname: t.settings.db_name.clone(),
-        db_instance_identifier: t.instance_id(tenant),
+        db_instance_identifier: instance.to_string(),
     }
 }
 
 /// Step 2: CreateDBInstance, or adopt the instance of that name if its tags say it is ours.
 /// When the account's quotas have no room (or older requests wait for it), wait durably,
 /// saying so, instead of failing.
-pub async fn instance(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
-    let tenant = cx.tenant()?;
+pub async fn instance(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let (tier_name, tier) = t.tier(&cx.args.tier)?;
     if let Some(reason) = no_room(t, cx, tier.storage_gib).await? {
         return Ok(wait_for_quota(t, cx, reason));
     }
-    let credentials = read_credentials(t, cx).await?;
-    let id = t.instance_id(tenant);
+    let credentials = read_credentials(t, owner, cx).await?;
+    let id = owner.instance.clone();
     let s = &t.settings;
-    let mut tags = t.tags(tenant, tier_name);
+    let mut tags = owner.tags(t, tier_name);
     tags.push((cloud::TAG_JOB.into(), cx.job.id.to_string()));
     let spec = InstanceSpec {
         identifier: id.clone(),
@@ -159,11 +168,12 @@ pub async fn instance(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
                         format!("instance {id} existed and is gone now"),
                     )
                 })?;
-            if !cloud::tagged_for(&info.tags, tenant) {
+            if !owner.owns(&info.tags) {
                 return Err(StepError::fail(
                     "foreign_resource",
                     format!(
-                        "instance {id} exists and is not tagged as this tenant's; left untouched"
+                        "instance {id} exists and is not tagged as {}; left untouched",
+                        owner.whose()
                     ),
                 ));
             }
@@ -171,7 +181,7 @@ pub async fn instance(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
                 .tags
                 .iter()
                 .any(|(k, v)| k == cloud::TAG_JOB && *v == cx.job.id.to_string());
-            tracing::info!(instance = %id, created_by_this_job = ours, "instance exists and is this tenant's: adopting it");
+            tracing::info!(instance = %id, created_by_this_job = ours, "instance exists and is ours: adopting it");
             cx.data.adopted = Some(!ours);
         }
         Err(CloudError::Quota(f)) => {
@@ -227,8 +237,8 @@ fn wait_for_quota(t: &Tenancy, cx: &mut Cx<'_>, reason: String) -> Transition<Pr
 }
 
 /// Step 3: one look at the instance per visit; a durable, growing wait until it is available.
-pub async fn wait_available(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
-    let id = t.instance_id(cx.tenant()?);
+pub async fn wait_available(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
+    let id = owner.instance.clone();
     let now = Utc::now();
     let d = &mut cx.data;
     let step = ProvisionStep::WaitAvailable.name();
@@ -255,7 +265,7 @@ pub async fn wait_available(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
         "available" => {
             // An adopted instance has a password we never saw: give it the secret's.
             if cx.data.adopted == Some(true) && cx.data.password_reset.is_none() {
-                let credentials = read_credentials(t, cx).await?;
+                let credentials = read_credentials(t, owner, cx).await?;
                 let change = InstanceChange {
                     master_password: Some(credentials.password),
                     ..Default::default()
@@ -294,7 +304,7 @@ fn tier_of<'a>(t: &'a Tenancy, cx: &Cx<'_>) -> Result<&'a Tier, StepError> {
 
 /// Whether the instance already has the backup settings the tier asks for (CreateDBInstance
 /// sets them), so the backups step need not call ModifyDBInstance.
-fn backups_as_asked(t: &Tenancy, tier: &Tier, info: &InstanceInfo) -> bool {
+pub(super) fn backups_as_asked(t: &Tenancy, tier: &Tier, info: &InstanceInfo) -> bool {
     info.backup_retention_days == tier.backup_retention_days
         && info.backup_window.as_deref() == Some(t.settings.backup_window.as_str())
         && info.maintenance_window.as_deref() == Some(t.settings.maintenance_window.as_str())

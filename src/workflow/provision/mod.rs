@@ -1,12 +1,15 @@
 //! The provisioning workflow: from nothing to a ready, monitored, backed-up database, or, when
 //! a step fails for good, back to nothing (see [`state`] for the steps).
 
+mod claim;
 mod configure;
 mod create;
 mod state;
 
 use async_trait::async_trait;
 
+pub use configure::{backups, migrate, secret_endpoint};
+pub use create::{credentials, instance, wait_available};
 pub use state::{Provision, ProvisionArgs, ProvisionData, ProvisionStep};
 
 use crate::cloud::secrets::Recovery;
@@ -15,7 +18,7 @@ use crate::workflow::error::StepError;
 use crate::workflow::removal::{self, Removed};
 use crate::workflow::runner::{StepContext, Workflow};
 use crate::workflow::step::{StepNames, Transition};
-use crate::workflow::tenancy::update_tenant;
+use crate::workflow::tenancy::{Owner, update_tenant};
 
 #[async_trait]
 impl Workflow for Provision {
@@ -35,29 +38,33 @@ impl Workflow for Provision {
     ) -> Result<Transition<ProvisionStep>, StepError> {
         use ProvisionStep::*;
         let t = &self.0;
+        // A claim's resources may still carry the standby's tags: both are the tenant's.
+        let owner = Owner::tenant(t, cx, cx.args.standby.as_deref()).await?;
+        let o = &owner;
         match step {
-            Credentials => create::credentials(t, cx).await,
-            Instance => create::instance(t, cx).await,
-            WaitAvailable => create::wait_available(t, cx).await,
-            SecretEndpoint => configure::secret_endpoint(t, cx).await,
-            Migrate => configure::migrate(t, cx).await,
-            Backups => configure::backups(t, cx).await,
-            Alarms => configure::alarms(t, cx).await,
-            Protect => configure::protect(t, cx).await,
+            Credentials => create::credentials(t, o, cx).await,
+            Instance => create::instance(t, o, cx).await,
+            WaitAvailable => create::wait_available(t, o, cx).await,
+            SecretEndpoint => configure::secret_endpoint(t, o, cx).await,
+            Migrate => configure::migrate(t, o, cx).await,
+            Backups => configure::backups(t, o, cx).await,
+            Alarms => configure::alarms(t, o, cx).await,
+            Protect => configure::protect(t, o, cx).await,
             MarkReady => configure::mark_ready(cx).await,
+            Claim => claim::retag(t, o, cx).await,
+            ClaimSecret => claim::move_secret(t, o, cx).await,
             UndoAlarms => {
-                removal::remove_alarms(t, cx.tenant()?).await?;
+                removal::remove_alarms(t, &owner.instance).await?;
                 Ok(Transition::Next(UndoInstance))
             }
             // The instance goes without a final snapshot.
             UndoInstance => {
-                let tenant = cx.tenant()?;
                 // What the poller handed over is acted on once: the next look is a fresh one.
                 let seen = cx.data.poller_seen.take();
                 let removal = &mut cx.data.removal;
                 match removal::remove_instance(
                     t,
-                    tenant,
+                    &owner,
                     step.name(),
                     seen.as_ref(),
                     removal,
@@ -70,14 +77,23 @@ impl Workflow for Provision {
                     Removed::Later(after) => Ok(Transition::Wait(after)),
                 }
             }
-            // The secret goes at once, with no recovery window.
+            // The secret goes at once, with no recovery window; after a claim, the standby's
+            // too, if it was not moved yet.
             UndoSecret => {
-                let tenant = cx.tenant()?;
-                removal::remove_secret(t, tenant, &mut cx.data.removal, Recovery::None).await?;
+                let removal = &mut cx.data.removal;
+                removal::remove_secret(t, &owner, &owner.secret, removal, Recovery::None).await?;
+                if let Some(standby) = cx.args.standby.as_deref() {
+                    let theirs = Owner::standby(t, standby);
+                    removal::remove_secret(t, &theirs, &theirs.secret, removal, Recovery::None)
+                        .await?;
+                }
                 Ok(Transition::Next(MarkFailed))
             }
             MarkFailed => {
                 mark_failed(cx, "").await?;
+                if cx.args.standby.is_some() {
+                    crate::metrics::record_pool_claim(&cx.args.tier, "failed");
+                }
                 Ok(Transition::Done)
             }
         }

@@ -2,7 +2,8 @@
 //!
 //! credentials → instance → wait_available → secret_endpoint → migrate → backups → alarms →
 //! protect → mark_ready; any of them failing for good (or a cancel) → undo_alarms →
-//! undo_instance → undo_secret → mark_failed.
+//! undo_instance → undo_secret → mark_failed. A tenant that took over a warm-pool standby
+//! starts at claim → claim_secret → migrate → ... (same steps and rollback from there).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,10 @@ steps! {
         /// Deletion protection, where the tier asks for it.
         Protect = "protect",
         MarkReady = "mark_ready",
+        /// (Claims) The standby instance tagged as the tenant's.
+        Claim = "claim",
+        /// (Claims) The standby's credentials become the tenant's secret; the standby's goes.
+        ClaimSecret = "claim_secret",
         UndoAlarms = "undo_alarms",
         UndoInstance = "undo_instance",
         UndoSecret = "undo_secret",
@@ -72,6 +77,10 @@ impl Step for ProvisionStep {
 pub struct ProvisionArgs {
     /// The tier's name, as configured.
     pub tier: String,
+    /// The warm-pool standby this job takes over (a tenant's claim) or builds (a standby's
+    /// own job); absent in jobs of earlier releases and of the cold path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby: Option<String>,
 }
 
 /// What the steps of a provisioning job record as they go (`jobs.data`). Every field is
