@@ -17,6 +17,7 @@ use crate::maintenance::{
     Conductor, InstancePoller, Maintenance, PoolKeeper, Pruner, Reconciler, Rescuer,
     SnapshotCleaner,
 };
+use crate::ui;
 use crate::worker;
 use crate::workflow::{
     Deprovision, Migrate, Provision, Reconcile, Registry, StandbyBuild, Tenancy,
@@ -142,15 +143,17 @@ pub fn maintenance(
         ))
 }
 
-/// `tenantd serve`: the HTTP API, the worker and maintenance in one process, until `shutdown`.
+/// `tenantd serve`: the HTTP API with the console, the worker and maintenance in one process, until `shutdown`.
 pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = api::bind(settings.listen, "TENANTD_LISTEN").await?;
     let pool = connect(&settings).await?;
-    let app = api::router(AppState::new(pool.clone(), &settings));
+    let state = AppState::new(pool.clone(), &settings);
+    let console = ui::router(ui::UiState::new(state.clone(), &settings));
+    let app = api::router(state).merge(console);
     info!(
         listen = %listener.local_addr()?,
         tokens = settings.api_tokens.len(),
-        "HTTP API listening"
+        "HTTP API and console (/ui/) listening"
     );
     run(settings, pool, listener, app, shutdown).await
 }

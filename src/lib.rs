@@ -5,7 +5,7 @@
 //! crate); `metrics`, `db`, `telemetry`; `cloud` (AWS calls), `tenant_db`, `queue` (all SQL on
 //! jobs); `tenants::record`, `pool` (the warm pool's standby records); `workflow` (typed
 //! steps); `tenants::requests`, `model` (the API's bodies); `worker`, `maintenance`, `api`,
-//! `cli`; `app` (wiring) and `main`.
+//! `ui` (the console, beside the API), `cli`; `app` (wiring) and `main`.
 
 pub mod api;
 pub mod app;
@@ -22,5 +22,6 @@ pub mod rollouts;
 pub mod telemetry;
 pub mod tenant_db;
 pub mod tenants;
+pub mod ui;
 pub mod worker;
 pub mod workflow;

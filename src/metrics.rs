@@ -412,3 +412,34 @@ pub fn render(fleet: Option<&Fleet>) -> Result<String, prometheus::Error> {
     prometheus::TextEncoder::new().encode_utf8(&families, &mut body)?;
     Ok(body)
 }
+
+/// This process's AWS calls so far, per service: (service, calls, of which failed).
+pub fn aws_calls_by_service() -> Vec<(String, u64, u64)> {
+    let mut by_service: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for family in prometheus::core::Collector::collect(&METRICS.aws_calls) {
+        for m in family.get_metric() {
+            let label = |name: &str| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == name)
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default()
+            };
+            let n = m.get_counter().get_value() as u64;
+            let entry = by_service.entry(label("service")).or_default();
+            entry.0 += n;
+            if label("result") != "ok" {
+                entry.1 += n;
+            }
+        }
+    }
+    by_service
+        .into_iter()
+        .map(|(service, (calls, failed))| (service, calls, failed))
+        .collect()
+}
+
+/// Whether an instance poller (this process or another) finished a round recently.
+pub fn poller_active() -> bool {
+    METRICS.poller_active.get() == 1
+}

@@ -318,6 +318,11 @@ fn only_the_queue_speaks_sql_about_jobs_and_the_api_never_calls_aws() {
     let edges = graph();
     let cloud = imports(&edges, "crate::api", "crate::cloud");
     assert!(cloud.is_empty(), "the API imports the AWS layer: {cloud:?}");
+    let cloud = imports(&edges, "crate::ui", "crate::cloud");
+    assert!(
+        cloud.is_empty(),
+        "the console imports the AWS layer: {cloud:?}"
+    );
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut outside = Vec::new();
     for (name, file) in modules(&src) {

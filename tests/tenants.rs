@@ -5,7 +5,7 @@ mod support;
 
 use support::fresh_db;
 use tenantd::config::Tiers;
-use tenantd::tenants::{self, TenantError, TenantStatus};
+use tenantd::tenants::{self, TenantError, TenantFilter, TenantStatus};
 
 #[tokio::test]
 async fn a_provision_request_creates_the_tenant_and_one_job_and_replays_return_it() {
@@ -119,19 +119,42 @@ async fn tenants_are_listed_in_pages_by_status() {
             .await
             .unwrap();
     }
-    let (page, next) = tenants::list(&db.pool, None, None, 2, None).await.unwrap();
+    let (page, next) = tenants::list(&db.pool, &TenantFilter::default(), 2, None)
+        .await
+        .unwrap();
     assert_eq!(
         page.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
         ["t-a", "t-b"]
     );
-    let (page, next) = tenants::list(&db.pool, None, None, 2, next.as_deref())
+    let (page, next) = tenants::list(&db.pool, &TenantFilter::default(), 2, next.as_deref())
         .await
         .unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(next, None);
-    let (ready, _) = tenants::list(&db.pool, Some(TenantStatus::Ready), None, 10, None)
+    let ready = TenantFilter {
+        status: Some(TenantStatus::Ready),
+        ..TenantFilter::default()
+    };
+    let (ready, _) = tenants::list(&db.pool, &ready, 10, None).await.unwrap();
+    assert!(ready.is_empty());
+    // Tier and id prefix narrow the listing too.
+    let by_prefix = TenantFilter {
+        tier: Some("starter".into()),
+        prefix: Some("t-b".into()),
+        ..TenantFilter::default()
+    };
+    let (found, _) = tenants::list(&db.pool, &by_prefix, 10, None).await.unwrap();
+    assert_eq!(
+        found.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["t-b"]
+    );
+    let other_tier = TenantFilter {
+        tier: Some("pro".into()),
+        ..TenantFilter::default()
+    };
+    let (found, _) = tenants::list(&db.pool, &other_tier, 10, None)
         .await
         .unwrap();
-    assert!(ready.is_empty());
+    assert!(found.is_empty());
     assert!(tenants::get(&db.pool, "t-c").await.unwrap().is_some());
 }

@@ -14,11 +14,8 @@ use crate::model::{
     Page, Requested, TenantPath, TenantView,
 };
 use crate::queue::{self, Job};
-use crate::tenants::{self, Deletion, Power, Tenant, TenantError};
-use crate::workflow::{Deprovision, Provision, Reconcile, Workflow};
-
-/// The job kinds a tenant's view shows the latest of.
-const TENANT_JOBS: &[&str] = &[Provision::KIND, Deprovision::KIND, Reconcile::KIND];
+use crate::tenants::{self, Deletion, Power, Tenant, TenantError, TenantFilter};
+use crate::workflow::{Provision, Workflow};
 
 fn requested(tenant: Tenant, job: Job, created: bool) -> (StatusCode, Json<Requested>) {
     let span = Span::current();
@@ -124,12 +121,9 @@ pub async fn get(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TenantView>, ApiError> {
     valid_id(&id)?;
-    let tenant = tenants::get(&state.db, &id)
+    let (tenant, job) = tenants::with_latest_job(&state.db, &id)
         .await?
         .ok_or_else(|| ApiError::TenantNotFound(id.clone()))?;
-    let job = queue::latest_jobs(&state.db, std::slice::from_ref(&id), TENANT_JOBS)
-        .await?
-        .pop();
     Ok(Json(TenantView::new(tenant, job.as_ref())))
 }
 
@@ -165,25 +159,16 @@ pub async fn list(
             "cursor must be the next_cursor of a previous page (a tenant id)".to_string(),
         ));
     }
-    let (page, next_cursor) = tenants::list(
-        &state.db,
-        query.status,
-        query.schema_version_below,
-        limit,
-        query.cursor.as_deref(),
-    )
-    .await?;
-    let ids: Vec<String> = page.iter().map(|t| t.id.clone()).collect();
-    let mut jobs = queue::latest_jobs(&state.db, &ids, TENANT_JOBS).await?;
+    let filter = TenantFilter {
+        status: query.status,
+        schema_version_below: query.schema_version_below,
+        ..TenantFilter::default()
+    };
+    let (page, next_cursor) =
+        tenants::page_with_jobs(&state.db, &filter, limit, query.cursor.as_deref()).await?;
     let tenants = page
         .into_iter()
-        .map(|t| {
-            let job = jobs
-                .iter()
-                .position(|j| j.tenant_id.as_deref() == Some(t.id.as_str()))
-                .map(|i| jobs.swap_remove(i));
-            TenantView::new(t, job.as_ref())
-        })
+        .map(|(t, job)| TenantView::new(t, job.as_ref()))
         .collect();
     Ok(Json(Page {
         tenants,

@@ -11,12 +11,14 @@ mod env;
 mod provisioning;
 mod tiers;
 mod tokens;
+mod ui;
 mod worker;
 
 pub use env::{ConfigError, Env};
 pub use provisioning::{MigrationLimits, ProvisioningSettings, TenantDbTls};
 pub use tiers::{Tier, TierError, Tiers};
 pub use tokens::ApiTokens;
+pub use ui::{SecureCookie, UiSettings};
 pub use worker::{RetryPolicy, WorkerSettings};
 
 /// Log line format.
@@ -50,6 +52,8 @@ pub struct Settings {
     /// Finished jobs older than this are deleted with their history (a tenant's latest job
     /// stays); `None`: kept forever.
     pub job_retention: Option<Duration>,
+    /// The operator's console.
+    pub ui: UiSettings,
 }
 
 /// How long an AWS call may take: to connect, and each attempt of an operation (a hung
@@ -104,7 +108,9 @@ impl Settings {
             Duration::from_secs(1),
             Duration::from_secs(3650 * 86400),
         )?;
+        let ui = UiSettings::load(env)?;
         Ok(Settings {
+            ui,
             job_retention,
             aws_timeouts,
             database_url,

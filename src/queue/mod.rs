@@ -17,7 +17,7 @@ pub use lease::{
 };
 pub use notify::{CHANNEL, listen};
 pub use read::{
-    FleetStats, JobFilter, Waiting, active_job, failures_since_success, fleet_stats, get_job,
-    history, latest_job, latest_jobs, list_jobs, marked, older_marked, tenants_with_active_jobs,
-    waiting_at,
+    FleetStats, JobFilter, RecentEnds, Waiting, active_job, failures_since_success, fleet_stats,
+    get_job, histories, history, latest_job, latest_jobs, list_jobs, marked, older_marked,
+    recent_ends, tenants_with_active_jobs, waiting_at,
 };

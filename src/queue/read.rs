@@ -256,3 +256,49 @@ pub async fn older_marked(
     .fetch_one(executor)
     .await?)
 }
+
+/// The histories of several jobs at once, each oldest first, as (job id, entry) pairs.
+pub async fn histories(
+    executor: impl PgExecutor<'_>,
+    job_ids: &[Uuid],
+) -> Result<Vec<(Uuid, HistoryEntry)>, QueueError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        job_id: Uuid,
+        #[sqlx(flatten)]
+        entry: HistoryEntry,
+    }
+    let rows = sqlx::query_as::<_, Row>(
+        "SELECT job_id, at, step, attempt, outcome, started_at, error, error_class, worker, note
+         FROM job_history WHERE job_id = ANY($1) ORDER BY job_id, id",
+    )
+    .bind(job_ids)
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.job_id, r.entry)).collect())
+}
+
+/// Jobs that ended in the last hour and the last day, by how they ended.
+#[derive(Debug, Clone, Copy, Default, sqlx::FromRow)]
+pub struct RecentEnds {
+    pub succeeded_hour: i64,
+    pub failed_hour: i64,
+    pub succeeded_day: i64,
+    pub failed_day: i64,
+}
+
+/// Counts the jobs that succeeded and failed in the last hour and day (one aggregate).
+pub async fn recent_ends(executor: impl PgExecutor<'_>) -> Result<RecentEnds, QueueError> {
+    Ok(sqlx::query_as::<_, RecentEnds>(
+        "SELECT
+             count(*) FILTER (WHERE state = 'succeeded' AND finished_at > now() - interval '1 hour')
+                 AS succeeded_hour,
+             count(*) FILTER (WHERE state = 'failed' AND finished_at > now() - interval '1 hour')
+                 AS failed_hour,
+             count(*) FILTER (WHERE state = 'succeeded') AS succeeded_day,
+             count(*) FILTER (WHERE state = 'failed') AS failed_day
+         FROM jobs WHERE finished_at > now() - interval '1 day'",
+    )
+    .fetch_one(executor)
+    .await?)
+}

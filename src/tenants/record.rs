@@ -160,13 +160,22 @@ pub async fn get(executor: impl PgExecutor<'_>, id: &str) -> Result<Option<Tenan
     )
 }
 
-/// A page of tenants in id order, optionally of one status and below a schema version (never
-/// migrated counts as 0), after `cursor` (the last id of the previous page). Returns the page
-/// and the cursor of the next one, if there is more.
+/// Which tenants a listing shows: all by default.
+#[derive(Debug, Clone, Default)]
+pub struct TenantFilter {
+    pub status: Option<TenantStatus>,
+    pub tier: Option<String>,
+    /// Ids starting with this (a valid id's characters only, so no `LIKE` pattern).
+    pub prefix: Option<String>,
+    /// Below this schema version (never migrated counts as 0).
+    pub schema_version_below: Option<i64>,
+}
+
+/// A page of tenants in id order, filtered, after `cursor` (the last id of the previous page).
+/// Returns the page and the cursor of the next one, if there is more.
 pub async fn list(
     executor: impl PgExecutor<'_>,
-    status: Option<TenantStatus>,
-    schema_version_below: Option<i64>,
+    filter: &TenantFilter,
     limit: i64,
     cursor: Option<&str>,
 ) -> Result<(Vec<Tenant>, Option<String>), TenantError> {
@@ -174,13 +183,16 @@ pub async fn list(
     let mut rows = sqlx::query_as::<_, Tenant>(
         "SELECT * FROM tenants
          WHERE ($1::tenant_status IS NULL OR status = $1) AND ($2::text IS NULL OR id > $2)
-             AND ($4::bigint IS NULL OR COALESCE(schema_version, 0) < $4)
+           AND ($4::text IS NULL OR tier = $4) AND ($5::text IS NULL OR starts_with(id, $5))
+           AND ($6::bigint IS NULL OR COALESCE(schema_version, 0) < $6)
          ORDER BY id LIMIT $3",
     )
-    .bind(status)
+    .bind(filter.status)
     .bind(cursor)
     .bind(limit + 1)
-    .bind(schema_version_below)
+    .bind(filter.tier.as_deref())
+    .bind(filter.prefix.as_deref())
+    .bind(filter.schema_version_below)
     .fetch_all(executor)
     .await?;
     let next = if rows.len() as i64 > limit {
@@ -190,6 +202,26 @@ pub async fn list(
         None
     };
     Ok((rows, next))
+}
+
+/// How many tenants there are of each status and tier, and how many of those have drift.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CensusRow {
+    pub status: TenantStatus,
+    pub tier: String,
+    pub tenants: i64,
+    pub drifted: i64,
+}
+
+/// The whole fleet counted by status and tier (one aggregate).
+pub async fn census(executor: impl PgExecutor<'_>) -> Result<Vec<CensusRow>, TenantError> {
+    Ok(sqlx::query_as::<_, CensusRow>(
+        "SELECT status, tier, count(*) AS tenants,
+                count(*) FILTER (WHERE jsonb_array_length(COALESCE(drift, '[]')) > 0) AS drifted
+         FROM tenants GROUP BY status, tier ORDER BY status, tier",
+    )
+    .fetch_all(executor)
+    .await?)
 }
 
 /// The tenants the reconciler looks at: ready, suspended, lost and degraded ones, in id order.

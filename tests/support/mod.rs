@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod browser;
 pub mod demo;
 pub mod fleet;
 pub mod iam;
