@@ -10,6 +10,8 @@
 //! The last line is `tenants=N ready=R failed=F wall_s=W rds_calls=C peak_rss_mb=M`: RDS calls
 //! as the daemon's `/metrics` counts them, and the daemon's peak resident memory (VmHWM).
 
+#[path = "support/daemon.rs"]
+mod daemon;
 #[path = "support/scratch.rs"]
 mod scratch;
 
@@ -60,25 +62,6 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn binary(args: &Args) -> anyhow::Result<PathBuf> {
-    if let Some(bin) = &args.bin {
-        return Ok(bin.clone());
-    }
-    // target/release/examples/burst → target/release/tenantd
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.join("tenantd"))
-        .ok_or_else(|| anyhow::anyhow!("cannot find the tenantd binary; pass --bin"))?;
-    anyhow::ensure!(
-        bin.is_file(),
-        "{} is missing: run `cargo build --release --bin tenantd` first, or pass --bin",
-        bin.display()
-    );
-    Ok(bin)
-}
-
 async fn run(args: &Args, db_url: &str) -> anyhow::Result<String> {
     let token = format!("burst-{}", uuid::Uuid::new_v4().simple());
     let port = {
@@ -90,7 +73,7 @@ async fn run(args: &Args, db_url: &str) -> anyhow::Result<String> {
     let log = std::env::temp_dir().join(format!("tenantd-burst-{run_id}.log"));
     let migrations = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tenant-migrations");
     let concurrency = args.concurrency.to_string();
-    let mut daemon: Child = Command::new(binary(args)?)
+    let mut daemon: Child = Command::new(daemon::tenantd_binary(args.bin.as_ref())?)
         .arg("serve")
         .envs([
             ("TENANTD_DATABASE_URL", db_url),

@@ -11,6 +11,8 @@
 //! (created, dropped at the end); the instances stay in LocalStack (restart it to drop them).
 //! The last line is `pool=P signups=N p50_s=X p95_s=Y cold_p50_s=Z burst_p50_s=B`.
 
+#[path = "support/daemon.rs"]
+mod daemon;
 #[path = "support/scratch.rs"]
 mod scratch;
 
@@ -52,7 +54,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let bin = binary(&args)?;
+    let bin = daemon::tenantd_binary(args.bin.as_ref())?;
     let a = &args;
     let b = &bin;
     let (pooled, burst) = with_scratch_db("tenantd_signup_pool", |url| async move {
@@ -103,25 +105,6 @@ fn percentile(values: &[f64], q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
     v[rank - 1]
-}
-
-fn binary(args: &Args) -> anyhow::Result<PathBuf> {
-    if let Some(bin) = &args.bin {
-        return Ok(bin.clone());
-    }
-    // target/release/examples/signup_latency → target/release/tenantd
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.join("tenantd"))
-        .ok_or_else(|| anyhow::anyhow!("cannot find the tenantd binary; pass --bin"))?;
-    anyhow::ensure!(
-        bin.is_file(),
-        "{} is missing: run `cargo build --release --bin tenantd` first, or pass --bin",
-        bin.display()
-    );
-    Ok(bin)
 }
 
 struct Daemon {

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use support::app::TOKEN;
-use support::fleet::{alarms_with_prefix, daemon_env, instances_with_prefix, run_prefix};
+use support::fleet::{
+    alarms_with_prefix, daemon_env, free_port, instances_with_prefix, run_prefix,
+};
 use support::stack::{Stack, test_env};
 use support::wait_for;
 use tenantd::tenants::TenantStatus;
@@ -53,14 +55,6 @@ fn schemathesis() -> PathBuf {
         out.status
     );
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts `tenantd serve` with its log in `log` (killed when dropped).

@@ -110,14 +110,6 @@ async fn describes(port: u16) -> f64 {
     .await
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Waits until every live replica reports a working poller, exactly one of them as its own;
 /// returns that one's worker id.
 async fn poller_elected(ports: &HashMap<&'static str, u16>) -> &'static str {

@@ -6,15 +6,10 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
+use support::fleet::free_port;
 use support::stack::{Stack, test_env};
 use support::wait_for;
 use tokio::process::Command;
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_process_serves_health_and_metrics_on_its_metrics_address() {

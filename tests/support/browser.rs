@@ -12,16 +12,8 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 use super::app::TOKEN;
+pub use super::fleet::free_port;
 use super::wait_for;
-
-/// A free port on the loopback interface.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `tenantd serve` on a free port, killed when dropped.
 pub struct Daemon {
@@ -29,32 +21,13 @@ pub struct Daemon {
     _child: Child,
 }
 
-/// Starts `tenantd serve` with `env` (the test's stack settings); returns once it is ready.
+/// Starts `tenantd serve` with `env` (the test's stack settings) and the test token; returns
+/// once it is ready.
 pub async fn serve(env: &HashMap<String, String>) -> Daemon {
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_tenantd"))
-        .arg("serve")
-        .envs(env)
-        .env("TENANTD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("TENANTD_API_TOKENS", TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start tenantd serve");
-    let http = reqwest::Client::new();
-    let ready = format!("{url}/readyz");
-    wait_for(
-        "the daemon to be ready",
-        Duration::from_secs(60),
-        || async {
-            let r = http.get(&ready).send().await.ok()?;
-            r.status().is_success().then_some(())
-        },
-    )
-    .await;
+    let mut env = env.clone();
+    env.insert("TENANTD_API_TOKENS".into(), TOKEN.into());
+    env.insert("RUST_LOG".into(), "warn".into());
+    let (child, url) = super::fleet::serve_ready(&env).await;
     Daemon { url, _child: child }
 }
 
