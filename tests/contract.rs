@@ -70,11 +70,19 @@ fn serve(env: &HashMap<String, String>, log: &Path) -> Child {
         .expect("start tenantd serve")
 }
 
+/// Every tenant's status; a tenant with an active job (a rollout's migration, a tier change)
+/// reads as provisioning, since it cannot be deprovisioned until that job ends.
 async fn statuses(stack: &Stack) -> Vec<(String, TenantStatus)> {
-    sqlx::query_as("SELECT id, status FROM tenants ORDER BY id")
-        .fetch_all(stack.pool())
-        .await
-        .unwrap()
+    sqlx::query_as(
+        "SELECT t.id, CASE WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.tenant_id = t.id
+                 AND j.state IN ('queued', 'running', 'waiting') AND j.kind <> 'deprovision')
+             AND t.status <> 'deprovisioning' THEN 'provisioning'::tenant_status
+             ELSE t.status END
+         FROM tenants t ORDER BY t.id",
+    )
+    .fetch_all(stack.pool())
+    .await
+    .unwrap()
 }
 
 /// Waits for every tenant to reach one of `settled`; returns the tenants, or the ones that did
@@ -103,9 +111,29 @@ async fn settle(
 async fn deprovision_all(stack: &Stack, url: &str, instance_prefix: &str) -> Result<(), String> {
     use TenantStatus::*;
     let timeout = Duration::from_secs(90);
+    let http = reqwest::Client::new();
+    // A rollout the run started stops starting migrations (cancelled through the API).
+    let page: serde_json::Value = http
+        .get(format!("{url}/v1/rollouts?limit=1000"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .map_err(|e| format!("GET /v1/rollouts: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("GET /v1/rollouts: {e}"))?;
+    for r in page["rollouts"].as_array().into_iter().flatten() {
+        if r["state"] == "running" || r["state"] == "paused" {
+            let id = r["id"].as_str().unwrap_or_default();
+            http.post(format!("{url}/v1/rollouts/{id}/cancel"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .map_err(|e| format!("cancel rollout {id}: {e}"))?;
+        }
+    }
     // The stateful phase may leave a tenant suspended: it is deprovisioned like the others.
     let left = settle(stack, &[Ready, Suspended, Failed, Deleted], timeout).await?;
-    let http = reqwest::Client::new();
     for (id, status) in &left {
         if *status == Deleted {
             continue;

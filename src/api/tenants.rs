@@ -206,8 +206,10 @@ pub async fn list(
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`tenant_not_found`", body = ErrorBody),
         (status = 409, description = "`provisioning_in_progress` (cancel the provisioning job or \
-            wait for it to end), `conflict`, or `final_snapshot_required` (no final snapshot \
-            asked for a tenant whose tier has deletion protection, without `force=true`)",
+            wait for it to end), `job_in_progress` (another job of the tenant, such as a tier \
+            change or a migration, runs), `conflict`, or `final_snapshot_required` (no final \
+            snapshot asked for a tenant whose tier has deletion protection, without \
+            `force=true`)",
             body = ErrorBody),
         (status = 422, description = "`invalid_tenant_id`", body = ErrorBody),
     ))]

@@ -223,10 +223,12 @@ pub async fn request_deprovision(
     if let Some(job) = queue::active_job(&mut *tx, id).await? {
         return match job.kind.as_str() {
             Deprovision::KIND => Ok((tenant, job, false)),
-            _ => Err(conflict(
+            Provision::KIND => Err(conflict(
                 id,
                 "is being provisioned; cancel that job or wait for it to end",
             )),
+            // A tier change, a repair, a migration: it ends by itself.
+            _ => Err(in_progress(id, &job)),
         };
     }
     if tenant.status == TenantStatus::Deleted {
