@@ -520,13 +520,18 @@ async fn a_failed_canary_stops_the_rollout_and_pause_resume_cancel_steer_the_nex
     let done = api.until(&second, "succeeded").await;
     assert_eq!(done["totals"]["succeeded"], 3, "{done}");
     let change = stack.finished(change.id, TIMEOUT).await;
-    let migrated_at: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT created_at FROM jobs WHERE kind = 'migrate' AND tenant_id = $1")
-            .bind(&busy)
-            .fetch_one(stack.pool())
-            .await
-            .unwrap();
-    assert!(migrated_at >= change.finished_at.unwrap());
+    // Its migration started running only once the tier change had ended (the step's start,
+    // not the job's created_at: that is the conductor's transaction start, which may precede
+    // the other job's recorded end).
+    let migration_started: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "SELECT min(h.started_at) FROM job_history h JOIN jobs j ON j.id = h.job_id
+         WHERE j.kind = 'migrate' AND j.tenant_id = $1 AND h.step = 'migrate'",
+    )
+    .bind(&busy)
+    .fetch_one(stack.pool())
+    .await
+    .unwrap();
+    assert!(migration_started >= change.finished_at.unwrap());
     let rest: Vec<String> = tenants[1..].to_vec();
     assert_migrated_once(&stack, &rest).await;
     // The canary tenant was never migrated: still poisoned, still on its old version.
