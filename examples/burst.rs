@@ -71,7 +71,6 @@ async fn run(args: &Args, db_url: &str) -> anyhow::Result<String> {
     let base = format!("http://127.0.0.1:{port}");
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..6];
     let log = std::env::temp_dir().join(format!("tenantd-burst-{run_id}.log"));
-    let migrations = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tenant-migrations");
     let concurrency = args.concurrency.to_string();
     let mut daemon: Child = Command::new(daemon::tenantd_binary(args.bin.as_ref())?)
         .arg("serve")
@@ -82,14 +81,8 @@ async fn run(args: &Args, db_url: &str) -> anyhow::Result<String> {
             ("TENANTD_CONCURRENCY", &concurrency),
             ("TENANTD_RDS_RATE", &args.rds_rate),
             ("TENANTD_RDS_POLL_INTERVAL", &args.poll),
-            ("TENANTD_TENANT_MIGRATIONS", migrations),
-            ("TENANTD_TENANT_DB_TLS", "disable"),
-            ("TENANTD_ENVIRONMENT", "burst"),
-            // The emulator counts windows that merely touch as overlapping.
-            ("TENANTD_MAINTENANCE_WINDOW", "sun:05:00-sun:06:00"),
-            ("TENANTD_LOG_FORMAT", "json"),
-            ("RUST_LOG", "warn"),
         ])
+        .envs(daemon::local_stack_settings("burst"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log)?)
         .kill_on_drop(true)

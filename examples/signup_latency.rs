@@ -127,7 +127,6 @@ impl Daemon {
         let base = format!("http://127.0.0.1:{port}");
         let run_id = uuid::Uuid::new_v4().simple().to_string()[..6].to_string();
         let log = std::env::temp_dir().join(format!("tenantd-signup-{run_id}.log"));
-        let migrations = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tenant-migrations");
         let warm_pool = if pool > 0 {
             format!("{}={pool}", args.tier)
         } else {
@@ -141,14 +140,8 @@ impl Daemon {
                 ("TENANTD_API_TOKENS", &token),
                 ("TENANTD_WARM_POOL", &warm_pool),
                 ("TENANTD_RDS_POLL_INTERVAL", &args.poll),
-                ("TENANTD_TENANT_MIGRATIONS", migrations),
-                ("TENANTD_TENANT_DB_TLS", "disable"),
-                ("TENANTD_ENVIRONMENT", "signup"),
-                // The emulator counts windows that merely touch as overlapping.
-                ("TENANTD_MAINTENANCE_WINDOW", "sun:05:00-sun:06:00"),
-                ("TENANTD_LOG_FORMAT", "json"),
-                ("RUST_LOG", "warn"),
             ])
+            .envs(daemon::local_stack_settings("signup"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .kill_on_drop(true)

@@ -20,3 +20,21 @@ pub fn tenantd_binary(given: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
     );
     Ok(bin)
 }
+
+/// What every benchmark's daemon is given on the local stack besides its own settings: the
+/// example tenant migrations, plain TCP to tenant databases, its `Environment` tag, a
+/// maintenance window clear of the backup window, JSON logs at warn.
+pub fn local_stack_settings(environment: &'static str) -> [(&'static str, &'static str); 6] {
+    [
+        (
+            "TENANTD_TENANT_MIGRATIONS",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tenant-migrations"),
+        ),
+        ("TENANTD_TENANT_DB_TLS", "disable"),
+        ("TENANTD_ENVIRONMENT", environment),
+        // The emulator counts windows that merely touch as overlapping.
+        ("TENANTD_MAINTENANCE_WINDOW", "sun:05:00-sun:06:00"),
+        ("TENANTD_LOG_FORMAT", "json"),
+        ("RUST_LOG", "warn"),
+    ]
+}
