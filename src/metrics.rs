@@ -30,6 +30,7 @@ struct Metrics {
     tenant_migration_seconds: HistogramVec,
     pool_standbys: IntGaugeVec,
     pool_claims: IntCounterVec,
+    steps_abandoned: IntCounterVec,
     is_leader: AtomicBool,
 }
 
@@ -173,6 +174,19 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         )
         .expect("valid gauge"),
     );
+    let steps_abandoned = register(
+        &registry,
+        IntCounterVec::new(
+            Opts::new(
+                "tenantd_steps_abandoned_total",
+                "Steps this process dropped unfinished because it no longer held their job's \
+                 lease: lost (another worker holds it) or unrenewed (it could not be renewed \
+                 before it expired, less TENANTD_LEASE_MARGIN).",
+            ),
+            &["reason"],
+        )
+        .expect("valid counter"),
+    );
     let pool_claims = register(
         &registry,
         IntCounterVec::new(
@@ -225,6 +239,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         registry,
         pool_standbys,
         pool_claims,
+        steps_abandoned,
         pruned_jobs,
         rollout_tenants,
         tenant_migration_seconds,
@@ -284,6 +299,11 @@ pub fn record_poller(active: bool) {
 /// One instance poll round completed here.
 pub fn record_poll_round() {
     METRICS.poll_rounds.inc();
+}
+
+/// A step was dropped unfinished: its lease was `lost` or `unrenewed`.
+pub fn record_step_abandoned(reason: &str) {
+    METRICS.steps_abandoned.with_label_values(&[reason]).inc();
 }
 
 /// One round of a maintenance service ended (`ok` or `error`).

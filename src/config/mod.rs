@@ -252,6 +252,7 @@ mod tests {
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.worker.concurrency, 16);
         assert_eq!(s.worker.lease, Duration::from_secs(30));
+        assert_eq!(s.worker.lease_margin, Duration::from_secs(6));
         assert_eq!(s.log_format, LogFormat::Text);
     }
 
@@ -285,6 +286,8 @@ mod tests {
             ("TENANTD_CONCURRENCY", "many"),
             ("TENANTD_LEASE", "forever"),
             ("TENANTD_LEASE", "1ms"),
+            ("TENANTD_LEASE_MARGIN", "20s"),
+            ("TENANTD_LEASE_MARGIN", "soon"),
             ("TENANTD_LISTEN", "localhost"),
             ("TENANTD_LOG_FORMAT", "xml"),
             ("TENANTD_MAX_ATTEMPTS", "-1"),

@@ -20,6 +20,10 @@ pub struct WorkerSettings {
     pub prefetch: usize,
     /// How long a claim holds a job without a heartbeat.
     pub lease: Duration,
+    /// A step whose lease this process could not renew is abandoned this long before the lease
+    /// would expire (counted from when the last renewal was sent), so that it has stopped
+    /// before the rescuer may hand its job to another worker.
+    pub lease_margin: Duration,
     /// Longest time between two claim attempts when no notification arrives.
     pub poll_interval: Duration,
     /// How long running steps may take to finish after a shutdown signal.
@@ -55,6 +59,8 @@ impl WorkerSettings {
             Duration::from_millis(300),
             Duration::from_secs(3600),
         )?;
+        let lease_margin =
+            env.duration("TENANTD_LEASE_MARGIN", lease / 5, Duration::ZERO, lease / 2)?;
         let poll_interval = env.duration(
             "TENANTD_POLL_INTERVAL",
             Duration::from_secs(1),
@@ -93,6 +99,7 @@ impl WorkerSettings {
             concurrency,
             prefetch,
             lease,
+            lease_margin,
             poll_interval,
             shutdown_timeout,
             retry: RetryPolicy {

@@ -87,6 +87,7 @@ pub fn worker_settings(id: &str) -> WorkerSettings {
         concurrency: 8,
         prefetch: 8,
         lease: Duration::from_secs(5),
+        lease_margin: Duration::from_secs(1),
         poll_interval: Duration::from_millis(200),
         shutdown_timeout: Duration::from_secs(5),
         retry: RetryPolicy {
