@@ -2,8 +2,6 @@
 //! HTTP API, the worker and the maintenance services run side by side until one shutdown
 //! token is cancelled.
 
-use std::time::Duration;
-
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -14,7 +12,7 @@ use crate::cloud::rds::EngineVersion;
 use crate::config::{ConfigError, Settings};
 use crate::db;
 use crate::maintenance::{
-    Conductor, InstancePoller, Maintenance, PoolKeeper, Pruner, Reconciler, Rescuer,
+    Conductor, Election, InstancePoller, Maintenance, PoolKeeper, Pruner, Reconciler, Rescuer,
     SnapshotCleaner,
 };
 use crate::ui;
@@ -94,12 +92,6 @@ pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, Tenancy) {
     (registry, tenancy)
 }
 
-/// How often a process stands for maintenance leader: a third of a lease, so that a dead
-/// leader is replaced about as fast as its jobs' leases expire.
-pub fn election_interval(settings: &Settings) -> Duration {
-    (settings.worker.lease / 3).clamp(Duration::from_millis(100), Duration::from_secs(5))
-}
-
 /// The maintenance services: the instance poller for the workflows' waits, the lease
 /// rescuer, the cleaner of expired final snapshots, the pruner of old jobs, the reconciler, the
 /// rollout conductor and the warm pool's keeper.
@@ -110,7 +102,7 @@ pub fn maintenance(
     registry: &Registry,
 ) -> Maintenance {
     let me = settings.worker.id.clone();
-    Maintenance::new(pool.clone(), me.clone(), election_interval(settings))
+    Maintenance::new(pool.clone(), me.clone(), Election::of(&settings.worker))
         .with(InstancePoller::new(
             pool.clone(),
             tenancy.clone(),

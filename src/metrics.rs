@@ -306,9 +306,9 @@ pub fn record_step_abandoned(reason: &str) {
     METRICS.steps_abandoned.with_label_values(&[reason]).inc();
 }
 
-/// One round of a maintenance service ended (`ok` or `error`).
-pub fn record_maintenance_round(service: &str, ok: bool) {
-    let result = if ok { "ok" } else { "error" };
+/// One round of a maintenance service ended: `ok`, `error`, or `stopped` (dropped unfinished
+/// because this process stopped leading).
+pub fn record_maintenance_round(service: &str, result: &str) {
     METRICS
         .maintenance_rounds
         .with_label_values(&[service, result])

@@ -21,7 +21,7 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tenantd::config::{RetryPolicy, WorkerSettings};
-use tenantd::maintenance::{Maintenance, Rescuer};
+use tenantd::maintenance::{Election, Maintenance, Rescuer};
 use tenantd::workflow::Registry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -88,6 +88,7 @@ pub fn worker_settings(id: &str) -> WorkerSettings {
         prefetch: 8,
         lease: Duration::from_secs(5),
         lease_margin: Duration::from_secs(1),
+        leader_ping_timeout: Duration::from_millis(2500),
         poll_interval: Duration::from_millis(200),
         shutdown_timeout: Duration::from_secs(5),
         retry: RetryPolicy {
@@ -133,7 +134,7 @@ pub fn spawn_worker(
     settings: WorkerSettings,
 ) -> (CancellationToken, JoinHandle<()>) {
     let stop = CancellationToken::new();
-    let maintenance = Maintenance::new(pool.clone(), settings.id.clone(), settings.lease / 3)
+    let maintenance = Maintenance::new(pool.clone(), settings.id.clone(), Election::of(&settings))
         .with(Rescuer::new(pool.clone(), settings.lease))
         .spawn(stop.clone());
     let worker = tenantd::worker::run(pool.clone(), registry, settings, stop.clone());
