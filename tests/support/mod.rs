@@ -1,12 +1,14 @@
 //! Shared by the integration tests: a fresh control database per test, worker settings sized for
 //! tests, a worker with its maintenance, and waiting for a condition with a deadline. Its
 //! modules: `app` (the API on a real port), `stack` (the local stack, tenantd's settings for it),
-//! `fleet` (real daemon processes), `proxy` (a fault-injecting AWS proxy), `rds` (the local RDS
+//! `fleet` (real daemon processes), `proxy` (a fault-injecting AWS proxy), `db_proxy` (a TCP
+//! proxy to the control database that can be partitioned), `rds` (the local RDS
 //! through the SDK), `demo` (a workflow without AWS).
 #![allow(dead_code)]
 
 pub mod app;
 pub mod browser;
+pub mod db_proxy;
 pub mod demo;
 pub mod fleet;
 pub mod iam;
