@@ -186,6 +186,11 @@ async fn a_worker_cut_off_from_the_database_drops_its_step_before_another_takes_
     // A gave its step up, unanswered, before its lease ran out.
     let (gave_up, answered) = calls(&aws_a, "CreateDBInstance")[0].ended.unwrap();
     assert!(!answered, "A's call was answered: its answer was held");
+    eprintln!(
+        "lease {LEASE:?}: A gave its step up {:?} after the cut; B's run began {:?} after it",
+        gave_up - cut,
+        b_creates[0].arrived - cut
+    );
     assert!(
         gave_up - cut < LEASE,
         "A gave its step up {:?} after it was cut off: not within its lease",
@@ -290,6 +295,7 @@ async fn a_partitioned_leader_stops_another_takes_over_and_the_pool_keeps_the_wa
         (metric(port_a, "tenantd_maintenance_leader", "").await? == 0.0).then_some(())
     })
     .await;
+    let stopped_after = cut.elapsed();
     // The round A was in was dropped: its call given up, the round counted as stopped.
     let (_, answered) = wait_for("A's round to be dropped", LEASE, || async {
         calls(&aws_a, "DescribeAccountAttributes")[0].ended
@@ -309,7 +315,12 @@ async fn a_partitioned_leader_stops_another_takes_over_and_the_pool_keeps_the_wa
         (leader.as_deref() == Some("leader-b")).then_some(epoch)
     })
     .await;
-    assert!(cut.elapsed() < LEASE * 3, "{:?}", cut.elapsed());
+    let taken_over_after = cut.elapsed();
+    assert!(taken_over_after < LEASE * 3, "{taken_over_after:?}");
+    eprintln!(
+        "lease {LEASE:?}: A stopped leading {stopped_after:?} after the cut, \
+         B took over {taken_over_after:?} after it"
+    );
     assert!(epoch_b > epoch_a);
     // B's keeper starts the standbys while A is still cut off; then the partition heals, after
     // the answer A's round waited for would have come.

@@ -4,13 +4,16 @@
 //! still holds the lock.
 //!
 //! A leader must not go on believing it leads after another process took over. So:
-//! - the lock session asks the server to end it once it has not heard from the leader for a
-//!   lease (`idle_session_timeout`; TCP keepalives and `tcp_user_timeout` for a peer that
-//!   vanished from the network), and the lock goes with the session;
+//! - the lock session asks the server to end it once it has not heard from the leader for its
+//!   hold, twice `TENANTD_LEASE` (`idle_session_timeout`; TCP keepalives and `tcp_user_timeout`
+//!   for a peer that vanished from the network), and the lock goes with the session. Twice, so
+//!   that a leader whose process is starved of CPU for a moment (confirming every third of a
+//!   lease) keeps its lock;
 //! - the leader confirms its lock with a ping that must answer within
-//!   `TENANTD_LEADER_PING_TIMEOUT`, and in any case stops leading a lease (less
-//!   `TENANTD_LEASE_MARGIN`) after its last confirmation was sent, before the server can have
-//!   freed the lock. Stopping cancels the term: the rounds in progress are dropped at once;
+//!   `TENANTD_LEADER_PING_TIMEOUT` (so a partitioned leader learns within a lease), and in any
+//!   case stops leading the hold (less `TENANTD_LEASE_MARGIN`) after its last confirmation was
+//!   sent, before the server can have freed the lock. Stopping cancels the term: the rounds in
+//!   progress are dropped at once;
 //! - its services write through [`Term::fence`], refused once a later term has begun.
 //!
 //! When the leader's process dies its session and lock go with it, and another process takes
@@ -37,7 +40,7 @@ pub struct Election {
     /// How often a process tries for the lock, and the leader confirms it.
     pub every: Duration,
     /// The server ends a lock session it has not heard from for this long, freeing the lock.
-    pub lease: Duration,
+    pub hold: Duration,
     /// A leader stops this long before the server could have freed its lock.
     pub margin: Duration,
     /// Longest wait for a confirmation of the lock.
@@ -48,11 +51,12 @@ pub struct Election {
 
 impl Election {
     /// From the worker's settings: every third of a lease (0.1-5 s), so that a dead leader is
-    /// replaced about as fast as its jobs' leases expire.
+    /// replaced about as fast as its jobs' leases expire, and a partitioned one within two
+    /// leases and a third.
     pub fn of(worker: &WorkerSettings) -> Self {
         Election {
             every: (worker.lease / 3).clamp(Duration::from_millis(100), Duration::from_secs(5)),
-            lease: worker.lease,
+            hold: worker.lease * 2,
             margin: worker.lease_margin,
             ping_timeout: worker.leader_ping_timeout,
             limits: Limits::for_lease(worker.lease),
@@ -61,7 +65,7 @@ impl Election {
 
     /// How long after a confirmation was sent the leader may go on without another.
     fn keep(&self) -> Duration {
-        self.lease.saturating_sub(self.margin)
+        self.hold.saturating_sub(self.margin)
     }
 }
 
@@ -192,12 +196,12 @@ async fn try_lead(
 }
 
 /// Asks the server to end the lock session, and so free the lock, once it has not heard from
-/// this process for a lease: `idle_session_timeout` (PostgreSQL 14 and later) for a leader that
+/// this process for its hold: `idle_session_timeout` (PostgreSQL 14 and later) for a leader that
 /// stopped pinging, TCP keepalives and `tcp_user_timeout` for one gone from the network. Settings
 /// the server does not know are left out.
 async fn configure(conn: &mut PgConnection, election: &Election) -> Result<(), sqlx::Error> {
-    let lease_ms = election.lease.as_millis().max(1).to_string();
-    let probe_s = election.lease.as_secs().div_ceil(3).max(1).to_string();
+    let hold_ms = election.hold.as_millis().max(1).to_string();
+    let probe_s = election.hold.as_secs().div_ceil(3).max(1).to_string();
     // A new term may wait for a deposed leader's fenced transactions, which the server ends.
     let statement_ms = election.limits.wait().as_millis().to_string();
     sqlx::query(
@@ -207,7 +211,7 @@ async fn configure(conn: &mut PgConnection, election: &Election) -> Result<(), s
                       ('tcp_keepalives_count', '3'), ('statement_timeout', $3)) AS s(name, value)
          WHERE s.name IN (SELECT name FROM pg_settings)",
     )
-    .bind(&lease_ms)
+    .bind(&hold_ms)
     .bind(&probe_s)
     .bind(&statement_ms)
     .execute(&mut *conn)
