@@ -45,7 +45,12 @@ pub struct Removal {
 impl Removal {
     /// What a rollback left in place, in a sentence for the tenant's error ("" when nothing).
     pub fn left_in_place(&self) -> String {
+        let foreign = self
+            .foreign_instance_left
+            .as_ref()
+            .map(|id| format!("instance {id} is not this deployment's and was left untouched"));
         let parts: Vec<&str> = [
+            foreign.as_deref(),
             self.kept_instance.as_deref(),
             self.secret_kept.as_deref(),
             self.alarms_left.as_deref(),
@@ -175,10 +180,6 @@ pub async fn remove_instance(
             return Err(owner.foreign(&format!("instance {id}"), &why));
         }
         tracing::warn!(instance = %id, owner = %owner.describe(), %why, "instance is not the owner's; leaving it untouched");
-        removal.kept_instance = Some(format!(
-            "instance {id} was left untouched: it is not {} ({why})",
-            owner.whose()
-        ));
         removal.foreign_instance_left = Some(id);
         return Ok(Removed::Done);
     }

@@ -256,7 +256,7 @@ impl Owner {
         StepError::fail(
             "foreign_resource",
             format!(
-                "{what} is not {} in environment {:?} ({why}); left untouched",
+                "{what} is not tagged as {} in environment {:?} ({why}); left untouched",
                 self.whose(),
                 self.environment
             ),
