@@ -581,7 +581,10 @@ async fn an_instance_that_lost_its_ownership_tags_is_detached_untouched_until_re
     let db = stack.instance(&instance).await.unwrap();
     assert_eq!(db.backup_retention_period(), Some(retention + 3));
     let keys: Vec<&str> = db.tag_list().iter().filter_map(|t| t.key()).collect();
-    assert!(!keys.contains(&"ManagedBy") && !keys.contains(&"TenantId"), "{keys:?}");
+    assert!(
+        !keys.contains(&"ManagedBy") && !keys.contains(&"TenantId"),
+        "{keys:?}"
+    );
 
     // Every request that would change or delete it is refused, and enqueues nothing.
     let refused = tenants::request_tier_change(

@@ -256,10 +256,7 @@ async fn two_deployments_in_one_account_never_touch_each_others_resources() {
         Some("foreign_resource")
     );
     let error = job.error.clone().unwrap();
-    assert!(
-        error.contains("\"production\", not \"staging\""),
-        "{error}"
-    );
+    assert!(error.contains("\"production\", not \"staging\""), "{error}");
     // Production likewise, for one of staging's.
     let job = production.stack.provision(&s1, "starter").await;
     let job = production.stack.finished(job, TIMEOUT).await;
@@ -452,7 +449,10 @@ async fn a_failed_reprovisioning_keeps_the_adopted_instance_and_its_data() {
             "match": { "DBInstanceIdentifier": instance, "DeletionProtection": true },
         }))
         .await;
-    let job = d.stack.provision_with_attempts(&tenant, "enterprise", 1).await;
+    let job = d
+        .stack
+        .provision_with_attempts(&tenant, "enterprise", 1)
+        .await;
     let job = d.stack.finished(job, TIMEOUT).await;
     control.remove_fault(refuse_protect).await;
     assert_eq!(job.state, JobState::Failed);
@@ -498,7 +498,10 @@ async fn a_failed_reprovisioning_keeps_the_adopted_instance_and_its_data() {
     let recorded = d.recorded_snapshots().await;
     assert_eq!(recorded.len(), 2, "{recorded:?}");
     let snapshot = recorded.keys().next_back().unwrap();
-    assert!(snapshot.starts_with(&format!("{instance}-final-")), "{snapshot}");
+    assert!(
+        snapshot.starts_with(&format!("{instance}-final-")),
+        "{snapshot}"
+    );
     let kept = wait_for("the snapshot's contents", TIMEOUT, || async {
         snapshot_rows(&account, snapshot, "customer_data").await
     })

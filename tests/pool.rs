@@ -252,7 +252,11 @@ async fn a_new_tenant_takes_over_a_standby_ready_like_a_cold_one_and_the_pool_re
     let mut old = secret.clone();
     old["password"] = standby_secret["password"].clone();
     let refused = login_with(&old).await.unwrap_err();
-    assert_eq!(support::rds::sqlstate(&refused).as_deref(), Some("28P01"), "{refused}");
+    assert_eq!(
+        support::rds::sqlstate(&refused).as_deref(),
+        Some("28P01"),
+        "{refused}"
+    );
     // Logging in with it works, and the tables are there.
     let tables = stack.tenant_tables(&tenant).await;
     for table in ["audit_logs", "projects", "users"] {

@@ -419,14 +419,11 @@ async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
                 db_instance_identifier: instance,
             };
             let description = format!("Master credentials of tenant {tenant} (managed by tenantd)");
+            let mut tags = t.tags(tenant, &cx.args.tier);
+            tags.push((cloud::TAG_JOB.into(), cx.job.id.to_string()));
             match t
                 .cloud
-                .create_secret(
-                    &name,
-                    &credentials.to_json(),
-                    &t.tags(tenant, &cx.args.tier),
-                    &description,
-                )
+                .create_secret(&name, &credentials.to_json(), &tags, &description)
                 .await
             {
                 Ok(_) => {}

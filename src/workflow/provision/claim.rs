@@ -56,8 +56,14 @@ pub async fn retag(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
             format!("instance {id} has no ARN yet"),
         ));
     };
+    // The instance carries ManagedBy and Environment since its creation: only the tenant's id
+    // and tier go on (tenantd never adds ownership tags to an existing resource).
+    let tags = vec![
+        (cloud::TAG_TENANT.to_string(), tenant.to_string()),
+        (cloud::TAG_TIER.to_string(), tier_name.to_string()),
+    ];
     t.cloud
-        .add_tags_to_resource(&arn, &t.tags(tenant, tier_name))
+        .add_tags_to_resource(&arn, &tags)
         .await
         .during("tagging the instance as the tenant's")?;
     t.cloud
