@@ -22,7 +22,7 @@ use crate::queue;
 pub struct StandbyBuild(pub Tenancy);
 
 /// The job kind of a standby's creation or removal (`jobs.kind`).
-pub const KIND: &str = "standby";
+pub const KIND: &str = super::tenancy::STANDBY_KIND;
 
 steps! {
     /// The steps of a standby's job.
