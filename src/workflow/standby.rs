@@ -146,7 +146,10 @@ impl Workflow for StandbyBuild {
                     step.name(),
                     seen.as_ref(),
                     removal,
-                    Scope::Rollback { jobs: &jobs },
+                    Scope::Rollback {
+                        jobs: &jobs,
+                        since: cx.job.created_at,
+                    },
                     None,
                     None,
                 )
@@ -159,8 +162,17 @@ impl Workflow for StandbyBuild {
             UndoSecret => {
                 let jobs = t.creating_jobs(cx, Some(id.clone())).await?;
                 let removal = &mut cx.data.removal;
-                removal::remove_secret(t, o, &o.secret, removal, Scope::Rollback { jobs: &jobs })
-                    .await?;
+                removal::remove_secret(
+                    t,
+                    o,
+                    &o.secret,
+                    removal,
+                    Scope::Rollback {
+                        jobs: &jobs,
+                        since: cx.job.created_at,
+                    },
+                )
+                .await?;
                 return Ok(Transition::Next(Forget));
             }
             Forget => {
