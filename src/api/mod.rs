@@ -84,6 +84,10 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
             v1(Method::POST, "/v1/tenants/{id}/resume"),
             post(tenants::resume),
         ),
+        (
+            v1(Method::POST, "/v1/tenants/{id}/attach"),
+            post(tenants::attach),
+        ),
         (v1(Method::GET, "/v1/jobs/{id}"), get(jobs::get)),
         (v1(Method::POST, "/v1/jobs/{id}/cancel"), post(jobs::cancel)),
         (v1(Method::GET, "/v1/jobs"), get(jobs::list)),

@@ -4,6 +4,7 @@
 pub mod listing;
 pub mod record;
 pub mod requests;
+pub mod snapshots;
 
 pub use listing::{TENANT_JOBS, page_with_jobs, with_latest_job};
 pub use record::{
@@ -11,6 +12,6 @@ pub use record::{
     validate_id,
 };
 pub use requests::{
-    Deletion, Findings, Power, RepairRequest, record_findings, request_deprovision, request_power,
-    request_provision, request_retry, request_tier_change,
+    Deletion, Findings, Power, RepairRequest, record_findings, request_attach, request_deprovision,
+    request_power, request_provision, request_retry, request_tier_change,
 };
