@@ -63,9 +63,10 @@ impl Election {
         }
     }
 
-    /// How long after a confirmation was sent the leader may go on without another.
+    /// How long after a confirmation was sent the leader may go on without another: the hold
+    /// less the margin, at least half the hold.
     fn keep(&self) -> Duration {
-        self.hold.saturating_sub(self.margin)
+        self.hold.saturating_sub(self.margin).max(self.hold / 2)
     }
 }
 

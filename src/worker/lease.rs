@@ -59,9 +59,10 @@ pub(super) struct Terms {
 }
 
 impl Terms {
-    /// How long after a renewal was sent the step may still run without another.
+    /// How long after a renewal was sent the step may still run without another: the lease
+    /// less the margin, at least half the lease (the settings allow no larger margin).
     fn keep(&self) -> Duration {
-        self.lease.saturating_sub(self.margin)
+        self.lease.saturating_sub(self.margin).max(self.lease / 2)
     }
 }
 

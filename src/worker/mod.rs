@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::FutureExt;
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -46,8 +47,14 @@ pub async fn run(
         lease: settings.lease,
         margin: settings.lease_margin,
     };
+    // Heartbeats have two connections of their own: a worker whose pool is taken by its steps
+    // and their outcomes still renews its leases (else it would drop its steps).
+    let beat_pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(settings.lease)
+        .connect_lazy_with(pool.connect_options().as_ref().clone());
     let heartbeats = tokio::spawn(lease::heartbeats(
-        pool.clone(),
+        beat_pool.clone(),
         held.clone(),
         terms,
         background.clone(),
@@ -181,6 +188,7 @@ pub async fn run(
     background.cancel();
     let _ = heartbeats.await;
     let _ = expiry.await;
+    beat_pool.close().await;
     info!(worker = %settings.id, "worker stopped");
     Ok(())
 }
