@@ -114,10 +114,12 @@ pub async fn elect(
             )
             .await
             {
-                Ok(Ok(Some(won))) => {
+                Ok(Ok(true)) => {
                     // The term is raised on the lock session; it may wait for the fenced
-                    // writes of a deposed leader (ended by the server within a lease).
+                    // writes of a deposed leader (which the server ends). The session is busy
+                    // meanwhile, not idle: the lock is safe until a hold after this is sent.
                     let conn = seat.session.as_mut().expect("the session that won");
+                    let sent = Instant::now();
                     let began = tokio::time::timeout(
                         election.limits.wait() + election.ping_timeout,
                         term::begin(conn, &me),
@@ -129,7 +131,7 @@ pub async fn elect(
                             info!(leader = %me, epoch, "this process now leads maintenance");
                             crate::metrics::record_leadership(true);
                             leading.send_replace(Some(term.clone()));
-                            seat.term = Some((term, won));
+                            seat.term = Some((term, sent));
                         }
                         failed => {
                             warn!(error = ?failed, "could not begin a leadership term; trying again");
@@ -137,7 +139,7 @@ pub async fn elect(
                         }
                     }
                 }
-                Ok(Ok(None)) => {}
+                Ok(Ok(false)) => {}
                 failed => {
                     warn!(error = ?failed, "leader election failed; trying again");
                     seat.session = None;
@@ -175,25 +177,23 @@ fn step_down(me: &str, term: &Term, why: &str, leading: &watch::Sender<Option<Te
     warn!(leader = %me, epoch = term.epoch(), reason = why, "this process no longer leads maintenance");
 }
 
-/// Tries for the lock on the lock session (opened and set up first if there is none). Returns
-/// when the winning statement was sent, if it won.
+/// Tries for the lock on the lock session (opened and set up first if there is none); whether it
+/// won.
 async fn try_lead(
     pool: &PgPool,
     session: &mut Option<PgConnection>,
     election: &Election,
-) -> Result<Option<Instant>, sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     if session.is_none() {
         let mut conn = pool.acquire().await?.detach();
         configure(&mut conn, election).await?;
         *session = Some(conn);
     }
     let conn = session.as_mut().expect("just set");
-    let sent = Instant::now();
-    let won: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+    sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(LEADER_LOCK)
         .fetch_one(&mut *conn)
-        .await?;
-    Ok(won.then_some(sent))
+        .await
 }
 
 /// Asks the server to end the lock session, and so free the lock, once it has not heard from

@@ -188,7 +188,8 @@ pub async fn run(
     background.cancel();
     let _ = heartbeats.await;
     let _ = expiry.await;
-    beat_pool.close().await;
+    // Not for longer than a lease: a connection may hang on a database out of reach.
+    let _ = tokio::time::timeout(settings.lease, beat_pool.close()).await;
     info!(worker = %settings.id, "worker stopped");
     Ok(())
 }
