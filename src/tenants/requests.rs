@@ -317,16 +317,19 @@ async fn deprovision(
     let args = DeprovisionArgs { final_snapshot };
     let mut new = new_job::<Deprovision>(id, &args, max_attempts);
     if !final_snapshot {
-        let guard = if protected {
+        let why = if protected {
             format!(
-                "forced past tier {}'s deletion protection, which keeps a final snapshot",
+                "no final snapshot: forced past tier {}'s deletion protection, which keeps one",
                 tenant.tier
             )
         } else {
-            format!("tier {} keeps none unless asked", tenant.tier)
+            format!(
+                "no final snapshot (tier {} has no deletion protection)",
+                tenant.tier
+            )
         };
         let by = trail.map(|t| format!(" {}", t.by())).unwrap_or_default();
-        new = new.note(format!("no final snapshot: {guard}; asked{by}"));
+        new = new.note(format!("{why}; asked{by}"));
     }
     let (job, created) = match queue::enqueue(&mut tx, new).await? {
         Enqueued::Created(job) => (job, true),
