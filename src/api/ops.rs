@@ -11,7 +11,6 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::metrics;
 
 /// The Prometheus text exposition format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -45,13 +44,16 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
 
 /// Prometheus metrics: this process's steps and AWS calls; on the maintenance leader also the
 /// fleet-wide job counts and queue depth (read from the control database at most once per
-/// `TENANTD_FLEET_GAUGES_INTERVAL`), so that summing over replicas counts those once.
+/// `TENANTD_FLEET_GAUGES_INTERVAL`), so that summing over replicas counts those once. The text
+/// is rendered at most once a second.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format",
                content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let fleet = state.probe.fleet().await;
-    let body =
-        metrics::render(fleet.as_ref()).map_err(|e| ApiError::Internal(format!("metrics: {e}")))?;
+    let body = state
+        .probe
+        .metrics()
+        .await
+        .map_err(|e| ApiError::Internal(format!("metrics: {e}")))?;
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], body))
 }

@@ -1,8 +1,9 @@
 //! The operations endpoints apart from the work: `/readyz` and `/metrics` read the control
 //! database through a small pool of their own (never the worker's), and through caches: the
 //! readiness check at most once a second, the maintenance leader's fleet-wide gauges at most
-//! once per `TENANTD_FLEET_GAUGES_INTERVAL`, whatever the number of scrapes. Concurrent
-//! scrapes of a stale cache wait for one read, not one each.
+//! once per `TENANTD_FLEET_GAUGES_INTERVAL`, and the whole `/metrics` text at most once a
+//! second, whatever the number of scrapes. Concurrent scrapes of a stale cache wait for one
+//! read, not one each.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use tokio::sync::Mutex;
 use crate::metrics::{self, Fleet};
 use crate::queue;
 
-/// How long a readiness answer is reused.
+/// How long a readiness answer, and the rendered metrics, are reused.
 const READY_FOR: Duration = Duration::from_secs(1);
 /// Longest a probe's read of the control database may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
@@ -27,6 +28,7 @@ struct Inner {
     fleet_every: Duration,
     ready: Mutex<Option<(Instant, bool)>>,
     fleet: Mutex<Option<(Instant, Fleet)>>,
+    text: Mutex<Option<(Instant, String)>>,
 }
 
 impl Probe {
@@ -37,7 +39,23 @@ impl Probe {
             fleet_every,
             ready: Mutex::new(None),
             fleet: Mutex::new(None),
+            text: Mutex::new(None),
         }))
+    }
+
+    /// The Prometheus text of this process's metrics (with the fleet's gauges on the leader),
+    /// as rendered within the last second, or rendered now.
+    pub async fn metrics(&self) -> Result<String, prometheus::Error> {
+        let mut cached = self.0.text.lock().await;
+        if let Some((at, text)) = cached.as_ref()
+            && at.elapsed() < READY_FOR
+        {
+            return Ok(text.clone());
+        }
+        let fleet = self.fleet().await;
+        let text = metrics::render(fleet.as_ref())?;
+        *cached = Some((Instant::now(), text.clone()));
+        Ok(text)
     }
 
     /// Whether the control database answers (as it did within the last second).
@@ -76,6 +94,7 @@ impl Probe {
         {
             return Some(fleet.clone());
         }
+        metrics::record_fleet_read();
         let read = queue::fleet_stats(&self.0.pool);
         match tokio::time::timeout(READ_TIMEOUT, read).await {
             Ok(Ok(stats)) => {
