@@ -450,6 +450,21 @@ mod tests {
     }
 
     #[test]
+    fn the_deployment_example_is_a_valid_tokens_file() {
+        let text = include_str!("../../examples/deploy/tokens.toml");
+        let tokens = ApiTokens::load(None, None, Some(text)).unwrap();
+        let named: Vec<(&str, Role)> = tokens.iter().map(|t| (t.name.as_str(), t.role)).collect();
+        assert_eq!(
+            named,
+            [
+                ("dashboard", Role::Viewer),
+                ("signup-service", Role::Operator),
+                ("oncall-admin", Role::Admin)
+            ]
+        );
+    }
+
+    #[test]
     fn roles_are_ordered_and_debug_output_shows_no_token() {
         assert!(Role::Admin.allows(Role::Operator) && Role::Operator.allows(Role::Viewer));
         assert!(!Role::Viewer.allows(Role::Operator) && !Role::Operator.allows(Role::Admin));
