@@ -20,7 +20,7 @@ use crate::maintenance::{
 use crate::ui;
 use crate::worker;
 use crate::workflow::{
-    Deprovision, Migrate, Provision, Reconcile, Registry, StandbyBuild, Tenancy,
+    Attach, Deprovision, Migrate, Provision, Reconcile, Registry, StandbyBuild, Tenancy,
 };
 
 /// Connects to the control database (sized for the worker plus the API) and applies the schema.
@@ -99,7 +99,8 @@ pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, Tenancy) {
         .register(Deprovision(tenancy.clone()))
         .register(Reconcile(tenancy.clone()))
         .register(Migrate(tenancy.clone()))
-        .register(StandbyBuild(tenancy.clone()));
+        .register(StandbyBuild(tenancy.clone()))
+        .register(Attach(tenancy.clone()));
     (registry, tenancy)
 }
 
@@ -128,8 +129,9 @@ pub fn maintenance(
         ))
         .with(Rescuer::new(pool.clone(), settings.worker.lease))
         .with(SnapshotCleaner::new(
+            pool.clone(),
             tenancy.cloud.clone(),
-            settings.provisioning.instance_prefix.clone(),
+            settings.provisioning.environment.clone(),
             settings.provisioning.final_snapshot_retention,
         ))
         .with(Pruner::new(pool.clone(), settings.job_retention))

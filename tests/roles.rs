@@ -59,11 +59,16 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         "change-me",
         "suspend-me",
         "resume-me",
+        "attach-me",
     ] {
         create(app, id).await;
         app.finish_provisioning(id).await;
     }
     sqlx::query("UPDATE tenants SET status = 'suspended' WHERE id = 'resume-me'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE tenants SET status = 'detached' WHERE id = 'attach-me'")
         .execute(&app.db.pool)
         .await
         .unwrap();
@@ -102,6 +107,7 @@ fn call_for(op_id: &str, path: &str, f: &Fixtures) -> (String, Option<Value>) {
         "change_tenant" => "change-me",
         "suspend_tenant" => "suspend-me",
         "resume_tenant" => "resume-me",
+        "attach_tenant" => "attach-me",
         _ => "read-me",
     };
     let job = match op_id {

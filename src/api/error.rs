@@ -89,6 +89,12 @@ pub enum ApiError {
     /// Another job of the tenant is active.
     #[error("{0}")]
     JobInProgress(String),
+    /// The tenant's instance lost its ownership tags: only a re-attach applies.
+    #[error("{0}")]
+    TenantDetached(String),
+    /// A re-attach of a tenant that is not detached.
+    #[error("{0}")]
+    TenantNotDetached(String),
     #[error("{0}")]
     RolloutNotFound(String),
     /// Another rollout runs or is paused.
@@ -132,6 +138,8 @@ impl ApiError {
             | TenantNotReady(_)
             | TenantNotSuspended(_)
             | JobInProgress(_)
+            | TenantDetached(_)
+            | TenantNotDetached(_)
             | RolloutInProgress(_)
             | RolloutStateConflict(_) => StatusCode::CONFLICT,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -167,6 +175,8 @@ impl ApiError {
             TenantNotReady(_) => "tenant_not_ready",
             TenantNotSuspended(_) => "tenant_not_suspended",
             JobInProgress(_) => "job_in_progress",
+            TenantDetached(_) => "tenant_detached",
+            TenantNotDetached(_) => "tenant_not_detached",
             RolloutNotFound(_) => "rollout_not_found",
             RolloutInProgress(_) => "rollout_in_progress",
             RolloutStateConflict(_) => "rollout_state_conflict",
@@ -265,6 +275,7 @@ impl From<TenantError> for ApiError {
                 ApiError::FinalSnapshotRequired(e.to_string())
             }
             TenantError::NotFound(id) => ApiError::TenantNotFound(id),
+            e @ TenantError::Detached(_) => ApiError::TenantDetached(e.to_string()),
             TenantError::JobNotFound(id) => ApiError::JobNotFound(id.to_string()),
             e @ TenantError::JobNotRetryable { .. } => ApiError::JobNotRetryable(e.to_string()),
             e @ TenantError::Conflict { .. } => ApiError::Conflict(e.to_string()),
@@ -273,6 +284,10 @@ impl From<TenantError> for ApiError {
                 wanted: crate::tenants::TenantStatus::Suspended,
                 ..
             } => ApiError::TenantNotSuspended(e.to_string()),
+            e @ TenantError::NotApplicable {
+                wanted: crate::tenants::TenantStatus::Detached,
+                ..
+            } => ApiError::TenantNotDetached(e.to_string()),
             e @ TenantError::NotApplicable { .. } => ApiError::TenantNotReady(e.to_string()),
             TenantError::Queue(e) => e.into(),
             e @ TenantError::Database(_) => ApiError::Internal(e.to_string()),

@@ -84,6 +84,10 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
             v1(Method::POST, "/v1/tenants/{id}/resume", Operator),
             post(tenants::resume),
         ),
+        (
+            v1(Method::POST, "/v1/tenants/{id}/attach", Operator),
+            post(tenants::attach),
+        ),
         (v1(Method::GET, "/v1/jobs/{id}", Viewer), get(jobs::get)),
         (
             v1(Method::POST, "/v1/jobs/{id}/cancel", Operator),

@@ -43,6 +43,7 @@ use crate::config::Tiers;
         tenants::delete,
         tenants::change,
         tenants::suspend,
+        tenants::attach,
         tenants::resume,
         jobs::list,
         jobs::retry,

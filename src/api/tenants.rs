@@ -67,7 +67,9 @@ fn valid_id(id: &str) -> Result<(), ApiError> {
             )),
         (status = 400, description = "`malformed_json`: not JSON, or not an object", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 409, description = "`tier_conflict` or `conflict`", body = ErrorBody),
+        (status = 409, description = "`tier_conflict`, `conflict`, or `tenant_detached` (its \
+            instance lost this deployment's ownership tags: re-attach it first)",
+            body = ErrorBody),
         (status = 413, description = "`body_too_large` (over 16 KiB)", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body` (a missing, unknown or mistyped field), \
@@ -212,7 +214,8 @@ pub async fn list(
             wait for it to end), `job_in_progress` (another job of the tenant, such as a tier \
             change or a migration, runs), `conflict`, or `final_snapshot_required` (no final \
             snapshot asked for a tenant whose tier has deletion protection, without \
-            `force=true`)",
+            `force=true`), or `tenant_detached` (its instance lost this deployment's ownership \
+            tags: tenantd deletes nothing it cannot prove its own)",
             body = ErrorBody),
         (status = 422, description = "`invalid_tenant_id`", body = ErrorBody),
     ))]
@@ -358,6 +361,38 @@ pub async fn resume(
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
     power(state, trail, id, Power::Resume).await
+}
+
+/// Re-attach a detached tenant: its instance lost the tags that make it this deployment's
+/// (`ManagedBy`, `Environment`, `TenantId`), and tenantd has left it alone since.
+///
+/// 202 with the job, which first proves the instance is the tenant's (it names no other owner,
+/// the tenant's secret logs in to it, its schema version is the recorded one), then tags it;
+/// the tenant is `ready` (or `suspended`, for a stopped instance) again. A replay while it runs
+/// answers 200 with the same job.
+#[utoipa::path(post, path = "/v1/tenants/{id}/attach", tag = "tenants",
+    operation_id = "attach_tenant",
+    security(("bearer" = [])),
+    params(TenantPath),
+    responses(
+        (status = 202, description = "Attach job enqueued", body = Requested),
+        (status = 200, description = "Replay: the attach job in progress", body = Requested),
+        (status = 400, description = "`invalid_path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+        (status = 409, description = "`tenant_not_detached` or `job_in_progress`",
+            body = ErrorBody),
+        (status = 422, description = "`invalid_tenant_id`", body = ErrorBody),
+    ))]
+pub async fn attach(
+    State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(StatusCode, Json<Requested>), ApiError> {
+    valid_id(&id)?;
+    let (tenant, job, created) =
+        tenants::request_attach_by(&state.db, &trail, &id, state.max_attempts).await?;
+    Ok(requested(tenant, job, created))
 }
 
 async fn power(

@@ -152,6 +152,13 @@ impl Client {
         Ok((r, status == StatusCode::ACCEPTED))
     }
 
+    /// Asks for a detached tenant to be re-attached; `true` when a new job was enqueued.
+    pub async fn attach(&self, id: &str) -> Result<(Requested, bool), ClientError> {
+        let url = self.url(&["v1", "tenants", id, "attach"]);
+        let (status, r) = self.call(Method::POST, url, None).await?;
+        Ok((r, status == StatusCode::ACCEPTED))
+    }
+
     pub async fn get_pool(&self) -> Result<PoolView, ClientError> {
         let url = self.url(&["v1", "pool"]);
         Ok(self.call(Method::GET, url, None).await?.1)

@@ -107,6 +107,9 @@ pub enum TenantsCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Re-attach a detached tenant (its instance lost this deployment's ownership tags): the
+    /// instance is proven the tenant's, then tagged again.
+    Attach { id: String },
 }
 
 /// When a tier change takes effect (`--apply`).
@@ -377,6 +380,13 @@ async fn execute(
                 return Ok(ExitCode::SUCCESS);
             }
             (id, r.job.id, TenantStatus::Suspended)
+        }
+        Request::Tenants(TenantsCommand::Attach { id }) => {
+            let (r, created) = client.attach(&id).await?;
+            print(args, output::json(&r), || {
+                requested(created, "re-attach", &id, &r.job.id.to_string())
+            });
+            return Ok(ExitCode::SUCCESS);
         }
         Request::Tenants(TenantsCommand::Resume { id, wait }) => {
             let (r, created) = client.power(&id, Power::Resume).await?;

@@ -274,6 +274,28 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_environment_or_resource_prefix_is_refused_by_name() {
+        let base = ("TENANTD_DATABASE_URL", "postgres://h/db");
+        for name in [
+            "TENANTD_ENVIRONMENT",
+            "TENANTD_INSTANCE_PREFIX",
+            "TENANTD_SECRET_PREFIX",
+            "TENANTD_POOL_SECRET_PREFIX",
+        ] {
+            let err = load(&[base, (name, "  ")]).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("{name}: must not be empty"),
+                "{name}"
+            );
+        }
+        let err = load(&[base, ("TENANTD_ENVIRONMENT", "prod\n#x")]).unwrap_err();
+        assert!(err.to_string().starts_with("TENANTD_ENVIRONMENT:"), "{err}");
+        let s = load(&[base, ("TENANTD_ENVIRONMENT", "production")]).unwrap();
+        assert_eq!(s.provisioning.environment, "production");
+    }
+
+    #[test]
     fn defaults_apply_when_only_the_database_is_set() {
         let s = load(&[("TENANTD_DATABASE_URL", "postgres://u:p@h/db")]).unwrap();
         assert_eq!(s.database_url.expose_secret(), "postgres://u:p@h/db");

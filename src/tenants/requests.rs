@@ -9,6 +9,7 @@ use crate::audit::{self, Trail};
 use crate::config::Tiers;
 use crate::pool as standbys;
 use crate::queue::{self, Enqueued, Job, NewJob};
+use crate::workflow::attach::{Attach, AttachArgs};
 use crate::workflow::deprovision::{Deprovision, DeprovisionArgs};
 use crate::workflow::provision::{Provision, ProvisionArgs, ProvisionStep};
 use crate::workflow::reconcile::{Apply, Reason, Reconcile, ReconcileArgs};
@@ -112,6 +113,9 @@ async fn provision(
                     Deprovision::KIND => Err(conflict(id, "is being deprovisioned")),
                     _ => Err(in_progress(id, &job)),
                 };
+            }
+            if existing.status == TenantStatus::Detached {
+                return Err(TenantError::Detached(id.to_string()));
             }
             if matches!(
                 existing.status,
@@ -300,6 +304,9 @@ async fn deprovision(
             // A tier change, a repair, a migration: it ends by itself.
             _ => Err(in_progress(id, &job)),
         };
+    }
+    if tenant.status == TenantStatus::Detached {
+        return Err(TenantError::Detached(id.to_string()));
     }
     if tenant.status == TenantStatus::Deleted {
         let job = queue::latest_job(&mut *tx, id, Deprovision::KIND)
@@ -514,6 +521,66 @@ async fn power_change(
     Ok((tenant, job, created))
 }
 
+/// Asks for a `detached` tenant to be re-attached: an attach job (which verifies the
+/// instance is the tenant's before tagging it), enqueued in one transaction with the checks.
+/// A replay while it runs returns its job.
+pub async fn request_attach(
+    pool: &PgPool,
+    id: &str,
+    max_attempts: i32,
+) -> Result<(Tenant, Job, bool), TenantError> {
+    attach(pool, None, id, max_attempts).await
+}
+
+/// [`request_attach`] asked for by a caller whose `trail` is written with the change.
+pub async fn request_attach_by(
+    pool: &PgPool,
+    trail: &Trail,
+    id: &str,
+    max_attempts: i32,
+) -> Result<(Tenant, Job, bool), TenantError> {
+    attach(pool, Some(trail), id, max_attempts).await
+}
+
+async fn attach(
+    pool: &PgPool,
+    trail: Option<&Trail>,
+    id: &str,
+    max_attempts: i32,
+) -> Result<(Tenant, Job, bool), TenantError> {
+    validate_id(id)?;
+    if let Some(t) = trail {
+        t.tenant(id);
+    }
+    let mut tx = pool.begin().await?;
+    let tenant = lock(&mut tx, id)
+        .await?
+        .ok_or_else(|| TenantError::NotFound(id.to_string()))?;
+    if let Some(job) = queue::active_job(&mut *tx, id).await? {
+        if job.kind == Attach::KIND {
+            note_job(trail, &job);
+            return Ok((tenant, job, false));
+        }
+        return Err(in_progress(id, &job));
+    }
+    if tenant.status != TenantStatus::Detached {
+        return Err(TenantError::NotApplicable {
+            id: id.to_string(),
+            status: tenant.status.as_str(),
+            wanted: TenantStatus::Detached,
+            reason: "only a detached tenant is re-attached".into(),
+        });
+    }
+    let new = new_job::<Attach>(id, &AttachArgs::default(), max_attempts);
+    let (job, created) = match queue::enqueue(&mut tx, new).await? {
+        Enqueued::Created(job) => (job, true),
+        Enqueued::Existing(job) => (job, false),
+    };
+    note_job(trail, &job);
+    audit::commit(tx, trail, if created { 202 } else { 200 }).await?;
+    Ok((tenant, job, created))
+}
+
 async fn enqueue_reconcile(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     id: &str,
@@ -564,7 +631,9 @@ pub async fn record_findings(
     }
     let drift = sqlx::types::Json(&findings.drift);
     let error = match (findings.status, tenant.status) {
-        (TenantStatus::Lost | TenantStatus::Degraded, _) => findings.error.as_deref(),
+        (TenantStatus::Lost | TenantStatus::Degraded | TenantStatus::Detached, _) => {
+            findings.error.as_deref()
+        }
         // Recovered: the cause of lost or degraded no longer holds.
         (_, TenantStatus::Lost | TenantStatus::Degraded) => None,
         _ => tenant.error.as_deref(),

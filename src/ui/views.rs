@@ -25,6 +25,7 @@ pub fn tenant_badge(status: TenantStatus) -> Badge {
         TenantStatus::Suspended => ("❚❚", "off"),
         TenantStatus::Lost => ("?", "bad"),
         TenantStatus::Degraded => ("!", "warn"),
+        TenantStatus::Detached => ("⛓", "warn"),
     };
     Badge {
         word: status.as_str(),
@@ -392,6 +393,7 @@ mod tests {
             TenantStatus::Suspended,
             TenantStatus::Lost,
             TenantStatus::Degraded,
+            TenantStatus::Detached,
         ] {
             let b = tenant_badge(s);
             assert!(!b.icon.is_empty() && b.word == s.as_str());

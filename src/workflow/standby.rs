@@ -11,11 +11,10 @@ use async_trait::async_trait;
 
 use super::error::StepError;
 use super::provision::{self, ProvisionArgs, ProvisionData, ProvisionStep};
-use super::removal::{self, Removed};
+use super::removal::{self, Removed, Scope};
 use super::runner::{StepContext, Workflow};
 use super::step::{InstanceWait, Step, StepNames, Transition, steps};
 use super::tenancy::{Owner, Tenancy};
-use crate::cloud::secrets::Recovery;
 use crate::pool;
 use crate::queue;
 
@@ -138,6 +137,7 @@ impl Workflow for StandbyBuild {
             MarkAvailable => return mark_available(cx, &id).await,
             UndoInstance => {
                 record(cx, &id, Change::Retire).await?;
+                let jobs = t.creating_jobs(cx, Some(id.clone())).await?;
                 let seen = cx.data.poller_seen.take();
                 let removal = &mut cx.data.removal;
                 return match removal::remove_instance(
@@ -146,6 +146,7 @@ impl Workflow for StandbyBuild {
                     step.name(),
                     seen.as_ref(),
                     removal,
+                    Scope::Rollback { jobs: &jobs },
                     None,
                     None,
                 )
@@ -156,8 +157,10 @@ impl Workflow for StandbyBuild {
                 };
             }
             UndoSecret => {
+                let jobs = t.creating_jobs(cx, Some(id.clone())).await?;
                 let removal = &mut cx.data.removal;
-                removal::remove_secret(t, o, &o.secret, removal, Recovery::None).await?;
+                removal::remove_secret(t, o, &o.secret, removal, Scope::Rollback { jobs: &jobs })
+                    .await?;
                 return Ok(Transition::Next(Forget));
             }
             Forget => {

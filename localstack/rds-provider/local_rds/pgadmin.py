@@ -74,6 +74,28 @@ class PgAdmin:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
 
+    def copy(self, conn: psycopg.Connection, source: str, target: str) -> None:
+        """A snapshot's contents: database `target` made from `source` as it is now (its
+        connections ended first, as the instance is going away), owned by the superuser so
+        that dropping the instance's role later does not depend on it."""
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (source,),
+        )
+        strategy = " STRATEGY = FILE_COPY" if conn.info.server_version >= 150000 else ""
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}" + strategy).format(
+                sql.Identifier(target), sql.Identifier(source)
+            )
+        )
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO CURRENT_USER").format(sql.Identifier(target)))
+        with psycopg.connect(self.conninfo, dbname=target, autocommit=True) as inside:
+            inside.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(sql.Identifier(source)))
+
+    @staticmethod
+    def drop_copy(conn: psycopg.Connection, name: str) -> None:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
     @staticmethod
     def set_password(conn: psycopg.Connection, name: str, password: str) -> None:
         conn.execute(

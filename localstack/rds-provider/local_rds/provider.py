@@ -136,6 +136,9 @@ class LocalRdsState:
         self.catalog = versions.Catalog(versions.load())
         # (account, region) -> automated backups kept after DeleteDBInstance(DeleteAutomatedBackups=false)
         self.retained_backups: dict[tuple[str, str], list[dict]] = {}
+        # (account, region, snapshot id) -> the database holding a final snapshot's contents
+        # (a copy of the instance's database taken at its deletion; dropped with the snapshot).
+        self.snapshot_copies: dict[tuple[str, str, str], str] = {}
         self.endpoint_host = os.environ.get("LOCAL_RDS_ENDPOINT_HOST", "127.0.0.1")
         socket_dir = os.environ.get("LOCAL_RDS_PG_SOCKET_DIR") or None
         pg_port = int(os.environ.get("LOCAL_RDS_PG_PORT", "5432"))
@@ -153,7 +156,7 @@ class LocalRdsState:
 
     def _is_live_name(self, name: str) -> bool:
         with self.lock:
-            return any(i.real_name == name for i in self.instances.values())
+            return any(i.real_name == name for i in self.instances.values()) or name in self.snapshot_copies.values()
 
     def find(self, identifier: str, account: str | None = None, region: str | None = None) -> list[Instance]:
         with self.lock:
@@ -575,6 +578,15 @@ class LocalRdsProvider:
         QUOTAS.check_manual_snapshot(context.account_id, context.region)
         return call_moto(context)
 
+    def _op_DeleteDBSnapshot(self, context: RequestContext, request: dict):
+        response = call_moto(context)
+        key = (context.account_id, context.region, request.get("DBSnapshotIdentifier") or "")
+        with self.state.lock:
+            copy = self.state.snapshot_copies.pop(key, None)
+        if copy is not None:
+            self.state.admin.submit(copy, lambda conn: PgAdmin.drop_copy(conn, copy))
+        return response
+
     def _op_DescribeDBSnapshots(self, context: RequestContext, request: dict):
         if request.get("MaxRecords") is None and not request.get("Marker"):
             return call_moto(context)
@@ -663,6 +675,14 @@ class LocalRdsProvider:
             snap = backend.database_snapshots.get(final)
             if snap is not None:
                 snap.tags = [dict(t) for t in snap.tags]  # its own copy, not the instance's list
+                if inst is not None and inst.ready:
+                    # The snapshot keeps the database's contents (readable through the control
+                    # endpoint; restoring is not emulated).
+                    copy = real_name_for("snap")
+                    with st.lock:
+                        st.snapshot_copies[(context.account_id, context.region, final)] = copy
+                    source = inst.real_name
+                    st.admin.submit(inst.real_name, lambda conn: st.admin.copy(conn, source, copy))
         if inst is not None:
             st.instances.pop((inst.account, inst.region, inst.identifier), None)
             st.relays.close(inst.port)

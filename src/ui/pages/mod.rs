@@ -21,7 +21,7 @@ use crate::tenants::TenantStatus;
 /// Rows on a page of a list.
 pub const PAGE: i64 = 50;
 
-pub const STATUSES: [TenantStatus; 8] = [
+pub const STATUSES: [TenantStatus; 9] = [
     TenantStatus::Provisioning,
     TenantStatus::Ready,
     TenantStatus::Failed,
@@ -30,6 +30,7 @@ pub const STATUSES: [TenantStatus; 8] = [
     TenantStatus::Suspended,
     TenantStatus::Lost,
     TenantStatus::Degraded,
+    TenantStatus::Detached,
 ];
 
 pub(super) fn page(t: impl Template) -> Result<Response, UiError> {
