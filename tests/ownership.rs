@@ -150,10 +150,11 @@ async fn inventory(account: &str) -> BTreeMap<String, String> {
             .iter()
             .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
             .collect();
-        let versions: Vec<&String> = s
+        let mut versions: Vec<&String> = s
             .secret_versions_to_stages()
             .map(|v| v.keys().collect())
             .unwrap_or_default();
+        versions.sort();
         out.insert(
             format!("secret {}", s.name().unwrap()),
             format!(

@@ -66,12 +66,16 @@ impl Removal {
     }
 }
 
-/// Which jobs a removal may delete an instance for: any (deprovisioning, which takes a final
-/// snapshot first), or only the ones that created it (a rollback).
+/// Which resources a removal may delete: any of the owner's (deprovisioning, which takes a
+/// final snapshot first), or only the ones created by `jobs` (a rollback: its own job, and for
+/// a standby the standby's jobs; `since` is when its job was created).
 #[derive(Debug, Clone, Copy)]
 pub enum Scope<'a> {
     Deprovision,
-    Rollback { jobs: &'a [String] },
+    Rollback {
+        jobs: &'a [String],
+        since: DateTime<Utc>,
+    },
 }
 
 /// Where removing a resource stands after one visit.
@@ -112,9 +116,11 @@ pub async fn remove_alarms(
                 "alarms of {id} left in place: the instance is not {} ({why})",
                 owner.whose()
             )),
-            (Ok(()), Scope::Rollback { jobs }) if !ownership::created_by(&info.tags, jobs) => Some(
-                format!("alarms of {id} left in place: the instance was not created by this job"),
-            ),
+            (Ok(()), Scope::Rollback { jobs, .. }) if !ownership::created_by(&info.tags, jobs) => {
+                Some(format!(
+                    "alarms of {id} left in place: the instance was not created by this job"
+                ))
+            }
             (Ok(()), _) => None,
         },
     };
@@ -183,7 +189,7 @@ pub async fn remove_instance(
         removal.foreign_instance_left = Some(id);
         return Ok(Removed::Done);
     }
-    if let Scope::Rollback { jobs } = scope
+    if let Scope::Rollback { jobs, .. } = scope
         && !ownership::created_by(&info.tags, jobs)
     {
         let by = ownership::tag(&info.tags, cloud::TAG_JOB).unwrap_or("no job");
@@ -269,8 +275,18 @@ pub async fn remove_secret(
         removal.foreign_secret_left = Some(name);
         return Ok(());
     }
+    // Secrets of earlier releases carry no ProvisioningJob tag: one created after the job was
+    // is the job's (the tenant has one job at a time; one the job found is older).
+    let untagged_and_newer = |since: DateTime<Utc>| {
+        ownership::tag(&info.tags, cloud::TAG_JOB).is_none()
+            && info.created.is_some_and(|created| created >= since)
+    };
     let recovery = match scope {
-        Scope::Rollback { jobs } if ownership::created_by(&info.tags, jobs) => Recovery::None,
+        Scope::Rollback { jobs, since }
+            if ownership::created_by(&info.tags, jobs) || untagged_and_newer(since) =>
+        {
+            Recovery::None
+        }
         Scope::Rollback { .. } => {
             removal.secret_kept = Some(format!(
                 "secret {name} was not created by this job: scheduled for deletion with a {days}-day recovery window"

@@ -22,7 +22,7 @@ use crate::queue;
 pub struct StandbyBuild(pub Tenancy);
 
 /// The job kind of a standby's creation or removal (`jobs.kind`).
-pub const KIND: &str = "standby";
+pub const KIND: &str = super::tenancy::STANDBY_KIND;
 
 steps! {
     /// The steps of a standby's job.
@@ -146,7 +146,10 @@ impl Workflow for StandbyBuild {
                     step.name(),
                     seen.as_ref(),
                     removal,
-                    Scope::Rollback { jobs: &jobs },
+                    Scope::Rollback {
+                        jobs: &jobs,
+                        since: cx.job.created_at,
+                    },
                     None,
                     None,
                 )
@@ -159,8 +162,17 @@ impl Workflow for StandbyBuild {
             UndoSecret => {
                 let jobs = t.creating_jobs(cx, Some(id.clone())).await?;
                 let removal = &mut cx.data.removal;
-                removal::remove_secret(t, o, &o.secret, removal, Scope::Rollback { jobs: &jobs })
-                    .await?;
+                removal::remove_secret(
+                    t,
+                    o,
+                    &o.secret,
+                    removal,
+                    Scope::Rollback {
+                        jobs: &jobs,
+                        since: cx.job.created_at,
+                    },
+                )
+                .await?;
                 return Ok(Transition::Next(Forget));
             }
             Forget => {

@@ -15,6 +15,10 @@ use crate::config::{ProvisioningSettings, Tier};
 use crate::queue;
 use crate::tenants::record::{self, Tenant, TenantUpdate};
 
+/// The job kind of a warm-pool standby's creation or removal (`jobs.kind`; the standby
+/// workflow's, named here because rollbacks look up a standby's jobs).
+pub const STANDBY_KIND: &str = "standby";
+
 /// The AWS clients and settings the tenant workflows work with. Cheap to clone.
 #[derive(Clone)]
 pub struct Tenancy {
@@ -82,7 +86,7 @@ impl Tenancy {
     ) -> Result<Vec<String>, StepError> {
         let mut jobs = vec![cx.job.id.to_string()];
         if let Some(standby) = standby {
-            let theirs = queue::jobs_naming_standby(cx.db, super::standby::KIND, &standby).await?;
+            let theirs = queue::jobs_naming_standby(cx.db, STANDBY_KIND, &standby).await?;
             for id in theirs {
                 jobs.push(id.to_string());
             }

@@ -54,7 +54,10 @@ impl Workflow for Provision {
             ClaimSecret => claim::move_secret(t, o, cx).await,
             UndoAlarms => {
                 let jobs = t.creating_jobs(cx, cx.args.standby.clone()).await?;
-                let scope = Scope::Rollback { jobs: &jobs };
+                let scope = Scope::Rollback {
+                    jobs: &jobs,
+                    since: cx.job.created_at,
+                };
                 match removal::remove_alarms(t, o, scope, &mut cx.data.removal).await? {
                     Some(note) => Ok(Transition::Noted {
                         next: UndoInstance,
@@ -77,7 +80,10 @@ impl Workflow for Provision {
                     step.name(),
                     seen.as_ref(),
                     removal,
-                    Scope::Rollback { jobs: &jobs },
+                    Scope::Rollback {
+                        jobs: &jobs,
+                        since: cx.job.created_at,
+                    },
                     None,
                     None,
                 )
@@ -98,7 +104,10 @@ impl Workflow for Provision {
             // deletion with the recovery window; one of a kept instance is kept.
             UndoSecret => {
                 let jobs = t.creating_jobs(cx, cx.args.standby.clone()).await?;
-                let scope = Scope::Rollback { jobs: &jobs };
+                let scope = Scope::Rollback {
+                    jobs: &jobs,
+                    since: cx.job.created_at,
+                };
                 let removal = &mut cx.data.removal;
                 removal::remove_secret(t, &owner, &owner.secret, removal, scope).await?;
                 if let Some(standby) = cx.args.standby.as_deref() {
