@@ -565,6 +565,9 @@ pub struct AuditQuery {
     pub cursor: Option<i64>,
 }
 
+/// The largest audit cursor the document allows (2^53 - 1, exact in every JSON client).
+pub const MAX_AUDIT_CURSOR: i64 = 9_007_199_254_740_991;
+
 /// A page of audit events, newest first.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditPage {

@@ -447,6 +447,8 @@ async fn admins_page_through_the_trail_by_tenant_token_and_time_and_the_cli_prin
         (TOKEN, "?limit=0"),
         (TOKEN, "?token=A%20B"),
         (TOKEN, "?since=yesterday"),
+        (TOKEN, "?cursor=0"),
+        (TOKEN, "?cursor=9007199254740992"),
     ] {
         let (status, body, _) =
             call(&app, token, Method::GET, &format!("/v1/audit{query}"), None).await;

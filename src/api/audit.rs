@@ -6,7 +6,7 @@ use axum::extract::State;
 use super::error::{ApiError, ApiQuery};
 use super::state::AppState;
 use crate::audit::{self, AuditFilter};
-use crate::model::{AuditPage, AuditQuery, DEFAULT_PAGE, ErrorBody, MAX_PAGE};
+use crate::model::{AuditPage, AuditQuery, DEFAULT_PAGE, ErrorBody, MAX_AUDIT_CURSOR, MAX_PAGE};
 use crate::tenants;
 
 /// A page of audit events, newest first; `next_cursor` is null on the last page.
@@ -23,7 +23,7 @@ use crate::tenants;
         (status = 200, description = "A page", body = AuditPage),
         (status = 400, description = "`invalid_query`: an unknown or repeated parameter, a \
             `limit` outside 1..1000, a time that is not RFC 3339, a `tenant` or `token` that \
-            names none", body = ErrorBody),
+            names none, a `cursor` outside 1..2^53-1", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
     ))]
 pub async fn list(
@@ -35,6 +35,14 @@ pub async fn list(
         return Err(ApiError::InvalidQuery(format!(
             "limit must be from 1 to {MAX_PAGE}, got {limit}"
         )));
+    }
+    if query
+        .cursor
+        .is_some_and(|c| !(1..=MAX_AUDIT_CURSOR).contains(&c))
+    {
+        return Err(ApiError::InvalidQuery(
+            "cursor must be the next_cursor of a previous page (an event id)".into(),
+        ));
     }
     if let Some(tenant) = query.tenant.as_deref()
         && tenants::validate_id(tenant).is_err()
