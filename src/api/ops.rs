@@ -44,8 +44,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
 
 /// Prometheus metrics: this process's steps and AWS calls; on the maintenance leader also the
 /// fleet-wide job counts and queue depth (read from the control database at most once per
-/// `TENANTD_FLEET_GAUGES_INTERVAL`), so that summing over replicas counts those once. The text
-/// is rendered at most once a second.
+/// `TENANTD_FLEET_GAUGES_INTERVAL`), so that summing over replicas counts those once.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format",
                content_type = "text/plain", body = String)))]

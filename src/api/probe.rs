@@ -1,9 +1,9 @@
 //! The operations endpoints apart from the work: `/readyz` and `/metrics` read the control
 //! database through a small pool of their own (never the worker's), and through caches: the
 //! readiness check at most once a second, the maintenance leader's fleet-wide gauges at most
-//! once per `TENANTD_FLEET_GAUGES_INTERVAL`, and the whole `/metrics` text at most once a
-//! second, whatever the number of scrapes. Concurrent scrapes of a stale cache wait for one
-//! read, not one each.
+//! once per `TENANTD_FLEET_GAUGES_INTERVAL`, whatever the number of scrapes. Concurrent
+//! scrapes of a stale cache wait for one read, not one each. This process's own metrics are
+//! rendered at each scrape (from memory: no database).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use crate::metrics::{self, Fleet};
 use crate::queue;
 
-/// How long a readiness answer, and the rendered metrics, are reused.
+/// How long a readiness answer is reused.
 const READY_FOR: Duration = Duration::from_secs(1);
 /// Longest a probe's read of the control database may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
@@ -28,7 +28,6 @@ struct Inner {
     fleet_every: Duration,
     ready: Mutex<Option<(Instant, bool)>>,
     fleet: Mutex<Option<(Instant, Fleet)>>,
-    text: Mutex<Option<(Instant, String)>>,
 }
 
 impl Probe {
@@ -39,23 +38,14 @@ impl Probe {
             fleet_every,
             ready: Mutex::new(None),
             fleet: Mutex::new(None),
-            text: Mutex::new(None),
         }))
     }
 
-    /// The Prometheus text of this process's metrics (with the fleet's gauges on the leader),
-    /// as rendered within the last second, or rendered now.
+    /// The Prometheus text of this process's metrics, with the fleet's gauges (as last read)
+    /// on the leader.
     pub async fn metrics(&self) -> Result<String, prometheus::Error> {
-        let mut cached = self.0.text.lock().await;
-        if let Some((at, text)) = cached.as_ref()
-            && at.elapsed() < READY_FOR
-        {
-            return Ok(text.clone());
-        }
         let fleet = self.fleet().await;
-        let text = metrics::render(fleet.as_ref())?;
-        *cached = Some((Instant::now(), text.clone()));
-        Ok(text)
+        metrics::render(fleet.as_ref())
     }
 
     /// Whether the control database answers (as it did within the last second).
