@@ -222,3 +222,78 @@ async fn connections_beyond_the_cap_wait_until_a_slow_one_is_closed() {
         assert!(closed_after(stream, started, deadline).await.is_some());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_deadline_is_stopped_and_audited_and_a_full_class_refuses_at_once() {
+    let app = support::app::spawn_app_with(tenantd::config::HttpSettings {
+        request_timeout: Duration::from_secs(1),
+        concurrency: tenantd::config::ClassLimits {
+            write: 1,
+            ..tenantd::config::ClassLimits::default()
+        },
+        ..support::app::test_http()
+    })
+    .await;
+    let (status, _) = app.create("held-tenant", "starter").await;
+    assert_eq!(status, 202);
+    app.finish_provisioning("held-tenant").await;
+    // Someone holds the tenant's row: a tier change waits for it.
+    let mut holder = app.db.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM tenants WHERE id = 'held-tenant' FOR UPDATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let change = {
+        let request = app
+            .request(reqwest::Method::PATCH, "/v1/tenants/held-tenant")
+            .json(&json!({ "tier": "pro" }));
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let r = request.send().await.unwrap();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (status, body, started.elapsed())
+        })
+    };
+    // While it waits it holds the only write permit: another change is refused at once, a read
+    // is answered.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = app
+        .request(reqwest::Method::POST, "/v1/tenants/held-tenant/suspend")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let (_, body) = support::app::status_and_json(r).await;
+    assert_eq!(support::app::code(&body), "overloaded");
+    let (status, _) = app.get("/v1/tenants/held-tenant").await;
+    assert_eq!(status, 200);
+
+    let (status, body, took) = change.await.unwrap();
+    assert_eq!(
+        (status, support::app::code(&body)),
+        (503, "request_timeout")
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    holder.rollback().await.unwrap();
+    // Nothing of it was kept, and the trail says how it ended.
+    let tenant = tenantd::tenants::get(&app.db.pool, "held-tenant")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (tenant.tier.as_str(), tenant.pending_tier),
+        ("starter", None)
+    );
+    let ended: (i16, Option<String>) = sqlx::query_as(
+        "SELECT status, code FROM audit_events WHERE method = 'PATCH' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(ended, (503, Some("request_timeout".to_string())));
+}
