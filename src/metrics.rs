@@ -31,6 +31,7 @@ struct Metrics {
     pool_standbys: IntGaugeVec,
     pool_claims: IntCounterVec,
     steps_abandoned: IntCounterVec,
+    fleet_reads: IntCounter,
     is_leader: AtomicBool,
 }
 
@@ -199,6 +200,15 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         )
         .expect("valid counter"),
     );
+    let fleet_reads = register(
+        &registry,
+        IntCounter::new(
+            "tenantd_fleet_gauge_reads_total",
+            "Reads of the fleet-wide gauges from the control database (at most one per \
+             TENANTD_FLEET_GAUGES_INTERVAL, however often /metrics is scraped).",
+        )
+        .expect("valid counter"),
+    );
     let pruned_jobs = register(
         &registry,
         IntCounter::new(
@@ -237,6 +247,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     );
     Metrics {
         registry,
+        fleet_reads,
         pool_standbys,
         pool_claims,
         steps_abandoned,
@@ -313,6 +324,11 @@ pub fn record_maintenance_round(service: &str, result: &str) {
         .maintenance_rounds
         .with_label_values(&[service, result])
         .inc();
+}
+
+/// The fleet-wide gauges were read from the control database.
+pub fn record_fleet_read() {
+    METRICS.fleet_reads.inc();
 }
 
 /// Old finished jobs were deleted.

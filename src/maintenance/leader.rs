@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::service::{RoundError, Service};
 use super::term::{self, Limits, Term};
 use crate::config::WorkerSettings;
 
@@ -167,6 +168,26 @@ pub async fn elect(
     if let Some(conn) = seat.session {
         let _ = tokio::time::timeout(election.ping_timeout, conn.close()).await;
     }
+}
+
+/// Runs one round of `service` as the leader, outside the daemon (tools, tests): takes the lock
+/// (refused while another process leads), begins a term, runs the round in it, and gives the lock
+/// back.
+pub async fn lead_once(pool: &PgPool, me: &str, service: &dyn Service) -> Result<(), RoundError> {
+    let mut session = pool.acquire().await?.detach();
+    let won: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(LEADER_LOCK)
+        .fetch_one(&mut session)
+        .await?;
+    if !won {
+        return Err("another process leads maintenance".into());
+    }
+    let epoch = term::begin(&mut session, me).await?;
+    let term = Term::new(epoch, Limits::for_lease(Duration::from_secs(30)));
+    let round = service.lead(&term).await;
+    term.end();
+    session.close().await?;
+    round
 }
 
 /// Ends this process's term: its rounds are dropped at once, then the others learn of it.

@@ -5,6 +5,7 @@
 //! writes go through [`Term::fence`]. Adding a service is a small file that implements
 //! [`Service`], added in `app.rs`.
 
+pub mod audit_pruner;
 pub mod conductor;
 pub mod instance_poller;
 pub mod leader;
@@ -24,9 +25,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
+pub use audit_pruner::AuditPruner;
 pub use conductor::Conductor;
 pub use instance_poller::InstancePoller;
-pub use leader::Election;
+pub use leader::{Election, lead_once};
 pub use pool_keeper::PoolKeeper;
 pub use pruner::Pruner;
 pub use reconciler::Reconciler;
