@@ -40,7 +40,7 @@ impl Service for AuditPruner {
             .map_or(Duration::ZERO, |_| Duration::from_secs(3600))
     }
 
-    async fn lead(&self) -> Result<(), RoundError> {
+    async fn lead(&self, _term: &super::Term) -> Result<(), RoundError> {
         let Some(retention) = self.retention else {
             return Ok(());
         };

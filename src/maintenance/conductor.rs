@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 
 use super::service::{RoundError, Service};
+use super::term::Term;
 use crate::rollouts::conduct;
 
 pub struct Conductor {
@@ -36,7 +37,7 @@ impl Service for Conductor {
         self.every
     }
 
-    async fn lead(&self) -> Result<(), RoundError> {
+    async fn lead(&self, _term: &Term) -> Result<(), RoundError> {
         conduct::advance(&self.pool, self.max_attempts).await?;
         Ok(())
     }

@@ -494,7 +494,7 @@ impl Service for Reconciler {
             .unwrap_or(Duration::ZERO)
     }
 
-    async fn lead(&self) -> Result<(), RoundError> {
+    async fn lead(&self, _term: &super::Term) -> Result<(), RoundError> {
         self.round().await.map(|_| ())
     }
 }

@@ -59,7 +59,7 @@ impl Service for SnapshotCleaner {
         }
     }
 
-    async fn lead(&self) -> Result<(), RoundError> {
+    async fn lead(&self, _term: &super::Term) -> Result<(), RoundError> {
         let Some(retention) = self.retention else {
             return Ok(());
         };
