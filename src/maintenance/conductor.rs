@@ -37,8 +37,10 @@ impl Service for Conductor {
         self.every
     }
 
-    async fn lead(&self, _term: &Term) -> Result<(), RoundError> {
-        conduct::advance(&self.pool, self.max_attempts).await?;
+    async fn lead(&self, term: &Term) -> Result<(), RoundError> {
+        // Fenced: the round's transaction holds the leadership epoch, so a leader whose term
+        // is over starts no migration.
+        conduct::advance_in(term.fence(&self.pool).await?, self.max_attempts).await?;
         Ok(())
     }
 }
