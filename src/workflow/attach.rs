@@ -18,8 +18,8 @@ use super::runner::{StepContext, Workflow};
 use super::step::{Step, Transition, steps};
 use super::tenancy::{Tenancy, update_tenant};
 use crate::cloud::{self, ownership};
+use crate::store::tenants::{self as tenant_record, TenantStatus, TenantUpdate};
 use crate::tenant_db::{self, DbCredentials};
-use crate::tenants::record::{self as tenant_record, TenantStatus, TenantUpdate};
 
 /// Re-attaches one detached tenant.
 pub struct Attach(pub Tenancy);

@@ -14,8 +14,8 @@ use super::runner::{StepContext, Workflow};
 use super::step::{InstanceWait, Step, StepNames, Transition, steps};
 use super::tenancy::{Owner, Tenancy, update_tenant};
 use crate::queue;
-use crate::tenants::record::TenantUpdate;
-use crate::tenants::snapshots;
+use crate::store::snapshots;
+use crate::store::tenants::TenantUpdate;
 
 /// Takes one tenant's database away.
 pub struct Deprovision(pub Tenancy);

@@ -4,7 +4,7 @@
 
 use crate::cloud::rds::{InstanceChange, InstanceInfo};
 use crate::config::Tier;
-pub use crate::tenants::record::Difference;
+pub use crate::store::tenants::Difference;
 
 /// What it takes to bring an instance to its tier.
 #[derive(Debug, Clone, Default)]

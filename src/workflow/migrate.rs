@@ -23,9 +23,9 @@ use super::runner::{StepContext, Workflow};
 use super::step::{Step, Transition, steps};
 use super::tenancy::Tenancy;
 use crate::queue;
-use crate::rollouts::record::{self as rollout, Outcome};
+use crate::store::rollout_tenants::{self as rollout, Outcome};
+use crate::store::tenants::{self as tenant_record, TenantUpdate};
 use crate::tenant_db::{self, DbCredentials};
-use crate::tenants::record::{self as tenant_record, TenantUpdate};
 
 /// Migrates one tenant's database.
 pub struct Migrate(pub Tenancy);

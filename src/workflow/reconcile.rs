@@ -20,8 +20,8 @@ use crate::cloud::alarms::instance_alarms;
 use crate::cloud::rds::{InstanceChange, InstanceInfo, UNRECOVERABLE};
 use crate::cloud::{self, CloudError, ownership};
 use crate::config::Tier;
+use crate::store::tenants::{TenantStatus, TenantUpdate};
 use crate::tenant_db::{self, DbCredentials};
-use crate::tenants::record::{TenantStatus, TenantUpdate};
 
 /// Brings one tenant's instance to its desired state.
 pub struct Reconcile(pub Tenancy);

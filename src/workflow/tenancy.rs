@@ -13,7 +13,8 @@ use crate::cloud::ownership::{self, Holder, Mismatch};
 use crate::cloud::{self, Cloud, Tags};
 use crate::config::{ProvisioningSettings, Tier};
 use crate::queue;
-use crate::tenants::record::{self, Tenant, TenantUpdate};
+use crate::store::standbys::StandbyId;
+use crate::store::tenants::{self as record, Tenant, TenantUpdate};
 
 /// The job kind of a warm-pool standby's creation or removal (`jobs.kind`; the standby
 /// workflow's, named here because rollbacks look up a standby's jobs).
@@ -82,11 +83,11 @@ impl Tenancy {
     pub async fn creating_jobs<A, D>(
         &self,
         cx: &StepContext<'_, A, D>,
-        standby: Option<String>,
+        standby: Option<&StandbyId>,
     ) -> Result<Vec<String>, StepError> {
         let mut jobs = vec![cx.job.id.to_string()];
         if let Some(standby) = standby {
-            let theirs = queue::jobs_naming_standby(cx.db, STANDBY_KIND, &standby).await?;
+            let theirs = queue::jobs_naming_standby(cx.db, STANDBY_KIND, standby).await?;
             for id in theirs {
                 jobs.push(id.to_string());
             }

@@ -11,13 +11,13 @@ use super::create::{Cx, StepResult, backups_as_asked};
 use super::state::ProvisionStep;
 use crate::cloud::secrets::Recovery;
 use crate::cloud::{self, CloudError};
-use crate::pool;
+use crate::store::standbys::{self, StandbyId};
 use crate::tenant_db::{self, DbCredentials};
 use crate::workflow::error::{Context, StepError};
 use crate::workflow::step::Transition;
 use crate::workflow::tenancy::{Owner, Tenancy};
 
-fn standby_of(cx: &Cx<'_>) -> Result<String, StepError> {
+fn standby_of(cx: &Cx<'_>) -> Result<StandbyId, StepError> {
     cx.args
         .standby
         .clone()
@@ -31,7 +31,7 @@ pub async fn retag(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let tenant = cx.tenant()?;
     let standby = standby_of(cx)?;
     let (tier_name, tier) = t.tier(&cx.args.tier)?;
-    let row = pool::get(cx.db, &standby)
+    let row = standbys::get(cx.db, &standby)
         .await
         .map_err(|e| StepError::retry("control_db", format!("reading the standby: {e}")))?
         .ok_or_else(|| StepError::fail("bad_data", format!("no standby {standby} is recorded")))?;

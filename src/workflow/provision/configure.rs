@@ -5,8 +5,8 @@ use super::create::{Cx, StepResult, master_credentials, read_credentials, secret
 use super::state::ProvisionStep;
 use crate::cloud::alarms::instance_alarms;
 use crate::cloud::rds::InstanceChange;
+use crate::store::tenants::TenantUpdate;
 use crate::tenant_db;
-use crate::tenants::record::TenantUpdate;
 use crate::workflow::error::{Context, StepError};
 use crate::workflow::step::Transition;
 use crate::workflow::tenancy::{Owner, Tenancy, update_tenant};
