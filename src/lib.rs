@@ -1,11 +1,27 @@
 //! tenantd: gives every tenant of a SaaS product its own PostgreSQL database on AWS RDS, and takes
 //! it away again, driven by a durable job queue in a control PostgreSQL.
 //!
-//! Layers, each importing only those below it: `config` (settings, imports nothing of the
-//! crate); `metrics`, `db`, `telemetry`, `audit` (the audit trail); `cloud` (AWS calls),
-//! `tenant_db`, `queue` (all SQL on jobs); `tenants::record`, `pool` (the warm pool's standby records); `workflow` (typed
-//! steps); `tenants::requests`, `model` (the API's bodies); `worker`, `maintenance`, `api`,
-//! `ui` (the console, beside the API), `cli`; `app` (wiring) and `main`.
+//! # Layers
+//!
+//! The modules in layers, lowest first. A module imports only modules of lower layers: never
+//! one of its own layer, never a higher one. This list is the one statement of the order:
+//! `tests/layers.rs` checks every import against it, and that the README's Layout table lists
+//! the same layers in the same order.
+//!
+//! 1. `config`: the settings tree; imports nothing of the crate.
+//! 2. `metrics`, `telemetry`, `db`: process-wide metrics, logging, the control database's pool
+//!    and schema.
+//! 3. `cloud`, `tenant_db`, `queue`, `store`: AWS calls; a tenant's database; every statement
+//!    about the job queue's tables; every statement about the other tables.
+//! 4. `audit`: a request's audit trail, written with its change.
+//! 5. `workflow`: typed steps, the workflows the worker runs.
+//! 6. `tenants`: the requests that start a tenant's workflows.
+//! 7. `rollouts`: the requests that create and steer schema rollouts, and the conductor's round.
+//! 8. `model`: the HTTP API's request and response bodies.
+//! 9. `worker`, `maintenance`, `api`: the worker loop, the leader's services, the HTTP API.
+//! 10. `ui`, `cli`: the console (beside the API), the command-line client.
+//! 11. `app`: wiring.
+//! 12. `main`: the binary.
 
 pub mod api;
 pub mod app;
