@@ -10,6 +10,7 @@ pub mod browser;
 pub mod demo;
 pub mod fleet;
 pub mod iam;
+pub mod lifecycle;
 pub mod proxy;
 pub mod rds;
 pub mod stack;
