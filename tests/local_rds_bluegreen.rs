@@ -130,7 +130,10 @@ async fn a_blue_green_deployment_copies_blue_keeps_green_in_sync_and_switches_ov
         .expect("the deployment");
     assert_eq!(created.status(), Some("PROVISIONING"));
     assert_eq!(created.source(), blue.db_instance_arn());
-    let bgd = created.blue_green_deployment_identifier().unwrap().to_string();
+    let bgd = created
+        .blue_green_deployment_identifier()
+        .unwrap()
+        .to_string();
     assert!(bgd.starts_with("bgd-") && bgd.len() == 20, "{bgd}");
     let green_id = id_of(created.target().unwrap());
     let suffix = green_id
@@ -226,13 +229,8 @@ async fn a_blue_green_deployment_copies_blue_keeps_green_in_sync_and_switches_ov
         .blue_green_deployment
         .unwrap();
     assert_eq!(started.status(), Some("SWITCHOVER_IN_PROGRESS"));
-    let (done, _) = wait_deployment(
-        &rds,
-        &bgd,
-        "SWITCHOVER_COMPLETED",
-        Duration::from_secs(120),
-    )
-    .await;
+    let (done, _) =
+        wait_deployment(&rds, &bgd, "SWITCHOVER_COMPLETED", Duration::from_secs(120)).await;
     let old_id = format!("{id}-old1");
     assert_eq!(id_of(done.source().unwrap()), old_id);
     assert_eq!(id_of(done.target().unwrap()), id);
@@ -241,11 +239,15 @@ async fn a_blue_green_deployment_copies_blue_keeps_green_in_sync_and_switches_ov
         Some("SWITCHOVER_COMPLETED")
     );
     assert!(describe(&rds, &green_id).await.is_none(), "renamed");
-    let new = describe(&rds, &id).await.expect("the new production instance");
+    let new = describe(&rds, &id)
+        .await
+        .expect("the new production instance");
     assert_eq!(new.engine_version(), Some("17.4"));
     assert_eq!(endpoint(&new), (host.clone(), blue_port));
     assert_eq!(new.dbi_resource_id(), green.dbi_resource_id());
-    let old = describe(&rds, &old_id).await.expect("the old blue instance");
+    let old = describe(&rds, &old_id)
+        .await
+        .expect("the old blue instance");
     assert_eq!(old.engine_version(), Some("16.8"));
     assert_eq!(endpoint(&old).1, green_port);
     assert_eq!(old.dbi_resource_id(), blue.dbi_resource_id());
@@ -304,7 +306,10 @@ async fn a_blue_green_deployment_copies_blue_keeps_green_in_sync_and_switches_ov
         .expect_err("DeleteTarget after the switchover");
     assert_eq!(
         code_and_status(&err),
-        (Some("InvalidBlueGreenDeploymentStateFault".into()), Some(400))
+        (
+            Some("InvalidBlueGreenDeploymentStateFault".into()),
+            Some(400)
+        )
     );
     rds.delete_blue_green_deployment()
         .blue_green_deployment_identifier(&bgd)
@@ -350,7 +355,10 @@ async fn a_switchover_is_refused_while_green_lags_and_done_once_it_caught_up() {
         .unwrap_or_else(|e| panic!("CreateBlueGreenDeployment: {}", error_text(&e)))
         .blue_green_deployment
         .unwrap();
-    let bgd = created.blue_green_deployment_identifier().unwrap().to_string();
+    let bgd = created
+        .blue_green_deployment_identifier()
+        .unwrap()
+        .to_string();
     let green_id = id_of(created.target().unwrap());
     let (available, _) = wait_deployment(&rds, &bgd, "AVAILABLE", available_timeout()).await;
     let tasks: Vec<_> = available.tasks().iter().filter_map(|t| t.name()).collect();
@@ -394,7 +402,10 @@ async fn a_switchover_is_refused_while_green_lags_and_done_once_it_caught_up() {
         .expect_err("green lags");
     assert_eq!(
         code_and_status(&err),
-        (Some("InvalidBlueGreenDeploymentStateFault".into()), Some(400))
+        (
+            Some("InvalidBlueGreenDeploymentStateFault".into()),
+            Some(400)
+        )
     );
     assert!(
         err.message().unwrap_or_default().contains("replica lag"),
@@ -433,13 +444,7 @@ async fn a_switchover_is_refused_while_green_lags_and_done_once_it_caught_up() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("SwitchoverBlueGreenDeployment: {}", error_text(&e)));
-    wait_deployment(
-        &rds,
-        &bgd,
-        "SWITCHOVER_COMPLETED",
-        Duration::from_secs(60),
-    )
-    .await;
+    wait_deployment(&rds, &bgd, "SWITCHOVER_COMPLETED", Duration::from_secs(60)).await;
     let new = describe(&rds, &id).await.unwrap();
     assert_eq!(new.dbi_resource_id(), green.dbi_resource_id());
     let mut c = connect(&new, PASSWORD).await;
@@ -478,7 +483,10 @@ async fn a_switchover_not_caught_up_within_its_timeout_is_rolled_back() {
         .unwrap_or_else(|e| panic!("CreateBlueGreenDeployment: {}", error_text(&e)))
         .blue_green_deployment
         .unwrap();
-    let bgd = created.blue_green_deployment_identifier().unwrap().to_string();
+    let bgd = created
+        .blue_green_deployment_identifier()
+        .unwrap()
+        .to_string();
     let green_id = id_of(created.target().unwrap());
     wait_deployment(&rds, &bgd, "AVAILABLE", available_timeout()).await;
 
@@ -513,7 +521,8 @@ async fn a_switchover_not_caught_up_within_its_timeout_is_rolled_back() {
             .is_err(),
         "blue refuses connections during the switchover"
     );
-    let (failed, _) = wait_deployment(&rds, &bgd, "SWITCHOVER_FAILED", Duration::from_secs(90)).await;
+    let (failed, _) =
+        wait_deployment(&rds, &bgd, "SWITCHOVER_FAILED", Duration::from_secs(90)).await;
     assert!(
         failed
             .status_details()
@@ -641,12 +650,18 @@ async fn creating_is_refused_as_rds_refuses_and_delete_target_removes_green_and_
         .unwrap_or_else(|e| panic!("CreateBlueGreenDeployment: {}", error_text(&e)))
         .blue_green_deployment
         .unwrap();
-    let bgd = created.blue_green_deployment_identifier().unwrap().to_string();
+    let bgd = created
+        .blue_green_deployment_identifier()
+        .unwrap()
+        .to_string();
     let green_id = id_of(created.target().unwrap());
     let err = create(&id).send().await.expect_err("same name");
     assert_eq!(
         code_and_status(&err),
-        (Some("BlueGreenDeploymentAlreadyExistsFault".into()), Some(400))
+        (
+            Some("BlueGreenDeploymentAlreadyExistsFault".into()),
+            Some(400)
+        )
     );
     let err = create(&format!("{id}-again"))
         .send()
@@ -669,10 +684,7 @@ async fn creating_is_refused_as_rds_refuses_and_delete_target_removes_green_and_
         .await
         .unwrap();
     assert_eq!(by_name.blue_green_deployments().len(), 1);
-    let deployment_arn = format!(
-        "{}:deployment:{bgd}",
-        arn.rsplit_once(":db:").unwrap().0
-    );
+    let deployment_arn = format!("{}:deployment:{bgd}", arn.rsplit_once(":db:").unwrap().0);
     rds.add_tags_to_resource()
         .resource_name(&deployment_arn)
         .tags(Tag::builder().key("TenantId").value(&id).build())

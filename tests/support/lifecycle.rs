@@ -10,8 +10,8 @@ use aws_sdk_rds::types::{BlueGreenDeployment, DbInstance, Parameter};
 use sqlx::postgres::{PgConnection, PgSslMode};
 
 use super::rds::{
-    Control, DB_NAME, MASTER_USER, create_request, describe, endpoint, error_text, login, login_tls,
-    wait_status,
+    Control, DB_NAME, MASTER_USER, create_request, describe, endpoint, error_text, login,
+    login_tls, wait_status,
 };
 
 /// Generous: creating lasts LOCAL_RDS_CREATING_SECS (5 by default) plus the database creation.
