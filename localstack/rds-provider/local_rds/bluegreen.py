@@ -90,6 +90,8 @@ class Deployment:
     degraded: str | None = None
     # switchover
     switching: bool = False
+    switch_requested: float = 0.0
+    closed_at: float = 0.0  # when the switchover closed both endpoints
     deadline: float = 0.0
     timeout: int = 300
     blue_gone: bool = False
@@ -469,7 +471,7 @@ class BlueGreen:
                 f"Switchover can't start: the replica lag of the green DB instance {d.green.identifier} is too high "
                 f"for a switchover within {timeout} seconds ({behind} changes not replicated)."
             )
-        d.switching, d.timeout, d.deadline = True, timeout, now + timeout
+        d.switching, d.timeout, d.deadline, d.switch_requested = True, timeout, now + timeout, now
         d.status, d.details = "SWITCHOVER_IN_PROGRESS", None
         self.st.admin.submit(d.key, lambda conn: self._begin_switchover(conn, d))
         return {"BlueGreenDeployment": self._shape(d)}
@@ -478,6 +480,7 @@ class BlueGreen:
         st = self.st
         with st.lock:
             d.blue.blocked = d.green.blocked = True
+            d.closed_at = time.monotonic()
         try:
             for inst in (d.blue, d.green):
                 st.relays.drop_connections(inst.port)
@@ -550,7 +553,15 @@ class BlueGreen:
             blue.blocked = green.blocked = False
             d.switching = False
             d.status, d.details = "SWITCHOVER_COMPLETED", "Switchover completed"
-        LOG.info("local RDS: blue/green %s: switched over, %s is now %s", d.identifier, name, green.real_name)
+        now = time.monotonic()
+        LOG.info(
+            "local RDS: blue/green %s: switched over in %.0f ms (endpoints closed %.0f ms), %s is now %s",
+            d.identifier,
+            (now - d.switch_requested) * 1000,
+            (now - d.closed_at) * 1000,
+            name,
+            green.real_name,
+        )
 
     # --- DeleteBlueGreenDeployment ---
 
