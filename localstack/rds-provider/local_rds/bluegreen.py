@@ -298,6 +298,10 @@ class BlueGreen:
             with st.lock:
                 d.failed = f"creating the green DB instance failed: {e}"
                 green.error = str(e)
+            try:  # a slot nobody reads would keep blue's WAL forever
+                replication.teardown(st.admin, conn, green.real_name, d.repl, blue.real_name, d.repl, d.repl)
+            except Exception:
+                LOG.exception("local RDS: blue/green %s: cleaning up after the failure", d.identifier)
             return
         with st.lock:
             green.ready = True
