@@ -14,7 +14,7 @@ use crate::cloud::rds::EngineVersion;
 use crate::config::{ConfigError, Settings};
 use crate::db;
 use crate::maintenance::{
-    Conductor, InstancePoller, Maintenance, PoolKeeper, Pruner, Reconciler, Rescuer,
+    AuditPruner, Conductor, InstancePoller, Maintenance, PoolKeeper, Pruner, Reconciler, Rescuer,
     SnapshotCleaner,
 };
 use crate::ui;
@@ -29,6 +29,15 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
     let pool = db::connect(&settings.database_url, size).await?;
     db::migrate(&pool).await?;
     Ok(pool)
+}
+
+/// The operations endpoints' own pool: two connections, never the worker's.
+pub fn ops_pool(settings: &Settings) -> anyhow::Result<PgPool> {
+    Ok(db::connect_lazy(
+        &settings.database_url,
+        2,
+        Duration::from_secs(2),
+    )?)
 }
 
 /// The AWS clients, from the standard AWS configuration, with this process's RDS rate.
@@ -102,8 +111,8 @@ pub fn election_interval(settings: &Settings) -> Duration {
 }
 
 /// The maintenance services: the instance poller for the workflows' waits, the lease
-/// rescuer, the cleaner of expired final snapshots, the pruner of old jobs, the reconciler, the
-/// rollout conductor and the warm pool's keeper.
+/// rescuer, the cleaner of expired final snapshots, the pruners of old jobs and of old audit
+/// events, the reconciler, the rollout conductor and the warm pool's keeper.
 pub fn maintenance(
     settings: &Settings,
     pool: &PgPool,
@@ -126,6 +135,7 @@ pub fn maintenance(
             settings.provisioning.final_snapshot_retention,
         ))
         .with(Pruner::new(pool.clone(), settings.job_retention))
+        .with(AuditPruner::new(pool.clone(), settings.audit_retention))
         .with(Reconciler::new(
             pool.clone(),
             tenancy.clone(),
@@ -149,12 +159,17 @@ pub fn maintenance(
 pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = api::bind(settings.listen, "TENANTD_LISTEN").await?;
     let pool = connect(&settings).await?;
-    let state = AppState::new(pool.clone(), &settings);
+    let state = AppState::new(pool.clone(), ops_pool(&settings)?, &settings);
     let console = ui::router(ui::UiState::new(state.clone(), &settings));
-    let app = api::router(state).merge(console);
+    let app = api::admitted(api::router(state).merge(console), &settings.http);
+    let names: Vec<String> = settings
+        .api_tokens
+        .iter()
+        .map(|t| format!("{}={}", t.name, t.role))
+        .collect();
     info!(
         listen = %listener.local_addr()?,
-        tokens = settings.api_tokens.len(),
+        tokens = %names.join(","),
         "HTTP API and console (/ui/) listening"
     );
     run(settings, pool, listener, app, shutdown).await
@@ -165,7 +180,8 @@ pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::R
 pub async fn work(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = api::bind(settings.metrics_listen, "TENANTD_METRICS_LISTEN").await?;
     let pool = connect(&settings).await?;
-    let app = api::ops_router(AppState::new(pool.clone(), &settings));
+    let state = AppState::new(pool.clone(), ops_pool(&settings)?, &settings);
+    let app = api::admitted(api::ops_router(state), &settings.http);
     info!(listen = %listener.local_addr()?, "health and metrics listening");
     run(settings, pool, listener, app, shutdown).await
 }
@@ -184,7 +200,9 @@ async fn run(
     let (registry, tenancy) = workflows(&settings, cloud);
     let background = CancellationToken::new();
     let maintenance = maintenance(&settings, &pool, &tenancy, &registry).spawn(background.clone());
-    let http = tokio::spawn(api::serve(listener, app, shutdown.clone()));
+    let limits = settings.http.clone();
+    let stop_serving = shutdown.clone();
+    let http = tokio::spawn(async move { api::serve(listener, app, &limits, stop_serving).await });
     let worker_result = worker::run(pool, registry, settings.worker, shutdown.clone()).await;
     shutdown.cancel();
     background.cancel();

@@ -30,6 +30,7 @@ struct Metrics {
     tenant_migration_seconds: HistogramVec,
     pool_standbys: IntGaugeVec,
     pool_claims: IntCounterVec,
+    fleet_reads: IntCounter,
     is_leader: AtomicBool,
 }
 
@@ -185,6 +186,15 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         )
         .expect("valid counter"),
     );
+    let fleet_reads = register(
+        &registry,
+        IntCounter::new(
+            "tenantd_fleet_gauge_reads_total",
+            "Reads of the fleet-wide gauges from the control database (at most one per \
+             TENANTD_FLEET_GAUGES_INTERVAL, however often /metrics is scraped).",
+        )
+        .expect("valid counter"),
+    );
     let pruned_jobs = register(
         &registry,
         IntCounter::new(
@@ -223,6 +233,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     );
     Metrics {
         registry,
+        fleet_reads,
         pool_standbys,
         pool_claims,
         pruned_jobs,
@@ -293,6 +304,11 @@ pub fn record_maintenance_round(service: &str, ok: bool) {
         .maintenance_rounds
         .with_label_values(&[service, result])
         .inc();
+}
+
+/// The fleet-wide gauges were read from the control database.
+pub fn record_fleet_read() {
+    METRICS.fleet_reads.inc();
 }
 
 /// Old finished jobs were deleted.

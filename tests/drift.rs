@@ -566,13 +566,15 @@ async fn an_instance_that_lost_its_ownership_tags_is_detached_untouched_until_re
     let error = found.error.clone().unwrap();
     assert!(error.contains("no tag ManagedBy=tenantd"), "{error}");
     assert_eq!(drift_fields(&found), ["tag:ManagedBy"]);
-    let metrics = tenantd::metrics::render(None).unwrap();
-    assert!(
+    // The drift gauge is set once the round that found it ends.
+    wait_for("the drift gauge to count it", TIMEOUT, || async {
+        let metrics = tenantd::metrics::render(None).unwrap();
         metrics
             .lines()
-            .any(|l| l == "tenantd_drift_tenants{field=\"tag\"} 1"),
-        "{metrics}"
-    );
+            .any(|l| l == "tenantd_drift_tenants{field=\"tag\"} 1")
+            .then_some(())
+    })
+    .await;
 
     // Rounds go by: no repair, no change, the tags are not added back.
     two_more_rounds(&stack, &tenant, found.checked_at.unwrap()).await;

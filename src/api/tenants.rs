@@ -2,13 +2,14 @@
 //! validation, idempotency and conflicts live in [`crate::tenants`]; this module maps them to
 //! HTTP and shapes the answers.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use tracing::{Span, info};
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::state::AppState;
+use crate::audit::Trail;
 use crate::model::{
     ChangeTenant, Changed, CreateTenant, DEFAULT_PAGE, DeleteQuery, ErrorBody, ListQuery, MAX_PAGE,
     Page, Requested, TenantPath, TenantView,
@@ -76,11 +77,13 @@ fn valid_id(id: &str) -> Result<(), ApiError> {
     ))]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
     valid_id(&body.id)?;
-    let request = tenants::request_provision(
+    let request = tenants::request_provision_by(
         &state.db,
+        &trail,
         &state.tiers,
         &body.id,
         &body.tier,
@@ -218,6 +221,7 @@ pub async fn list(
     ))]
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<DeleteQuery>,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
@@ -226,8 +230,14 @@ pub async fn delete(
         final_snapshot: query.final_snapshot.unwrap_or(true),
         force: query.force.unwrap_or(false),
     };
-    let request =
-        tenants::request_deprovision(&state.db, &state.tiers, &id, deletion, state.max_attempts);
+    let request = tenants::request_deprovision_by(
+        &state.db,
+        &trail,
+        &state.tiers,
+        &id,
+        deletion,
+        state.max_attempts,
+    );
     match request.await {
         Ok((tenant, job, created)) => Ok(requested(tenant, job, created)),
         Err(e @ TenantError::Conflict { .. }) => {
@@ -272,12 +282,14 @@ pub async fn delete(
     ))]
 pub async fn change(
     State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ChangeTenant>,
 ) -> Result<(StatusCode, Json<Changed>), ApiError> {
     valid_id(&id)?;
-    let (tenant, job, created) = tenants::request_tier_change(
+    let (tenant, job, created) = tenants::request_tier_change_by(
         &state.db,
+        &trail,
         &state.tiers,
         &id,
         &body.tier,
@@ -321,9 +333,10 @@ pub async fn change(
     ))]
 pub async fn suspend(
     State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
-    power(state, id, Power::Suspend).await
+    power(state, trail, id, Power::Suspend).await
 }
 
 /// Resume a suspended tenant: its instance is started, and the tenant is `ready` once it is
@@ -344,9 +357,10 @@ pub async fn suspend(
     ))]
 pub async fn resume(
     State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
-    power(state, id, Power::Resume).await
+    power(state, trail, id, Power::Resume).await
 }
 
 /// Re-attach a detached tenant: its instance lost the tags that make it this deployment's
@@ -372,21 +386,23 @@ pub async fn resume(
     ))]
 pub async fn attach(
     State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
     valid_id(&id)?;
     let (tenant, job, created) =
-        tenants::request_attach(&state.db, &id, state.max_attempts).await?;
+        tenants::request_attach_by(&state.db, &trail, &id, state.max_attempts).await?;
     Ok(requested(tenant, job, created))
 }
 
 async fn power(
     state: AppState,
+    trail: Trail,
     id: String,
     power: Power,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
     valid_id(&id)?;
     let (tenant, job, created) =
-        tenants::request_power(&state.db, &id, power, state.max_attempts).await?;
+        tenants::request_power_by(&state.db, &trail, &id, power, state.max_attempts).await?;
     Ok(requested(tenant, job, created))
 }

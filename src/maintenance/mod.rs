@@ -3,6 +3,7 @@
 //! leader, and what it does elsewhere (usually nothing) on the others. Adding a service is a
 //! small file that implements [`Service`], added in `app.rs`.
 
+pub mod audit_pruner;
 pub mod conductor;
 pub mod instance_poller;
 pub mod leader;
@@ -22,6 +23,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
+pub use audit_pruner::AuditPruner;
 pub use conductor::Conductor;
 pub use instance_poller::InstancePoller;
 pub use pool_keeper::PoolKeeper;

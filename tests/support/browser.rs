@@ -26,6 +26,9 @@ pub struct Daemon {
 pub async fn serve(env: &HashMap<String, String>) -> Daemon {
     let mut env = env.clone();
     env.insert("TENANTD_API_TOKENS".into(), TOKEN.into());
+    // Plain HTTP on the loopback interface: the cookie is Secure only behind a TLS proxy.
+    env.entry("TENANTD_UI_SECURE_COOKIE".into())
+        .or_insert_with(|| "auto".into());
     env.insert("RUST_LOG".into(), "warn".into());
     let (child, url) = super::fleet::serve_ready(&env).await;
     Daemon { url, _child: child }

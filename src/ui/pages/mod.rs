@@ -42,12 +42,14 @@ pub(super) fn page(t: impl Template) -> Result<Response, UiError> {
 struct SignIn {
     next: String,
     failed: bool,
+    ended: bool,
 }
 
 #[derive(Deserialize)]
 pub struct SignInQuery {
     next: Option<String>,
     failed: Option<String>,
+    ended: Option<String>,
 }
 
 /// Where to go after signing in: a console page, nothing else.
@@ -68,6 +70,7 @@ pub async fn sign_in(Query(q): Query<SignInQuery>) -> Result<Response, UiError> 
     page(SignIn {
         next: safe_next(q.next.as_deref()),
         failed: q.failed.is_some(),
+        ended: q.ended.is_some(),
     })
 }
 
