@@ -14,8 +14,8 @@ use crate::cloud::rds::EngineVersion;
 use crate::config::{ConfigError, Settings};
 use crate::db;
 use crate::maintenance::{
-    AuditPruner, Conductor, InstancePoller, Maintenance, PoolKeeper, Pruner, Reconciler, Rescuer,
-    SnapshotCleaner,
+    AuditPruner, Conductor, Election, InstancePoller, Maintenance, PoolKeeper, Pruner, Reconciler,
+    Rescuer, SnapshotCleaner,
 };
 use crate::ui;
 use crate::worker;
@@ -104,12 +104,6 @@ pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, Tenancy) {
     (registry, tenancy)
 }
 
-/// How often a process stands for maintenance leader: a third of a lease, so that a dead
-/// leader is replaced about as fast as its jobs' leases expire.
-pub fn election_interval(settings: &Settings) -> Duration {
-    (settings.worker.lease / 3).clamp(Duration::from_millis(100), Duration::from_secs(5))
-}
-
 /// The maintenance services: the instance poller for the workflows' waits, the lease
 /// rescuer, the cleaner of expired final snapshots, the pruners of old jobs and of old audit
 /// events, the reconciler, the rollout conductor and the warm pool's keeper.
@@ -120,7 +114,7 @@ pub fn maintenance(
     registry: &Registry,
 ) -> Maintenance {
     let me = settings.worker.id.clone();
-    Maintenance::new(pool.clone(), me.clone(), election_interval(settings))
+    Maintenance::new(pool.clone(), me.clone(), Election::of(&settings.worker))
         .with(InstancePoller::new(
             pool.clone(),
             tenancy.clone(),

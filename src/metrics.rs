@@ -30,6 +30,7 @@ struct Metrics {
     tenant_migration_seconds: HistogramVec,
     pool_standbys: IntGaugeVec,
     pool_claims: IntCounterVec,
+    steps_abandoned: IntCounterVec,
     fleet_reads: IntCounter,
     is_leader: AtomicBool,
 }
@@ -174,6 +175,19 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         )
         .expect("valid gauge"),
     );
+    let steps_abandoned = register(
+        &registry,
+        IntCounterVec::new(
+            Opts::new(
+                "tenantd_steps_abandoned_total",
+                "Steps this process dropped unfinished because it no longer held their job's \
+                 lease: lost (another worker holds it) or unrenewed (it could not be renewed \
+                 before it expired, less TENANTD_LEASE_MARGIN).",
+            ),
+            &["reason"],
+        )
+        .expect("valid counter"),
+    );
     let pool_claims = register(
         &registry,
         IntCounterVec::new(
@@ -236,6 +250,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         fleet_reads,
         pool_standbys,
         pool_claims,
+        steps_abandoned,
         pruned_jobs,
         rollout_tenants,
         tenant_migration_seconds,
@@ -297,9 +312,14 @@ pub fn record_poll_round() {
     METRICS.poll_rounds.inc();
 }
 
-/// One round of a maintenance service ended (`ok` or `error`).
-pub fn record_maintenance_round(service: &str, ok: bool) {
-    let result = if ok { "ok" } else { "error" };
+/// A step was dropped unfinished: its lease was `lost` or `unrenewed`.
+pub fn record_step_abandoned(reason: &str) {
+    METRICS.steps_abandoned.with_label_values(&[reason]).inc();
+}
+
+/// One round of a maintenance service ended: `ok`, `error`, or `stopped` (dropped unfinished
+/// because this process stopped leading).
+pub fn record_maintenance_round(service: &str, result: &str) {
     METRICS
         .maintenance_rounds
         .with_label_values(&[service, result])

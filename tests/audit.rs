@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use support::app::{
     OPERATOR_TOKEN, SECOND_TOKEN, TOKEN, TestApp, VIEWER_TOKEN, code, spawn_app, status_and_json,
 };
-use tenantd::maintenance::{AuditPruner, Service};
+use tenantd::maintenance::{AuditPruner, lead_once};
 use uuid::Uuid;
 
 /// One audit row, as the test compares it.
@@ -545,20 +545,29 @@ async fn the_maintenance_leader_prunes_events_past_the_retention_and_never_young
             .await
             .unwrap()
     };
-    AuditPruner::new(db.pool.clone(), Some(Duration::from_secs(400 * 86400)))
-        .lead()
-        .await
-        .unwrap();
+    lead_once(
+        &db.pool,
+        "audit-test",
+        &AuditPruner::new(db.pool.clone(), Some(Duration::from_secs(400 * 86400))),
+    )
+    .await
+    .unwrap();
     assert_eq!(count().await, 3, "the two older than 400 days are gone");
-    AuditPruner::new(db.pool.clone(), Some(Duration::from_secs(86400)))
-        .lead()
-        .await
-        .unwrap();
+    lead_once(
+        &db.pool,
+        "audit-test",
+        &AuditPruner::new(db.pool.clone(), Some(Duration::from_secs(86400))),
+    )
+    .await
+    .unwrap();
     assert_eq!(count().await, 1, "only the one younger than a day stays");
-    AuditPruner::new(db.pool.clone(), None)
-        .lead()
-        .await
-        .unwrap();
+    lead_once(
+        &db.pool,
+        "audit-test",
+        &AuditPruner::new(db.pool.clone(), None),
+    )
+    .await
+    .unwrap();
     assert_eq!(count().await, 1);
 }
 

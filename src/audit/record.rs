@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::config::Role;
@@ -184,12 +184,16 @@ pub async fn askers(
 
 /// Deletes up to `batch` events older than `retention` (never one younger than a day);
 /// returns how many.
-pub async fn prune(pool: &PgPool, retention: Duration, batch: i32) -> Result<u64, sqlx::Error> {
+pub async fn prune(
+    executor: impl sqlx::PgExecutor<'_>,
+    retention: Duration,
+    batch: i32,
+) -> Result<u64, sqlx::Error> {
     let pruned: i32 =
         sqlx::query_scalar("SELECT prune_audit_events(make_interval(secs => $1), $2)")
             .bind(retention.as_secs_f64())
             .bind(batch)
-            .fetch_one(pool)
+            .fetch_one(executor)
             .await?;
     Ok(pruned as u64)
 }

@@ -302,6 +302,8 @@ mod tests {
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.worker.concurrency, 16);
         assert_eq!(s.worker.lease, Duration::from_secs(30));
+        assert_eq!(s.worker.lease_margin, Duration::from_secs(6));
+        assert_eq!(s.worker.leader_ping_timeout, Duration::from_secs(10));
         assert_eq!(s.log_format, LogFormat::Text);
     }
 
@@ -335,6 +337,10 @@ mod tests {
             ("TENANTD_CONCURRENCY", "many"),
             ("TENANTD_LEASE", "forever"),
             ("TENANTD_LEASE", "1ms"),
+            ("TENANTD_LEASE_MARGIN", "20s"),
+            ("TENANTD_LEASE_MARGIN", "soon"),
+            ("TENANTD_LEADER_PING_TIMEOUT", "1m"),
+            ("TENANTD_LEADER_PING_TIMEOUT", "1ms"),
             ("TENANTD_LISTEN", "localhost"),
             ("TENANTD_LOG_FORMAT", "xml"),
             ("TENANTD_MAX_ATTEMPTS", "-1"),

@@ -40,14 +40,17 @@ impl Service for AuditPruner {
             .map_or(Duration::ZERO, |_| Duration::from_secs(3600))
     }
 
-    async fn lead(&self) -> Result<(), RoundError> {
+    async fn lead(&self, term: &super::Term) -> Result<(), RoundError> {
         let Some(retention) = self.retention else {
             return Ok(());
         };
         let started = Instant::now();
         let mut total = 0;
         loop {
-            let pruned = audit::prune(&self.pool, retention, BATCH).await?;
+            // Fenced: a leader whose term is over deletes nothing.
+            let mut tx = term.fence(&self.pool).await?;
+            let pruned = audit::prune(&mut *tx, retention, BATCH).await?;
+            tx.commit().await?;
             total += pruned;
             if pruned < BATCH as u64 || started.elapsed() > ROUND_BUDGET {
                 break;

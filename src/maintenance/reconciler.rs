@@ -22,6 +22,7 @@ use chrono::Utc;
 use sqlx::PgPool;
 use tracing::{debug, info, warn};
 
+use super::Term;
 use super::service::{RoundError, Service};
 use crate::cloud::alarms::instance_alarms;
 use crate::cloud::ownership::{self, Holder};
@@ -75,8 +76,24 @@ impl Reconciler {
         }
     }
 
-    /// One round over every tenant to look at.
+    /// One round over every tenant to look at (outside leadership: benchmarks, tests).
     pub async fn round(&self) -> Result<RoundReport, RoundError> {
+        self.round_in(None).await
+    }
+
+    /// A write transaction: fenced by the leader's term when there is one, so that a leader
+    /// whose term is over records nothing and enqueues no repair.
+    async fn begin(
+        &self,
+        term: Option<&Term>,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, RoundError> {
+        Ok(match term {
+            Some(term) => term.fence(&self.pool).await?,
+            None => self.pool.begin().await?,
+        })
+    }
+
+    async fn round_in(&self, term: Option<&Term>) -> Result<RoundReport, RoundError> {
         let started = Instant::now();
         let t = &self.tenancy;
         let s = &t.settings;
@@ -173,8 +190,8 @@ impl Reconciler {
                 continue;
             }
             let wants_repair = repair.is_some();
-            match tenants::record_findings(
-                &self.pool,
+            match tenants::record_findings_in(
+                self.begin(term).await?,
                 &tenant.id,
                 tenant.updated_at,
                 &findings,
@@ -200,7 +217,9 @@ impl Reconciler {
             }
         }
         let ids: Vec<String> = tenants.iter().map(|t| t.id.clone()).collect();
-        record::mark_checked(&self.pool, &ids).await?;
+        let mut tx = self.begin(term).await?;
+        record::mark_checked(&mut *tx, &ids).await?;
+        tx.commit().await?;
         crate::metrics::record_reconcile_round(
             started.elapsed(),
             &[
@@ -494,8 +513,8 @@ impl Service for Reconciler {
             .unwrap_or(Duration::ZERO)
     }
 
-    async fn lead(&self) -> Result<(), RoundError> {
-        self.round().await.map(|_| ())
+    async fn lead(&self, term: &Term) -> Result<(), RoundError> {
+        self.round_in(Some(term)).await.map(|_| ())
     }
 }
 

@@ -59,21 +59,22 @@ impl Service for SnapshotCleaner {
         }
     }
 
-    async fn lead(&self) -> Result<(), RoundError> {
+    async fn lead(&self, term: &super::Term) -> Result<(), RoundError> {
         let Some(retention) = self.retention else {
             return Ok(());
         };
         let due = snapshots::due(&self.pool, &self.environment, retention, BATCH).await?;
         for recorded in &due {
             let id = recorded.identifier.as_str();
+            // Every write is fenced: a leader whose term is over records nothing.
+            let end = |how: End, note: Option<String>| async move {
+                let mut tx = term.fence(&self.pool).await?;
+                snapshots::end(&mut *tx, id, how, note.as_deref()).await?;
+                tx.commit().await?;
+                Ok::<(), RoundError>(())
+            };
             let Some(found) = self.cloud.describe_db_snapshot(id).await? else {
-                snapshots::end(
-                    &self.pool,
-                    id,
-                    End::Gone,
-                    Some("the snapshot does not exist"),
-                )
-                .await?;
+                end(End::Gone, Some("the snapshot does not exist".into())).await?;
                 continue;
             };
             // Being created (or deleted): look again next round.
@@ -84,11 +85,14 @@ impl Service for SnapshotCleaner {
             if let Err(why) = ownership::check(&found.tags, &self.environment, holder) {
                 let note = format!("kept: the snapshot is not this deployment's ({why})");
                 warn!(snapshot = %id, tenant.id = %recorded.tenant_id, "{note}");
-                snapshots::end(&self.pool, id, End::Kept, Some(&note)).await?;
+                end(End::Kept, Some(note)).await?;
                 continue;
             }
+            if term.lost().is_cancelled() {
+                break;
+            }
             self.cloud.delete_db_snapshot(id).await?;
-            snapshots::end(&self.pool, id, End::Deleted, None).await?;
+            end(End::Deleted, None).await?;
             info!(snapshot = %id, tenant.id = %recorded.tenant_id, instance = %found.instance,
                   "deleted an expired final snapshot");
         }

@@ -13,7 +13,7 @@ pub use complete::{Batched, Batcher, Completer, Completion, Record, complete_bat
 pub use enqueue::{Enqueued, NewJob, cancel, enqueue, enqueue_batch};
 pub use job::{HistoryEntry, Job, JobState, Lease, Outcome, QueueError, merge_data};
 pub use lease::{
-    claim, fenced, heartbeat, mark_started, next_run_at, release, rescue_expired, wake,
+    Beat, claim, fenced, heartbeat, mark_started, next_run_at, release, rescue_expired, wake,
 };
 pub use notify::{CHANNEL, listen};
 pub use read::{

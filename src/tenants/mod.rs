@@ -12,8 +12,8 @@ pub use record::{
     validate_id,
 };
 pub use requests::{
-    Deletion, Findings, Power, RepairRequest, record_findings, request_attach, request_attach_by,
-    request_deprovision, request_deprovision_by, request_power, request_power_by,
-    request_provision, request_provision_by, request_retry, request_retry_by, request_tier_change,
-    request_tier_change_by,
+    Deletion, Findings, Power, RepairRequest, record_findings, record_findings_in, request_attach,
+    request_attach_by, request_deprovision, request_deprovision_by, request_power,
+    request_power_by, request_provision, request_provision_by, request_retry, request_retry_by,
+    request_tier_change, request_tier_change_by,
 };

@@ -622,7 +622,17 @@ pub async fn record_findings(
     findings: &Findings,
     repair: Option<RepairRequest>,
 ) -> Result<(bool, Option<Job>), TenantError> {
-    let mut tx = pool.begin().await?;
+    record_findings_in(pool.begin().await?, id, seen_at, findings, repair).await
+}
+
+/// [`record_findings`] in a transaction the caller began (the reconciler's fenced one).
+pub async fn record_findings_in(
+    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    id: &str,
+    seen_at: chrono::DateTime<chrono::Utc>,
+    findings: &Findings,
+    repair: Option<RepairRequest>,
+) -> Result<(bool, Option<Job>), TenantError> {
     let Some(tenant) = lock(&mut tx, id).await? else {
         return Ok((false, None));
     };
