@@ -73,7 +73,7 @@ async fn signing_in_takes_only_an_accepted_token_into_a_strict_http_only_session
     assert_eq!(browser.path().await, "/ui/login?next=/ui/tenants");
 
     browser.type_into("#token", "not-the-token").await;
-    browser.click("#sign-in").await;
+    browser.follow("#sign-in").await;
     assert!(browser.text("#login-error").await.contains("not accepted"));
     assert!(
         browser
@@ -84,7 +84,7 @@ async fn signing_in_takes_only_an_accepted_token_into_a_strict_http_only_session
     );
 
     browser.type_into("#token", TOKEN).await;
-    browser.click("#sign-in").await;
+    browser.follow("#sign-in").await;
     assert_eq!(browser.path().await, "/ui/tenants");
     assert!(browser.text("#tenants").await.contains(&id));
     let cookie = browser
@@ -209,7 +209,7 @@ async fn signing_in_takes_only_an_accepted_token_into_a_strict_http_only_session
 
     // Signing out ends the session: the same cookie no longer opens a page.
     browser.goto(&format!("{}/ui/", daemon.url)).await;
-    browser.click(".signout button").await;
+    browser.follow(".signout button").await;
     assert_eq!(browser.path().await, "/ui/login");
     let r = http
         .get(format!("{}/ui/", daemon.url))
@@ -231,7 +231,7 @@ async fn a_tenant_asked_for_through_the_api_reaches_ready_on_its_page_without_a_
     request_tenant(&daemon, &id).await;
 
     browser.goto(&format!("{}/ui/tenants", daemon.url)).await;
-    browser.click(&format!("a[href='/ui/tenants/{id}']")).await;
+    browser.follow(&format!("a[href='/ui/tenants/{id}']")).await;
     assert_eq!(browser.path().await, format!("/ui/tenants/{id}"));
     // A mark on this very page: a reload would lose it.
     browser.run("window.sameDocument = true").await;
@@ -340,7 +340,7 @@ async fn a_failed_tenant_shows_its_error_and_a_retry_from_the_console_brings_it_
     // The failed step's error is in its job's step table.
     assert!(browser.has(".job .err").await);
 
-    browser.click("#retry").await;
+    browser.follow("#retry").await;
     assert_eq!(browser.path().await, format!("/ui/tenants/{id}"));
     browser.wait_text("#tenant-status", "ready", TIMEOUT).await;
     assert!(!browser.has("#tenant-error").await);
@@ -362,7 +362,7 @@ async fn deprovisioning_from_the_console_asks_for_the_tenant_id_then_the_tenant_
     browser
         .goto(&format!("{}/ui/tenants/{id}", daemon.url))
         .await;
-    browser.click("#deprovision").await;
+    browser.follow("#deprovision").await;
     assert_eq!(
         browser.path().await,
         format!("/ui/tenants/{id}/deprovision")
@@ -371,12 +371,12 @@ async fn deprovisioning_from_the_console_asks_for_the_tenant_id_then_the_tenant_
 
     // A wrong id deletes nothing.
     browser.type_into("#confirm", "some-other-tenant").await;
-    browser.click("#confirm-deprovision").await;
+    browser.follow("#confirm-deprovision").await;
     assert!(browser.text("#confirm-error").await.contains(&id));
     assert_eq!(stack.tenant(&id).await.status, TenantStatus::Ready);
 
     browser.type_into("#confirm", &id).await;
-    browser.click("#confirm-deprovision").await;
+    browser.follow("#confirm-deprovision").await;
     assert_eq!(browser.path().await, format!("/ui/tenants/{id}"));
     browser
         .wait_text("#tenant-status", "deleted", TIMEOUT)
@@ -633,7 +633,7 @@ async fn a_protected_tier_goes_without_a_snapshot_only_after_a_second_confirmati
         .await;
     browser.type_into("#confirm", &id).await;
     browser.click("#skip-snapshot").await;
-    browser.click("#confirm-deprovision").await;
+    browser.follow("#confirm-deprovision").await;
     assert!(
         browser
             .text("#force-warning")
@@ -661,7 +661,7 @@ async fn a_protected_tier_goes_without_a_snapshot_only_after_a_second_confirmati
     assert_eq!(stack.tenant(&id).await.status, TenantStatus::Ready);
 
     browser.click("#force").await;
-    browser.click("#force-deprovision").await;
+    browser.follow("#force-deprovision").await;
     // Back on the tenant's page (once the browser followed the redirect), which shows it go.
     browser
         .wait_text("#tenant-status", "deleted", TIMEOUT)

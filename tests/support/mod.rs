@@ -12,6 +12,7 @@ pub mod db_proxy;
 pub mod demo;
 pub mod fleet;
 pub mod iam;
+pub mod lifecycle;
 pub mod proxy;
 pub mod rds;
 pub mod stack;

@@ -18,6 +18,7 @@
                                                  database in the tenant server (?account=)
   GET    /_local_rds/secrets-deletion-delay      delays of Secrets Manager forced deletions
   POST   /_local_rds/secrets-deletion-delay      {"account", "seconds", "region"?}
+and, in control_lifecycle.py, Blue/Green replication, minor upgrades, pending maintenance, CAs.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ _REGISTERED = False
 
 
 def _json(body, status: int = 200) -> Response:
-    return Response(json.dumps(body, indent=1), status=status, mimetype="application/json")
+    text = json.dumps(body, indent=1, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
+    return Response(text, status=status, mimetype="application/json")
 
 
 def _body(request: Request) -> dict:
@@ -230,3 +232,6 @@ def register() -> None:
     ROUTER.add("/_local_rds/quotas", endpoint=quotas, methods=["GET", "POST"])
     ROUTER.add("/_local_rds/snapshots/<identifier>/contents", endpoint=snapshot_contents, methods=["GET"])
     ROUTER.add("/_local_rds/secrets-deletion-delay", endpoint=secrets_deletion_delay, methods=["GET", "POST"])
+    from local_rds import control_lifecycle
+
+    control_lifecycle.register(ROUTER)
