@@ -8,7 +8,8 @@
 //! `tests/layers.rs` checks every import against it, and that the README's Layout table lists
 //! the same layers in the same order.
 //!
-//! 1. `config`: the settings tree; imports nothing of the crate.
+//! 1. `config`, `tenant_id`: the settings tree; a tenant's id, checked once where it comes in.
+//!    Neither imports anything of the crate.
 //! 2. `metrics`, `telemetry`, `db`: process-wide metrics, logging, the control database's pool
 //!    and schema.
 //! 3. `cloud`, `tenant_db`, `queue`, `store`: AWS calls; a tenant's database; every statement
@@ -38,6 +39,7 @@ pub mod rollouts;
 pub mod store;
 pub mod telemetry;
 pub mod tenant_db;
+pub mod tenant_id;
 pub mod tenants;
 pub mod ui;
 pub mod worker;

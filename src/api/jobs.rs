@@ -15,6 +15,7 @@ use crate::model::{
     Requested, StepView, TenantView,
 };
 use crate::queue::{self, Job, JobFilter};
+use crate::tenant_id::TenantId;
 use crate::tenants;
 
 fn record_ids(job: &Job) {
@@ -112,7 +113,7 @@ pub async fn list(
         )));
     }
     if let Some(tenant) = query.tenant.as_deref()
-        && tenants::validate_id(tenant).is_err()
+        && TenantId::parse(tenant).is_err()
     {
         return Err(ApiError::InvalidQuery(
             "tenant must be a tenant id".to_string(),

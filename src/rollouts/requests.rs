@@ -13,7 +13,7 @@ use crate::config::Tiers;
 use crate::store::rollout_tenants::{self, Failure, StageCounts, TenantState};
 use crate::store::rollouts::{self, NewRow, Rollout, RolloutState};
 use crate::tenant_db::SchemaMigration;
-use crate::tenants::validate_id;
+use crate::tenant_id::TenantId;
 
 /// Why a rollout request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +126,7 @@ fn validate(
                 "tenants must list 1 to {MAX_TENANTS} tenant ids"
             )));
         }
-        if let Some(bad) = tenants.iter().find(|t| validate_id(t).is_err()) {
+        if let Some(bad) = tenants.iter().find(|t| TenantId::parse(t).is_err()) {
             return Err(RolloutError::Invalid(format!(
                 "tenants: {bad:?} is not a tenant id"
             )));

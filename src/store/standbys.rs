@@ -14,8 +14,8 @@ use sqlx::{PgConnection, PgExecutor};
 use super::tenants::{self, Tenant};
 use crate::config::ProvisioningSettings;
 
-/// What follows the instance prefix in a standby's identifier.
-const INFIX: &str = "pool-";
+/// What follows the instance prefix in a standby's identifier; no new tenant id starts with it.
+pub const INFIX: &str = "pool-";
 
 /// A warm-pool standby's identifier, which is its instance's: `<prefix>pool-<12 hex digits>`.
 #[derive(

@@ -4,10 +4,11 @@
 use sqlx::PgPool;
 
 use super::enqueue::{enqueue, new_job, note_job, note_tenant};
-use super::error::{TenantError, validate_id};
+use super::error::TenantError;
 use crate::audit::{self, Trail};
 use crate::queue::{self, Job};
 use crate::store::tenants::{self, Tenant, TenantStatus};
+use crate::tenant_id::{IntoTenantId, TenantId};
 use crate::workflow::attach::{Attach, AttachArgs};
 use crate::workflow::runner::Workflow;
 
@@ -16,29 +17,28 @@ use crate::workflow::runner::Workflow;
 /// A replay while it runs returns its job.
 pub async fn request_attach(
     pool: &PgPool,
-    id: &str,
+    id: impl IntoTenantId,
     max_attempts: i32,
 ) -> Result<(Tenant, Job, bool), TenantError> {
-    attach(pool, None, id, max_attempts).await
+    attach(pool, None, &id.into_tenant_id()?, max_attempts).await
 }
 
 /// [`request_attach`] asked for by a caller whose `trail` is written with the change.
 pub async fn request_attach_by(
     pool: &PgPool,
     trail: &Trail,
-    id: &str,
+    id: impl IntoTenantId,
     max_attempts: i32,
 ) -> Result<(Tenant, Job, bool), TenantError> {
-    attach(pool, Some(trail), id, max_attempts).await
+    attach(pool, Some(trail), &id.into_tenant_id()?, max_attempts).await
 }
 
 async fn attach(
     pool: &PgPool,
     trail: Option<&Trail>,
-    id: &str,
+    id: &TenantId,
     max_attempts: i32,
 ) -> Result<(Tenant, Job, bool), TenantError> {
-    validate_id(id)?;
     note_tenant(trail, id);
     let mut tx = pool.begin().await?;
     let tenant = tenants::lock(&mut tx, id)

@@ -4,11 +4,12 @@
 use sqlx::PgPool;
 
 use super::enqueue::{enqueue, new_job, note_job, note_tenant};
-use super::error::{TenantError, validate_id};
+use super::error::TenantError;
 use crate::audit::{self, Trail};
 use crate::config::Tiers;
 use crate::queue::{self, Job};
 use crate::store::tenants::{self, Tenant, TenantStatus};
+use crate::tenant_id::{IntoTenantId, TenantId};
 use crate::workflow::deprovision::{Deprovision, DeprovisionArgs};
 use crate::workflow::provision::Provision;
 use crate::workflow::runner::Workflow;
@@ -41,11 +42,19 @@ impl Deletion {
 pub async fn request_deprovision(
     pool: &PgPool,
     tiers: &Tiers,
-    id: &str,
+    id: impl IntoTenantId,
     deletion: Deletion,
     max_attempts: i32,
 ) -> Result<(Tenant, Job, bool), TenantError> {
-    deprovision(pool, None, tiers, id, deletion, max_attempts).await
+    deprovision(
+        pool,
+        None,
+        tiers,
+        &id.into_tenant_id()?,
+        deletion,
+        max_attempts,
+    )
+    .await
 }
 
 /// [`request_deprovision`] asked for by a caller whose `trail` is written with the change; a
@@ -54,22 +63,29 @@ pub async fn request_deprovision_by(
     pool: &PgPool,
     trail: &Trail,
     tiers: &Tiers,
-    id: &str,
+    id: impl IntoTenantId,
     deletion: Deletion,
     max_attempts: i32,
 ) -> Result<(Tenant, Job, bool), TenantError> {
-    deprovision(pool, Some(trail), tiers, id, deletion, max_attempts).await
+    deprovision(
+        pool,
+        Some(trail),
+        tiers,
+        &id.into_tenant_id()?,
+        deletion,
+        max_attempts,
+    )
+    .await
 }
 
 async fn deprovision(
     pool: &PgPool,
     trail: Option<&Trail>,
     tiers: &Tiers,
-    id: &str,
+    id: &TenantId,
     deletion: Deletion,
     max_attempts: i32,
 ) -> Result<(Tenant, Job, bool), TenantError> {
-    validate_id(id)?;
     note_tenant(trail, id);
     let final_snapshot = deletion.final_snapshot;
     let mut tx = pool.begin().await?;

@@ -17,7 +17,7 @@ mod tier_change;
 
 pub use attach::{request_attach, request_attach_by};
 pub use deprovision::{Deletion, request_deprovision, request_deprovision_by};
-pub use error::{TenantError, validate_id};
+pub use error::TenantError;
 pub use findings::{Findings, RepairRequest, record_findings, record_findings_in};
 pub use listing::{TENANT_JOBS, page_with_jobs, with_latest_job};
 pub use power::{Power, request_power, request_power_by};

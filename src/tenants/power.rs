@@ -4,10 +4,11 @@
 use sqlx::PgPool;
 
 use super::enqueue::{enqueue, new_job, note_job, note_tenant};
-use super::error::{TenantError, validate_id};
+use super::error::TenantError;
 use crate::audit::{self, Trail};
 use crate::queue::{self, Job};
 use crate::store::tenants::{self, Tenant, TenantStatus};
+use crate::tenant_id::{IntoTenantId, TenantId};
 use crate::workflow::reconcile::{Apply, Reason, Reconcile, ReconcileArgs};
 use crate::workflow::runner::Workflow;
 
@@ -23,32 +24,38 @@ pub enum Power {
 /// runs returns its job.
 pub async fn request_power(
     pool: &PgPool,
-    id: &str,
+    id: impl IntoTenantId,
     power: Power,
     max_attempts: i32,
 ) -> Result<(Tenant, Job, bool), TenantError> {
-    power_change(pool, None, id, power, max_attempts).await
+    power_change(pool, None, &id.into_tenant_id()?, power, max_attempts).await
 }
 
 /// [`request_power`] asked for by a caller whose `trail` is written with the change.
 pub async fn request_power_by(
     pool: &PgPool,
     trail: &Trail,
-    id: &str,
+    id: impl IntoTenantId,
     power: Power,
     max_attempts: i32,
 ) -> Result<(Tenant, Job, bool), TenantError> {
-    power_change(pool, Some(trail), id, power, max_attempts).await
+    power_change(
+        pool,
+        Some(trail),
+        &id.into_tenant_id()?,
+        power,
+        max_attempts,
+    )
+    .await
 }
 
 async fn power_change(
     pool: &PgPool,
     trail: Option<&Trail>,
-    id: &str,
+    id: &TenantId,
     power: Power,
     max_attempts: i32,
 ) -> Result<(Tenant, Job, bool), TenantError> {
-    validate_id(id)?;
     note_tenant(trail, id);
     let reason = match power {
         Power::Suspend => Reason::Suspend,

@@ -5,12 +5,13 @@
 use sqlx::PgPool;
 
 use super::enqueue::{enqueue, new_job, note_job, note_tenant};
-use super::error::{TenantError, validate_id};
+use super::error::TenantError;
 use crate::audit::{self, Trail};
 use crate::config::Tiers;
 use crate::queue::{self, Job, NewJob};
 use crate::store::standbys;
 use crate::store::tenants::{self, Tenant, TenantStatus};
+use crate::tenant_id::{IntoTenantId, TenantId};
 use crate::workflow::deprovision::Deprovision;
 use crate::workflow::provision::{Provision, ProvisionArgs, ProvisionStep};
 use crate::workflow::runner::Workflow;
@@ -22,11 +23,11 @@ use crate::workflow::step::StepNames;
 pub async fn request_provision(
     pool: &PgPool,
     tiers: &Tiers,
-    id: &str,
+    id: impl IntoTenantId,
     tier: &str,
     max_attempts: i32,
 ) -> Result<(Tenant, Job, bool), TenantError> {
-    provision(pool, None, tiers, id, tier, max_attempts).await
+    provision(pool, None, tiers, &id.into_tenant_id()?, tier, max_attempts).await
 }
 
 /// [`request_provision`] asked for by a caller whose `trail` is written with the change.
@@ -34,22 +35,29 @@ pub async fn request_provision_by(
     pool: &PgPool,
     trail: &Trail,
     tiers: &Tiers,
-    id: &str,
+    id: impl IntoTenantId,
     tier: &str,
     max_attempts: i32,
 ) -> Result<(Tenant, Job, bool), TenantError> {
-    provision(pool, Some(trail), tiers, id, tier, max_attempts).await
+    provision(
+        pool,
+        Some(trail),
+        tiers,
+        &id.into_tenant_id()?,
+        tier,
+        max_attempts,
+    )
+    .await
 }
 
 async fn provision(
     pool: &PgPool,
     trail: Option<&Trail>,
     tiers: &Tiers,
-    id: &str,
+    id: &TenantId,
     tier: &str,
     max_attempts: i32,
 ) -> Result<(Tenant, Job, bool), TenantError> {
-    validate_id(id)?;
     note_tenant(trail, id);
     if tiers.get(tier).is_none() {
         return Err(TenantError::UnknownTier {
@@ -126,7 +134,7 @@ async fn provision(
             };
             let args = serde_json::to_value(&args).expect("job arguments serialize");
             NewJob::new(Provision::KIND, ProvisionStep::Claim.name(), max_attempts)
-                .tenant(id)
+                .tenant(id.as_str())
                 .args(args)
         }
         None => {

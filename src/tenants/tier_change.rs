@@ -4,11 +4,12 @@
 use sqlx::PgPool;
 
 use super::enqueue::{enqueue, new_job, note_job, note_tenant};
-use super::error::{TenantError, validate_id};
+use super::error::TenantError;
 use crate::audit::{self, Trail};
 use crate::config::Tiers;
 use crate::queue::{self, Job};
 use crate::store::tenants::{self, Tenant, TenantStatus};
+use crate::tenant_id::{IntoTenantId, TenantId};
 use crate::workflow::reconcile::{Apply, Reason, Reconcile, ReconcileArgs};
 use crate::workflow::runner::Workflow;
 
@@ -19,12 +20,21 @@ use crate::workflow::runner::Workflow;
 pub async fn request_tier_change(
     pool: &PgPool,
     tiers: &Tiers,
-    id: &str,
+    id: impl IntoTenantId,
     tier: &str,
     apply: Apply,
     max_attempts: i32,
 ) -> Result<(Tenant, Option<Job>, bool), TenantError> {
-    tier_change(pool, None, tiers, id, tier, apply, max_attempts).await
+    tier_change(
+        pool,
+        None,
+        tiers,
+        &id.into_tenant_id()?,
+        tier,
+        apply,
+        max_attempts,
+    )
+    .await
 }
 
 /// [`request_tier_change`] asked for by a caller whose `trail` is written with the change.
@@ -32,24 +42,32 @@ pub async fn request_tier_change_by(
     pool: &PgPool,
     trail: &Trail,
     tiers: &Tiers,
-    id: &str,
+    id: impl IntoTenantId,
     tier: &str,
     apply: Apply,
     max_attempts: i32,
 ) -> Result<(Tenant, Option<Job>, bool), TenantError> {
-    tier_change(pool, Some(trail), tiers, id, tier, apply, max_attempts).await
+    tier_change(
+        pool,
+        Some(trail),
+        tiers,
+        &id.into_tenant_id()?,
+        tier,
+        apply,
+        max_attempts,
+    )
+    .await
 }
 
 async fn tier_change(
     pool: &PgPool,
     trail: Option<&Trail>,
     tiers: &Tiers,
-    id: &str,
+    id: &TenantId,
     tier: &str,
     apply: Apply,
     max_attempts: i32,
 ) -> Result<(Tenant, Option<Job>, bool), TenantError> {
-    validate_id(id)?;
     note_tenant(trail, id);
     if tiers.get(tier).is_none() {
         return Err(TenantError::UnknownTier {
