@@ -18,7 +18,8 @@
 //! 5. `workflow`: typed steps, the workflows the worker runs.
 //! 6. `tenants`: the requests that start a tenant's workflows.
 //! 7. `rollouts`: the requests that create and steer schema rollouts, and the conductor's round.
-//! 8. `model`: the HTTP API's request and response bodies.
+//! 8. `wire`: the HTTP API's request and response bodies, one file per group of routes as in
+//!    `api/`; the server and the CLI share them.
 //! 9. `worker`, `maintenance`, `api`: the worker loop, the leader's services, the HTTP API.
 //! 10. `ui`, `cli`: the console (beside the API), the command-line client.
 //! 11. `app`: wiring.
@@ -33,7 +34,6 @@ pub mod config;
 pub mod db;
 pub mod maintenance;
 pub mod metrics;
-pub mod model;
 pub mod queue;
 pub mod rollouts;
 pub mod store;
@@ -42,5 +42,6 @@ pub mod tenant_db;
 pub mod tenant_id;
 pub mod tenants;
 pub mod ui;
+pub mod wire;
 pub mod worker;
 pub mod workflow;

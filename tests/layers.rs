@@ -328,6 +328,17 @@ fn the_api_and_the_console_never_call_aws() {
     );
 }
 
+#[test]
+fn the_cli_knows_the_api_by_its_bodies_only() {
+    let edges = module_graph();
+    let cli = &edges["cli"];
+    let inner: Vec<&String> = cli.iter().filter(|m| m.as_str() != "wire").collect();
+    assert!(
+        inner.is_empty(),
+        "the CLI imports more than the API's bodies (crate::wire): {inner:?}"
+    );
+}
+
 /// The top-level module a module belongs to (`crate::queue::lease` → `queue`).
 fn top(module: &str) -> &str {
     let mut parts = module.split("::");

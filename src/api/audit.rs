@@ -6,8 +6,10 @@ use axum::extract::State;
 use super::error::{ApiError, ApiQuery};
 use super::state::AppState;
 use crate::audit::{self, AuditFilter};
-use crate::model::{AuditPage, AuditQuery, DEFAULT_PAGE, ErrorBody, MAX_AUDIT_CURSOR, MAX_PAGE};
 use crate::tenant_id::TenantId;
+use crate::wire::audit::{AuditPage, AuditQuery, MAX_AUDIT_CURSOR};
+use crate::wire::error::ErrorBody;
+use crate::wire::{DEFAULT_PAGE, MAX_PAGE};
 
 /// A page of audit events, newest first; `next_cursor` is null on the last page.
 ///

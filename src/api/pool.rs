@@ -6,8 +6,9 @@ use axum::extract::State;
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::model::{ErrorBody, PoolTier, PoolView};
 use crate::store::standbys;
+use crate::wire::error::ErrorBody;
+use crate::wire::pool::{PoolTier, PoolView};
 
 /// The warm pool, per tier: every configured tier, and any tier with standbys left.
 #[utoipa::path(get, path = "/v1/pool", tag = "pool", operation_id = "get_pool",

@@ -10,13 +10,15 @@ use tracing::{Span, info};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiTenantId};
 use super::state::AppState;
 use crate::audit::Trail;
-use crate::model::{
-    ChangeTenant, Changed, CreateTenant, DEFAULT_PAGE, DeleteQuery, ErrorBody, ListQuery, MAX_PAGE,
-    Page, Requested, TenantPath, TenantView,
-};
 use crate::queue::{self, Job};
 use crate::tenant_id::TenantId;
 use crate::tenants::{self, Deletion, Power, Tenant, TenantError, TenantFilter};
+use crate::wire::error::ErrorBody;
+use crate::wire::tenants::{
+    ChangeTenant, Changed, CreateTenant, DeleteQuery, ListQuery, Page, Requested, TenantPath,
+    TenantView,
+};
+use crate::wire::{DEFAULT_PAGE, MAX_PAGE};
 use crate::workflow::{Provision, Workflow};
 
 fn requested(tenant: Tenant, job: Job, created: bool) -> (StatusCode, Json<Requested>) {
@@ -295,7 +297,7 @@ pub async fn change(
         &state.tiers,
         &id,
         &body.tier,
-        body.apply.unwrap_or_default(),
+        body.apply.unwrap_or_default().into(),
         state.max_attempts,
     )
     .await?;

@@ -5,12 +5,14 @@ use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
-use crate::model::{
-    AuditPage, ChangeTenant, Changed, CreateRollout, CreateTenant, ErrorBody, JobDetail, JobPage,
-    JobView, Page, PoolView, Requested, RolloutPage, RolloutView, TenantView,
+use crate::wire::audit::AuditPage;
+use crate::wire::error::ErrorBody;
+use crate::wire::jobs::{JobDetail, JobPage, JobView};
+use crate::wire::pool::PoolView;
+use crate::wire::rollouts::{CreateRollout, RolloutPage, RolloutView};
+use crate::wire::tenants::{
+    Apply, ChangeTenant, Changed, CreateTenant, Page, Requested, TenantView,
 };
-use crate::tenants::Power;
-use crate::workflow::reconcile::Apply;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -141,12 +143,18 @@ impl Client {
         Ok((r, status == StatusCode::ACCEPTED))
     }
 
-    /// Asks for a tenant to be suspended or resumed; `true` when a new job was enqueued.
-    pub async fn power(&self, id: &str, power: Power) -> Result<(Requested, bool), ClientError> {
-        let action = match power {
-            Power::Suspend => "suspend",
-            Power::Resume => "resume",
-        };
+    /// Asks for a tenant to be suspended; `true` when a new job was enqueued.
+    pub async fn suspend(&self, id: &str) -> Result<(Requested, bool), ClientError> {
+        self.power(id, "suspend").await
+    }
+
+    /// Asks for a tenant to be resumed; `true` when a new job was enqueued.
+    pub async fn resume(&self, id: &str) -> Result<(Requested, bool), ClientError> {
+        self.power(id, "resume").await
+    }
+
+    /// `POST /v1/tenants/{id}/<action>`, `suspend` or `resume`.
+    async fn power(&self, id: &str, action: &str) -> Result<(Requested, bool), ClientError> {
         let url = self.url(&["v1", "tenants", id, action]);
         let (status, r) = self.call(Method::POST, url, None).await?;
         Ok((r, status == StatusCode::ACCEPTED))

@@ -18,10 +18,9 @@ use client::{Client, ClientError};
 use output::Format;
 use wait::{Ended, Target};
 
-use crate::model::{CreateRollout, RolloutView};
-use crate::rollouts::RolloutState;
-use crate::tenants::{Power, TenantStatus};
-use crate::workflow::reconcile::Apply;
+use crate::wire::rollouts::RolloutState;
+use crate::wire::rollouts::{CreateRollout, RolloutView};
+use crate::wire::tenants::{Apply, TenantStatus};
 
 /// Where the API is and how to show its answers; shared by every client command.
 #[derive(Debug, Args)]
@@ -372,7 +371,7 @@ async fn execute(
             (id, job, TenantStatus::Ready)
         }
         Request::Tenants(TenantsCommand::Suspend { id, wait }) => {
-            let (r, created) = client.power(&id, Power::Suspend).await?;
+            let (r, created) = client.suspend(&id).await?;
             if !wait {
                 print(args, output::json(&r), || {
                     requested(created, "suspend", &id, &r.job.id.to_string())
@@ -389,7 +388,7 @@ async fn execute(
             return Ok(ExitCode::SUCCESS);
         }
         Request::Tenants(TenantsCommand::Resume { id, wait }) => {
-            let (r, created) = client.power(&id, Power::Resume).await?;
+            let (r, created) = client.resume(&id).await?;
             if !wait {
                 print(args, output::json(&r), || {
                     requested(created, "resume", &id, &r.job.id.to_string())

@@ -8,9 +8,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::client::{Client, ClientError};
 use super::output::attempt;
-use crate::model::{JobDetail, StepView, TenantView};
-use crate::queue::{JobState, Outcome};
-use crate::tenants::TenantStatus;
+use crate::wire::jobs::{JobDetail, StepView};
+use crate::wire::jobs::{JobState, Outcome};
+use crate::wire::tenants::TenantStatus;
+use crate::wire::tenants::TenantView;
 
 /// Where progress goes: stdout for text output, stderr when stdout carries JSON.
 #[derive(Debug, Clone, Copy)]

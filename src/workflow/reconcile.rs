@@ -79,7 +79,7 @@ pub enum Reason {
 }
 
 /// When a tier change takes effect on the instance.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Apply {
     /// At once (the instance stays usable; a class change restarts it, a Multi-AZ one fails
