@@ -329,13 +329,16 @@ fn the_api_and_the_console_never_call_aws() {
 }
 
 #[test]
-fn the_cli_knows_the_api_by_its_bodies_only() {
+fn the_cli_knows_the_api_by_its_bodies_and_the_tenant_id_only() {
     let edges = module_graph();
     let cli = &edges["cli"];
-    let inner: Vec<&String> = cli.iter().filter(|m| m.as_str() != "wire").collect();
+    let inner: Vec<&String> = cli
+        .iter()
+        .filter(|m| !["wire", "tenant_id"].contains(&m.as_str()))
+        .collect();
     assert!(
         inner.is_empty(),
-        "the CLI imports more than the API's bodies (crate::wire): {inner:?}"
+        "the CLI imports more than the API's bodies (crate::wire) and the tenant id's rule: {inner:?}"
     );
 }
 

@@ -18,6 +18,7 @@ use client::{Client, ClientError};
 use output::Format;
 use wait::{Ended, Target};
 
+use crate::tenant_id::TenantId;
 use crate::wire::rollouts::RolloutState;
 use crate::wire::rollouts::{CreateRollout, RolloutView};
 use crate::wire::tenants::{Apply, TenantStatus};
@@ -299,6 +300,7 @@ async fn execute(
             return Ok(ExitCode::SUCCESS);
         }
         Request::Tenants(TenantsCommand::Get { id }) => {
+            let id = TenantId::parse(&id)?;
             let t = client.get_tenant(&id).await?;
             print(args, output::json(&t), || output::tenant(&t));
             return Ok(ExitCode::SUCCESS);
@@ -321,6 +323,7 @@ async fn execute(
             return Ok(ExitCode::SUCCESS);
         }
         Request::Tenants(TenantsCommand::Create { id, tier, wait }) => {
+            let id = TenantId::parse(&id)?;
             let (r, created) = client.create_tenant(&id, &tier).await?;
             if !wait {
                 print(args, output::json(&r), || {
@@ -336,6 +339,7 @@ async fn execute(
             force,
             wait,
         }) => {
+            let id = TenantId::parse(&id)?;
             let (r, created) = client.delete_tenant(&id, !no_final_snapshot, force).await?;
             if !wait {
                 print(args, output::json(&r), || {
@@ -351,6 +355,7 @@ async fn execute(
             apply,
             wait,
         }) => {
+            let id = TenantId::parse(&id)?;
             let apply = match apply {
                 ApplyArg::Immediately => Apply::Immediately,
                 ApplyArg::MaintenanceWindow => Apply::MaintenanceWindow,
@@ -371,6 +376,7 @@ async fn execute(
             (id, job, TenantStatus::Ready)
         }
         Request::Tenants(TenantsCommand::Suspend { id, wait }) => {
+            let id = TenantId::parse(&id)?;
             let (r, created) = client.suspend(&id).await?;
             if !wait {
                 print(args, output::json(&r), || {
@@ -381,6 +387,7 @@ async fn execute(
             (id, r.job.id, TenantStatus::Suspended)
         }
         Request::Tenants(TenantsCommand::Attach { id }) => {
+            let id = TenantId::parse(&id)?;
             let (r, created) = client.attach(&id).await?;
             print(args, output::json(&r), || {
                 requested(created, "re-attach", &id, &r.job.id.to_string())
@@ -388,6 +395,7 @@ async fn execute(
             return Ok(ExitCode::SUCCESS);
         }
         Request::Tenants(TenantsCommand::Resume { id, wait }) => {
+            let id = TenantId::parse(&id)?;
             let (r, created) = client.resume(&id).await?;
             if !wait {
                 print(args, output::json(&r), || {

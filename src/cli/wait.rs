@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::client::{Client, ClientError};
 use super::output::attempt;
+use crate::tenant_id::TenantId;
 use crate::wire::jobs::{JobDetail, StepView};
 use crate::wire::jobs::{JobState, Outcome};
 use crate::wire::tenants::TenantStatus;
@@ -117,7 +118,7 @@ fn describe(tenant: &str, job: &JobDetail) -> String {
 /// Polls `job_id` every `interval` until it ends, then reads the tenant.
 pub async fn follow(
     client: &Client,
-    tenant: &str,
+    tenant: &TenantId,
     job_id: &str,
     goal: TenantStatus,
     interval: Duration,
