@@ -68,11 +68,9 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     let cloud = Cloud::from_env(settings.aws_timeouts)
         .await?
         .with_rds_rate(settings.rds_rate);
-    let (registry, tenancy) = tenantd::app::workflows(&settings, cloud.clone());
+    let (registry, aws) = tenantd::app::workflows(&settings, cloud.clone());
     let p = &settings.provisioning;
-    let (tier_name, tier) = tenancy
-        .tier(&args.tier)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (tier_name, tier) = aws.tier(&args.tier).map_err(|e| anyhow::anyhow!("{e}"))?;
     let tier = tier.clone();
 
     // Set-up: instances, alarms, secrets and tenant rows, 16 at a time.
@@ -84,11 +82,11 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     let created = futures::stream::iter(tenants.iter().cloned())
         .map(|tenant| {
             let cloud = setup_cloud.clone();
-            let tenancy = tenancy.clone();
+            let aws = aws.clone();
             let tier = tier.clone();
             let pool = pool.clone();
             async move {
-                let p = &tenancy.settings;
+                let p = &aws.settings;
                 let id = p.instance_id(&tenant);
                 let spec = InstanceSpec {
                     identifier: id.clone(),
@@ -107,7 +105,7 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
                     db_subnet_group: None,
                     master_username: p.master_username.clone(),
                     db_name: p.db_name.clone(),
-                    tags: tenancy.tags(&tenant, tier_name),
+                    tags: aws.tags(&tenant, tier_name),
                 };
                 let password = generate_password();
                 cloud.create_db_instance(&spec, &password).await?;
@@ -129,7 +127,7 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
                     .create_secret(
                         &p.secret_name(&tenant),
                         &credentials.to_json(),
-                        &tenancy.tags(&tenant, tier_name),
+                        &aws.tags(&tenant, tier_name),
                         "reconcile bench",
                     )
                     .await?;
@@ -172,7 +170,7 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
 
     let reconciler = Reconciler::new(
         pool.clone(),
-        tenancy.clone(),
+        aws.clone(),
         settings.rds_rate,
         settings.max_attempts,
     );

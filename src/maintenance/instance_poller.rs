@@ -24,19 +24,19 @@ use crate::queue;
 use crate::store::leadership;
 use crate::store::tenants;
 use crate::workflow::instance_watch::PollerSeen;
-use crate::workflow::{InstanceWait, Registry, Tenancy};
+use crate::workflow::{AwsContext, InstanceWait, Registry};
 
 /// Polls the instances the registry's wait steps wait for.
 pub struct InstancePoller {
     pool: PgPool,
-    tenancy: Tenancy,
+    aws: AwsContext,
     me: String,
     /// (kind, step) → what it waits for.
     waits: HashMap<(&'static str, &'static str), InstanceWait>,
 }
 
 impl InstancePoller {
-    pub fn new(pool: PgPool, tenancy: Tenancy, registry: &Registry, me: impl Into<String>) -> Self {
+    pub fn new(pool: PgPool, aws: AwsContext, registry: &Registry, me: impl Into<String>) -> Self {
         let waits = registry
             .instance_waits()
             .into_iter()
@@ -44,7 +44,7 @@ impl InstancePoller {
             .collect();
         InstancePoller {
             pool,
-            tenancy,
+            aws,
             me: me.into(),
             waits,
         }
@@ -58,12 +58,12 @@ impl Service for InstancePoller {
     }
 
     fn every(&self) -> Duration {
-        self.tenancy.watch.poll_interval()
+        self.aws.watch.poll_interval()
     }
 
     /// One round: the waiting jobs' instances, described in batches; wake those with news.
     async fn lead(&self, term: &Term) -> Result<(), RoundError> {
-        let t = &self.tenancy;
+        let t = &self.aws;
         let steps: Vec<(&str, &str)> = self.waits.keys().copied().collect();
         let jobs = queue::waiting_at(&self.pool, &steps).await?;
         let tenants: Vec<String> = jobs.iter().filter_map(|j| j.tenant_id.clone()).collect();
@@ -130,9 +130,9 @@ impl Service for InstancePoller {
 
     async fn follow(&self) -> Result<(), RoundError> {
         if let Some(age) = leadership::last_poll_round_age(&self.pool).await? {
-            self.tenancy.watch.health().polled_elsewhere(age);
+            self.aws.watch.health().polled_elsewhere(age);
         }
-        crate::metrics::record_poller(self.tenancy.watch.poller_active());
+        crate::metrics::record_poller(self.aws.watch.poller_active());
         Ok(())
     }
 }

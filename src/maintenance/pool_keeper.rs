@@ -23,7 +23,7 @@ use crate::queue::{self, NewJob};
 use crate::store::standbys::{self, Standby, StandbyId, StandbyState};
 use crate::workflow::provision::{Provision, ProvisionArgs};
 use crate::workflow::standby::{self, StandbyStep};
-use crate::workflow::{StepNames, Tenancy, Workflow};
+use crate::workflow::{AwsContext, StepNames, Workflow};
 
 /// Below tenants' jobs (priority 0) in the worker's claims.
 const STANDBY_PRIORITY: i16 = -1;
@@ -33,7 +33,7 @@ const CALLS_PER_STANDBY: f64 = 3.0;
 
 pub struct PoolKeeper {
     pool: PgPool,
-    tenancy: Tenancy,
+    aws: AwsContext,
     every: Duration,
     /// RDS requests per second this process may make.
     rds_rate: f64,
@@ -41,8 +41,8 @@ pub struct PoolKeeper {
 }
 
 impl PoolKeeper {
-    pub fn new(pool: PgPool, tenancy: Tenancy, rds_rate: f64, max_attempts: i32) -> Self {
-        let s = &tenancy.settings;
+    pub fn new(pool: PgPool, aws: AwsContext, rds_rate: f64, max_attempts: i32) -> Self {
+        let s = &aws.settings;
         // About as often as the poller looks at instances. Without a pool a round is one
         // query (standbys left from an earlier setting are retired).
         let every = s
@@ -50,7 +50,7 @@ impl PoolKeeper {
             .clamp(Duration::from_secs(1), Duration::from_secs(30));
         PoolKeeper {
             pool,
-            tenancy,
+            aws,
             every,
             rds_rate,
             max_attempts,
@@ -60,7 +60,7 @@ impl PoolKeeper {
     /// How many standbys this round may start: its share of the RDS requests of a round and
     /// of the free DB instances; none while a tenant waits for quota.
     async fn budget(&self) -> Result<usize, RoundError> {
-        let t = &self.tenancy;
+        let t = &self.aws;
         let share = t.settings.pool_rds_share;
         if queue::marked(&self.pool, Provision::KIND, "quota_wait").await? > 0 {
             return Ok(0);
@@ -107,7 +107,7 @@ impl PoolKeeper {
     /// Records a new standby and enqueues its creation, in one transaction, fenced by the
     /// leader's term (which the row records).
     async fn start(&self, term: &Term, tier: &str) -> Result<StandbyId, RoundError> {
-        let id = StandbyId::generate(&self.tenancy.settings);
+        let id = StandbyId::generate(&self.aws.settings);
         let mut tx = term.fence(&self.pool).await?;
         standbys::insert(&mut tx, &id, tier, term.epoch()).await?;
         let args = ProvisionArgs {
@@ -139,7 +139,7 @@ impl Service for PoolKeeper {
     }
 
     async fn lead(&self, term: &Term) -> Result<(), RoundError> {
-        let s = &self.tenancy.settings;
+        let s = &self.aws.settings;
         let max_age = chrono::Duration::from_std(s.pool_max_age)?;
         let now = Utc::now();
         let mut live: BTreeMap<String, usize> = BTreeMap::new();

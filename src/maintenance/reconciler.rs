@@ -33,7 +33,7 @@ use crate::queue;
 use crate::store::tenants::{self as record, Difference, Tenant, TenantStatus};
 use crate::tenant_db::{self, SchemaMigration};
 use crate::tenants::{self, Findings, RepairRequest};
-use crate::workflow::Tenancy;
+use crate::workflow::AwsContext;
 use crate::workflow::desired;
 use crate::workflow::reconcile::{self, Reason};
 
@@ -42,7 +42,7 @@ const MAX_BACKOFF_ROUNDS: u32 = 32;
 
 pub struct Reconciler {
     pool: PgPool,
-    tenancy: Tenancy,
+    aws: AwsContext,
     /// Seconds between two of this service's RDS calls.
     rds_pace: Duration,
     max_attempts: i32,
@@ -65,12 +65,12 @@ pub struct RoundReport {
 
 impl Reconciler {
     /// `rds_rate`: this process's RDS requests per second, of which a round takes its share.
-    pub fn new(pool: PgPool, tenancy: Tenancy, rds_rate: f64, max_attempts: i32) -> Self {
-        let share = tenancy.settings.reconcile_rds_share;
+    pub fn new(pool: PgPool, aws: AwsContext, rds_rate: f64, max_attempts: i32) -> Self {
+        let share = aws.settings.reconcile_rds_share;
         Reconciler {
             rds_pace: Duration::from_secs_f64(1.0 / (rds_rate * share).max(0.001)),
             pool,
-            tenancy,
+            aws,
             max_attempts,
             rounds: AtomicU64::new(0),
         }
@@ -95,7 +95,7 @@ impl Reconciler {
 
     async fn round_in(&self, term: Option<&Term>) -> Result<RoundReport, RoundError> {
         let started = Instant::now();
-        let t = &self.tenancy;
+        let t = &self.aws;
         let s = &t.settings;
         let round = self.rounds.fetch_add(1, Ordering::Relaxed);
         let alarm_round = round.is_multiple_of(2);
@@ -235,7 +235,7 @@ impl Reconciler {
 
     /// What differs for one tenant, and the status it should have.
     fn look(&self, tenant: &Tenant, tier: &Tier, seen: &Seen<'_>) -> Findings {
-        let t = &self.tenancy;
+        let t = &self.aws;
         let s = &t.settings;
         let id = t.instance_of(tenant);
         let own = match tenant.status {
@@ -400,7 +400,7 @@ impl Reconciler {
     ) -> Option<RepairRequest> {
         // Schema drift is for a rollout (or people) to act on: a reconcile job cannot.
         let repairable = findings.drift.iter().any(|d| group(&d.field) != "schema");
-        if !self.tenancy.settings.repair_drift || !repairable {
+        if !self.aws.settings.repair_drift || !repairable {
             return None;
         }
         if let Some((n, last)) = failures.get(&tenant.id) {
@@ -507,7 +507,7 @@ impl Service for Reconciler {
     }
 
     fn every(&self) -> Duration {
-        self.tenancy
+        self.aws
             .settings
             .reconcile_interval
             .unwrap_or(Duration::ZERO)

@@ -6,19 +6,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::aws::{AwsContext, Owner, update_tenant};
 use super::error::StepError;
 use super::instance_watch::PollerSeen;
 use super::provision::mark_failed;
 use super::removal::{self, Removal, Removed, Scope};
 use super::runner::{StepContext, Workflow};
 use super::step::{InstanceWait, Step, StepNames, Transition, steps};
-use super::tenancy::{Owner, Tenancy, update_tenant};
 use crate::queue;
 use crate::store::snapshots;
 use crate::store::tenants::TenantUpdate;
 
 /// Takes one tenant's database away.
-pub struct Deprovision(pub Tenancy);
+pub struct Deprovision(pub AwsContext);
 
 steps! {
     /// The steps of a deprovisioning job.
@@ -152,7 +152,7 @@ impl Workflow for Deprovision {
 /// Records the final snapshot `id` this job is about to ask for, in a transaction fenced by
 /// the job's lease.
 async fn record_snapshot(
-    t: &Tenancy,
+    t: &AwsContext,
     cx: &StepContext<'_, DeprovisionArgs, DeprovisionData>,
     owner: &Owner,
     id: &str,

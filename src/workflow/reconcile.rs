@@ -10,12 +10,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::aws::{AwsContext, Owner, update_tenant};
 use super::desired::{self, Difference};
 use super::error::{Context, StepError};
 use super::instance_watch::{Look, PollerSeen};
 use super::runner::{StepContext, Workflow};
 use super::step::{InstanceWait, Step, StepNames, Transition, steps};
-use super::tenancy::{Owner, Tenancy, update_tenant};
 use crate::cloud::alarms::instance_alarms;
 use crate::cloud::rds::{InstanceChange, InstanceInfo, UNRECOVERABLE};
 use crate::cloud::{self, CloudError, ownership};
@@ -24,7 +24,7 @@ use crate::store::tenants::{TenantStatus, TenantUpdate};
 use crate::tenant_db::{self, DbCredentials};
 
 /// Brings one tenant's instance to its desired state.
-pub struct Reconcile(pub Tenancy);
+pub struct Reconcile(pub AwsContext);
 
 /// The job kind (`jobs.kind`).
 pub const KIND: &str = "reconcile";
@@ -178,16 +178,16 @@ fn describe(args: &ReconcileArgs) -> String {
     }
 }
 
-fn windows(t: &Tenancy) -> (&str, &str) {
+fn windows(t: &AwsContext) -> (&str, &str) {
     (&t.settings.backup_window, &t.settings.maintenance_window)
 }
 
-fn target<'a>(t: &'a Tenancy, cx: &Cx<'_>) -> Result<&'a Tier, StepError> {
+fn target<'a>(t: &'a AwsContext, cx: &Cx<'_>) -> Result<&'a Tier, StepError> {
     Ok(t.tier(&cx.args.tier)?.1)
 }
 
 /// Waits for a busy instance without using an attempt, saying why.
-fn busy(t: &Tenancy, cx: &mut Cx<'_>, info: &InstanceInfo) -> Transition<ReconcileStep> {
+fn busy(t: &AwsContext, cx: &mut Cx<'_>, info: &InstanceInfo) -> Transition<ReconcileStep> {
     Transition::WaitFor {
         after: t.watch.next_pause(&mut cx.data.wait_polls),
         class: "instance_busy",
@@ -196,11 +196,11 @@ fn busy(t: &Tenancy, cx: &mut Cx<'_>, info: &InstanceInfo) -> Transition<Reconci
 }
 
 /// The job's tenant as the owner of what reconcile changes.
-async fn owner(t: &Tenancy, cx: &Cx<'_>) -> Result<Owner, StepError> {
+async fn owner(t: &AwsContext, cx: &Cx<'_>) -> Result<Owner, StepError> {
     Owner::tenant(t, cx, None).await
 }
 
-async fn apply(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+async fn apply(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
     let owner = owner(t, cx).await?;
     let id = owner.instance.clone();
     let info = t.owned_instance(&owner, &id).await?;
@@ -272,7 +272,7 @@ async fn apply(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     }
 }
 
-async fn wait_applied(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+async fn wait_applied(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
     let id = t.recorded_instance(cx).await?;
     let d = &mut cx.data;
     let step = ReconcileStep::WaitApplied.name();
@@ -333,13 +333,13 @@ fn noted(next: ReconcileStep, cause: &Option<String>) -> Transition<ReconcileSte
     }
 }
 
-fn pause(t: &Tenancy, cx: &mut Cx<'_>) -> Transition<ReconcileStep> {
+fn pause(t: &AwsContext, cx: &mut Cx<'_>) -> Transition<ReconcileStep> {
     Transition::Wait(t.watch.next_pause(&mut cx.data.wait_polls))
 }
 
 /// The alarms with the tier's thresholds (PutMetricAlarm replaces by name), once the instance
 /// they watch passed the ownership rule.
-async fn alarms(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+async fn alarms(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
     let owner = owner(t, cx).await?;
     let id = owner.instance.clone();
     t.owned_instance(&owner, &id).await?;
@@ -357,7 +357,7 @@ async fn alarms(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 /// The tier's tag on the instance (a tier change, or a repair of a `Tier` tag), once the
 /// instance passed the ownership rule. Only `Tier`: the ownership tags are never added, so a
 /// repair cannot make a resource ours again.
-async fn tags(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+async fn tags(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
     if !matches!(cx.args.reason, Reason::TierChange | Reason::Repair) {
         return Ok(Transition::Next(ReconcileStep::Secret));
     }
@@ -380,7 +380,7 @@ async fn tags(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 /// for good, a new one with a new password is written first and the instance then gets that
 /// password (the next step). Its host and port follow the instance's endpoint, and a password
 /// that no longer opens the database is given to the instance again.
-async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+async fn secret(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
     if cx.args.reason != Reason::Repair {
         return Ok(Transition::Next(ReconcileStep::Record));
     }
@@ -486,7 +486,7 @@ async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 /// (Repairs only) The instance gets the secret's password (ModifyDBInstance
 /// MasterUserPassword): the secret was written first, so it never holds a password the
 /// instance does not know for longer than this step.
-async fn reset_password(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+async fn reset_password(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
     let tenant = cx.tenant()?;
     let owner = owner(t, cx).await?;
     let instance = owner.instance.clone();

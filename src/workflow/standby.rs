@@ -9,20 +9,20 @@
 
 use async_trait::async_trait;
 
+use super::aws::{AwsContext, Owner};
 use super::error::StepError;
 use super::provision::{self, ProvisionArgs, ProvisionData, ProvisionStep};
 use super::removal::{self, Removed, Scope};
 use super::runner::{StepContext, Workflow};
 use super::step::{InstanceWait, Step, StepNames, Transition, steps};
-use super::tenancy::{Owner, Tenancy};
 use crate::queue;
 use crate::store::standbys;
 
 /// Builds (or removes) one standby of the warm pool.
-pub struct StandbyBuild(pub Tenancy);
+pub struct StandbyBuild(pub AwsContext);
 
 /// The job kind of a standby's creation or removal (`jobs.kind`).
-pub const KIND: &str = super::tenancy::STANDBY_KIND;
+pub const KIND: &str = super::aws::STANDBY_KIND;
 
 steps! {
     /// The steps of a standby's job.

@@ -13,11 +13,11 @@ pub use create::{credentials, instance, wait_available};
 pub use state::{Provision, ProvisionArgs, ProvisionData, ProvisionStep};
 
 use crate::store::tenants::TenantUpdate;
+use crate::workflow::aws::{Owner, update_tenant};
 use crate::workflow::error::StepError;
 use crate::workflow::removal::{self, Removed, Scope};
 use crate::workflow::runner::{StepContext, Workflow};
 use crate::workflow::step::{StepNames, Transition};
-use crate::workflow::tenancy::{Owner, update_tenant};
 
 #[async_trait]
 impl Workflow for Provision {

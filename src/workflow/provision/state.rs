@@ -9,13 +9,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::store::standbys::StandbyId;
+use crate::workflow::aws::AwsContext;
 use crate::workflow::instance_watch::PollerSeen;
 use crate::workflow::removal::Removal;
 use crate::workflow::step::{InstanceWait, Step, steps};
-use crate::workflow::tenancy::Tenancy;
 
 /// Walks one tenant from nothing to a ready, monitored, backed-up database.
-pub struct Provision(pub Tenancy);
+pub struct Provision(pub AwsContext);
 
 /// The job kind of provisioning (`jobs.kind`).
 pub const KIND: &str = "provision";

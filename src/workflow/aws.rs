@@ -1,4 +1,4 @@
-//! What the tenant workflows share: the AWS clients and settings, the names and tags of a
+//! What the tenant workflows share: the AWS clients and settings ([`AwsContext`]), the names and tags of a
 //! tenant's resources, the tier a job works on, and the fenced writes to the tenant's row.
 
 use std::sync::Arc;
@@ -20,9 +20,10 @@ use crate::store::tenants::{self as record, Tenant, TenantUpdate};
 /// workflow's, named here because rollbacks look up a standby's jobs).
 pub const STANDBY_KIND: &str = "standby";
 
-/// The AWS clients and settings the tenant workflows work with. Cheap to clone.
+/// What the tenant and standby workflows reach AWS with: the clients, the provisioning
+/// settings (names, tags, waits), the instance watch and the cached quotas. Cheap to clone.
 #[derive(Clone)]
-pub struct Tenancy {
+pub struct AwsContext {
     pub cloud: Cloud,
     pub settings: Arc<ProvisioningSettings>,
     /// Looks at instances for the wait steps, through the poller when one runs.
@@ -31,14 +32,14 @@ pub struct Tenancy {
     pub quotas: QuotaWatch,
 }
 
-impl Tenancy {
+impl AwsContext {
     pub fn new(cloud: Cloud, settings: ProvisioningSettings) -> Self {
         let pace = WaitPace {
             poll_interval: settings.rds_poll_interval,
             base: settings.wait_base,
             max: settings.wait_max,
         };
-        Tenancy {
+        AwsContext {
             watch: InstanceWatch::new(cloud.clone(), pace),
             quotas: QuotaWatch::new(cloud.clone(), settings.quota_refresh),
             cloud,
@@ -62,7 +63,7 @@ impl Tenancy {
     }
 
     /// The instance of the job's tenant, as its record names it now (see
-    /// [`Tenancy::instance_of`]).
+    /// [`AwsContext::instance_of`]).
     pub async fn recorded_instance<A, D>(
         &self,
         cx: &StepContext<'_, A, D>,
@@ -203,7 +204,7 @@ pub struct Owner {
 impl Owner {
     /// The job's tenant, with the instance its record names; `standby`: the standby it claimed.
     pub async fn tenant<A, D>(
-        t: &Tenancy,
+        t: &AwsContext,
         cx: &StepContext<'_, A, D>,
         standby: Option<&str>,
     ) -> Result<Owner, StepError> {
@@ -218,7 +219,7 @@ impl Owner {
     }
 
     /// A standby of the warm pool (its id is its instance identifier).
-    pub fn standby(t: &Tenancy, id: &str) -> Owner {
+    pub fn standby(t: &AwsContext, id: &str) -> Owner {
         Owner {
             tenant: None,
             standby: Some(id.to_string()),
@@ -269,7 +270,7 @@ impl Owner {
     }
 
     /// The tags the owner's resources carry: a tenant's, else the standby's.
-    pub fn tags(&self, t: &Tenancy, tier: &str) -> Tags {
+    pub fn tags(&self, t: &AwsContext, tier: &str) -> Tags {
         match (&self.tenant, &self.standby) {
             (Some(tenant), _) => t.tags(tenant, tier),
             (None, standby) => vec![
