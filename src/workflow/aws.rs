@@ -78,6 +78,20 @@ impl AwsContext {
         })
     }
 
+    /// The instance of the job's tenant, resolved once per job: `kept`, what the job's data
+    /// kept of an earlier step's resolution, else the one the tenant's record names (a job of
+    /// an earlier release kept none, and resolves it here as it did at every step).
+    pub async fn job_instance<A, D>(
+        &self,
+        cx: &StepContext<'_, A, D>,
+        kept: Option<&str>,
+    ) -> Result<String, StepError> {
+        match kept {
+            Some(id) => Ok(id.to_string()),
+            None => self.recorded_instance(cx).await,
+        }
+    }
+
     /// The jobs a rollback of this job may delete an instance or secret for: the ones that
     /// created it. This job, and for a standby (its own jobs, or a tenant's claim of it) the
     /// standby's jobs.
@@ -208,11 +222,22 @@ impl Owner {
         cx: &StepContext<'_, A, D>,
         standby: Option<&str>,
     ) -> Result<Owner, StepError> {
+        let instance = t.recorded_instance(cx).await?;
+        Owner::tenant_on(t, cx, standby, instance)
+    }
+
+    /// The job's tenant on `instance`, resolved already (see [`AwsContext::job_instance`]).
+    pub fn tenant_on<A, D>(
+        t: &AwsContext,
+        cx: &StepContext<'_, A, D>,
+        standby: Option<&str>,
+        instance: String,
+    ) -> Result<Owner, StepError> {
         let tenant = cx.tenant()?;
         Ok(Owner {
             tenant: Some(tenant.to_string()),
             standby: standby.map(str::to_string),
-            instance: t.recorded_instance(cx).await?,
+            instance,
             secret: t.secret_name(tenant),
             environment: t.settings.environment.clone(),
         })

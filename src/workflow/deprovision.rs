@@ -67,6 +67,9 @@ pub struct DeprovisionData {
     pub snapshot_recorded: bool,
     /// What the instance poller saw when it woke the job.
     pub poller_seen: Option<PollerSeen>,
+    /// The tenant's instance, resolved by the first step that succeeded and kept. Absent in
+    /// jobs of earlier releases.
+    pub instance_id: Option<String>,
 }
 
 #[async_trait]
@@ -87,7 +90,9 @@ impl Workflow for Deprovision {
     ) -> Result<Transition<DeprovisionStep>, StepError> {
         use DeprovisionStep::*;
         let t = &self.0;
-        let owner = Owner::tenant(t, cx, None).await?;
+        let instance = t.job_instance(cx, cx.data.instance_id.as_deref()).await?;
+        cx.data.instance_id = Some(instance.clone());
+        let owner = Owner::tenant_on(t, cx, None, instance)?;
         match step {
             DeleteAlarms => {
                 let removal = &mut cx.data.removal;

@@ -131,6 +131,9 @@ pub struct ReconcileData {
     pub password_reset: Option<DateTime<Utc>>,
     /// What the job did, in a sentence (shown as the job's result).
     pub result: Option<String>,
+    /// The tenant's instance, resolved by the first step that succeeded and kept (a reconcile
+    /// never moves a tenant to another instance). Absent in jobs of earlier releases.
+    pub instance_id: Option<String>,
 }
 
 type Cx<'a> = StepContext<'a, ReconcileArgs, ReconcileData>;
@@ -195,9 +198,17 @@ fn busy(t: &AwsContext, cx: &mut Cx<'_>, info: &InstanceInfo) -> Transition<Reco
     }
 }
 
-/// The job's tenant as the owner of what reconcile changes.
-async fn owner(t: &AwsContext, cx: &Cx<'_>) -> Result<Owner, StepError> {
-    Owner::tenant(t, cx, None).await
+/// The job's tenant as the owner of what reconcile changes, on its instance.
+async fn owner(t: &AwsContext, cx: &mut Cx<'_>) -> Result<Owner, StepError> {
+    let instance = instance(t, cx).await?;
+    Owner::tenant_on(t, cx, None, instance)
+}
+
+/// The tenant's instance, read from its record once per job and kept in the job's data.
+async fn instance(t: &AwsContext, cx: &mut Cx<'_>) -> Result<String, StepError> {
+    let id = t.job_instance(cx, cx.data.instance_id.as_deref()).await?;
+    cx.data.instance_id = Some(id.clone());
+    Ok(id)
 }
 
 async fn apply(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
@@ -273,7 +284,7 @@ async fn apply(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
 }
 
 async fn wait_applied(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
-    let id = t.recorded_instance(cx).await?;
+    let id = instance(t, cx).await?;
     let d = &mut cx.data;
     let step = ReconcileStep::WaitApplied.name();
     let look = t
@@ -554,4 +565,20 @@ async fn record(cx: &mut Cx<'_>) -> StepResult {
     update_tenant(cx, update).await?;
     cx.data.result = Some(result);
     Ok(Transition::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_of_an_earlier_release_reads_without_a_kept_instance_and_a_later_one_with_it() {
+        let earlier = serde_json::json!({"instance_arn": "arn:aws:rds:x", "wait_polls": 2});
+        let data: ReconcileData = serde_json::from_value(earlier).unwrap();
+        assert_eq!(data.instance_id, None);
+        assert_eq!(data.wait_polls, 2);
+        let later = serde_json::json!({"instance_id": "saas-pool-0123456789ab"});
+        let data: ReconcileData = serde_json::from_value(later).unwrap();
+        assert_eq!(data.instance_id.as_deref(), Some("saas-pool-0123456789ab"));
+    }
 }
