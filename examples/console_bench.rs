@@ -78,7 +78,7 @@ impl<S: tracing::Subscriber> Layer<S> for Statements {
     }
 }
 
-const TOKEN: &str = "bench-token-0123456789";
+const TOKEN: &str = "bench-token-0123456789-abcdefghijkl";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -168,7 +168,7 @@ async fn run(args: &Args, url: &str, statements: &AtomicU64) -> anyhow::Result<(
         started.elapsed().as_secs_f64()
     );
 
-    let state = AppState::new(pool.clone(), &settings);
+    let state = AppState::new(pool.clone(), tenantd::app::ops_pool(&settings)?, &settings);
     let app = api::router(state.clone()).merge(ui::router(UiState::new(state, &settings)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

@@ -8,7 +8,7 @@
 mod demo;
 
 use tenantd::config::{ConfigError, Env, WorkerSettings};
-use tenantd::maintenance::{Maintenance, Rescuer};
+use tenantd::maintenance::{Election, Maintenance, Rescuer};
 use tenantd::workflow::Registry;
 
 #[tokio::main]
@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     let pool = tenantd::db::connect(&url, settings.concurrency as u32 + 4).await?;
     tenantd::db::migrate(&pool).await?;
     let stop = tenantd::app::shutdown_on_signals();
-    let maintenance = Maintenance::new(pool.clone(), settings.id.clone(), settings.lease / 3)
+    let maintenance = Maintenance::new(pool.clone(), settings.id.clone(), Election::of(&settings))
         .with(Rescuer::new(pool.clone(), settings.lease))
         .spawn(stop.clone());
     tenantd::worker::run(pool, Registry::new().register(demo::Demo), settings, stop).await?;

@@ -137,6 +137,8 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<String> {
         concurrency: args.concurrency,
         prefetch: args.prefetch.unwrap_or(args.concurrency * 15),
         lease: Duration::from_secs(30),
+        lease_margin: Duration::from_secs(6),
+        leader_ping_timeout: Duration::from_secs(10),
         poll_interval: Duration::from_secs(1),
         shutdown_timeout: Duration::from_secs(10),
         retry: RetryPolicy {

@@ -14,13 +14,13 @@ use crate::cloud::rds::EngineVersion;
 use crate::config::{ConfigError, Settings};
 use crate::db;
 use crate::maintenance::{
-    Conductor, InstancePoller, Maintenance, PoolKeeper, Pruner, Reconciler, Rescuer,
-    SnapshotCleaner,
+    AuditPruner, Conductor, Election, InstancePoller, Maintenance, PoolKeeper, Pruner, Reconciler,
+    Rescuer, SnapshotCleaner,
 };
 use crate::ui;
 use crate::worker;
 use crate::workflow::{
-    Deprovision, Migrate, Provision, Reconcile, Registry, StandbyBuild, Tenancy,
+    Attach, Deprovision, Migrate, Provision, Reconcile, Registry, StandbyBuild, Tenancy,
 };
 
 /// Connects to the control database (sized for the worker plus the API) and applies the schema.
@@ -29,6 +29,15 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
     let pool = db::connect(&settings.database_url, size).await?;
     db::migrate(&pool).await?;
     Ok(pool)
+}
+
+/// The operations endpoints' own pool: two connections, never the worker's.
+pub fn ops_pool(settings: &Settings) -> anyhow::Result<PgPool> {
+    Ok(db::connect_lazy(
+        &settings.database_url,
+        2,
+        Duration::from_secs(2),
+    )?)
 }
 
 /// The AWS clients, from the standard AWS configuration, with this process's RDS rate.
@@ -90,19 +99,14 @@ pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, Tenancy) {
         .register(Deprovision(tenancy.clone()))
         .register(Reconcile(tenancy.clone()))
         .register(Migrate(tenancy.clone()))
-        .register(StandbyBuild(tenancy.clone()));
+        .register(StandbyBuild(tenancy.clone()))
+        .register(Attach(tenancy.clone()));
     (registry, tenancy)
 }
 
-/// How often a process stands for maintenance leader: a third of a lease, so that a dead
-/// leader is replaced about as fast as its jobs' leases expire.
-pub fn election_interval(settings: &Settings) -> Duration {
-    (settings.worker.lease / 3).clamp(Duration::from_millis(100), Duration::from_secs(5))
-}
-
 /// The maintenance services: the instance poller for the workflows' waits, the lease
-/// rescuer, the cleaner of expired final snapshots, the pruner of old jobs, the reconciler, the
-/// rollout conductor and the warm pool's keeper.
+/// rescuer, the cleaner of expired final snapshots, the pruners of old jobs and of old audit
+/// events, the reconciler, the rollout conductor and the warm pool's keeper.
 pub fn maintenance(
     settings: &Settings,
     pool: &PgPool,
@@ -110,7 +114,7 @@ pub fn maintenance(
     registry: &Registry,
 ) -> Maintenance {
     let me = settings.worker.id.clone();
-    Maintenance::new(pool.clone(), me.clone(), election_interval(settings))
+    Maintenance::new(pool.clone(), me.clone(), Election::of(&settings.worker))
         .with(InstancePoller::new(
             pool.clone(),
             tenancy.clone(),
@@ -119,11 +123,13 @@ pub fn maintenance(
         ))
         .with(Rescuer::new(pool.clone(), settings.worker.lease))
         .with(SnapshotCleaner::new(
+            pool.clone(),
             tenancy.cloud.clone(),
-            settings.provisioning.instance_prefix.clone(),
+            settings.provisioning.environment.clone(),
             settings.provisioning.final_snapshot_retention,
         ))
         .with(Pruner::new(pool.clone(), settings.job_retention))
+        .with(AuditPruner::new(pool.clone(), settings.audit_retention))
         .with(Reconciler::new(
             pool.clone(),
             tenancy.clone(),
@@ -147,12 +153,17 @@ pub fn maintenance(
 pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = api::bind(settings.listen, "TENANTD_LISTEN").await?;
     let pool = connect(&settings).await?;
-    let state = AppState::new(pool.clone(), &settings);
+    let state = AppState::new(pool.clone(), ops_pool(&settings)?, &settings);
     let console = ui::router(ui::UiState::new(state.clone(), &settings));
-    let app = api::router(state).merge(console);
+    let app = api::admitted(api::router(state).merge(console), &settings.http);
+    let names: Vec<String> = settings
+        .api_tokens
+        .iter()
+        .map(|t| format!("{}={}", t.name, t.role))
+        .collect();
     info!(
         listen = %listener.local_addr()?,
-        tokens = settings.api_tokens.len(),
+        tokens = %names.join(","),
         "HTTP API and console (/ui/) listening"
     );
     run(settings, pool, listener, app, shutdown).await
@@ -163,7 +174,8 @@ pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::R
 pub async fn work(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = api::bind(settings.metrics_listen, "TENANTD_METRICS_LISTEN").await?;
     let pool = connect(&settings).await?;
-    let app = api::ops_router(AppState::new(pool.clone(), &settings));
+    let state = AppState::new(pool.clone(), ops_pool(&settings)?, &settings);
+    let app = api::admitted(api::ops_router(state), &settings.http);
     info!(listen = %listener.local_addr()?, "health and metrics listening");
     run(settings, pool, listener, app, shutdown).await
 }
@@ -182,7 +194,9 @@ async fn run(
     let (registry, tenancy) = workflows(&settings, cloud);
     let background = CancellationToken::new();
     let maintenance = maintenance(&settings, &pool, &tenancy, &registry).spawn(background.clone());
-    let http = tokio::spawn(api::serve(listener, app, shutdown.clone()));
+    let limits = settings.http.clone();
+    let stop_serving = shutdown.clone();
+    let http = tokio::spawn(async move { api::serve(listener, app, &limits, stop_serving).await });
     let worker_result = worker::run(pool, registry, settings.worker, shutdown.clone()).await;
     shutdown.cancel();
     background.cancel();

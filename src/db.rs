@@ -29,6 +29,21 @@ pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool,
         .map_err(DbError::Connect)
 }
 
+/// A pool of at most `max_connections` that connects when first used and waits at most
+/// `acquire` for a connection: for the operations endpoints, which must answer fast or not
+/// at all, and never wait behind the worker's connections.
+pub fn connect_lazy(
+    url: &SecretString,
+    max_connections: u32,
+    acquire: Duration,
+) -> Result<PgPool, DbError> {
+    let options = PgConnectOptions::from_str(url.expose_secret()).map_err(|_| DbError::BadUrl)?;
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire)
+        .connect_lazy_with(options))
+}
+
 /// Applies the control schema. Concurrent callers are serialised by sqlx's advisory lock.
 pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     sqlx::migrate!("./state-migrations").run(pool).await?;

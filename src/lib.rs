@@ -2,13 +2,14 @@
 //! it away again, driven by a durable job queue in a control PostgreSQL.
 //!
 //! Layers, each importing only those below it: `config` (settings, imports nothing of the
-//! crate); `metrics`, `db`, `telemetry`; `cloud` (AWS calls), `tenant_db`, `queue` (all SQL on
-//! jobs); `tenants::record`, `pool` (the warm pool's standby records); `workflow` (typed
+//! crate); `metrics`, `db`, `telemetry`, `audit` (the audit trail); `cloud` (AWS calls),
+//! `tenant_db`, `queue` (all SQL on jobs); `tenants::record`, `pool` (the warm pool's standby records); `workflow` (typed
 //! steps); `tenants::requests`, `model` (the API's bodies); `worker`, `maintenance`, `api`,
 //! `ui` (the console, beside the API), `cli`; `app` (wiring) and `main`.
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod cloud;
 pub mod config;

@@ -2,6 +2,7 @@
 //! commands (`tenants`, `jobs`) go straight to the HTTP client and need no daemon settings.
 
 use clap::{Parser, Subcommand};
+use tenantd::cli::audit::AuditArgs;
 use tenantd::cli::{self, ClientArgs, JobsCommand, RolloutsCommand, TenantsCommand};
 use tenantd::config::{self, ConfigError, Env, LogFormat, Settings};
 use tenantd::{app, telemetry};
@@ -54,6 +55,13 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Show who asked for what, from where, and how it ended (needs an admin token).
+    Audit {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        query: AuditArgs,
+    },
 }
 
 #[tokio::main]
@@ -71,6 +79,9 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Pool { client } => {
             return cli::run(client, cli::Request::Pool).await;
+        }
+        Command::Audit { client, query } => {
+            return cli::run(client, cli::Request::Audit(query)).await;
         }
         daemon => daemon,
     };
@@ -109,7 +120,8 @@ async fn main() -> std::process::ExitCode {
         | Command::Tenants { .. }
         | Command::Jobs { .. }
         | Command::Rollouts { .. }
-        | Command::Pool { .. } => {
+        | Command::Pool { .. }
+        | Command::Audit { .. } => {
             unreachable!("handled above")
         }
     };

@@ -30,6 +30,8 @@ struct Metrics {
     tenant_migration_seconds: HistogramVec,
     pool_standbys: IntGaugeVec,
     pool_claims: IntCounterVec,
+    steps_abandoned: IntCounterVec,
+    fleet_reads: IntCounter,
     is_leader: AtomicBool,
 }
 
@@ -173,6 +175,19 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         )
         .expect("valid gauge"),
     );
+    let steps_abandoned = register(
+        &registry,
+        IntCounterVec::new(
+            Opts::new(
+                "tenantd_steps_abandoned_total",
+                "Steps this process dropped unfinished because it no longer held their job's \
+                 lease: lost (another worker holds it) or unrenewed (it could not be renewed \
+                 before it expired, less TENANTD_LEASE_MARGIN).",
+            ),
+            &["reason"],
+        )
+        .expect("valid counter"),
+    );
     let pool_claims = register(
         &registry,
         IntCounterVec::new(
@@ -182,6 +197,15 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
                  empty (none available: the cold path), ready or failed (how a claim ended).",
             ),
             &["tier", "result"],
+        )
+        .expect("valid counter"),
+    );
+    let fleet_reads = register(
+        &registry,
+        IntCounter::new(
+            "tenantd_fleet_gauge_reads_total",
+            "Reads of the fleet-wide gauges from the control database (at most one per \
+             TENANTD_FLEET_GAUGES_INTERVAL, however often /metrics is scraped).",
         )
         .expect("valid counter"),
     );
@@ -223,8 +247,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     );
     Metrics {
         registry,
+        fleet_reads,
         pool_standbys,
         pool_claims,
+        steps_abandoned,
         pruned_jobs,
         rollout_tenants,
         tenant_migration_seconds,
@@ -286,13 +312,23 @@ pub fn record_poll_round() {
     METRICS.poll_rounds.inc();
 }
 
-/// One round of a maintenance service ended (`ok` or `error`).
-pub fn record_maintenance_round(service: &str, ok: bool) {
-    let result = if ok { "ok" } else { "error" };
+/// A step was dropped unfinished: its lease was `lost` or `unrenewed`.
+pub fn record_step_abandoned(reason: &str) {
+    METRICS.steps_abandoned.with_label_values(&[reason]).inc();
+}
+
+/// One round of a maintenance service ended: `ok`, `error`, or `stopped` (dropped unfinished
+/// because this process stopped leading).
+pub fn record_maintenance_round(service: &str, result: &str) {
     METRICS
         .maintenance_rounds
         .with_label_values(&[service, result])
         .inc();
+}
+
+/// The fleet-wide gauges were read from the control database.
+pub fn record_fleet_read() {
+    METRICS.fleet_reads.inc();
 }
 
 /// Old finished jobs were deleted.

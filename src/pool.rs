@@ -47,6 +47,8 @@ pub struct Standby {
     pub claimed_by: Option<String>,
     pub claimed_at: Option<DateTime<Utc>>,
     pub note: Option<String>,
+    /// The leadership term whose pool keeper started it (`None`: an earlier release did).
+    pub leader_epoch: Option<i64>,
 }
 
 /// What a standby's creation found once its instance was available and migrated.
@@ -108,11 +110,17 @@ pub async fn has_tier(executor: impl PgExecutor<'_>, tier: &str) -> Result<bool,
     .await
 }
 
-/// Records a new standby, `creating`.
-pub async fn insert(conn: &mut PgConnection, id: &str, tier: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO pool_standbys (id, tier) VALUES ($1, $2)")
+/// Records a new standby, `creating`, started by the leader of term `epoch`.
+pub async fn insert(
+    conn: &mut PgConnection,
+    id: &str,
+    tier: &str,
+    epoch: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO pool_standbys (id, tier, leader_epoch) VALUES ($1, $2, $3)")
         .bind(id)
         .bind(tier)
+        .bind(epoch)
         .execute(conn)
         .await?;
     Ok(())

@@ -70,6 +70,15 @@ impl DbCredentials {
         SecretString::from(value.to_string())
     }
 
+    /// The same credentials, pointed at `host:port`: tenantd logs in at the endpoint RDS
+    /// reports for the recorded instance, never at the host a secret names (whoever can write
+    /// the secret could otherwise redirect tenantd's login).
+    pub fn at(mut self, host: &str, port: u16) -> Self {
+        self.host = host.to_string();
+        self.port = port;
+        self
+    }
+
     /// Parses a secret value. The error names no part of the value.
     pub fn from_json(value: &SecretString) -> Result<Self, TenantDbError> {
         let stored: Stored = serde_json::from_str(value.expose_secret()).map_err(|e| {
@@ -116,6 +125,8 @@ pub enum TenantDbError {
     /// an older release): another replica, or a later try, has it.
     #[error("the tenant migrations here stop at version {newest}; version {target} was asked for")]
     TargetMissing { target: i64, newest: i64 },
+    #[error("changing the master password failed: {0}")]
+    Password(sqlx::Error),
 }
 
 impl TenantDbError {
@@ -147,6 +158,7 @@ impl TenantDbError {
             },
             TenantDbError::Migrate(_) => "migration_failed",
             TenantDbError::TargetMissing { .. } => "migrations_behind",
+            TenantDbError::Password(e) => of_sqlx(e),
         }
     }
 
@@ -161,6 +173,7 @@ impl TenantDbError {
                 retryable_sqlx(e) || sqlstate(e).as_deref() == Some("55P03")
             }
             TenantDbError::TargetMissing { .. } => true,
+            TenantDbError::Password(e) => retryable_sqlx(e),
             _ => false,
         }
     }
@@ -221,6 +234,43 @@ pub async fn connect(
         Ok(Err(e)) => Err(TenantDbError::Connect(e)),
         Err(_) => Err(TenantDbError::ConnectTimeout),
     }
+}
+
+/// Gives the master user the password `new`, logged in with `credentials` (its current one),
+/// through the database itself: `ALTER ROLE CURRENT_USER` with a SCRAM-SHA-256 verifier made
+/// here, so that the password crosses neither the connection nor the server's statement log.
+/// Takes effect for new logins at once (RDS's ModifyDBInstance would take a modifying phase).
+pub async fn set_own_password(
+    credentials: &DbCredentials,
+    tls: &TenantDbTls,
+    timeout: Duration,
+    new: &SecretString,
+) -> Result<(), TenantDbError> {
+    let verifier = postgres_protocol::password::scram_sha_256(new.expose_secret().as_bytes());
+    let mut conn = connect(credentials, tls, timeout).await?;
+    // The verifier is base64, digits, `$`, `:` and `-`: no quote to escape.
+    let statement = format!("ALTER ROLE CURRENT_USER PASSWORD '{verifier}'");
+    let result = sqlx::query(&statement).execute(&mut conn).await;
+    let _ = conn.close().await;
+    result.map(|_| ()).map_err(TenantDbError::Password)
+}
+
+/// The newest tenant-schema version the database has (0: none), read with `credentials`: also
+/// the proof that they open it.
+pub async fn schema_version(
+    credentials: &DbCredentials,
+    tls: &TenantDbTls,
+    timeout: Duration,
+) -> Result<i64, TenantDbError> {
+    let mut conn = connect(credentials, tls, timeout).await?;
+    let version: Result<i64, sqlx::Error> = sqlx::query_scalar(
+        "SELECT CASE WHEN to_regclass('_sqlx_migrations') IS NULL THEN 0
+                ELSE (SELECT COALESCE(max(version), 0) FROM _sqlx_migrations WHERE success) END",
+    )
+    .fetch_one(&mut conn)
+    .await;
+    let _ = conn.close().await;
+    version.map_err(TenantDbError::Connect)
 }
 
 /// Whether a connection failed in TLS: sqlx's rustls reports a certificate it refused as an

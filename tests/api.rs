@@ -6,7 +6,7 @@ mod support;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::app::{TOKEN, code, spawn_app, status_and_json};
+use support::app::{SECOND_TOKEN, TOKEN, code, spawn_app, status_and_json};
 
 #[tokio::test]
 async fn requests_without_the_right_token_are_refused_and_enqueue_nothing() {
@@ -47,7 +47,7 @@ async fn requests_without_the_right_token_are_refused_and_enqueue_nothing() {
     let second = app
         .http
         .get(format!("{}/v1/tenants/acme", app.url))
-        .bearer_auth("second-token")
+        .bearer_auth(SECOND_TOKEN)
         .send()
         .await
         .unwrap();

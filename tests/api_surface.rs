@@ -289,7 +289,24 @@ async fn metrics_reflect_the_jobs_and_steps_that_just_ran() {
         },
     )
     .await;
-    let after = scrape(&app).await;
+    // The fleet's gauges are read at most once per interval (a second here): the scrape that
+    // follows the jobs' ends may show the figures read just before.
+    let after = wait_for(
+        "the fleet gauges to show both jobs",
+        Duration::from_secs(5),
+        || async {
+            let text = scrape(&app).await;
+            let seen = |state: &str| {
+                sample(
+                    &text,
+                    "tenantd_jobs",
+                    &["kind=\"demo\"", &format!("state=\"{state}\"")],
+                )
+            };
+            (seen("succeeded").is_some() && seen("waiting").is_some()).then_some(text)
+        },
+    )
+    .await;
     let succeeded = sample(&after, "tenantd_step_outcomes_total", &outcome).unwrap();
     assert!(succeeded > succeeded_before, "{after}");
     let durations = sample(

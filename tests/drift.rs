@@ -111,8 +111,9 @@ async fn changes_behind_tenantds_back_are_reported_within_a_round_and_then_repai
         .unwrap()
         .to_string();
 
-    // Behind tenantd's back: backups shortened, protection off, a tag removed, one alarm
-    // deleted and the other's threshold changed.
+    // Behind tenantd's back: backups shortened, protection off, the Tier tag removed (an
+    // ownership tag removed detaches the tenant instead: see below), one alarm deleted and the
+    // other's threshold changed.
     stack
         .rds
         .modify_db_instance()
@@ -127,7 +128,7 @@ async fn changes_behind_tenantds_back_are_reported_within_a_round_and_then_repai
         .rds
         .remove_tags_from_resource()
         .resource_name(&arn)
-        .tag_keys("Environment")
+        .tag_keys("Tier")
         .send()
         .await
         .unwrap();
@@ -158,7 +159,7 @@ async fn changes_behind_tenantds_back_are_reported_within_a_round_and_then_repai
         "alarm:".to_string() + &instance + "-low-storage",
         "backup_retention_days".into(),
         "deletion_protection".into(),
-        "tag:Environment".into(),
+        "tag:Tier".into(),
     ];
     let found = tenant_until(&stack, &tenant, "the drift to be reported", |t| {
         drift_fields(t) == expected
@@ -223,7 +224,7 @@ async fn changes_behind_tenantds_back_are_reported_within_a_round_and_then_repai
     assert!(
         db.tag_list()
             .iter()
-            .any(|t| t.key() == Some("Environment") && t.value() == Some("test"))
+            .any(|t| t.key() == Some("Tier") && t.value() == Some("enterprise"))
     );
     let alarms = stack.alarms(&format!("{instance}-")).await;
     assert_eq!(alarms.len(), 2, "{alarms:?}");
@@ -519,5 +520,185 @@ async fn a_secret_deleted_out_of_band_is_restored_or_replaced_with_a_new_passwor
         stack.can_log_in(&tenant).await.then_some(())
     })
     .await;
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_that_lost_its_ownership_tags_is_detached_untouched_until_reattached() {
+    let stack = Stack::new().await;
+    let w = worker(&stack, true).await;
+    let tenant = ready(&stack, "detach", "starter").await;
+    let instance = format!("saas-{tenant}");
+    let arn = stack
+        .instance(&instance)
+        .await
+        .unwrap()
+        .db_instance_arn()
+        .unwrap()
+        .to_string();
+    let tiers = tenantd::config::Tiers::defaults();
+    let retention = tiers.get("starter").unwrap().backup_retention_days;
+
+    // Detached the way people detach a resource from a tool: its ManagedBy and TenantId tags
+    // removed. A setting changed as well, which a repair would put back.
+    stack
+        .rds
+        .remove_tags_from_resource()
+        .resource_name(&arn)
+        .tag_keys("ManagedBy")
+        .tag_keys("TenantId")
+        .send()
+        .await
+        .unwrap();
+    stack
+        .rds
+        .modify_db_instance()
+        .db_instance_identifier(&instance)
+        .backup_retention_period(retention + 3)
+        .apply_immediately(true)
+        .send()
+        .await
+        .unwrap();
+    let found = tenant_until(&stack, &tenant, "the tenant to be detached", |t| {
+        t.status == TenantStatus::Detached
+    })
+    .await;
+    let error = found.error.clone().unwrap();
+    assert!(error.contains("no tag ManagedBy=tenantd"), "{error}");
+    assert_eq!(drift_fields(&found), ["tag:ManagedBy"]);
+    // The drift gauge is set once the round that found it ends.
+    wait_for("the drift gauge to count it", TIMEOUT, || async {
+        let metrics = tenantd::metrics::render(None).unwrap();
+        metrics
+            .lines()
+            .any(|l| l == "tenantd_drift_tenants{field=\"tag\"} 1")
+            .then_some(())
+    })
+    .await;
+
+    // Rounds go by: no repair, no change, the tags are not added back.
+    two_more_rounds(&stack, &tenant, found.checked_at.unwrap()).await;
+    assert_eq!(stack.tenant(&tenant).await.status, TenantStatus::Detached);
+    assert!(reconcile_jobs(&stack, &tenant).await.is_empty());
+    let db = stack.instance(&instance).await.unwrap();
+    assert_eq!(db.backup_retention_period(), Some(retention + 3));
+    let keys: Vec<&str> = db.tag_list().iter().filter_map(|t| t.key()).collect();
+    assert!(
+        !keys.contains(&"ManagedBy") && !keys.contains(&"TenantId"),
+        "{keys:?}"
+    );
+
+    // Every request that would change or delete it is refused, and enqueues nothing.
+    let refused = tenants::request_tier_change(
+        stack.pool(),
+        &tiers,
+        &tenant,
+        "pro",
+        tenantd::workflow::reconcile::Apply::Immediately,
+        5,
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.to_string().contains("detached"), "{refused}");
+    let refused = tenants::request_power(stack.pool(), &tenant, Power::Suspend, 5)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("detached"), "{refused}");
+    for refused in [
+        tenants::request_deprovision(
+            stack.pool(),
+            &tiers,
+            &tenant,
+            tenants::Deletion::FORCE_NO_SNAPSHOT,
+            5,
+        )
+        .await
+        .unwrap_err(),
+        tenants::request_provision(stack.pool(), &tiers, &tenant, "starter", 5)
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(refused, tenants::TenantError::Detached(_)),
+            "{refused}"
+        );
+    }
+    assert!(
+        queue::active_job(stack.pool(), &tenant)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(stack.instance(&instance).await.is_some());
+
+    // A re-attach checks the instance's identity first: tagged as another tenant's, it stays
+    // detached.
+    stack
+        .rds
+        .add_tags_to_resource()
+        .resource_name(&arn)
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("TenantId")
+                .value("somebody-else")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (_, job, created) = tenants::request_attach(stack.pool(), &tenant, 5)
+        .await
+        .unwrap();
+    assert!(created);
+    let job = stack.finished(job.id, TIMEOUT).await;
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(stack.tenant(&tenant).await.status, TenantStatus::Detached);
+    assert!(
+        job.error.as_deref().unwrap().contains("somebody-else"),
+        "{:?}",
+        job.error
+    );
+
+    // Without the other owner's tag, the re-attach proves it the tenant's (its secret logs in,
+    // its schema version is the recorded one), tags it, and the tenant is managed again: the
+    // setting changed meanwhile is repaired.
+    stack
+        .rds
+        .remove_tags_from_resource()
+        .resource_name(&arn)
+        .tag_keys("TenantId")
+        .send()
+        .await
+        .unwrap();
+    let (_, job, _) = tenants::request_attach(stack.pool(), &tenant, 5)
+        .await
+        .unwrap();
+    let job = stack.finished(job.id, TIMEOUT).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    let db = stack.instance(&instance).await.unwrap();
+    for (k, v) in [
+        ("ManagedBy", "tenantd"),
+        ("Environment", "test"),
+        ("TenantId", tenant.as_str()),
+        ("Tier", "starter"),
+    ] {
+        assert!(
+            db.tag_list()
+                .iter()
+                .any(|t| t.key() == Some(k) && t.value() == Some(v)),
+            "{k}={v} missing: {:?}",
+            db.tag_list()
+        );
+    }
+    tenant_until(&stack, &tenant, "the setting to be repaired", |t| {
+        t.status == TenantStatus::Ready && t.drift.as_ref().is_some_and(|d| d.0.is_empty())
+    })
+    .await;
+    let db = stack.instance(&instance).await.unwrap();
+    assert_eq!(db.backup_retention_period(), Some(retention));
+    let refused = tenants::request_attach(stack.pool(), &tenant, 5)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("is ready"), "{refused}");
     stop(w).await;
 }

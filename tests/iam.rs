@@ -132,20 +132,7 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
     kill9(&mut daemon).await;
 
     // Every request the daemon made, checked against the policy.
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/deploy/iam-policy.json"
-    ))
-    .unwrap();
-    let policy = Policy::load(
-        &text,
-        &[
-            ("REGION", region),
-            ("ACCOUNT_ID", &account),
-            ("ALARM_TOPIC", "tenantd-alarms"),
-            ("SUBNET_GROUP", "tenantd-tenants"),
-        ],
-    );
+    let policy = Policy::load(&policy_texts(), &fill(region, &account, "test"));
     let mut scope = Scope::new(region, &account);
     let mut allowed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut denied = Vec::new();
@@ -171,6 +158,19 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
         eprintln!("  {action}: {sids:?}");
     }
     assert!(denied.is_empty(), "not allowed by the policy: {denied:#?}");
+    // tenantd never adds an ownership tag to a resource that exists: the only requests carrying
+    // ManagedBy or Environment are creates.
+    for r in &recorded {
+        if matches!(r.operation.as_str(), "AddTagsToResource" | "TagResource") {
+            let body = String::from_utf8_lossy(&r.body);
+            assert!(
+                !body.contains("ManagedBy") && !body.contains("Environment"),
+                "{} {} adds an ownership tag: {body}",
+                r.service,
+                r.operation
+            );
+        }
+    }
     // The run did exercise what it was meant to.
     for action in [
         "rds:CreateDBInstance",
@@ -199,6 +199,245 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
     ] {
         assert!(allowed.contains_key(action), "{action} was never made");
     }
+}
+
+/// The policy documents the daemon's role gets, side by side.
+fn policy_texts() -> Vec<&'static str> {
+    vec![
+        include_str!("../examples/deploy/iam-policy.json"),
+        include_str!("../examples/deploy/iam-policy-secrets.json"),
+    ]
+}
+
+fn fill<'a>(region: &'a str, account: &'a str, environment: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("REGION", region),
+        ("ACCOUNT_ID", account),
+        ("ENVIRONMENT", environment),
+        ("ALARM_TOPIC", "tenantd-alarms"),
+        ("SUBNET_GROUP", "tenantd-tenants"),
+    ]
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The checks AWS makes for `action` on an existing resource with `resource_tags`, sending
+/// `request_tags` (for tagging) or removing `untag` keys.
+fn on_existing(
+    action: &str,
+    resource: &str,
+    resource_tags: &[(String, String)],
+    request: &[(String, String)],
+    untag: &[&str],
+) -> support::iam::Check {
+    let mut context = support::iam::request_tags(request);
+    for (k, v) in resource_tags {
+        context.insert(format!("aws:ResourceTag/{k}"), vec![v.clone()]);
+    }
+    if !untag.is_empty() {
+        context.insert(
+            "aws:TagKeys".into(),
+            untag.iter().map(|k| k.to_string()).collect(),
+        );
+    }
+    if action == "rds:AddTagsToResource" {
+        context.insert("rds:TagsFromRequest".into(), vec!["true".into()]);
+    }
+    support::iam::Check {
+        request: format!("{action} on {resource}"),
+        action: action.into(),
+        resource: resource.into(),
+        context,
+    }
+}
+
+#[test]
+fn the_policy_denies_tagging_changing_or_deleting_what_another_environment_or_nobody_owns() {
+    let policy = Policy::load(
+        &policy_texts(),
+        &fill("us-east-1", "123456789012", "production"),
+    );
+    let db = "arn:aws:rds:us-east-1:123456789012:db:saas-acme";
+    let snapshot = "arn:aws:rds:us-east-1:123456789012:snapshot:saas-acme-final-20261207000000";
+    let secret =
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:saas/tenant/acme/database-AbCdEf";
+    let staging = tags(&[
+        ("ManagedBy", "tenantd"),
+        ("Environment", "staging"),
+        ("TenantId", "acme"),
+        ("Tier", "starter"),
+    ]);
+    let untagged = tags(&[]);
+    let a_persons = tags(&[("Team", "data"), ("TenantId", "acme")]);
+    let ours = tags(&[
+        ("ManagedBy", "tenantd"),
+        ("Environment", "production"),
+        ("TenantId", "acme"),
+        ("Tier", "starter"),
+    ]);
+    let tier = tags(&[("Tier", "pro")]);
+    let claim = tags(&[("ManagedBy", "tenantd"), ("Environment", "production")]);
+    let claim_as_created = tags(&[
+        ("ManagedBy", "tenantd"),
+        ("Environment", "production"),
+        ("TenantId", "acme"),
+        ("ProvisioningJob", "00000000-0000-0000-0000-000000000000"),
+    ]);
+    for resource_tags in [&staging, &untagged, &a_persons] {
+        let mut checks = vec![
+            on_existing("rds:AddTagsToResource", db, resource_tags, &tier, &[]),
+            on_existing("rds:AddTagsToResource", db, resource_tags, &claim, &[]),
+            on_existing("rds:ModifyDBInstance", db, resource_tags, &[], &[]),
+            on_existing("rds:StopDBInstance", db, resource_tags, &[], &[]),
+            on_existing("rds:StartDBInstance", db, resource_tags, &[], &[]),
+            on_existing("rds:DeleteDBInstance", db, resource_tags, &[], &[]),
+            on_existing(
+                "rds:RemoveTagsFromResource",
+                db,
+                resource_tags,
+                &[],
+                &["PoolStandby"],
+            ),
+            on_existing(
+                "rds:AddTagsToResource",
+                snapshot,
+                resource_tags,
+                &claim,
+                &[],
+            ),
+            on_existing(
+                "rds:AddTagsToResource",
+                snapshot,
+                resource_tags,
+                &claim_as_created,
+                &[],
+            ),
+            on_existing("rds:DeleteDBSnapshot", snapshot, resource_tags, &[], &[]),
+            on_existing(
+                "secretsmanager:TagResource",
+                secret,
+                resource_tags,
+                &claim,
+                &[],
+            ),
+            on_existing(
+                "secretsmanager:GetSecretValue",
+                secret,
+                resource_tags,
+                &[],
+                &[],
+            ),
+            on_existing(
+                "secretsmanager:PutSecretValue",
+                secret,
+                resource_tags,
+                &[],
+                &[],
+            ),
+            on_existing(
+                "secretsmanager:DeleteSecret",
+                secret,
+                resource_tags,
+                &[],
+                &[],
+            ),
+            on_existing(
+                "secretsmanager:RestoreSecret",
+                secret,
+                resource_tags,
+                &[],
+                &[],
+            ),
+        ];
+        // Another environment's resource, even tagged exactly as a create would tag it.
+        if resource_tags == &staging {
+            checks.push(on_existing(
+                "rds:AddTagsToResource",
+                db,
+                resource_tags,
+                &claim_as_created,
+                &[],
+            ));
+            checks.push(on_existing(
+                "secretsmanager:TagResource",
+                secret,
+                resource_tags,
+                &claim_as_created,
+                &[],
+            ));
+        }
+        for check in checks {
+            assert_eq!(
+                policy.allows(&check),
+                None,
+                "allowed on a resource tagged {resource_tags:?}: {check:#?}"
+            );
+        }
+    }
+    // This environment's own resources: what tenantd does to them is allowed, and still no
+    // ownership tag can be added or removed.
+    for (check, allowed) in [
+        (
+            on_existing("rds:AddTagsToResource", db, &ours, &tier, &[]),
+            true,
+        ),
+        (
+            on_existing("rds:ModifyDBInstance", db, &ours, &[], &[]),
+            true,
+        ),
+        (
+            on_existing("rds:DeleteDBInstance", db, &ours, &[], &[]),
+            true,
+        ),
+        (
+            on_existing("rds:DeleteDBSnapshot", snapshot, &ours, &[], &[]),
+            true,
+        ),
+        (
+            on_existing("secretsmanager:DeleteSecret", secret, &ours, &[], &[]),
+            true,
+        ),
+        (
+            on_existing("rds:AddTagsToResource", db, &ours, &claim, &[]),
+            false,
+        ),
+        (
+            on_existing("rds:RemoveTagsFromResource", db, &ours, &[], &["ManagedBy"]),
+            false,
+        ),
+        (
+            on_existing(
+                "rds:RemoveTagsFromResource",
+                db,
+                &ours,
+                &[],
+                &["Environment"],
+            ),
+            false,
+        ),
+        (
+            on_existing("rds:RemoveTagsFromResource", db, &ours, &[], &["TenantId"]),
+            false,
+        ),
+    ] {
+        assert_eq!(policy.allows(&check).is_some(), allowed, "{check:#?}");
+    }
+    // What IAM cannot tell apart from a create (documented in iam-policy.md): tags exactly as
+    // CreateDBInstance sends them, onto an instance under the prefix that carries neither
+    // ManagedBy nor Environment. Anything short of the create's shape is denied above.
+    let as_create = on_existing(
+        "rds:AddTagsToResource",
+        db,
+        &untagged,
+        &claim_as_created,
+        &[],
+    );
+    assert_eq!(policy.allows(&as_create), Some("RdsTagOnCreate"));
 }
 
 #[test]
@@ -245,6 +484,11 @@ fn globs_and_conditions_follow_iam() {
         !condition("NumericLessThan", "aws:TagKeys", &keys, &ctx),
         "unknown operators allow nothing"
     );
+    let yes = ["true".to_string()];
+    let no = ["false".to_string()];
+    assert!(condition("Null", "missing", &yes, &ctx));
+    assert!(!condition("Null", "aws:TagKeys", &yes, &ctx));
+    assert!(condition("Null", "aws:TagKeys", &no, &ctx));
     assert_eq!(
         secret_name("arn:aws:secretsmanager:r:1:secret:saas/tenant/a/database-AbCdEf"),
         "saas/tenant/a/database"

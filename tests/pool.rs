@@ -192,6 +192,11 @@ async fn a_new_tenant_takes_over_a_standby_ready_like_a_cold_one_and_the_pool_re
         );
     }
 
+    // The oldest standby's password, as its own secret holds it before the claim.
+    let standby_secret = stack
+        .secret_json(&format!("saas/pool/{}/database", standbys[0]))
+        .await;
+
     let tenant = tenant_id("pooled");
     let job = stack.provision(&tenant, "starter").await;
     let job = stack.finished(job, TIMEOUT).await;
@@ -239,6 +244,18 @@ async fn a_new_tenant_takes_over_a_standby_ready_like_a_cold_one_and_the_pool_re
             .secrets_named(&format!("saas/pool/{instance}/database"))
             .await
             .is_empty()
+    );
+    // The instance got a new master password, written to the tenant's secret first: the
+    // standby's (days old, kept under the pool's prefix) no longer opens it.
+    assert_ne!(secret["password"], standby_secret["password"]);
+    assert_eq!(secret["password"].as_str().unwrap().len(), 32);
+    let mut old = secret.clone();
+    old["password"] = standby_secret["password"].clone();
+    let refused = login_with(&old).await.unwrap_err();
+    assert_eq!(
+        support::rds::sqlstate(&refused).as_deref(),
+        Some("28P01"),
+        "{refused}"
     );
     // Logging in with it works, and the tables are there.
     let tables = stack.tenant_tables(&tenant).await;
@@ -709,4 +726,17 @@ async fn the_pool_takes_only_its_share_of_the_free_instances_and_tenants_get_the
     deprovision_all(&stack, &names).await;
     stop(w).await;
     drain_and_check_in(&stack, cloud).await;
+}
+
+/// Logs in to a tenant database with the credentials of a secret's JSON.
+async fn login_with(secret: &serde_json::Value) -> Result<sqlx::PgConnection, sqlx::Error> {
+    let options = sqlx::postgres::PgConnectOptions::new()
+        .host(secret["host"].as_str().unwrap())
+        .port(secret["port"].as_u64().unwrap() as u16)
+        .username(secret["username"].as_str().unwrap())
+        .password(secret["password"].as_str().unwrap())
+        .database(secret["dbname"].as_str().unwrap())
+        .ssl_mode(sqlx::postgres::PgSslMode::VerifyFull)
+        .ssl_root_cert(stack_ca());
+    sqlx::ConnectOptions::connect(&options).await
 }

@@ -384,6 +384,12 @@ async fn existing_instance(stack: &Stack, id: &str, tenant_tag: &str) {
                 .value("tenantd")
                 .build(),
         )
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("Environment")
+                .value("test")
+                .build(),
+        )
         .send()
         .await
         .unwrap();

@@ -7,8 +7,8 @@ mod support;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use support::{fresh_db, insert_tenant, wait_for};
-use tenantd::maintenance::{Maintenance, Pruner};
+use support::{fresh_db, insert_tenant, wait_for, worker_settings};
+use tenantd::maintenance::{Election, Maintenance, Pruner};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -82,7 +82,8 @@ async fn old_finished_jobs_go_with_their_history_and_the_rest_stays_append_only(
     .unwrap();
 
     let stop = CancellationToken::new();
-    let maintenance = Maintenance::new(pool.clone(), "pruner-test", Duration::from_millis(100))
+    let election = Election::of(&worker_settings("pruner-test"));
+    let maintenance = Maintenance::new(pool.clone(), "pruner-test", election)
         .with(Pruner::new(pool.clone(), Some(Duration::from_secs(86400))))
         .spawn(stop.clone());
     wait_for("the old jobs to go", Duration::from_secs(30), || async {

@@ -17,7 +17,7 @@ use support::wait_for;
 use tenantd::tenants::TenantStatus;
 use tokio::process::Child;
 
-const TOKEN: &str = "scale-test-token";
+const TOKEN: &str = "scale-test-token-0123456789abcdefgh";
 const TIMEOUT: Duration = Duration::from_secs(300);
 /// The version of the migration the tests add.
 const NEW_VERSION: i64 = 20270101000001;

@@ -1,6 +1,8 @@
-//! Final snapshots are not kept forever: the maintenance leader deletes the ones tenantd took
-//! once older than `TENANTD_FINAL_SNAPSHOT_RETENTION`, and never a snapshot someone else took.
-//! In an account of the test's own, so no other test's snapshots are in reach.
+//! Final snapshots are not kept forever: the maintenance leader deletes the ones this
+//! deployment recorded taking (`final_snapshots`, of its environment) once older than
+//! `TENANTD_FINAL_SNAPSHOT_RETENTION`, after checking their tags, and never a snapshot nobody
+//! recorded, however it is named or tagged. In an account of the test's own, so no other
+//! test's snapshots are in reach.
 
 mod support;
 
@@ -72,15 +74,78 @@ async fn manual_snapshots(rds: &aws_sdk_rds::Client) -> Vec<String> {
     ids
 }
 
+/// Records a final snapshot as the deprovisioning workflow does before asking for it.
+async fn record(stack: &Stack, snapshot: &str, tenant: &str, environment: &str) {
+    sqlx::query("INSERT INTO tenants (id, tier, status) VALUES ($1, 'starter', 'deleted') ON CONFLICT DO NOTHING")
+        .bind(tenant)
+        .execute(stack.pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO final_snapshots (identifier, tenant_id, job_id, instance_id, environment)
+         VALUES ($1, $2, gen_random_uuid(), $3, $4)",
+    )
+    .bind(snapshot)
+    .bind(tenant)
+    .bind(format!("saas-{tenant}"))
+    .bind(environment)
+    .execute(stack.pool())
+    .await
+    .unwrap();
+}
+
+async fn recorded_state(stack: &Stack, snapshot: &str) -> (String, Option<String>) {
+    sqlx::query_as("SELECT state, note FROM final_snapshots WHERE identifier = $1")
+        .bind(snapshot)
+        .fetch_one(stack.pool())
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_final_snapshots_of_tenantd_go_and_other_snapshots_stay() {
+async fn only_recorded_final_snapshots_of_this_environment_expire_and_only_when_still_ours() {
     let account = unique_account();
     let rds = rds_in_account(&account).await;
     let tenant = tenant_id("snap");
-    // Named like tenantd's, but not tagged as tenantd's: someone else's.
-    let theirs = final_snapshot_of(&rds, &format!("saas-{tenant}-copy"), &[("Team", "data")]).await;
+    let ours_tags = [
+        ("ManagedBy", "tenantd"),
+        ("Environment", "test"),
+        ("TenantId", tenant.as_str()),
+        ("Tier", "starter"),
+    ];
+    // Named and tagged exactly like tenantd's final snapshots, but nobody recorded them: a
+    // person's copy, and another environment's.
+    let unrecorded = final_snapshot_of(&rds, &format!("saas-{tenant}-copy"), &ours_tags).await;
+    let other_env = final_snapshot_of(
+        &rds,
+        &format!("saas-{tenant}-other"),
+        &[
+            ("ManagedBy", "tenantd"),
+            ("Environment", "production"),
+            ("TenantId", tenant.as_str()),
+        ],
+    )
+    .await;
 
     let stack = Stack::new().await;
+    // Recorded by this deployment, but someone changed its Environment tag since: kept.
+    let retagged = final_snapshot_of(
+        &rds,
+        &format!("saas-{tenant}-retagged"),
+        &[
+            ("ManagedBy", "tenantd"),
+            ("Environment", "staging"),
+            ("TenantId", tenant.as_str()),
+        ],
+    )
+    .await;
+    record(&stack, &retagged, &tenant, "test").await;
+    // Recorded by another environment sharing this control database: not this cleaner's.
+    record(&stack, &other_env, &tenant, "production").await;
+    // Recorded, never taken (the delete was refused): gone.
+    let never = format!("saas-{tenant}-never-final-20261202000000");
+    record(&stack, &never, &tenant, "test").await;
+
     let settings = settings(&test_env(
         &stack.db,
         &[("TENANTD_FINAL_SNAPSHOT_RETENTION", "3s")],
@@ -88,18 +153,9 @@ async fn expired_final_snapshots_of_tenantd_go_and_other_snapshots_stay() {
     let cloud = Cloud::from_sdk_config(&config_for_account(&account).await);
     let (stop, worker) = stack.spawn_worker(&settings, cloud);
     // Taken while the cleaner runs: it must outlive its retention.
-    let ours = final_snapshot_of(
-        &rds,
-        &format!("saas-{tenant}"),
-        &[
-            ("ManagedBy", "tenantd"),
-            ("TenantId", &tenant),
-            ("Tier", "starter"),
-        ],
-    )
-    .await;
+    let ours = final_snapshot_of(&rds, &format!("saas-{tenant}"), &ours_tags).await;
+    record(&stack, &ours, &tenant, "test").await;
     let taken = Instant::now();
-    assert_eq!(manual_snapshots(&rds).await.len(), 2);
     wait_for(
         "the expired final snapshot to go",
         Duration::from_secs(60),
@@ -111,12 +167,33 @@ async fn expired_final_snapshots_of_tenantd_go_and_other_snapshots_stay() {
         "deleted after {:?}, before its retention ended",
         taken.elapsed()
     );
+    wait_for(
+        "every due record to be decided",
+        Duration::from_secs(60),
+        || async {
+            (recorded_state(&stack, &retagged).await.0 != "recorded"
+                && recorded_state(&stack, &never).await.0 != "recorded")
+                .then_some(())
+        },
+    )
+    .await;
     stop.cancel();
     worker.await.unwrap();
-    assert_eq!(manual_snapshots(&rds).await, std::slice::from_ref(&theirs));
-    rds.delete_db_snapshot()
-        .db_snapshot_identifier(&theirs)
-        .send()
-        .await
-        .unwrap();
+
+    assert_eq!(recorded_state(&stack, &ours).await.0, "deleted");
+    assert_eq!(recorded_state(&stack, &never).await.0, "gone");
+    let (state, note) = recorded_state(&stack, &retagged).await;
+    assert_eq!(state, "kept");
+    assert!(note.as_deref().unwrap().contains("Environment"), "{note:?}");
+    assert_eq!(recorded_state(&stack, &other_env).await.0, "recorded");
+    let mut left = vec![unrecorded.clone(), other_env.clone(), retagged.clone()];
+    left.sort();
+    assert_eq!(manual_snapshots(&rds).await, left);
+    for s in left {
+        rds.delete_db_snapshot()
+            .db_snapshot_identifier(&s)
+            .send()
+            .await
+            .unwrap();
+    }
 }

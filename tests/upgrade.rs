@@ -50,13 +50,15 @@ fn with_endpoint(mut data: Value, host: &str, port: i32) -> Value {
 }
 
 /// What the previous release had created by the time of the fixture: the tenant's secret
-/// (with its endpoint when `complete`) and its instance, available. Returns the secret's ARN
-/// and the endpoint.
+/// (with its endpoint when `complete`) and its instance, available, tagged with the id of the
+/// job that created it (`ProvisioningJob`, as that release tagged instances; secrets it did not
+/// tag so). Returns the secret's ARN and the endpoint.
 async fn resources(
     stack: &Stack,
     tenant: &str,
     tier: &str,
     complete: bool,
+    job: Uuid,
 ) -> (String, String, i32) {
     let instance = format!("saas-{tenant}");
     let password = format!("Pw{}", Uuid::new_v4().simple());
@@ -113,6 +115,10 @@ async fn resources(
         .set_tags(Some(
             tags.iter()
                 .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                .chain([Tag::builder()
+                    .key("ProvisioningJob")
+                    .value(job.to_string())
+                    .build()])
                 .collect(),
         ))
         .send()
@@ -140,8 +146,15 @@ async fn resources(
     (arn, host, port)
 }
 
-/// Inserts the tenant's row and the job, due now, as the previous release left them.
-async fn insert(stack: &Stack, tenant: &str, status: &str, job: &Value, state: &str) -> Uuid {
+/// Inserts the tenant's row and the job `id`, due now, as the previous release left them.
+async fn insert(
+    stack: &Stack,
+    id: Uuid,
+    tenant: &str,
+    status: &str,
+    job: &Value,
+    state: &str,
+) -> Uuid {
     sqlx::query("INSERT INTO tenants (id, tier, status) VALUES ($1, $2, $3::tenant_status)")
         .bind(tenant)
         .bind(job["args"]["tier"].as_str().unwrap_or("enterprise"))
@@ -149,10 +162,11 @@ async fn insert(stack: &Stack, tenant: &str, status: &str, job: &Value, state: &
         .execute(stack.pool())
         .await
         .unwrap();
-    let id = Uuid::new_v4();
+    // Created before the resources it made (they are set up first here).
     sqlx::query(
-        "INSERT INTO jobs (id, kind, tenant_id, state, step, args, data, error, max_attempts, begun)
-         VALUES ($1, $2, $3, $4::job_state, $5, $6, $7, $8, 5, true)",
+        "INSERT INTO jobs (id, kind, tenant_id, state, step, args, data, error, max_attempts, begun,
+                           created_at)
+         VALUES ($1, $2, $3, $4::job_state, $5, $6, $7, $8, 5, true, now() - interval '10 minutes')",
     )
     .bind(id)
     .bind(job["kind"].as_str().unwrap())
@@ -178,14 +192,23 @@ async fn jobs_written_by_the_previous_release_run_to_their_end() {
 
     // Woken at wait_available, with what the poller saw.
     let waiting = tenant_id("upw");
-    let (arn, host, port) = resources(&stack, &waiting, "enterprise", false).await;
+    let waiting_job = Uuid::new_v4();
+    let (arn, host, port) = resources(&stack, &waiting, "enterprise", false, waiting_job).await;
     let job = fixture(
         "wait_available with poller_seen",
         &[("tenant", &waiting), ("secret_arn", &arn)],
     );
     let mut job = job;
     job["data"] = with_endpoint(job["data"].take(), &host, port);
-    let waiting_job = insert(&stack, &waiting, "provisioning", &job, "waiting").await;
+    insert(
+        &stack,
+        waiting_job,
+        &waiting,
+        "provisioning",
+        &job,
+        "waiting",
+    )
+    .await;
     let cloud = Cloud::from_sdk_config(&sdk_config(None).await);
     let (stop, worker) = stack.spawn_worker(&settings, cloud.clone());
     let done = stack.finished(waiting_job, TIMEOUT).await;
@@ -203,28 +226,55 @@ async fn jobs_written_by_the_previous_release_run_to_their_end() {
 
     // Between steps: the migrations come next.
     let migrating = tenant_id("upm");
-    let (arn, host, port) = resources(&stack, &migrating, "enterprise", true).await;
+    let migrating_job = Uuid::new_v4();
+    let (arn, host, port) = resources(&stack, &migrating, "enterprise", true, migrating_job).await;
     let job = fixture("migrate", &[("tenant", &migrating), ("secret_arn", &arn)]);
     let mut job = job;
     job["data"] = with_endpoint(job["data"].take(), &host, port);
-    let migrating_job = insert(&stack, &migrating, "provisioning", &job, "queued").await;
+    insert(
+        &stack,
+        migrating_job,
+        &migrating,
+        "provisioning",
+        &job,
+        "queued",
+    )
+    .await;
 
     // Compensating: the rollback is at undo_instance, the delete under way.
     let rolling = tenant_id("upr");
-    let (arn, host, port) = resources(&stack, &rolling, "enterprise", true).await;
+    let rolling_job = Uuid::new_v4();
+    let (arn, host, port) = resources(&stack, &rolling, "enterprise", true, rolling_job).await;
     let job = fixture(
         "undo_instance compensating",
         &[("tenant", &rolling), ("secret_arn", &arn)],
     );
     let mut job = job;
     job["data"] = with_endpoint(job["data"].take(), &host, port);
-    let rolling_job = insert(&stack, &rolling, "provisioning", &job, "waiting").await;
+    insert(
+        &stack,
+        rolling_job,
+        &rolling,
+        "provisioning",
+        &job,
+        "waiting",
+    )
+    .await;
 
     // Deprovisioning, waiting for the instance to go.
     let leaving = tenant_id("upd");
-    resources(&stack, &leaving, "starter", true).await;
+    let leaving_job = Uuid::new_v4();
+    resources(&stack, &leaving, "starter", true, Uuid::new_v4()).await;
     let job = fixture("deprovision delete_instance", &[("tenant", &leaving)]);
-    let leaving_job = insert(&stack, &leaving, "deprovisioning", &job, "waiting").await;
+    insert(
+        &stack,
+        leaving_job,
+        &leaving,
+        "deprovisioning",
+        &job,
+        "waiting",
+    )
+    .await;
 
     let cloud = Cloud::from_sdk_config(&sdk_config(None).await);
     let (stop, worker) = stack.spawn_worker(&settings, cloud);
@@ -300,7 +350,15 @@ async fn a_step_this_release_does_not_know_or_a_tenant_job_without_a_tenant_fail
     let tenant = tenant_id("unknown");
     let job = json!({ "kind": "provision", "step": "reticulate_splines",
                       "args": { "tier": "starter" }, "data": {}, "error": null });
-    let unknown = insert(&stack, &tenant, "provisioning", &job, "queued").await;
+    let unknown = insert(
+        &stack,
+        Uuid::new_v4(),
+        &tenant,
+        "provisioning",
+        &job,
+        "queued",
+    )
+    .await;
     let orphan = Uuid::new_v4();
     sqlx::query(
         "INSERT INTO jobs (id, kind, step, args, max_attempts)

@@ -67,7 +67,7 @@ async fn an_engine_version_rds_does_not_offer_stops_the_start_naming_the_setting
             &stack.db,
             &[
                 ("TENANTD_ENGINE_VERSION", version),
-                ("TENANTD_API_TOKENS", "t"),
+                ("TENANTD_API_TOKENS", "worker-process-token-0123456789abcd"),
                 ("TENANTD_LISTEN", "127.0.0.1:0"),
             ],
         );

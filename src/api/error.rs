@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::config::Role;
 use crate::queue::QueueError;
 use crate::rollouts::RolloutError;
 use crate::tenants::TenantError;
@@ -25,6 +26,22 @@ pub const ROLLOUT_BODY_LIMIT: usize = 128 * 1024;
 pub enum ApiError {
     #[error("a valid bearer token is required")]
     Unauthorized,
+    /// The token's role does not allow the request.
+    #[error("this request needs the {needed} role; token {token:?} has {has}")]
+    Forbidden {
+        needed: Role,
+        token: String,
+        has: Role,
+    },
+    /// The caller's address failed to authenticate too often.
+    #[error("too many failed authentications from this address; try again in {retry_after} s")]
+    TooManyFailures { retry_after: u64 },
+    /// Too many requests of this class run at once.
+    #[error("the server is busy with requests like this one; try again in a second")]
+    Overloaded,
+    /// The request took longer than `TENANTD_HTTP_REQUEST_TIMEOUT`; what it did was undone.
+    #[error("the request took too long and was stopped; nothing it started was kept")]
+    RequestTimeout,
     #[error("the body is not valid JSON: {0}")]
     MalformedJson(String),
     #[error("the body must be JSON, sent with Content-Type: application/json")]
@@ -72,6 +89,12 @@ pub enum ApiError {
     /// Another job of the tenant is active.
     #[error("{0}")]
     JobInProgress(String),
+    /// The tenant's instance lost its ownership tags: only a re-attach applies.
+    #[error("{0}")]
+    TenantDetached(String),
+    /// A re-attach of a tenant that is not detached.
+    #[error("{0}")]
+    TenantNotDetached(String),
     #[error("{0}")]
     RolloutNotFound(String),
     /// Another rollout runs or is paused.
@@ -94,6 +117,9 @@ impl ApiError {
         use ApiError::*;
         match self {
             Unauthorized => StatusCode::UNAUTHORIZED,
+            Forbidden { .. } => StatusCode::FORBIDDEN,
+            TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Overloaded | RequestTimeout => StatusCode::SERVICE_UNAVAILABLE,
             MalformedJson(_) | InvalidQuery(_) | InvalidPath(_) => StatusCode::BAD_REQUEST,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -112,6 +138,8 @@ impl ApiError {
             | TenantNotReady(_)
             | TenantNotSuspended(_)
             | JobInProgress(_)
+            | TenantDetached(_)
+            | TenantNotDetached(_)
             | RolloutInProgress(_)
             | RolloutStateConflict(_) => StatusCode::CONFLICT,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -124,6 +152,10 @@ impl ApiError {
         use ApiError::*;
         match self {
             Unauthorized => "unauthorized",
+            Forbidden { .. } => "forbidden",
+            TooManyFailures { .. } => "too_many_failures",
+            Overloaded => "overloaded",
+            RequestTimeout => "request_timeout",
             MalformedJson(_) => "malformed_json",
             UnsupportedMediaType => "unsupported_media_type",
             InvalidBody(_) => "invalid_body",
@@ -143,6 +175,8 @@ impl ApiError {
             TenantNotReady(_) => "tenant_not_ready",
             TenantNotSuspended(_) => "tenant_not_suspended",
             JobInProgress(_) => "job_in_progress",
+            TenantDetached(_) => "tenant_detached",
+            TenantNotDetached(_) => "tenant_not_detached",
             RolloutNotFound(_) => "rollout_not_found",
             RolloutInProgress(_) => "rollout_in_progress",
             RolloutStateConflict(_) => "rollout_state_conflict",
@@ -164,15 +198,30 @@ impl IntoResponse for ApiError {
         };
         let body = json!({ "error": { "code": self.code(), "message": message } });
         let mut response = (self.status(), Json(body)).into_response();
-        if matches!(self, ApiError::Unauthorized) {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::Unauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+            }
+            ApiError::TooManyFailures { retry_after } => {
+                headers.insert(header::RETRY_AFTER, (*retry_after).into());
+            }
+            ApiError::Overloaded | ApiError::RequestTimeout => {
+                headers.insert(header::RETRY_AFTER, 1.into());
+            }
+            _ => {}
         }
+        response.extensions_mut().insert(ErrorCode(self.code()));
         response
     }
 }
+
+/// The code of an error answer, for the middleware that records it in the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
@@ -226,6 +275,7 @@ impl From<TenantError> for ApiError {
                 ApiError::FinalSnapshotRequired(e.to_string())
             }
             TenantError::NotFound(id) => ApiError::TenantNotFound(id),
+            e @ TenantError::Detached(_) => ApiError::TenantDetached(e.to_string()),
             TenantError::JobNotFound(id) => ApiError::JobNotFound(id.to_string()),
             e @ TenantError::JobNotRetryable { .. } => ApiError::JobNotRetryable(e.to_string()),
             e @ TenantError::Conflict { .. } => ApiError::Conflict(e.to_string()),
@@ -234,6 +284,10 @@ impl From<TenantError> for ApiError {
                 wanted: crate::tenants::TenantStatus::Suspended,
                 ..
             } => ApiError::TenantNotSuspended(e.to_string()),
+            e @ TenantError::NotApplicable {
+                wanted: crate::tenants::TenantStatus::Detached,
+                ..
+            } => ApiError::TenantNotDetached(e.to_string()),
             e @ TenantError::NotApplicable { .. } => ApiError::TenantNotReady(e.to_string()),
             TenantError::Queue(e) => e.into(),
             e @ TenantError::Database(_) => ApiError::Internal(e.to_string()),

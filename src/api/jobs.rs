@@ -1,14 +1,15 @@
 //! `/v1/jobs`: the jobs newest first, a job with its step history, cancelling a job that has
 //! not finished, and retrying one that failed.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use tracing::{Span, info};
 
 use super::error::ApiQuery;
 use super::error::{ApiError, ApiPath, job_id};
 use super::state::AppState;
+use crate::audit::{self, Trail};
 use crate::model::{
     DEFAULT_PAGE, ErrorBody, JobDetail, JobListQuery, JobPage, JobPath, JobView, MAX_PAGE,
     Requested, StepView, TenantView,
@@ -70,11 +71,17 @@ pub async fn get(
     ))]
 pub async fn cancel(
     State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let id = job_id(&id)?;
-    let mut conn = state.db.acquire().await?;
-    let job = queue::cancel(&mut conn, id).await?;
+    let mut tx = state.db.begin().await?;
+    let job = queue::cancel(&mut tx, id).await?;
+    trail.job(job.id);
+    if let Some(tenant) = &job.tenant_id {
+        trail.tenant(tenant);
+    }
+    audit::commit(tx, Some(&trail), 202).await?;
     record_ids(&job);
     info!(job.id = %job.id, "cancel requested");
     Ok((StatusCode::ACCEPTED, Json(JobView::from(&job))))
@@ -155,10 +162,12 @@ pub async fn list(
     ))]
 pub async fn retry(
     State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
     let id = job_id(&id)?;
-    let (tenant, job) = tenants::request_retry(&state.db, id, state.max_attempts).await?;
+    let (tenant, job) =
+        tenants::request_retry_by(&state.db, &trail, id, state.max_attempts).await?;
     record_ids(&job);
     info!(job.id = %job.id, retried = %id, "retry requested");
     let body = Requested {

@@ -1,15 +1,18 @@
 //! The OpenAPI 3.1 document of the API, served at `GET /openapi.json`: derived from the
 //! handlers' annotations and the request and response types in [`crate::model`], with the
-//! configured tier names filled in when served. A test holds it to the route table.
+//! configured tier names filled in when served, and each operation's role (its security
+//! requirement, `x-tenantd-role`, its description) and the refusals every guarded route may
+//! answer taken from the route table. A test holds it to the table.
 
-use axum::Json;
 use axum::extract::State;
+use serde_json::{Value, json};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Object, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
+use super::access::Route;
 use super::state::AppState;
-use super::{jobs, ops, pool, rollouts, tenants};
+use super::{audit, jobs, ops, pool, rollouts, tenants};
 use crate::config::Tiers;
 
 #[derive(OpenApi)]
@@ -17,7 +20,12 @@ use crate::config::Tiers;
     info(
         title = "tenantd",
         description = "One RDS PostgreSQL database per SaaS tenant. Every /v1 route needs \
-            `Authorization: Bearer <token>`. Errors are `{\"error\": {\"code\", \"message\"}}` \
+            `Authorization: Bearer <token>` (or `<name>:<token>`) of a token whose role allows \
+            it: `viewer` reads, `operator` changes, `admin` deprovisions without a final \
+            snapshot and reads the audit trail; each operation states its role (its security \
+            requirement and `x-tenantd-role`). A token of a lesser role gets 403 `forbidden`; \
+            an address that failed to authenticate too often gets 429 `too_many_failures` \
+            with `Retry-After`. Every answer carries an `X-Request-Id`. Errors are `{\"error\": {\"code\", \"message\"}}` \
             with a stable snake_case code. A method a path does not serve is answered 405 \
             `method_not_allowed` with an `Allow` header, a path the API does not have 404 \
             `not_found`. A deleted tenant stays readable: `GET /v1/tenants/{id}` answers 200 \
@@ -35,6 +43,7 @@ use crate::config::Tiers;
         tenants::delete,
         tenants::change,
         tenants::suspend,
+        tenants::attach,
         tenants::resume,
         jobs::list,
         jobs::retry,
@@ -47,6 +56,7 @@ use crate::config::Tiers;
         rollouts::resume,
         rollouts::cancel,
         pool::get,
+        audit::list,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -54,6 +64,7 @@ use crate::config::Tiers;
         (name = "jobs", description = "The jobs that do the work, step by step"),
         (name = "rollouts", description = "Tenant schema versions brought to the whole fleet, canary first"),
         (name = "pool", description = "The warm pool of standby instances new tenants take over"),
+        (name = "audit", description = "Who asked for what, from where, and how it ended"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
     )
 )]
@@ -71,9 +82,10 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The document, with `tiers` as the only tier names a request may name and `versions` (the
-/// tenant migrations directory's) as the only versions a rollout may target.
-pub fn document(tiers: &Tiers, versions: &[i64]) -> serde_json::Value {
+/// The document, with `tiers` as the only tier names a request may name, `versions` (the
+/// tenant migrations directory's) as the only versions a rollout may target, and the roles of
+/// `routes`.
+pub fn document(tiers: &Tiers, versions: &[i64], routes: &[Route]) -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     for body in ["CreateTenant", "ChangeTenant"] {
@@ -90,7 +102,72 @@ pub fn document(tiers: &Tiers, versions: &[i64]) -> serde_json::Value {
     let mut doc = serde_json::to_value(doc).expect("the OpenAPI document serializes");
     camel_case_links(&mut doc);
     rollout_rules(&mut doc, tiers, versions);
+    roles(&mut doc, routes);
     doc
+}
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": {
+            "schema": { "$ref": "#/components/schemas/ErrorBody" } } }
+    })
+}
+
+/// Each operation's role from the route table, and the refusals its guard and the server's
+/// limits may answer.
+fn roles(doc: &mut Value, routes: &[Route]) {
+    let retry_after = json!({ "Retry-After": {
+        "description": "Seconds to wait before trying again", "schema": { "type": "integer" } } });
+    for route in routes {
+        let method = route.method.as_str().to_ascii_lowercase();
+        let Some(op) = doc
+            .pointer_mut(&format!(
+                "/paths/{}/{method}",
+                route.path.replace('/', "~1")
+            ))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let responses = op
+            .entry("responses")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .expect("responses is an object");
+        let mut busy = error_response(
+            "`overloaded` (too many requests of this kind at once) or `request_timeout` (the \
+             request took longer than the server allows; nothing it started was kept)",
+        );
+        busy["headers"] = retry_after.clone();
+        responses.entry("503").or_insert(busy);
+        let Some(role) = route.role else {
+            continue;
+        };
+        responses.entry("403").or_insert_with(|| {
+            error_response(
+                "`forbidden`: the token's role does not allow this request (the message names \
+                 the role it needs)",
+            )
+        });
+        let mut limited = error_response(
+            "`too_many_failures`: this address failed to authenticate too often; wait as \
+             `Retry-After` says (a valid token is never refused this way)",
+        );
+        limited["headers"] = retry_after.clone();
+        responses.entry("429").or_insert(limited);
+        op.insert("security".into(), json!([{ "bearer": [role.as_str()] }]));
+        op.insert("x-tenantd-role".into(), role.as_str().into());
+        if let Some(when) = route.admin_when {
+            op.insert("x-tenantd-admin-when".into(), when.describe().into());
+        }
+        let stated = format!("**Role: {}.**", route.describe_role());
+        let description = match op.get("description").and_then(Value::as_str) {
+            Some(d) => format!("{stated}\n\n{d}"),
+            None => stated,
+        };
+        op.insert("description".into(), description.into());
+    }
 }
 
 /// What `POST /v1/rollouts` accepts beyond its types: the configured tiers as stages, the
@@ -155,11 +232,11 @@ fn camel_case_links(doc: &mut serde_json::Value) {
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "openapi",
     responses((status = 200, description = "OpenAPI document", body = serde_json::Value)))]
-pub async fn serve(State(state): State<AppState>) -> Json<serde_json::Value> {
+pub async fn serve(State(state): State<AppState>, routes: &[Route]) -> serde_json::Value {
     // An unreadable directory is reported when a rollout is asked for; here it offers none.
     let versions: Vec<i64> = crate::tenant_db::catalog(&state.tenant_migrations)
         .await
         .map(|c| c.iter().map(|m| m.version).collect())
         .unwrap_or_default();
-    Json(document(&state.tiers, &versions))
+    document(&state.tiers, &versions, routes)
 }

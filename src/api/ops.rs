@@ -1,5 +1,7 @@
 //! The routes operators and orchestrators call without a token: liveness, readiness and
-//! metrics. `serve` has them on its API address, `worker` on its metrics address.
+//! metrics. `serve` has them on its API address, `worker` on its metrics address. Readiness
+//! and the fleet's gauges come through [`super::probe`]: a pool of their own and caches, so
+//! that scrapes never take the worker's connections.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,8 +11,6 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::metrics::{self, Fleet};
-use crate::queue;
 
 /// The Prometheus text exposition format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -22,51 +22,37 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The control database answers.
+/// The control database answers (checked at most once a second).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "ready", body = serde_json::Value),
         (status = 503, description = "control database unreachable", body = serde_json::Value),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    match sqlx::query("SELECT 1").execute(&state.db).await {
-        Ok(_) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready: control database unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({
-                    "status": "unavailable",
-                    "error": { "code": "control_database_unreachable",
-                               "message": "the control database does not answer" }
-                })),
-            )
-        }
+    match state.probe.ready().await {
+        true => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        false => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "unavailable",
+                "error": { "code": "control_database_unreachable",
+                           "message": "the control database does not answer" }
+            })),
+        ),
     }
 }
 
 /// Prometheus metrics: this process's steps and AWS calls; on the maintenance leader also the
-/// fleet-wide job counts and queue depth (read from the control database at scrape time), so
-/// that summing over replicas counts those once.
+/// fleet-wide job counts and queue depth (read from the control database at most once per
+/// `TENANTD_FLEET_GAUGES_INTERVAL`), so that summing over replicas counts those once.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format",
                content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let fleet = if metrics::is_leader() {
-        let stats = queue::fleet_stats(&state.db).await?;
-        Some(Fleet {
-            jobs: stats
-                .jobs
-                .into_iter()
-                .map(|(kind, st, n)| (kind, st.as_str(), n))
-                .collect(),
-            queue_depth: stats.depth,
-            oldest_waiting: stats.oldest_waiting,
-        })
-    } else {
-        None
-    };
-    let body =
-        metrics::render(fleet.as_ref()).map_err(|e| ApiError::Internal(format!("metrics: {e}")))?;
+    let body = state
+        .probe
+        .metrics()
+        .await
+        .map_err(|e| ApiError::Internal(format!("metrics: {e}")))?;
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], body))
 }

@@ -1,14 +1,15 @@
 //! `/v1/rollouts`: create a fleet schema rollout, look at it (its counts per stage and its
 //! failures), pause, resume and cancel it.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use tracing::{Span, info};
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, rollout_id};
 use super::state::AppState;
+use crate::audit::Trail;
 use crate::model::{
     CreateRollout, DEFAULT_PAGE, ErrorBody, MAX_PAGE, RolloutListQuery, RolloutPage, RolloutPath,
     RolloutView,
@@ -45,6 +46,7 @@ fn record_id(id: Uuid) {
     ))]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
     ApiJson(body): ApiJson<CreateRollout>,
 ) -> Result<(StatusCode, Json<RolloutView>), ApiError> {
     let catalog = tenant_db::catalog(&state.tenant_migrations)
@@ -58,7 +60,7 @@ pub async fn create(
         stages: body.stages,
         tenants: body.tenants,
     };
-    let rollout = requests::create(&state.db, &state.tiers, &catalog, &new).await?;
+    let rollout = requests::create(&state.db, Some(&trail), &state.tiers, &catalog, &new).await?;
     record_id(rollout.id);
     info!(rollout.id = %rollout.id, target_version = rollout.target_version, "rollout created");
     let view = requests::view_of(&state.db, rollout).await?;
@@ -116,12 +118,13 @@ pub async fn list(
 
 async fn steer(
     state: AppState,
+    trail: Trail,
     id: String,
     how: Steer,
 ) -> Result<(StatusCode, Json<RolloutView>), ApiError> {
     let id = rollout_id(&id)?;
     record_id(id);
-    let rollout = requests::steer(&state.db, id, how).await?;
+    let rollout = requests::steer(&state.db, Some(&trail), id, how).await?;
     info!(rollout.id = %id, state = rollout.state.as_str(), "rollout steered");
     let view = requests::view_of(&state.db, rollout).await?;
     Ok((StatusCode::ACCEPTED, Json(RolloutView::from(&view))))
@@ -141,9 +144,10 @@ async fn steer(
     ))]
 pub async fn pause(
     State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<RolloutView>), ApiError> {
-    steer(state, id, Steer::Pause).await
+    steer(state, trail, id, Steer::Pause).await
 }
 
 /// Resume a paused or halted rollout. After a halt, the failed tenants are retried first.
@@ -162,9 +166,10 @@ pub async fn pause(
     ))]
 pub async fn resume(
     State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<RolloutView>), ApiError> {
-    steer(state, id, Steer::Resume).await
+    steer(state, trail, id, Steer::Resume).await
 }
 
 /// Cancel a rollout for good: no new tenant starts (the running migrations finish); tenants
@@ -182,7 +187,8 @@ pub async fn resume(
     ))]
 pub async fn cancel(
     State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<RolloutView>), ApiError> {
-    steer(state, id, Steer::Cancel).await
+    steer(state, trail, id, Steer::Cancel).await
 }

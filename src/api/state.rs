@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
-use crate::config::{ApiTokens, Settings, Tiers};
+use super::lockout::Lockout;
+use super::probe::Probe;
+use crate::config::{ApiTokens, HttpSettings, Settings, Tiers};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -19,10 +21,17 @@ pub struct AppState {
     pub tenant_migrations: Arc<PathBuf>,
     /// Standbys wanted per tier (`TENANTD_WARM_POOL`).
     pub warm_pool: Arc<BTreeMap<String, u32>>,
+    /// The listener's limits, trusted proxies.
+    pub http: Arc<HttpSettings>,
+    /// Failed authentications per address, for the API and the console.
+    pub lockout: Lockout,
+    /// `/readyz` and `/metrics`, on a pool of their own.
+    pub probe: Probe,
 }
 
 impl AppState {
-    pub fn new(db: PgPool, settings: &Settings) -> Self {
+    /// `ops` is the operations endpoints' own small pool.
+    pub fn new(db: PgPool, ops: PgPool, settings: &Settings) -> Self {
         AppState {
             db,
             tokens: settings.api_tokens.clone(),
@@ -30,6 +39,9 @@ impl AppState {
             max_attempts: settings.max_attempts,
             tenant_migrations: Arc::new(settings.provisioning.tenant_migrations.clone()),
             warm_pool: Arc::new(settings.provisioning.warm_pool.clone()),
+            http: Arc::new(settings.http.clone()),
+            lockout: Lockout::new(settings.http.auth_failures_per_minute),
+            probe: Probe::new(ops, settings.http.fleet_gauges_every),
         }
     }
 }

@@ -2,13 +2,14 @@
 //! validation, idempotency and conflicts live in [`crate::tenants`]; this module maps them to
 //! HTTP and shapes the answers.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use tracing::{Span, info};
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::state::AppState;
+use crate::audit::Trail;
 use crate::model::{
     ChangeTenant, Changed, CreateTenant, DEFAULT_PAGE, DeleteQuery, ErrorBody, ListQuery, MAX_PAGE,
     Page, Requested, TenantPath, TenantView,
@@ -66,7 +67,9 @@ fn valid_id(id: &str) -> Result<(), ApiError> {
             )),
         (status = 400, description = "`malformed_json`: not JSON, or not an object", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 409, description = "`tier_conflict` or `conflict`", body = ErrorBody),
+        (status = 409, description = "`tier_conflict`, `conflict`, or `tenant_detached` (its \
+            instance lost this deployment's ownership tags: re-attach it first)",
+            body = ErrorBody),
         (status = 413, description = "`body_too_large` (over 16 KiB)", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body` (a missing, unknown or mistyped field), \
@@ -74,11 +77,13 @@ fn valid_id(id: &str) -> Result<(), ApiError> {
     ))]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
     valid_id(&body.id)?;
-    let request = tenants::request_provision(
+    let request = tenants::request_provision_by(
         &state.db,
+        &trail,
         &state.tiers,
         &body.id,
         &body.tier,
@@ -209,12 +214,14 @@ pub async fn list(
             wait for it to end), `job_in_progress` (another job of the tenant, such as a tier \
             change or a migration, runs), `conflict`, or `final_snapshot_required` (no final \
             snapshot asked for a tenant whose tier has deletion protection, without \
-            `force=true`)",
+            `force=true`), or `tenant_detached` (its instance lost this deployment's ownership \
+            tags: tenantd deletes nothing it cannot prove its own)",
             body = ErrorBody),
         (status = 422, description = "`invalid_tenant_id`", body = ErrorBody),
     ))]
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<DeleteQuery>,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
@@ -223,8 +230,14 @@ pub async fn delete(
         final_snapshot: query.final_snapshot.unwrap_or(true),
         force: query.force.unwrap_or(false),
     };
-    let request =
-        tenants::request_deprovision(&state.db, &state.tiers, &id, deletion, state.max_attempts);
+    let request = tenants::request_deprovision_by(
+        &state.db,
+        &trail,
+        &state.tiers,
+        &id,
+        deletion,
+        state.max_attempts,
+    );
     match request.await {
         Ok((tenant, job, created)) => Ok(requested(tenant, job, created)),
         Err(e @ TenantError::Conflict { .. }) => {
@@ -269,12 +282,14 @@ pub async fn delete(
     ))]
 pub async fn change(
     State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ChangeTenant>,
 ) -> Result<(StatusCode, Json<Changed>), ApiError> {
     valid_id(&id)?;
-    let (tenant, job, created) = tenants::request_tier_change(
+    let (tenant, job, created) = tenants::request_tier_change_by(
         &state.db,
+        &trail,
         &state.tiers,
         &id,
         &body.tier,
@@ -318,9 +333,10 @@ pub async fn change(
     ))]
 pub async fn suspend(
     State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
-    power(state, id, Power::Suspend).await
+    power(state, trail, id, Power::Suspend).await
 }
 
 /// Resume a suspended tenant: its instance is started, and the tenant is `ready` once it is
@@ -341,18 +357,52 @@ pub async fn suspend(
     ))]
 pub async fn resume(
     State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
-    power(state, id, Power::Resume).await
+    power(state, trail, id, Power::Resume).await
+}
+
+/// Re-attach a detached tenant: its instance lost the tags that make it this deployment's
+/// (`ManagedBy`, `Environment`, `TenantId`), and tenantd has left it alone since.
+///
+/// 202 with the job, which first proves the instance is the tenant's (it names no other owner,
+/// the tenant's secret logs in to it, its schema version is the recorded one), then tags it;
+/// the tenant is `ready` (or `suspended`, for a stopped instance) again. A replay while it runs
+/// answers 200 with the same job.
+#[utoipa::path(post, path = "/v1/tenants/{id}/attach", tag = "tenants",
+    operation_id = "attach_tenant",
+    security(("bearer" = [])),
+    params(TenantPath),
+    responses(
+        (status = 202, description = "Attach job enqueued", body = Requested),
+        (status = 200, description = "Replay: the attach job in progress", body = Requested),
+        (status = 400, description = "`invalid_path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+        (status = 409, description = "`tenant_not_detached` or `job_in_progress`",
+            body = ErrorBody),
+        (status = 422, description = "`invalid_tenant_id`", body = ErrorBody),
+    ))]
+pub async fn attach(
+    State(state): State<AppState>,
+    Extension(trail): Extension<Trail>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(StatusCode, Json<Requested>), ApiError> {
+    valid_id(&id)?;
+    let (tenant, job, created) =
+        tenants::request_attach_by(&state.db, &trail, &id, state.max_attempts).await?;
+    Ok(requested(tenant, job, created))
 }
 
 async fn power(
     state: AppState,
+    trail: Trail,
     id: String,
     power: Power,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
     valid_id(&id)?;
     let (tenant, job, created) =
-        tenants::request_power(&state.db, &id, power, state.max_attempts).await?;
+        tenants::request_power_by(&state.db, &trail, &id, power, state.max_attempts).await?;
     Ok(requested(tenant, job, created))
 }

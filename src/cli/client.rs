@@ -6,8 +6,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    ChangeTenant, Changed, CreateRollout, CreateTenant, ErrorBody, JobDetail, JobPage, JobView,
-    Page, PoolView, Requested, RolloutPage, RolloutView, TenantView,
+    AuditPage, ChangeTenant, Changed, CreateRollout, CreateTenant, ErrorBody, JobDetail, JobPage,
+    JobView, Page, PoolView, Requested, RolloutPage, RolloutView, TenantView,
 };
 use crate::tenants::Power;
 use crate::workflow::reconcile::Apply;
@@ -152,6 +152,13 @@ impl Client {
         Ok((r, status == StatusCode::ACCEPTED))
     }
 
+    /// Asks for a detached tenant to be re-attached; `true` when a new job was enqueued.
+    pub async fn attach(&self, id: &str) -> Result<(Requested, bool), ClientError> {
+        let url = self.url(&["v1", "tenants", id, "attach"]);
+        let (status, r) = self.call(Method::POST, url, None).await?;
+        Ok((r, status == StatusCode::ACCEPTED))
+    }
+
     pub async fn get_pool(&self) -> Result<PoolView, ClientError> {
         let url = self.url(&["v1", "pool"]);
         Ok(self.call(Method::GET, url, None).await?.1)
@@ -290,5 +297,26 @@ impl Client {
     pub async fn steer_rollout(&self, id: &str, action: &str) -> Result<RolloutView, ClientError> {
         let url = self.url(&["v1", "rollouts", id, action]);
         Ok(self.call(Method::POST, url, None).await?.1)
+    }
+
+    /// A page of the audit trail, newest first: `filters` are (parameter, value) pairs.
+    pub async fn list_audit(
+        &self,
+        filters: &[(&str, String)],
+        limit: u32,
+        cursor: Option<i64>,
+    ) -> Result<AuditPage, ClientError> {
+        let mut url = self.url(&["v1", "audit"]);
+        {
+            let mut query = url.query_pairs_mut();
+            for (key, value) in filters {
+                query.append_pair(key, value);
+            }
+            query.append_pair("limit", &limit.to_string());
+            if let Some(c) = cursor {
+                query.append_pair("cursor", &c.to_string());
+            }
+        }
+        Ok(self.call(Method::GET, url, None).await?.1)
     }
 }

@@ -1,7 +1,8 @@
-//! The command-line client: `tenantd tenants ...`, `tenantd jobs ...`, `tenantd rollouts ...` and
-//! `tenantd pool` talk to a running daemon's HTTP API (`--url`, default `TENANTD_URL`; token
+//! The command-line client: `tenantd tenants ...`, `tenantd jobs ...`, `tenantd rollouts ...`,
+//! `tenantd pool` and `tenantd audit` talk to a running daemon's HTTP API (`--url`, default `TENANTD_URL`; token
 //! from `TENANTD_TOKEN`). They need no control database. API errors print as `tenantd: <code>: <message>` and exit non-zero.
 
+pub mod audit;
 pub mod client;
 pub mod output;
 pub mod rollout_wait;
@@ -106,6 +107,9 @@ pub enum TenantsCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Re-attach a detached tenant (its instance lost this deployment's ownership tags): the
+    /// instance is proven the tenant's, then tagged again.
+    Attach { id: String },
 }
 
 /// When a tier change takes effect (`--apply`).
@@ -197,6 +201,8 @@ pub enum Request {
     Rollouts(RolloutsCommand),
     /// The warm pool per tier.
     Pool,
+    /// The audit trail.
+    Audit(audit::AuditArgs),
 }
 
 fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
@@ -240,6 +246,10 @@ async fn execute(
 ) -> Result<ExitCode, ClientError> {
     let (id, job_id, goal) = match request {
         Request::Rollouts(command) => return rollouts(client, args, command).await,
+        Request::Audit(query) => {
+            audit::run(client, &query, args.output).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Request::Pool => {
             let pool = client.get_pool().await?;
             print(args, output::json(&pool), || output::pool(&pool));
@@ -370,6 +380,13 @@ async fn execute(
                 return Ok(ExitCode::SUCCESS);
             }
             (id, r.job.id, TenantStatus::Suspended)
+        }
+        Request::Tenants(TenantsCommand::Attach { id }) => {
+            let (r, created) = client.attach(&id).await?;
+            print(args, output::json(&r), || {
+                requested(created, "re-attach", &id, &r.job.id.to_string())
+            });
+            return Ok(ExitCode::SUCCESS);
         }
         Request::Tenants(TenantsCommand::Resume { id, wait }) => {
             let (r, created) = client.power(&id, Power::Resume).await?;

@@ -19,16 +19,16 @@ pub fn json(value: &impl Serialize) -> String {
     serde_json::to_string_pretty(value).expect("API types serialize")
 }
 
-fn time(t: &DateTime<Utc>) -> String {
+pub(super) fn time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn or_dash(v: Option<&str>) -> &str {
+pub(super) fn or_dash(v: Option<&str>) -> &str {
     v.unwrap_or("-")
 }
 
 /// Columns padded to their widest cell.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -2,6 +2,7 @@
 //! classification of their failures and one place that counts every call.
 
 pub mod alarms;
+pub mod ownership;
 pub mod rds;
 pub mod secrets;
 
@@ -414,18 +415,6 @@ where
 
 /// `Key=Value` tags as RDS and Secrets Manager both spell them.
 pub type Tags = Vec<(String, String)>;
-
-/// Whether `tags` mark a resource as tenantd's, for `tenant`.
-pub fn tagged_for(tags: &[(String, String)], tenant: &str) -> bool {
-    let get = |key: &str| tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-    get(TAG_MANAGED_BY) == Some(MANAGER) && get(TAG_TENANT) == Some(tenant)
-}
-
-/// Whether tags mark a resource as the warm-pool standby `standby` that tenantd manages.
-pub fn tagged_standby(tags: &[(String, String)], standby: &str) -> bool {
-    let get = |key: &str| tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-    get(TAG_MANAGED_BY) == Some(MANAGER) && get(TAG_STANDBY) == Some(standby)
-}
 
 pub const TAG_TENANT: &str = "TenantId";
 /// Marks a warm-pool standby (its value: the standby's id); a claim replaces it by TenantId.

@@ -160,6 +160,27 @@ pub const UNRECOVERABLE: &[&str] = &[
     "storage-full",
 ];
 
+fn snapshot_info(s: &aws_sdk_rds::types::DbSnapshot) -> SnapshotInfo {
+    SnapshotInfo {
+        identifier: s.db_snapshot_identifier().unwrap_or_default().to_string(),
+        instance: s.db_instance_identifier().unwrap_or_default().to_string(),
+        status: s.status().unwrap_or_default().to_string(),
+        created: s
+            .snapshot_create_time()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+        tags: s
+            .tag_list()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+    }
+}
+
 fn tags(tags: &Tags) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
@@ -473,32 +494,36 @@ impl Cloud {
             let out = self
                 .call_rds("DescribeDBSnapshots", || request.clone().send())
                 .await?;
-            found.extend(out.db_snapshots().iter().map(|s| {
-                SnapshotInfo {
-                    identifier: s.db_snapshot_identifier().unwrap_or_default().to_string(),
-                    instance: s.db_instance_identifier().unwrap_or_default().to_string(),
-                    status: s.status().unwrap_or_default().to_string(),
-                    created: s
-                        .snapshot_create_time()
-                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
-                    tags: s
-                        .tag_list()
-                        .iter()
-                        .map(|t| {
-                            (
-                                t.key().unwrap_or_default().to_string(),
-                                t.value().unwrap_or_default().to_string(),
-                            )
-                        })
-                        .collect(),
-                }
-            }));
+            found.extend(out.db_snapshots().iter().map(snapshot_info));
             marker = out.marker().filter(|m| !m.is_empty()).map(str::to_string);
             if marker.is_none() {
                 break;
             }
         }
         Ok(found)
+    }
+
+    /// The snapshot, or `None` when it does not exist.
+    pub async fn describe_db_snapshot(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<SnapshotInfo>, CloudError> {
+        let request = self
+            .rds
+            .describe_db_snapshots()
+            .db_snapshot_identifier(identifier);
+        match self
+            .call_rds("DescribeDBSnapshots", || request.clone().send())
+            .await
+        {
+            Ok(out) => Ok(out
+                .db_snapshots()
+                .iter()
+                .find(|s| s.db_snapshot_identifier() == Some(identifier))
+                .map(snapshot_info)),
+            Err(CloudError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes a manual snapshot; one already gone counts as deleted.

@@ -16,6 +16,14 @@ pub struct SecretInfo {
     pub tags: Tags,
     /// Scheduled for deletion (within its recovery window).
     pub pending_deletion: bool,
+    /// When it was created.
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn time_of(
+    t: Option<&aws_sdk_secretsmanager::primitives::DateTime>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
 }
 
 /// How DeleteSecret treats the secret.
@@ -48,6 +56,7 @@ impl Cloud {
                 name: out.name().unwrap_or_default().to_string(),
                 tags: tags_of(out.tags()),
                 pending_deletion: out.deleted_date().is_some(),
+                created: time_of(out.created_date()),
             })),
             Err(CloudError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
@@ -89,6 +98,7 @@ impl Cloud {
                         name: s.name().unwrap_or_default().to_string(),
                         tags: tags_of(s.tags()),
                         pending_deletion: s.deleted_date().is_some(),
+                        created: time_of(s.created_date()),
                     }),
             );
             token = out

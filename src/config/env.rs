@@ -39,6 +39,19 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         self.raw(name).unwrap_or_else(|| default.to_string())
     }
 
+    /// Like [`Env::string`], but a setting that is present and empty (or blank) is refused
+    /// instead of falling back to the default: for names that must never be empty.
+    pub fn non_empty(&self, name: &'static str, default: &str) -> Result<String, ConfigError> {
+        match (self.0)(name) {
+            Some(v) if v.trim().is_empty() => Err(ConfigError::Invalid {
+                name,
+                problem: "must not be empty".into(),
+            }),
+            Some(v) => Ok(v.trim().to_string()),
+            None => Ok(default.to_string()),
+        }
+    }
+
     pub fn optional(&self, name: &'static str) -> Option<String> {
         self.raw(name)
     }

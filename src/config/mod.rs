@@ -8,6 +8,7 @@ use secrecy::SecretString;
 use std::net::SocketAddr;
 
 mod env;
+mod http;
 mod provisioning;
 mod tiers;
 mod tokens;
@@ -15,9 +16,10 @@ mod ui;
 mod worker;
 
 pub use env::{ConfigError, Env};
+pub use http::{ClassLimits, HttpSettings};
 pub use provisioning::{MigrationLimits, ProvisioningSettings, TenantDbTls};
 pub use tiers::{Tier, TierError, Tiers};
-pub use tokens::ApiTokens;
+pub use tokens::{ApiTokens, MIN_TOKEN_LEN, NamedToken, Presented, Role};
 pub use ui::{SecureCookie, UiSettings};
 pub use worker::{RetryPolicy, WorkerSettings};
 
@@ -43,8 +45,13 @@ pub struct Settings {
     pub max_attempts: i32,
     pub log_format: LogFormat,
     pub provisioning: ProvisioningSettings,
-    /// Bearer tokens the HTTP API accepts; `serve` needs at least one.
+    /// Named tokens with their roles the HTTP API accepts; `serve` needs at least one.
     pub api_tokens: ApiTokens,
+    /// The HTTP listener's limits and who may stand in front of it.
+    pub http: HttpSettings,
+    /// Audit events older than this are deleted (`TENANTD_AUDIT_RETENTION`, default 400
+    /// days); `None`: kept forever.
+    pub audit_retention: Option<Duration>,
     /// RDS requests per second this process may make: the fleet's budget times this
     /// replica's share.
     pub rds_rate: f64,
@@ -109,8 +116,17 @@ impl Settings {
             Duration::from_secs(3650 * 86400),
         )?;
         let ui = UiSettings::load(env)?;
+        let http = HttpSettings::load(env)?;
+        let audit_retention = env.duration_or_off(
+            "TENANTD_AUDIT_RETENTION",
+            Some(Duration::from_secs(400 * 86400)),
+            Duration::from_secs(86400),
+            Duration::from_secs(3650 * 86400),
+        )?;
         Ok(Settings {
             ui,
+            http,
+            audit_retention,
             job_retention,
             aws_timeouts,
             database_url,
@@ -130,8 +146,9 @@ impl Settings {
         if self.api_tokens.is_empty() {
             return Err(ConfigError::Missing {
                 name: "TENANTD_API_TOKENS",
-                hint: "set it (comma-separated tokens) or TENANTD_API_TOKENS_FILE (a file with \
-                       one token a line): `serve` refuses to run an API nobody can call",
+                hint: "set TENANTD_TOKENS_FILE (named tokens with roles, by SHA-256 digest), or \
+                       this (comma-separated admin tokens) or TENANTD_API_TOKENS_FILE (a file \
+                       with one a line): `serve` refuses to run an API nobody can call",
             });
         }
         Ok(())
@@ -186,22 +203,33 @@ fn rds_rate<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<f64, ConfigEr
     Ok((rate * share).max(0.01))
 }
 
-/// `TENANTD_API_TOKENS` (comma-separated) and the tokens in the file `TENANTD_API_TOKENS_FILE`
-/// names (one a line). An unreadable file stops the start; its content is never echoed.
+/// The named tokens of `TENANTD_TOKENS_FILE` and the admin tokens of `TENANTD_API_TOKENS`
+/// (comma-separated) and `TENANTD_API_TOKENS_FILE` (one a line). An unreadable file or a bad
+/// entry stops the start, naming the entry; no token is ever echoed.
 fn api_tokens<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<ApiTokens, ConfigError> {
-    let file = match env.optional("TENANTD_API_TOKENS_FILE") {
-        None => None,
+    let read = |name: &'static str| match env.optional(name) {
+        None => Ok(None),
         Some(path) => {
-            Some(
-                std::fs::read_to_string(path.trim()).map_err(|e| ConfigError::Invalid {
-                    name: "TENANTD_API_TOKENS_FILE",
+            std::fs::read_to_string(path.trim())
+                .map(Some)
+                .map_err(|e| ConfigError::Invalid {
+                    name,
                     problem: format!("cannot read {path:?}: {e}"),
-                })?,
-            )
+                })
         }
     };
+    let legacy_file = read("TENANTD_API_TOKENS_FILE")?;
+    let named_file = read("TENANTD_TOKENS_FILE")?;
     let list = env.optional("TENANTD_API_TOKENS");
-    Ok(ApiTokens::parse(list.as_deref(), file.as_deref()))
+    ApiTokens::load(
+        list.as_deref(),
+        legacy_file.as_deref(),
+        named_file.as_deref(),
+    )
+    .map_err(|p| ConfigError::Invalid {
+        name: p.setting,
+        problem: p.problem,
+    })
 }
 
 #[cfg(test)]
@@ -246,12 +274,36 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_environment_or_resource_prefix_is_refused_by_name() {
+        let base = ("TENANTD_DATABASE_URL", "postgres://h/db");
+        for name in [
+            "TENANTD_ENVIRONMENT",
+            "TENANTD_INSTANCE_PREFIX",
+            "TENANTD_SECRET_PREFIX",
+            "TENANTD_POOL_SECRET_PREFIX",
+        ] {
+            let err = load(&[base, (name, "  ")]).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("{name}: must not be empty"),
+                "{name}"
+            );
+        }
+        let err = load(&[base, ("TENANTD_ENVIRONMENT", "prod\n#x")]).unwrap_err();
+        assert!(err.to_string().starts_with("TENANTD_ENVIRONMENT:"), "{err}");
+        let s = load(&[base, ("TENANTD_ENVIRONMENT", "production")]).unwrap();
+        assert_eq!(s.provisioning.environment, "production");
+    }
+
+    #[test]
     fn defaults_apply_when_only_the_database_is_set() {
         let s = load(&[("TENANTD_DATABASE_URL", "postgres://u:p@h/db")]).unwrap();
         assert_eq!(s.database_url.expose_secret(), "postgres://u:p@h/db");
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.worker.concurrency, 16);
         assert_eq!(s.worker.lease, Duration::from_secs(30));
+        assert_eq!(s.worker.lease_margin, Duration::from_secs(6));
+        assert_eq!(s.worker.leader_ping_timeout, Duration::from_secs(10));
         assert_eq!(s.log_format, LogFormat::Text);
     }
 
@@ -285,6 +337,10 @@ mod tests {
             ("TENANTD_CONCURRENCY", "many"),
             ("TENANTD_LEASE", "forever"),
             ("TENANTD_LEASE", "1ms"),
+            ("TENANTD_LEASE_MARGIN", "20s"),
+            ("TENANTD_LEASE_MARGIN", "soon"),
+            ("TENANTD_LEADER_PING_TIMEOUT", "1m"),
+            ("TENANTD_LEADER_PING_TIMEOUT", "1ms"),
             ("TENANTD_LISTEN", "localhost"),
             ("TENANTD_LOG_FORMAT", "xml"),
             ("TENANTD_MAX_ATTEMPTS", "-1"),
@@ -407,28 +463,76 @@ mod tests {
     }
 
     #[test]
-    fn api_tokens_come_from_the_list_and_the_file_and_never_print() {
+    fn api_tokens_come_from_the_list_and_the_files_and_never_print() {
+        let file_token = "file-token-0123456789abcdef0123456789";
         let path = std::env::temp_dir().join(format!("tokens-{}", uuid::Uuid::new_v4()));
-        std::fs::write(&path, "# rotated monthly\nfile-token\n").unwrap();
+        std::fs::write(&path, format!("# rotated monthly\n{file_token}\n")).unwrap();
+        let viewer = "viewer-token-0123456789abcdef012345";
+        let named = std::env::temp_dir().join(format!("named-{}", uuid::Uuid::new_v4()));
+        std::fs::write(
+            &named,
+            format!(
+                "[[tokens]]\nname = \"dashboard\"\nrole = \"viewer\"\nsha256 = \"{}\"\n",
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(viewer))
+            ),
+        )
+        .unwrap();
         let s = load(&[
             ("TENANTD_DATABASE_URL", "postgres://h/db"),
-            ("TENANTD_API_TOKENS", "list-token-1,list-token-2"),
+            (
+                "TENANTD_API_TOKENS",
+                "list-token-1-0123456789abcdef012345,list-token-2-0123456789abcdef012345",
+            ),
             ("TENANTD_API_TOKENS_FILE", path.to_str().unwrap()),
+            ("TENANTD_TOKENS_FILE", named.to_str().unwrap()),
         ])
         .unwrap();
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(s.api_tokens.len(), 3);
-        assert!(s.api_tokens.accepts("file-token") && s.api_tokens.accepts("list-token-2"));
-        assert!(!format!("{s:?}").contains("token-1"));
+        std::fs::remove_file(&named).unwrap();
+        assert_eq!(s.api_tokens.len(), 4);
+        assert!(
+            s.api_tokens.accepts(file_token)
+                && s.api_tokens.accepts("list-token-2-0123456789abcdef012345")
+        );
+        assert!(matches!(
+            s.api_tokens.authenticate(viewer),
+            Presented::Known(t) if t.role == Role::Viewer && t.name == "dashboard"
+        ));
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("list-token-1") && !shown.contains(file_token));
         let none = load(&[("TENANTD_DATABASE_URL", "postgres://h/db")]).unwrap();
         assert!(none.api_tokens.is_empty());
+        for name in ["TENANTD_API_TOKENS_FILE", "TENANTD_TOKENS_FILE"] {
+            let err = load(&[
+                ("TENANTD_DATABASE_URL", "postgres://h/db"),
+                (name, "no/such/file"),
+            ])
+            .unwrap_err();
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
         let err = load(&[
             ("TENANTD_DATABASE_URL", "postgres://h/db"),
-            ("TENANTD_API_TOKENS_FILE", "no/such/file"),
+            ("TENANTD_API_TOKENS", "too-short"),
         ])
         .unwrap_err();
         assert!(
-            err.to_string().starts_with("TENANTD_API_TOKENS_FILE"),
+            err.to_string()
+                .starts_with("TENANTD_API_TOKENS: token-1 (entry 1"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("too-short"));
+    }
+
+    #[test]
+    fn audit_events_are_kept_400_days_unless_set() {
+        let base = ("TENANTD_DATABASE_URL", "postgres://h/db");
+        let s = load(&[base]).unwrap();
+        assert_eq!(s.audit_retention, Some(Duration::from_secs(400 * 86400)));
+        let s = load(&[base, ("TENANTD_AUDIT_RETENTION", "0")]).unwrap();
+        assert_eq!(s.audit_retention, None);
+        let err = load(&[base, ("TENANTD_AUDIT_RETENTION", "1h")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("TENANTD_AUDIT_RETENTION"),
             "{err}"
         );
     }

@@ -112,7 +112,7 @@ impl ProvisioningSettings {
                 ),
             ));
         }
-        let instance_prefix = env.string("TENANTD_INSTANCE_PREFIX", "saas-");
+        let instance_prefix = env.non_empty("TENANTD_INSTANCE_PREFIX", "saas-")?;
         // Tenant ids are up to 40 characters; RDS identifiers up to 63, a letter first.
         let prefix_ok = instance_prefix.len() <= 23
             && instance_prefix.starts_with(|c: char| c.is_ascii_lowercase())
@@ -128,7 +128,7 @@ impl ProvisioningSettings {
                 ),
             ));
         }
-        let secret_prefix = env.string("TENANTD_SECRET_PREFIX", "saas/tenant/");
+        let secret_prefix = env.non_empty("TENANTD_SECRET_PREFIX", "saas/tenant/")?;
         let secret_ok = secret_prefix.len() <= 400
             && secret_prefix
                 .chars()
@@ -141,7 +141,21 @@ impl ProvisioningSettings {
                 ),
             ));
         }
-        let environment = env.string("TENANTD_ENVIRONMENT", "dev");
+        // Part of the ownership rule: every resource carries it, and nothing is changed or
+        // deleted without it. Tag values: up to 256 letters, digits, spaces and _.:/=+-@.
+        let environment = env.non_empty("TENANTD_ENVIRONMENT", "dev")?;
+        let environment_ok = environment.chars().count() <= 256
+            && environment
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c));
+        if !environment_ok {
+            return Err(invalid(
+                "TENANTD_ENVIRONMENT",
+                format!(
+                    "expected up to 256 letters, digits, spaces and _.:/=+-@ (an AWS tag value), got {environment:?}"
+                ),
+            ));
+        }
         let security_group_ids: Vec<String> = env
             .optional("TENANTD_SECURITY_GROUP_IDS")
             .map(|v| {
@@ -361,7 +375,7 @@ impl ProvisioningSettings {
             Duration::from_secs(1),
             Duration::from_secs(365 * 86400),
         )?;
-        let pool_secret_prefix = env.string("TENANTD_POOL_SECRET_PREFIX", "saas/pool/");
+        let pool_secret_prefix = env.non_empty("TENANTD_POOL_SECRET_PREFIX", "saas/pool/")?;
         let pool_secret_ok = !pool_secret_prefix.is_empty()
             && pool_secret_prefix.len() <= 400
             && pool_secret_prefix

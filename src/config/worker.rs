@@ -20,6 +20,14 @@ pub struct WorkerSettings {
     pub prefetch: usize,
     /// How long a claim holds a job without a heartbeat.
     pub lease: Duration,
+    /// A step whose lease this process could not renew is abandoned this long before the lease
+    /// would expire (counted from when the last renewal was sent), so that it has stopped
+    /// before the rescuer may hand its job to another worker. The maintenance leader keeps its
+    /// leadership by the same rule.
+    pub lease_margin: Duration,
+    /// How long the maintenance leader waits for the control database to confirm its lock;
+    /// a confirmation that does not come in time ends its leadership at once.
+    pub leader_ping_timeout: Duration,
     /// Longest time between two claim attempts when no notification arrives.
     pub poll_interval: Duration,
     /// How long running steps may take to finish after a shutdown signal.
@@ -54,6 +62,14 @@ impl WorkerSettings {
             Duration::from_secs(30),
             Duration::from_millis(300),
             Duration::from_secs(3600),
+        )?;
+        let lease_margin =
+            env.duration("TENANTD_LEASE_MARGIN", lease / 5, Duration::ZERO, lease / 2)?;
+        let leader_ping_timeout = env.duration(
+            "TENANTD_LEADER_PING_TIMEOUT",
+            (lease / 2).min(Duration::from_secs(10)),
+            Duration::from_millis(10),
+            lease,
         )?;
         let poll_interval = env.duration(
             "TENANTD_POLL_INTERVAL",
@@ -93,6 +109,8 @@ impl WorkerSettings {
             concurrency,
             prefetch,
             lease,
+            lease_margin,
+            leader_ping_timeout,
             poll_interval,
             shutdown_timeout,
             retry: RetryPolicy {

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 
 use super::service::{RoundError, Service};
+use super::term::Term;
 use crate::rollouts::conduct;
 
 pub struct Conductor {
@@ -36,8 +37,10 @@ impl Service for Conductor {
         self.every
     }
 
-    async fn lead(&self) -> Result<(), RoundError> {
-        conduct::advance(&self.pool, self.max_attempts).await?;
+    async fn lead(&self, term: &Term) -> Result<(), RoundError> {
+        // Fenced: the round's transaction holds the leadership epoch, so a leader whose term
+        // is over starts no migration.
+        conduct::advance_in(term.fence(&self.pool).await?, self.max_attempts).await?;
         Ok(())
     }
 }

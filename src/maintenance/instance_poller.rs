@@ -13,11 +13,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::{Value, json};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tracing::debug;
 use uuid::Uuid;
 
 use super::service::{RoundError, Service};
+use super::term::Term;
 use crate::cloud::rds::InstanceInfo;
 use crate::queue;
 use crate::tenants::record;
@@ -48,13 +49,13 @@ impl InstancePoller {
         }
     }
 
-    async fn record_round(&self) -> Result<(), sqlx::Error> {
+    async fn record_round(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO instance_poller (leader, round_at) VALUES ($1, now())
              ON CONFLICT (singleton) DO UPDATE SET leader = $1, round_at = now()",
         )
         .bind(&self.me)
-        .execute(&self.pool)
+        .execute(conn)
         .await?;
         Ok(())
     }
@@ -82,7 +83,7 @@ impl Service for InstancePoller {
     }
 
     /// One round: the waiting jobs' instances, described in batches; wake those with news.
-    async fn lead(&self) -> Result<(), RoundError> {
+    async fn lead(&self, term: &Term) -> Result<(), RoundError> {
         let t = &self.tenancy;
         let steps: Vec<(&str, &str)> = self.waits.keys().copied().collect();
         let jobs = queue::waiting_at(&self.pool, &steps).await?;
@@ -135,14 +136,16 @@ impl Service for InstancePoller {
             })
             .collect();
         t.watch.health().round_done();
+        let mut tx = term.fence(&self.pool).await?;
         if !wake.is_empty() {
-            let woken = queue::wake(&self.pool, &wake).await?;
+            let woken = queue::wake(&mut *tx, &wake).await?;
             debug!(woken, "instance poll woke waiting jobs");
         }
+        self.record_round(&mut tx).await?;
+        tx.commit().await?;
         debug!(jobs = jobs.len(), "instance poll");
         crate::metrics::record_poll_round();
         crate::metrics::record_poller(true);
-        self.record_round().await?;
         Ok(())
     }
 

@@ -18,6 +18,7 @@ use sqlx::PgPool;
 use tracing::{info, warn};
 
 use super::service::{RoundError, Service};
+use super::term::Term;
 use crate::pool::{self, StandbyState};
 use crate::queue::{self, NewJob};
 use crate::workflow::provision::{Provision, ProvisionArgs};
@@ -90,9 +91,9 @@ impl PoolKeeper {
     }
 
     /// Retires a standby (no claim can take it from now on) and enqueues its removal, in one
-    /// transaction.
-    async fn retire(&self, s: &pool::Standby, why: &str) -> Result<bool, RoundError> {
-        let mut tx = self.pool.begin().await?;
+    /// transaction, fenced by the leader's term.
+    async fn retire(&self, term: &Term, s: &pool::Standby, why: &str) -> Result<bool, RoundError> {
+        let mut tx = term.fence(&self.pool).await?;
         if !pool::retire(&mut tx, &s.id, why).await? {
             return Ok(false);
         }
@@ -113,11 +114,12 @@ impl PoolKeeper {
         Ok(true)
     }
 
-    /// Records a new standby and enqueues its creation, in one transaction.
-    async fn start(&self, tier: &str) -> Result<String, RoundError> {
+    /// Records a new standby and enqueues its creation, in one transaction, fenced by the
+    /// leader's term (which the row records).
+    async fn start(&self, term: &Term, tier: &str) -> Result<String, RoundError> {
         let id = self.new_id();
-        let mut tx = self.pool.begin().await?;
-        pool::insert(&mut tx, &id, tier).await?;
+        let mut tx = term.fence(&self.pool).await?;
+        pool::insert(&mut tx, &id, tier, term.epoch()).await?;
         let args = ProvisionArgs {
             tier: tier.to_string(),
             standby: Some(id.clone()),
@@ -146,7 +148,7 @@ impl Service for PoolKeeper {
         self.every
     }
 
-    async fn lead(&self) -> Result<(), RoundError> {
+    async fn lead(&self, term: &Term) -> Result<(), RoundError> {
         let s = &self.tenancy.settings;
         let max_age = chrono::Duration::from_std(s.pool_max_age)?;
         let now = Utc::now();
@@ -166,7 +168,7 @@ impl Service for PoolKeeper {
                     // More than wanted (the setting shrank): an available one goes; a creating
                     // one is retired once available.
                     if standby.state == StandbyState::Available {
-                        self.retire(&standby, "not wanted: TENANTD_WARM_POOL is smaller")
+                        self.retire(term, &standby, "not wanted: TENANTD_WARM_POOL is smaller")
                             .await?;
                     }
                 }
@@ -182,7 +184,7 @@ impl Service for PoolKeeper {
         for standby in too_old {
             let wanted = s.warm_pool.get(&standby.tier).copied().unwrap_or(0) as usize;
             if young_available.get(&standby.tier).copied().unwrap_or(0) >= wanted {
-                self.retire(&standby, "older than TENANTD_POOL_MAX_AGE")
+                self.retire(term, &standby, "older than TENANTD_POOL_MAX_AGE")
                     .await?;
             }
         }
@@ -199,7 +201,7 @@ impl Service for PoolKeeper {
             let mut budget = self.budget().await?;
             for (tier, n) in missing {
                 for _ in 0..n.min(budget) {
-                    self.start(tier).await?;
+                    self.start(term, tier).await?;
                     budget -= 1;
                 }
             }

@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use tracing::debug;
 
 use super::service::{RoundError, Service};
+use super::term::Term;
 use crate::queue;
 
 /// Jobs one statement deletes.
@@ -41,14 +42,16 @@ impl Service for Pruner {
         })
     }
 
-    async fn lead(&self) -> Result<(), RoundError> {
+    async fn lead(&self, term: &Term) -> Result<(), RoundError> {
         let Some(retention) = self.retention else {
             return Ok(());
         };
         let started = Instant::now();
         let mut total = 0;
         loop {
-            let pruned = queue::prune(&self.pool, retention, BATCH).await?;
+            let mut tx = term.fence(&self.pool).await?;
+            let pruned = queue::prune(&mut *tx, retention, BATCH).await?;
+            tx.commit().await?;
             total += pruned;
             crate::metrics::record_pruned_jobs(pruned);
             if pruned < BATCH as u64 || started.elapsed() > ROUND_BUDGET {

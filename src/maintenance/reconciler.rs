@@ -4,7 +4,9 @@
 //! or running). What differs is recorded on the tenant (`drift`, `checked_at`); with
 //! `TENANTD_REPAIR_DRIFT` a tenant with drift gets a reconcile job that repairs what tenantd
 //! owns. An instance that is gone makes the tenant `lost`, one stuck in a state only people can
-//! fix makes it `degraded`: neither is repaired (that would lose data or hide an incident).
+//! fix makes it `degraded`: neither is repaired (that would lose data or hide an incident). An
+//! instance that no longer carries this deployment's ownership tags makes the tenant
+//! `detached`: shown and counted in the drift metric, never repaired or re-tagged.
 //!
 //! Cost: DescribeDBInstances 100 ids a call, paced to `TENANTD_RECONCILE_RDS_SHARE` of the RDS
 //! rate so that provisioning keeps the rest; alarms (DescribeAlarms by name prefix, 100 a call)
@@ -20,8 +22,10 @@ use chrono::Utc;
 use sqlx::PgPool;
 use tracing::{debug, info, warn};
 
+use super::Term;
 use super::service::{RoundError, Service};
 use crate::cloud::alarms::instance_alarms;
+use crate::cloud::ownership::{self, Holder};
 use crate::cloud::rds::{DESCRIBE_BATCH, InstanceInfo, UNRECOVERABLE};
 use crate::cloud::secrets::SecretInfo;
 use crate::config::Tier;
@@ -56,6 +60,7 @@ pub struct RoundReport {
     pub repairs: usize,
     pub lost: usize,
     pub degraded: usize,
+    pub detached: usize,
 }
 
 impl Reconciler {
@@ -71,8 +76,24 @@ impl Reconciler {
         }
     }
 
-    /// One round over every tenant to look at.
+    /// One round over every tenant to look at (outside leadership: benchmarks, tests).
     pub async fn round(&self) -> Result<RoundReport, RoundError> {
+        self.round_in(None).await
+    }
+
+    /// A write transaction: fenced by the leader's term when there is one, so that a leader
+    /// whose term is over records nothing and enqueues no repair.
+    async fn begin(
+        &self,
+        term: Option<&Term>,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, RoundError> {
+        Ok(match term {
+            Some(term) => term.fence(&self.pool).await?,
+            None => self.pool.begin().await?,
+        })
+    }
+
+    async fn round_in(&self, term: Option<&Term>) -> Result<RoundReport, RoundError> {
         let started = Instant::now();
         let t = &self.tenancy;
         let s = &t.settings;
@@ -156,6 +177,7 @@ impl Reconciler {
             match findings.status {
                 TenantStatus::Lost => report.lost += 1,
                 TenantStatus::Degraded => report.degraded += 1,
+                TenantStatus::Detached => report.detached += 1,
                 _ => {}
             }
             if !findings.drift.is_empty() {
@@ -168,8 +190,8 @@ impl Reconciler {
                 continue;
             }
             let wants_repair = repair.is_some();
-            match tenants::record_findings(
-                &self.pool,
+            match tenants::record_findings_in(
+                self.begin(term).await?,
                 &tenant.id,
                 tenant.updated_at,
                 &findings,
@@ -195,7 +217,9 @@ impl Reconciler {
             }
         }
         let ids: Vec<String> = tenants.iter().map(|t| t.id.clone()).collect();
-        record::mark_checked(&self.pool, &ids).await?;
+        let mut tx = self.begin(term).await?;
+        record::mark_checked(&mut *tx, &ids).await?;
+        tx.commit().await?;
         crate::metrics::record_reconcile_round(
             started.elapsed(),
             &[
@@ -231,6 +255,36 @@ impl Reconciler {
                 )),
             };
         };
+        // Not this deployment's any more (its ownership tags were removed or changed): shown
+        // and counted, never repaired; only an operator's attach ends it.
+        let holder = Holder::Tenant(&tenant.id);
+        if let Err(why) = ownership::check(&info.tags, &s.environment, holder) {
+            return Findings {
+                drift: vec![Difference {
+                    field: format!("tag:{}", why.key),
+                    expected: why.expected.clone(),
+                    actual: why.actual.clone().unwrap_or_else(|| "missing".into()),
+                }],
+                status: TenantStatus::Detached,
+                error: Some(format!(
+                    "instance {id} is detached ({why}): tenantd leaves it alone (no repair, \
+                     change, stop or delete) until it is re-attached with \
+                     POST /v1/tenants/{}/attach",
+                    tenant.id
+                )),
+            };
+        }
+        if tenant.status == TenantStatus::Detached {
+            return Findings {
+                drift: Vec::new(),
+                status: TenantStatus::Detached,
+                error: Some(format!(
+                    "instance {id} carries this deployment's tags again, but stays detached \
+                     until it is re-attached with POST /v1/tenants/{}/attach",
+                    tenant.id
+                )),
+            };
+        }
         let status = info.status.as_str();
         if UNRECOVERABLE.contains(&status) {
             return Findings {
@@ -360,7 +414,9 @@ impl Reconciler {
         }
         let status_drift = findings.drift.iter().find(|d| d.field == "status");
         let (reason, cause) = match (findings.status, status_drift) {
-            (TenantStatus::Lost | TenantStatus::Degraded, _) => return None,
+            (TenantStatus::Lost | TenantStatus::Degraded | TenantStatus::Detached, _) => {
+                return None;
+            }
             (TenantStatus::Suspended, Some(d)) => (
                 Reason::Suspend,
                 Some(format!(
@@ -457,8 +513,8 @@ impl Service for Reconciler {
             .unwrap_or(Duration::ZERO)
     }
 
-    async fn lead(&self) -> Result<(), RoundError> {
-        self.round().await.map(|_| ())
+    async fn lead(&self, term: &Term) -> Result<(), RoundError> {
+        self.round_in(Some(term)).await.map(|_| ())
     }
 }
 

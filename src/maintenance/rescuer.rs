@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use tracing::info;
 
 use super::service::{RoundError, Service};
+use super::term::Term;
 use crate::queue;
 
 /// Rescues expired leases every quarter lease (between 100 ms and 15 s).
@@ -38,8 +39,10 @@ impl Service for Rescuer {
         self.every
     }
 
-    async fn lead(&self) -> Result<(), RoundError> {
-        let rescued = queue::rescue_expired(&self.pool, BATCH).await?;
+    async fn lead(&self, term: &Term) -> Result<(), RoundError> {
+        let mut tx = term.fence(&self.pool).await?;
+        let rescued = queue::rescue_expired(&mut *tx, BATCH).await?;
+        tx.commit().await?;
         if rescued > 0 {
             info!(rescued, "returned jobs with expired leases to the queue");
         }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::term::Term;
+
 /// Why a round failed; logged, and the next round tries again.
 pub type RoundError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -16,8 +18,9 @@ pub trait Service: Send + Sync + 'static {
     /// Time between two rounds; zero switches the service off.
     fn every(&self) -> Duration;
 
-    /// One round, on the leader.
-    async fn lead(&self) -> Result<(), RoundError>;
+    /// One round, on the leader, in its `term`: dropped unfinished when the term ends; its
+    /// writes to the control database go through [`Term::fence`].
+    async fn lead(&self, term: &Term) -> Result<(), RoundError>;
 
     /// One round on a process that is not the leader; most services do nothing there.
     async fn follow(&self) -> Result<(), RoundError> {

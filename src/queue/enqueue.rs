@@ -19,6 +19,9 @@ pub struct NewJob {
     pub priority: i16,
     pub run_at: Option<DateTime<Utc>>,
     pub max_attempts: i32,
+    /// Written on the job's `enqueued` history row: what people should know about why it was
+    /// asked for.
+    pub note: Option<String>,
 }
 
 impl NewJob {
@@ -31,7 +34,13 @@ impl NewJob {
             priority: 0,
             run_at: None,
             max_attempts,
+            note: None,
         }
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
     }
 
     pub fn tenant(mut self, tenant_id: impl Into<String>) -> Self {
@@ -76,8 +85,8 @@ WITH inserted AS (
         WHERE tenant_id IS NOT NULL AND state IN ('queued', 'running', 'waiting') DO NOTHING
     RETURNING *
 ), logged AS (
-    INSERT INTO job_history (job_id, step, attempt, outcome)
-    SELECT id, step, 0, $9 FROM inserted
+    INSERT INTO job_history (job_id, step, attempt, outcome, note)
+    SELECT id, step, 0, $9, $10 FROM inserted
 )
 SELECT * FROM inserted
 "#;
@@ -98,6 +107,7 @@ pub async fn enqueue(conn: &mut PgConnection, job: NewJob) -> Result<Enqueued, Q
             .bind(job.run_at)
             .bind(job.max_attempts)
             .bind(Outcome::Enqueued.as_str())
+            .bind(&job.note)
             .fetch_optional(&mut *conn)
             .await?;
         if let Some(created) = inserted {

@@ -78,10 +78,19 @@ pub async fn mark_started(
     .await?)
 }
 
+/// What a heartbeat found of one job the worker holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Beat {
+    pub job_id: Uuid,
+    /// Its lease was extended by this heartbeat (`false`: still ours, but its row was being
+    /// written at that moment, so its expiry stayed as it was).
+    pub renewed: bool,
+}
+
 /// Extends the leases this worker still holds, and records the start of the steps that began
 /// since they were claimed (each with when it started; `None`: still waiting for a slot).
-/// Returns the ids that are still ours (the same token, and not queued again by a rescue or
-/// release).
+/// Returns the jobs that are still ours (the same token, and not queued again by a rescue or
+/// release), each saying whether its lease was extended; a job missing from the answer is lost.
 ///
 /// The heartbeat never waits for a row: one locked at this moment is being written by this
 /// worker's own batch (which keeps or ends the lease), and waiting for it while holding others
@@ -90,11 +99,11 @@ pub async fn heartbeat(
     executor: impl PgExecutor<'_>,
     held: &[(Lease, Option<DateTime<Utc>>)],
     lease: Duration,
-) -> Result<Vec<Uuid>, QueueError> {
+) -> Result<Vec<Beat>, QueueError> {
     let ids: Vec<Uuid> = held.iter().map(|(l, _)| l.job_id).collect();
     let tokens: Vec<i64> = held.iter().map(|(l, _)| l.token).collect();
     let started: Vec<Option<DateTime<Utc>>> = held.iter().map(|(_, s)| *s).collect();
-    Ok(sqlx::query_scalar::<_, Uuid>(
+    let rows: Vec<(Uuid, bool)> = sqlx::query_as(
         r#"
         WITH free AS (SELECT id FROM jobs WHERE id = ANY($1) FOR UPDATE SKIP LOCKED),
         beat AS (
@@ -103,9 +112,10 @@ pub async fn heartbeat(
             FROM unnest($1::uuid[], $2::bigint[], $4::timestamptz[]) AS held(id, token, started)
             WHERE jobs.id = held.id AND jobs.lease_token = held.token AND jobs.state = 'running'
                 AND jobs.id IN (SELECT id FROM free)
+            RETURNING jobs.id
         )
-        SELECT jobs.id FROM jobs JOIN unnest($1::uuid[], $2::bigint[]) AS held(id, token)
-            ON jobs.id = held.id
+        SELECT jobs.id, jobs.id IN (SELECT id FROM beat) FROM jobs
+            JOIN unnest($1::uuid[], $2::bigint[]) AS held(id, token) ON jobs.id = held.id
         WHERE jobs.lease_token = held.token AND jobs.state <> 'queued'
         "#,
     )
@@ -114,7 +124,11 @@ pub async fn heartbeat(
     .bind(lease.as_secs_f64())
     .bind(&started)
     .fetch_all(executor)
-    .await?)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(job_id, renewed)| Beat { job_id, renewed })
+        .collect())
 }
 
 /// Returns leased jobs to the queue without consuming an attempt (graceful shutdown).

@@ -13,11 +13,11 @@ pub use complete::{Batched, Batcher, Completer, Completion, Record, complete_bat
 pub use enqueue::{Enqueued, NewJob, cancel, enqueue, enqueue_batch};
 pub use job::{HistoryEntry, Job, JobState, Lease, Outcome, QueueError, merge_data};
 pub use lease::{
-    claim, fenced, heartbeat, mark_started, next_run_at, release, rescue_expired, wake,
+    Beat, claim, fenced, heartbeat, mark_started, next_run_at, release, rescue_expired, wake,
 };
 pub use notify::{CHANNEL, listen};
 pub use read::{
     FleetStats, JobFilter, RecentEnds, Waiting, active_job, failures_since_success, fleet_stats,
-    get_job, histories, history, latest_job, latest_jobs, list_jobs, marked, older_marked,
-    recent_ends, tenants_with_active_jobs, waiting_at,
+    get_job, histories, history, jobs_naming_standby, latest_job, latest_jobs, list_jobs, marked,
+    older_marked, recent_ends, tenants_with_active_jobs, waiting_at,
 };

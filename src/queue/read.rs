@@ -302,3 +302,19 @@ pub async fn recent_ends(executor: impl PgExecutor<'_>) -> Result<RecentEnds, Qu
     .fetch_one(executor)
     .await?)
 }
+
+/// The jobs of `kind` whose arguments name warm-pool standby `standby` (its creation, and its
+/// removal if it was retired): the jobs a standby's instance may have been created by.
+pub async fn jobs_naming_standby(
+    executor: impl PgExecutor<'_>,
+    kind: &str,
+    standby: &str,
+) -> Result<Vec<Uuid>, QueueError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE kind = $1 AND args->>'standby' = $2 ORDER BY created_at",
+    )
+    .bind(kind)
+    .bind(standby)
+    .fetch_all(executor)
+    .await?)
+}

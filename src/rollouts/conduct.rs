@@ -41,7 +41,15 @@ pub struct Round {
 
 /// One round: see the module's documentation.
 pub async fn advance(pool: &PgPool, max_attempts: i32) -> Result<Round, RolloutError> {
-    let mut tx = pool.begin().await?;
+    advance_in(pool.begin().await?, max_attempts).await
+}
+
+/// [`advance`] in a transaction the caller began (the maintenance leader's fenced one, so that
+/// a leader whose term is over starts nothing).
+pub async fn advance_in(
+    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    max_attempts: i32,
+) -> Result<Round, RolloutError> {
     let Some(rollout) = sqlx::query_as::<_, Rollout>(
         "SELECT * FROM rollouts WHERE state = 'running' FOR UPDATE SKIP LOCKED",
     )

@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::record::{self, Failure, Rollout, RolloutState, StageCounts, TenantState};
+use crate::audit::{self, Trail};
 use crate::config::Tiers;
 use crate::tenant_db::SchemaMigration;
 use crate::tenants::validate_id;
@@ -137,8 +138,10 @@ fn validate(
 /// asked for), `pending` when ready or being provisioned, `skipped` otherwise (suspended,
 /// failed, deprovisioning, deleted, lost, degraded); the canary is the first `canary` ready
 /// tenants of the first stage. Refused while another rollout runs or is paused.
+/// With a `trail`, the request's audit row is written in the same transaction.
 pub async fn create(
     pool: &PgPool,
+    trail: Option<&Trail>,
     tiers: &Tiers,
     catalog: &[SchemaMigration],
     new: &NewRollout,
@@ -212,7 +215,10 @@ pub async fn create(
     .bind(rollout.canary)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
+    if let Some(t) = trail {
+        t.rollout(rollout.id);
+    }
+    audit::commit(tx, trail, 202).await?;
     Ok(rollout)
 }
 
@@ -244,8 +250,17 @@ impl Steer {
 
 /// Pauses, resumes or cancels a rollout. Asking for the state it is in already changes
 /// nothing. Resuming a halted rollout puts its failed tenants back first in their stage.
-pub async fn steer(pool: &PgPool, id: Uuid, steer: Steer) -> Result<Rollout, RolloutError> {
+/// With a `trail`, the request's audit row is written in the same transaction.
+pub async fn steer(
+    pool: &PgPool,
+    trail: Option<&Trail>,
+    id: Uuid,
+    steer: Steer,
+) -> Result<Rollout, RolloutError> {
     use RolloutState::*;
+    if let Some(t) = trail {
+        t.rollout(id);
+    }
     let mut tx = pool.begin().await?;
     let rollout = record::lock(&mut tx, id)
         .await?
@@ -305,7 +320,7 @@ pub async fn steer(pool: &PgPool, id: Uuid, steer: Steer) -> Result<Rollout, Rol
         }
         Err(e) => return Err(e.into()),
     };
-    tx.commit().await?;
+    audit::commit(tx, trail, 202).await?;
     Ok(updated)
 }
 

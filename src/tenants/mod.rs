@@ -4,6 +4,7 @@
 pub mod listing;
 pub mod record;
 pub mod requests;
+pub mod snapshots;
 
 pub use listing::{TENANT_JOBS, page_with_jobs, with_latest_job};
 pub use record::{
@@ -11,6 +12,8 @@ pub use record::{
     validate_id,
 };
 pub use requests::{
-    Deletion, Findings, Power, RepairRequest, record_findings, request_deprovision, request_power,
-    request_provision, request_retry, request_tier_change,
+    Deletion, Findings, Power, RepairRequest, record_findings, record_findings_in, request_attach,
+    request_attach_by, request_deprovision, request_deprovision_by, request_power,
+    request_power_by, request_provision, request_provision_by, request_retry, request_retry_by,
+    request_tier_change, request_tier_change_by,
 };

@@ -28,6 +28,9 @@ pub enum TenantStatus {
     Lost,
     /// The instance is in a state only people can fix (`storage-full`, `incompatible-*`).
     Degraded,
+    /// The instance lost the tags that make it this deployment's (`ManagedBy`, `Environment`,
+    /// `TenantId`): nothing changes it until an operator re-attaches it.
+    Detached,
 }
 
 impl TenantStatus {
@@ -41,6 +44,7 @@ impl TenantStatus {
             TenantStatus::Suspended => "suspended",
             TenantStatus::Lost => "lost",
             TenantStatus::Degraded => "degraded",
+            TenantStatus::Detached => "detached",
         }
     }
 }
@@ -104,6 +108,13 @@ pub enum TenantError {
     FinalSnapshotRequired { id: String, tier: String },
     #[error("tenant {0} not found")]
     NotFound(String),
+    /// The tenant's instance lost its ownership tags: nothing but a re-attach touches it.
+    #[error(
+        "tenant {0} is detached: its instance no longer carries this deployment's ownership \
+         tags, so tenantd does not change or delete it; re-attach it first with \
+         POST /v1/tenants/{0}/attach"
+    )]
+    Detached(String),
     /// The tenant is not in a status the request applies to.
     #[error("tenant {id} is {status}: {reason}")]
     NotApplicable {
@@ -227,7 +238,8 @@ pub async fn census(executor: impl PgExecutor<'_>) -> Result<Vec<CensusRow>, Ten
 /// The tenants the reconciler looks at: ready, suspended, lost and degraded ones, in id order.
 pub async fn reconcilable(executor: impl PgExecutor<'_>) -> Result<Vec<Tenant>, TenantError> {
     Ok(sqlx::query_as::<_, Tenant>(
-        "SELECT * FROM tenants WHERE status IN ('ready', 'suspended', 'lost', 'degraded')
+        "SELECT * FROM tenants
+         WHERE status IN ('ready', 'suspended', 'lost', 'degraded', 'detached')
          ORDER BY id",
     )
     .fetch_all(executor)
@@ -302,6 +314,14 @@ pub enum TenantUpdate<'a> {
         error: &'a str,
     },
     Deleted,
+    /// An operator re-attached the detached tenant's instance: it is the tenant's again.
+    Attached {
+        status: TenantStatus,
+    },
+    /// A re-attach did not prove the instance the tenant's: it stays detached, with why.
+    AttachFailed {
+        error: &'a str,
+    },
 }
 
 /// Writes the tenant's row; the caller's transaction is the job's fence.
@@ -391,6 +411,17 @@ pub async fn update(
              WHERE id = $1",
         )
         .bind(tenant),
+        TenantUpdate::Attached { status } => sqlx::query(
+            "UPDATE tenants SET status = $2, error = NULL, drift = NULL, updated_at = now()
+             WHERE id = $1 AND status = 'detached'",
+        )
+        .bind(tenant)
+        .bind(status),
+        TenantUpdate::AttachFailed { error } => {
+            sqlx::query("UPDATE tenants SET error = $2, updated_at = now() WHERE id = $1")
+                .bind(tenant)
+                .bind(error)
+        }
     };
     query.execute(conn).await?;
     Ok(())

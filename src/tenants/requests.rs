@@ -5,9 +5,11 @@
 use sqlx::PgPool;
 
 use super::record::{self, Difference, Tenant, TenantError, TenantStatus, lock, validate_id};
+use crate::audit::{self, Trail};
 use crate::config::Tiers;
 use crate::pool as standbys;
 use crate::queue::{self, Enqueued, Job, NewJob};
+use crate::workflow::attach::{Attach, AttachArgs};
 use crate::workflow::deprovision::{Deprovision, DeprovisionArgs};
 use crate::workflow::provision::{Provision, ProvisionArgs, ProvisionStep};
 use crate::workflow::reconcile::{Apply, Reason, Reconcile, ReconcileArgs};
@@ -47,7 +49,33 @@ pub async fn request_provision(
     tier: &str,
     max_attempts: i32,
 ) -> Result<(Tenant, Job, bool), TenantError> {
+    provision(pool, None, tiers, id, tier, max_attempts).await
+}
+
+/// [`request_provision`] asked for by a caller whose `trail` is written with the change.
+pub async fn request_provision_by(
+    pool: &PgPool,
+    trail: &Trail,
+    tiers: &Tiers,
+    id: &str,
+    tier: &str,
+    max_attempts: i32,
+) -> Result<(Tenant, Job, bool), TenantError> {
+    provision(pool, Some(trail), tiers, id, tier, max_attempts).await
+}
+
+async fn provision(
+    pool: &PgPool,
+    trail: Option<&Trail>,
+    tiers: &Tiers,
+    id: &str,
+    tier: &str,
+    max_attempts: i32,
+) -> Result<(Tenant, Job, bool), TenantError> {
     validate_id(id)?;
+    if let Some(t) = trail {
+        t.tenant(id);
+    }
     if tiers.get(tier).is_none() {
         return Err(TenantError::UnknownTier {
             tier: tier.to_string(),
@@ -74,7 +102,10 @@ pub async fn request_provision(
             let existing = lock(&mut tx, id).await?.expect("the insert found it");
             if let Some(job) = queue::active_job(&mut *tx, id).await? {
                 return match job.kind.as_str() {
-                    Provision::KIND if existing.tier == tier => Ok((existing, job, false)),
+                    Provision::KIND if existing.tier == tier => {
+                        note_job(trail, &job);
+                        Ok((existing, job, false))
+                    }
                     Provision::KIND => Err(conflict(
                         id,
                         format!("is being provisioned as tier {}", existing.tier),
@@ -82,6 +113,9 @@ pub async fn request_provision(
                     Deprovision::KIND => Err(conflict(id, "is being deprovisioned")),
                     _ => Err(in_progress(id, &job)),
                 };
+            }
+            if existing.status == TenantStatus::Detached {
+                return Err(TenantError::Detached(id.to_string()));
             }
             if matches!(
                 existing.status,
@@ -100,6 +134,7 @@ pub async fn request_provision(
                 let job = queue::latest_job(&mut *tx, id, Provision::KIND)
                     .await?
                     .ok_or_else(|| conflict(id, "is ready but has no provisioning job"))?;
+                note_job(trail, &job);
                 return Ok((existing, job, false));
             }
             // failed, deleted, or left mid-way: provision (again), on a new instance whose
@@ -152,11 +187,13 @@ pub async fn request_provision(
         // of this request is kept, the standby stays available.
         Enqueued::Existing(job) => {
             tx.rollback().await?;
+            note_job(trail, &job);
             let tenant = record::get(pool, id).await?.unwrap_or(tenant);
             return Ok((tenant, job, false));
         }
     };
-    tx.commit().await?;
+    note_job(trail, &job);
+    audit::commit(tx, trail, 202).await?;
     match &standby {
         Some(s) => {
             crate::metrics::record_pool_claim(tier, "claimed");
@@ -168,6 +205,13 @@ pub async fn request_provision(
         None => {}
     }
     Ok((tenant, job, created))
+}
+
+/// The request is about `job` (started it, or found it running).
+fn note_job(trail: Option<&Trail>, job: &Job) {
+    if let Some(t) = trail {
+        t.job(job.id);
+    }
 }
 
 /// Tenant ids that would name a standby's instance (`<prefix>pool-...`).
@@ -205,7 +249,34 @@ pub async fn request_deprovision(
     deletion: Deletion,
     max_attempts: i32,
 ) -> Result<(Tenant, Job, bool), TenantError> {
+    deprovision(pool, None, tiers, id, deletion, max_attempts).await
+}
+
+/// [`request_deprovision`] asked for by a caller whose `trail` is written with the change; a
+/// deprovisioning without a final snapshot says who asked for it in the job's history.
+pub async fn request_deprovision_by(
+    pool: &PgPool,
+    trail: &Trail,
+    tiers: &Tiers,
+    id: &str,
+    deletion: Deletion,
+    max_attempts: i32,
+) -> Result<(Tenant, Job, bool), TenantError> {
+    deprovision(pool, Some(trail), tiers, id, deletion, max_attempts).await
+}
+
+async fn deprovision(
+    pool: &PgPool,
+    trail: Option<&Trail>,
+    tiers: &Tiers,
+    id: &str,
+    deletion: Deletion,
+    max_attempts: i32,
+) -> Result<(Tenant, Job, bool), TenantError> {
     validate_id(id)?;
+    if let Some(t) = trail {
+        t.tenant(id);
+    }
     let final_snapshot = deletion.final_snapshot;
     let mut tx = pool.begin().await?;
     let tenant = lock(&mut tx, id)
@@ -222,7 +293,10 @@ pub async fn request_deprovision(
     }
     if let Some(job) = queue::active_job(&mut *tx, id).await? {
         return match job.kind.as_str() {
-            Deprovision::KIND => Ok((tenant, job, false)),
+            Deprovision::KIND => {
+                note_job(trail, &job);
+                Ok((tenant, job, false))
+            }
             Provision::KIND => Err(conflict(
                 id,
                 "is being provisioned; cancel that job or wait for it to end",
@@ -231,10 +305,14 @@ pub async fn request_deprovision(
             _ => Err(in_progress(id, &job)),
         };
     }
+    if tenant.status == TenantStatus::Detached {
+        return Err(TenantError::Detached(id.to_string()));
+    }
     if tenant.status == TenantStatus::Deleted {
         let job = queue::latest_job(&mut *tx, id, Deprovision::KIND)
             .await?
             .ok_or_else(|| conflict(id, "is already deleted"))?;
+        note_job(trail, &job);
         return Ok((tenant, job, false));
     }
     let tenant = sqlx::query_as::<_, Tenant>(
@@ -244,12 +322,28 @@ pub async fn request_deprovision(
     .fetch_one(&mut *tx)
     .await?;
     let args = DeprovisionArgs { final_snapshot };
-    let new = new_job::<Deprovision>(id, &args, max_attempts);
+    let mut new = new_job::<Deprovision>(id, &args, max_attempts);
+    if !final_snapshot {
+        let why = if protected {
+            format!(
+                "no final snapshot: forced past tier {}'s deletion protection, which keeps one",
+                tenant.tier
+            )
+        } else {
+            format!(
+                "no final snapshot (tier {} has no deletion protection)",
+                tenant.tier
+            )
+        };
+        let by = trail.map(|t| format!(" {}", t.by())).unwrap_or_default();
+        new = new.note(format!("{why}; asked{by}"));
+    }
     let (job, created) = match queue::enqueue(&mut tx, new).await? {
         Enqueued::Created(job) => (job, true),
         Enqueued::Existing(job) => (job, false),
     };
-    tx.commit().await?;
+    note_job(trail, &job);
+    audit::commit(tx, trail, if created { 202 } else { 200 }).await?;
     Ok((tenant, job, created))
 }
 
@@ -265,7 +359,35 @@ pub async fn request_tier_change(
     apply: Apply,
     max_attempts: i32,
 ) -> Result<(Tenant, Option<Job>, bool), TenantError> {
+    tier_change(pool, None, tiers, id, tier, apply, max_attempts).await
+}
+
+/// [`request_tier_change`] asked for by a caller whose `trail` is written with the change.
+pub async fn request_tier_change_by(
+    pool: &PgPool,
+    trail: &Trail,
+    tiers: &Tiers,
+    id: &str,
+    tier: &str,
+    apply: Apply,
+    max_attempts: i32,
+) -> Result<(Tenant, Option<Job>, bool), TenantError> {
+    tier_change(pool, Some(trail), tiers, id, tier, apply, max_attempts).await
+}
+
+async fn tier_change(
+    pool: &PgPool,
+    trail: Option<&Trail>,
+    tiers: &Tiers,
+    id: &str,
+    tier: &str,
+    apply: Apply,
+    max_attempts: i32,
+) -> Result<(Tenant, Option<Job>, bool), TenantError> {
     validate_id(id)?;
+    if let Some(t) = trail {
+        t.tenant(id);
+    }
     if tiers.get(tier).is_none() {
         return Err(TenantError::UnknownTier {
             tier: tier.to_string(),
@@ -278,6 +400,7 @@ pub async fn request_tier_change(
         .ok_or_else(|| TenantError::NotFound(id.to_string()))?;
     if let Some(job) = queue::active_job(&mut *tx, id).await? {
         if job.kind == Reconcile::KIND && tenant.pending_tier.as_deref() == Some(tier) {
+            note_job(trail, &job);
             return Ok((tenant, Some(job), false));
         }
         return Err(in_progress(id, &job));
@@ -307,7 +430,8 @@ pub async fn request_tier_change(
         cause: None,
     };
     let (job, created) = enqueue_reconcile(&mut tx, id, &args, max_attempts).await?;
-    tx.commit().await?;
+    note_job(trail, &job);
+    audit::commit(tx, trail, if created { 202 } else { 200 }).await?;
     Ok((tenant, Some(job), created))
 }
 
@@ -327,7 +451,31 @@ pub async fn request_power(
     power: Power,
     max_attempts: i32,
 ) -> Result<(Tenant, Job, bool), TenantError> {
+    power_change(pool, None, id, power, max_attempts).await
+}
+
+/// [`request_power`] asked for by a caller whose `trail` is written with the change.
+pub async fn request_power_by(
+    pool: &PgPool,
+    trail: &Trail,
+    id: &str,
+    power: Power,
+    max_attempts: i32,
+) -> Result<(Tenant, Job, bool), TenantError> {
+    power_change(pool, Some(trail), id, power, max_attempts).await
+}
+
+async fn power_change(
+    pool: &PgPool,
+    trail: Option<&Trail>,
+    id: &str,
+    power: Power,
+    max_attempts: i32,
+) -> Result<(Tenant, Job, bool), TenantError> {
     validate_id(id)?;
+    if let Some(t) = trail {
+        t.tenant(id);
+    }
     let reason = match power {
         Power::Suspend => Reason::Suspend,
         Power::Resume => Reason::Resume,
@@ -341,6 +489,7 @@ pub async fn request_power(
             && serde_json::from_value::<ReconcileArgs>(job.args.0.clone())
                 .is_ok_and(|a| a.reason == reason);
         if same {
+            note_job(trail, &job);
             return Ok((tenant, job, false));
         }
         return Err(in_progress(id, &job));
@@ -367,7 +516,68 @@ pub async fn request_power(
         cause: None,
     };
     let (job, created) = enqueue_reconcile(&mut tx, id, &args, max_attempts).await?;
-    tx.commit().await?;
+    note_job(trail, &job);
+    audit::commit(tx, trail, if created { 202 } else { 200 }).await?;
+    Ok((tenant, job, created))
+}
+
+/// Asks for a `detached` tenant to be re-attached: an attach job (which verifies the
+/// instance is the tenant's before tagging it), enqueued in one transaction with the checks.
+/// A replay while it runs returns its job.
+pub async fn request_attach(
+    pool: &PgPool,
+    id: &str,
+    max_attempts: i32,
+) -> Result<(Tenant, Job, bool), TenantError> {
+    attach(pool, None, id, max_attempts).await
+}
+
+/// [`request_attach`] asked for by a caller whose `trail` is written with the change.
+pub async fn request_attach_by(
+    pool: &PgPool,
+    trail: &Trail,
+    id: &str,
+    max_attempts: i32,
+) -> Result<(Tenant, Job, bool), TenantError> {
+    attach(pool, Some(trail), id, max_attempts).await
+}
+
+async fn attach(
+    pool: &PgPool,
+    trail: Option<&Trail>,
+    id: &str,
+    max_attempts: i32,
+) -> Result<(Tenant, Job, bool), TenantError> {
+    validate_id(id)?;
+    if let Some(t) = trail {
+        t.tenant(id);
+    }
+    let mut tx = pool.begin().await?;
+    let tenant = lock(&mut tx, id)
+        .await?
+        .ok_or_else(|| TenantError::NotFound(id.to_string()))?;
+    if let Some(job) = queue::active_job(&mut *tx, id).await? {
+        if job.kind == Attach::KIND {
+            note_job(trail, &job);
+            return Ok((tenant, job, false));
+        }
+        return Err(in_progress(id, &job));
+    }
+    if tenant.status != TenantStatus::Detached {
+        return Err(TenantError::NotApplicable {
+            id: id.to_string(),
+            status: tenant.status.as_str(),
+            wanted: TenantStatus::Detached,
+            reason: "only a detached tenant is re-attached".into(),
+        });
+    }
+    let new = new_job::<Attach>(id, &AttachArgs::default(), max_attempts);
+    let (job, created) = match queue::enqueue(&mut tx, new).await? {
+        Enqueued::Created(job) => (job, true),
+        Enqueued::Existing(job) => (job, false),
+    };
+    note_job(trail, &job);
+    audit::commit(tx, trail, if created { 202 } else { 200 }).await?;
     Ok((tenant, job, created))
 }
 
@@ -412,7 +622,17 @@ pub async fn record_findings(
     findings: &Findings,
     repair: Option<RepairRequest>,
 ) -> Result<(bool, Option<Job>), TenantError> {
-    let mut tx = pool.begin().await?;
+    record_findings_in(pool.begin().await?, id, seen_at, findings, repair).await
+}
+
+/// [`record_findings`] in a transaction the caller began (the reconciler's fenced one).
+pub async fn record_findings_in(
+    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    id: &str,
+    seen_at: chrono::DateTime<chrono::Utc>,
+    findings: &Findings,
+    repair: Option<RepairRequest>,
+) -> Result<(bool, Option<Job>), TenantError> {
     let Some(tenant) = lock(&mut tx, id).await? else {
         return Ok((false, None));
     };
@@ -421,7 +641,9 @@ pub async fn record_findings(
     }
     let drift = sqlx::types::Json(&findings.drift);
     let error = match (findings.status, tenant.status) {
-        (TenantStatus::Lost | TenantStatus::Degraded, _) => findings.error.as_deref(),
+        (TenantStatus::Lost | TenantStatus::Degraded | TenantStatus::Detached, _) => {
+            findings.error.as_deref()
+        }
         // Recovered: the cause of lost or degraded no longer holds.
         (_, TenantStatus::Lost | TenantStatus::Degraded) => None,
         _ => tenant.error.as_deref(),
@@ -463,6 +685,25 @@ pub async fn request_retry(
     job_id: uuid::Uuid,
     max_attempts: i32,
 ) -> Result<(Tenant, Job), TenantError> {
+    retry(pool, None, job_id, max_attempts).await
+}
+
+/// [`request_retry`] asked for by a caller whose `trail` is written with the change.
+pub async fn request_retry_by(
+    pool: &PgPool,
+    trail: &Trail,
+    job_id: uuid::Uuid,
+    max_attempts: i32,
+) -> Result<(Tenant, Job), TenantError> {
+    retry(pool, Some(trail), job_id, max_attempts).await
+}
+
+async fn retry(
+    pool: &PgPool,
+    trail: Option<&Trail>,
+    job_id: uuid::Uuid,
+    max_attempts: i32,
+) -> Result<(Tenant, Job), TenantError> {
     let refuse = |reason: String| TenantError::JobNotRetryable {
         job: job_id,
         reason,
@@ -489,6 +730,9 @@ pub async fn request_retry(
     let Some(tenant_id) = job.tenant_id.clone() else {
         return Err(refuse("it names no tenant".into()));
     };
+    if let Some(t) = trail {
+        t.tenant(&tenant_id);
+    }
     let tenant = lock(&mut tx, &tenant_id)
         .await?
         .ok_or_else(|| TenantError::NotFound(tenant_id.clone()))?;
@@ -535,6 +779,7 @@ pub async fn request_retry(
     let job = match queue::enqueue(&mut tx, new).await? {
         Enqueued::Created(job) | Enqueued::Existing(job) => job,
     };
-    tx.commit().await?;
+    note_job(trail, &job);
+    audit::commit(tx, trail, 202).await?;
     Ok((tenant, job))
 }

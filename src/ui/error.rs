@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::api::ApiError;
+use crate::api::error::ErrorCode;
 use crate::queue::QueueError;
 use crate::tenants::TenantError;
 
@@ -53,8 +54,21 @@ struct ErrorPage {
     message: String,
 }
 
+impl UiError {
+    /// The stable code the audit trail records.
+    pub fn code(&self) -> &'static str {
+        match self {
+            UiError::Forbidden => "csrf_mismatch",
+            UiError::BadForm(_) | UiError::BadRequest(_) => "bad_request",
+            UiError::Api(e) => e.code(),
+            UiError::Render(_) => "internal",
+        }
+    }
+}
+
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
+        let code = ErrorCode(self.code());
         let (status, message) = match &self {
             UiError::Forbidden => (StatusCode::FORBIDDEN, self.to_string()),
             UiError::BadForm(_) | UiError::BadRequest(_) => {
@@ -81,9 +95,16 @@ impl IntoResponse for UiError {
             reason: status.canonical_reason().unwrap_or("Error"),
             message,
         };
-        match page.render() {
+        let mut response = match page.render() {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => (status, page.message).into_response(),
+        };
+        if let UiError::Api(ApiError::TooManyFailures { retry_after }) = &self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, (*retry_after).into());
         }
+        response.extensions_mut().insert(code);
+        response
     }
 }

@@ -1,7 +1,8 @@
 //! The operator's console at `/ui/`: server-rendered HTML pages (askama templates, compiled
 //! and checked with the binary) and a little plain JavaScript, all embedded in the binary. It
 //! reads and acts through the same functions as the API (`tenants`, `queue`), behind a
-//! sign-in with an API token (see [`session`]).
+//! sign-in with an API token (see [`session`]), with the token's role: a viewer's pages show
+//! no actions, and the actions refuse what the role does not allow.
 
 mod actions;
 mod assets;
@@ -20,7 +21,7 @@ use axum::routing::{get, post};
 use axum::{Router, middleware};
 use tower_http::trace::TraceLayer;
 
-use crate::api::{AppState, BODY_LIMIT};
+use crate::api::{AppState, BODY_LIMIT, caller, limits};
 use crate::config::{Settings, UiSettings};
 
 pub use error::UiError;
@@ -41,11 +42,16 @@ pub struct UiState {
 
 impl UiState {
     pub fn new(app: AppState, settings: &Settings) -> Self {
+        Self::with(app, settings.ui, settings.rds_rate, &settings.worker.id)
+    }
+
+    /// From the console's own settings, this replica's RDS rate and its worker id.
+    pub fn with(app: AppState, settings: UiSettings, rds_rate: f64, me: &str) -> Self {
         UiState {
             app,
-            settings: settings.ui,
-            rds_rate: settings.rds_rate,
-            me: settings.worker.id.clone(),
+            settings,
+            rds_rate,
+            me: me.to_string(),
             rds_samples: Arc::default(),
         }
     }
@@ -129,10 +135,18 @@ pub fn router(state: UiState) -> Router {
         .route("/ui", get(|| async { session::see_other("/ui/") }))
         .route("/ui/login", get(pages::sign_in).post(actions::sign_in))
         .route("/ui/static/app.css", get(assets::css))
-        .route("/ui/static/app.js", get(assets::js));
+        .route("/ui/static/app.js", get(assets::js))
+        .route_layer(middleware::from_fn_with_state(
+            state.app.http.request_timeout,
+            limits::deadline,
+        ));
     public
         .merge(signed_in)
         .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.app.clone(),
+            caller::identify,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {

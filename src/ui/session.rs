@@ -1,14 +1,20 @@
-//! Console sign-ins: a random session id in an HttpOnly, SameSite=Strict cookie, and in the
-//! control database only its SHA-256 hash with an expiry. Server-side rather than a signed
-//! cookie: every replica and every restart accepts a session without a shared signing key, and
-//! signing out ends the session for good (a copied cookie stops working). The API token that
-//! signed in is never stored anywhere.
+//! Console sign-ins: a random session id in an HttpOnly, SameSite=Strict cookie (Secure unless
+//! set otherwise), and in the control database only its SHA-256 hash with an expiry, the last
+//! time it was used, and the name, role and a fingerprint of the token that signed in (never
+//! the token). Server-side rather than a signed cookie: every replica and every restart accepts
+//! a session without a shared signing key, and signing out ends the session for good (a copied
+//! cookie stops working). A session ends at its next request once its token is no longer
+//! configured or has another role, and once it sat idle for `TENANTD_UI_IDLE_TIMEOUT` (the
+//! live part a page fetches by itself does not count as use).
 //!
 //! Each session has a CSRF token derived from its id (a hash under another label): bound to the
-//! session, nothing to store, and it reveals nothing of the id.
+//! session, nothing to store, and it reveals nothing of the id. Every state-changing request of
+//! a session is audited like the API's, as the console's.
+
+use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, MatchedPath, Request, State};
 use axum::http::header::{COOKIE, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -23,7 +29,12 @@ use subtle::ConstantTimeEq;
 
 use super::UiState;
 use super::error::UiError;
-use crate::config::SecureCookie;
+use crate::api::ApiError;
+use crate::api::auth::note_ids;
+use crate::api::caller::Caller;
+use crate::api::error::ErrorCode;
+use crate::audit::Trail;
+use crate::config::{NamedToken, Role, SecureCookie};
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "tenantd_session";
@@ -33,12 +44,36 @@ pub const COOKIE_NAME: &str = "tenantd_session";
 pub struct Session {
     id: String,
     pub expires_at: DateTime<Utc>,
+    /// The name of the token that signed in.
+    pub token: String,
+    pub role: Role,
+    fingerprint: String,
+    /// Last marked used more than a few seconds ago.
+    stale: bool,
 }
 
 impl Session {
     /// The token every state-changing form of this session carries.
     pub fn csrf(&self) -> String {
         digest("csrf", &self.id)
+    }
+
+    /// Whether the session's role allows what `needed` allows.
+    pub fn may(&self, needed: Role) -> bool {
+        self.role.allows(needed)
+    }
+
+    /// Refuses (403) what the session's role does not allow.
+    pub fn require(&self, needed: Role) -> Result<(), UiError> {
+        if self.may(needed) {
+            return Ok(());
+        }
+        tracing::info!(token.name = %self.token, needed = %needed, "console action refused: role");
+        Err(UiError::Api(ApiError::Forbidden {
+            needed,
+            token: self.token.clone(),
+            has: self.role,
+        }))
     }
 
     fn id_hash(&self) -> Vec<u8> {
@@ -54,41 +89,97 @@ fn id_hash(id: &str) -> Vec<u8> {
     Sha256::digest(format!("tenantd-session:{id}")).to_vec()
 }
 
-/// Opens a session lasting `ttl`; returns it (its id goes into the cookie). Sessions that have
-/// expired are deleted on the way.
+/// Opens a session of `token` lasting `ttl`; returns it (its id goes into the cookie).
+/// Sessions that have expired or sat idle longer than `idle` are deleted on the way.
 pub async fn open(
     executor: impl PgExecutor<'_> + Copy,
-    ttl: std::time::Duration,
+    ttl: Duration,
+    idle: Duration,
+    token: &NamedToken,
 ) -> Result<Session, sqlx::Error> {
-    sqlx::query("DELETE FROM ui_sessions WHERE expires_at < now()")
-        .execute(executor)
-        .await?;
+    sqlx::query(
+        "DELETE FROM ui_sessions
+         WHERE expires_at < now() OR last_seen_at < now() - make_interval(secs => $1)",
+    )
+    .bind(idle.as_secs_f64())
+    .execute(executor)
+    .await?;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let id = hex::encode(bytes);
+    let fingerprint = token.fingerprint();
     let expires_at: DateTime<Utc> = sqlx::query_scalar(
-        "INSERT INTO ui_sessions (id_hash, expires_at)
-         VALUES ($1, now() + make_interval(secs => $2)) RETURNING expires_at",
+        "INSERT INTO ui_sessions (id_hash, expires_at, token_fingerprint, token_name, role)
+         VALUES ($1, now() + make_interval(secs => $2), $3, $4, $5) RETURNING expires_at",
     )
     .bind(id_hash(&id))
     .bind(ttl.as_secs_f64())
+    .bind(&fingerprint)
+    .bind(&token.name)
+    .bind(token.role.as_str())
     .fetch_one(executor)
     .await?;
-    Ok(Session { id, expires_at })
+    Ok(Session {
+        id,
+        expires_at,
+        token: token.name.clone(),
+        role: token.role,
+        fingerprint,
+        stale: false,
+    })
 }
 
-/// The live session the cookie names, if any.
-async fn find(executor: impl PgExecutor<'_>, id: &str) -> Result<Option<Session>, sqlx::Error> {
-    let expires: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "SELECT expires_at FROM ui_sessions WHERE id_hash = $1 AND expires_at > now()",
+/// The session the cookie names, unless it expired or sat idle longer than `idle`. A session
+/// of an earlier release (no token recorded) is found with an empty fingerprint, which no
+/// token has.
+async fn find(
+    executor: impl PgExecutor<'_>,
+    id: &str,
+    idle: Duration,
+) -> Result<Option<Session>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        expires_at: DateTime<Utc>,
+        token_fingerprint: Option<String>,
+        token_name: Option<String>,
+        role: Option<String>,
+        stale: bool,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT expires_at, token_fingerprint, token_name, role,
+                last_seen_at < now() - interval '5 seconds' AS stale
+         FROM ui_sessions
+         WHERE id_hash = $1 AND expires_at > now()
+           AND last_seen_at > now() - make_interval(secs => $2)",
     )
     .bind(id_hash(id))
+    .bind(idle.as_secs_f64())
     .fetch_optional(executor)
     .await?;
-    Ok(expires.map(|expires_at| Session {
+    Ok(row.map(|r| Session {
         id: id.to_string(),
-        expires_at,
+        expires_at: r.expires_at,
+        token: r.token_name.unwrap_or_default(),
+        role: r
+            .role
+            .as_deref()
+            .and_then(Role::parse)
+            .unwrap_or(Role::Viewer),
+        fingerprint: r.token_fingerprint.unwrap_or_default(),
+        stale: r.stale,
     }))
+}
+
+/// Marks the session used now (a write only when it was last marked a few seconds ago).
+async fn touch(executor: impl PgExecutor<'_>, session: &Session) -> Result<(), sqlx::Error> {
+    if !session.stale {
+        return Ok(());
+    }
+    sqlx::query("UPDATE ui_sessions SET last_seen_at = now() WHERE id_hash = $1")
+        .bind(session.id_hash())
+        .execute(executor)
+        .await?;
+    Ok(())
 }
 
 /// Ends a session.
@@ -126,6 +217,7 @@ pub fn set_cookie(state: &UiState, headers: &HeaderMap, session: Option<&Session
     let secure = match state.settings.secure_cookie {
         SecureCookie::Always => true,
         SecureCookie::Auto => over_tls(headers),
+        SecureCookie::Off => false,
     };
     let (value, age) = match session {
         Some(s) => (
@@ -156,32 +248,83 @@ pub fn see_other(to: &str) -> Response {
         .into_response()
 }
 
-/// Lets a request through with its [`Session`] in the extensions, or sends the browser to the
-/// sign-in page.
+fn to_sign_in(request: &Request, ended: bool) -> Response {
+    let back = request.uri().path().to_string();
+    let mut query = Vec::new();
+    if back.starts_with("/ui/") && back != "/ui/" {
+        query.push(("next", back.as_str()));
+    }
+    if ended {
+        query.push(("ended", "1"));
+    }
+    let query = serde_urlencoded::to_string(&query).unwrap_or_default();
+    if query.is_empty() {
+        see_other("/ui/login")
+    } else {
+        see_other(&format!("/ui/login?{}", query.replace("%2F", "/")))
+    }
+}
+
+/// Lets a request through with its [`Session`] (and, for a POST, its audit [`Trail`]) in the
+/// extensions, or sends the browser to the sign-in page: without a live session, or when the
+/// session's token is gone or has another role now (the session ends then). A request is held
+/// to `TENANTD_HTTP_REQUEST_TIMEOUT`; a POST's audit row is written once answered unless the
+/// change wrote it.
 pub async fn require_session(
     State(state): State<UiState>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, UiError> {
+    let db = &state.app.db;
     let session = match cookie_id(request.headers()) {
-        Some(id) => find(&state.app.db, &id).await?,
+        Some(id) => find(db, &id, state.settings.idle_timeout).await?,
         None => None,
     };
-    match session {
-        Some(session) => {
-            request.extensions_mut().insert(session);
-            Ok(next.run(request).await)
-        }
-        None => {
-            let back = request.uri().path().to_string();
-            let to = if back.starts_with("/ui/") && back != "/ui/" {
-                format!("/ui/login?next={back}")
-            } else {
-                "/ui/login".to_string()
-            };
-            Ok(see_other(&to))
-        }
+    let Some(session) = session else {
+        return Ok(to_sign_in(&request, false));
+    };
+    let current = state.app.tokens.by_fingerprint(&session.fingerprint);
+    if !current.is_some_and(|t| t.role == session.role && t.name == session.token) {
+        close(db, &session).await?;
+        tracing::info!(
+            token.name = %session.token,
+            "console session ended: its token is no longer configured with the role it signed in with"
+        );
+        return Ok(to_sign_in(&request, true));
     }
+    if !request.uri().path().ends_with("/live") {
+        touch(db, &session).await?;
+    }
+    let trail = (request.method() != axum::http::Method::GET).then(|| {
+        let caller = request.extensions().get::<Caller>().copied();
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_else(|| request.uri().path().to_string());
+        let trail = Trail::new(
+            caller
+                .map(|c| c.entry(request.method().as_str(), &route))
+                .unwrap_or_default(),
+        );
+        trail.token(Some(&session.token), Some(session.role));
+        note_ids(&route, request.uri().path(), &trail);
+        trail
+    });
+    request.extensions_mut().insert(session);
+    if let Some(t) = &trail {
+        request.extensions_mut().insert(t.clone());
+    }
+    let timeout = state.app.http.request_timeout;
+    let response = match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => UiError::Api(ApiError::RequestTimeout).into_response(),
+    };
+    if let Some(t) = trail {
+        let code = response.extensions().get::<ErrorCode>().map(|c| c.0);
+        t.finish(db, response.status().as_u16(), code).await;
+    }
+    Ok(response)
 }
 
 /// A form body checked against the session's CSRF token: a request whose `csrf` field is
@@ -211,7 +354,7 @@ where
             .map(|(_, v)| v.as_str())
             .unwrap_or_default();
         if !bool::from(session.csrf().as_bytes().ct_eq(presented.as_bytes())) {
-            tracing::info!("console form refused: missing or wrong CSRF token");
+            tracing::info!(token.name = %session.token, "console form refused: missing or wrong CSRF token");
             return Err(UiError::Forbidden);
         }
         let form =
@@ -226,14 +369,15 @@ mod tests {
 
     #[test]
     fn the_csrf_token_is_bound_to_the_session_and_is_not_its_id() {
-        let a = Session {
-            id: "a".repeat(64),
+        let session = |c: &str| Session {
+            id: c.repeat(64),
             expires_at: Utc::now(),
+            token: "ops".into(),
+            role: Role::Operator,
+            fingerprint: String::new(),
+            stale: false,
         };
-        let b = Session {
-            id: "b".repeat(64),
-            expires_at: Utc::now(),
-        };
+        let (a, b) = (session("a"), session("b"));
         assert_ne!(a.csrf(), b.csrf());
         assert_eq!(a.csrf(), a.clone().csrf());
         assert!(!a.csrf().contains(&a.id));

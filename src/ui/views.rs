@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::audit::Asker;
 use crate::queue::{HistoryEntry, Job, JobState, Outcome};
 use crate::tenants::{Tenant, TenantStatus};
 use crate::workflow::{Deprovision, Provision, Workflow};
@@ -24,6 +25,7 @@ pub fn tenant_badge(status: TenantStatus) -> Badge {
         TenantStatus::Suspended => ("❚❚", "off"),
         TenantStatus::Lost => ("?", "bad"),
         TenantStatus::Degraded => ("!", "warn"),
+        TenantStatus::Detached => ("⛓", "warn"),
     };
     Badge {
         word: status.as_str(),
@@ -165,6 +167,11 @@ pub struct Timeline {
     /// Runs of waiting or retrying that are not drawn one by one.
     pub waits: usize,
     pub retries: usize,
+    /// Who asked for the job (`tenantd` itself when no request did: a repair, a rollout's
+    /// migration, a standby).
+    pub asked: String,
+    /// Who asked to cancel it.
+    pub cancel_asked: Option<String>,
 }
 
 fn outcome_class(outcome: Outcome) -> &'static str {
@@ -269,7 +276,31 @@ impl Timeline {
             steps,
             waits,
             retries,
+            asked: "tenantd itself".to_string(),
+            cancel_asked: None,
         }
+    }
+
+    /// Who asked for the job and for its cancel, from the audit trail.
+    pub fn asked_by(mut self, askers: &[&Asker]) -> Self {
+        let who = |a: &Asker| {
+            format!(
+                "{} ({}) through the {} at {}",
+                a.token_name.as_deref().unwrap_or("an unknown caller"),
+                a.role.as_deref().unwrap_or("no role"),
+                match a.channel.as_str() {
+                    "api" => "API",
+                    "cli" => "CLI",
+                    other => other,
+                },
+                when(a.at)
+            )
+        };
+        if let Some(a) = askers.iter().find(|a| !a.cancel) {
+            self.asked = who(a);
+        }
+        self.cancel_asked = askers.iter().find(|a| a.cancel).map(|a| who(a));
+        self
     }
 }
 
@@ -362,6 +393,7 @@ mod tests {
             TenantStatus::Suspended,
             TenantStatus::Lost,
             TenantStatus::Degraded,
+            TenantStatus::Detached,
         ] {
             let b = tenant_badge(s);
             assert!(!b.icon.is_empty() && b.word == s.as_str());

@@ -2,53 +2,28 @@
 //! record every transition before the next step, heartbeat the leases, and drain on shutdown.
 //! (Returning the jobs of dead workers is the maintenance leader's rescuer.)
 
+mod lease;
 mod plan;
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::FutureExt;
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
-use uuid::Uuid;
 
 pub use plan::{PlanInput, Planned, on_claim, plan};
 
 use crate::config::WorkerSettings;
 use crate::queue::{self, Completer, Job, Lease, QueueError};
 use crate::workflow::{Decision, Registry};
-
-/// A job this process holds.
-struct HeldJob {
-    token: i64,
-    /// Cancels the task running the job.
-    abort: CancellationToken,
-    /// When its step started here, if it has (for the heartbeat to record).
-    started_at: Option<DateTime<Utc>>,
-}
-
-/// Leases this process holds.
-type Held = Arc<Mutex<HashMap<Uuid, HeldJob>>>;
-
-fn leases_of(held: &Held) -> Vec<(Lease, Option<DateTime<Utc>>)> {
-    held.lock()
-        .unwrap()
-        .iter()
-        .map(|(id, job)| {
-            let lease = Lease {
-                job_id: *id,
-                token: job.token,
-            };
-            (lease, job.started_at)
-        })
-        .collect()
-}
+use lease::{Held, HeldJob, Terms, leases_of};
 
 /// Runs the worker until `shutdown` is cancelled, then drains: stops claiming, lets running steps
 /// finish within the shutdown timeout, and hands back the leases of those that did not.
@@ -68,10 +43,25 @@ pub async fn run(
 
     queue::listen(pool.clone(), wake.clone(), background.clone()).await?;
     let completer = Completer::spawn(pool.clone(), (settings.concurrency * 4).max(1));
-    let heartbeats = tokio::spawn(heartbeat_loop(
-        pool.clone(),
+    let terms = Terms {
+        lease: settings.lease,
+        margin: settings.lease_margin,
+    };
+    // Heartbeats have two connections of their own: a worker whose pool is taken by its steps
+    // and their outcomes still renews its leases (else it would drop its steps).
+    let beat_pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(settings.lease)
+        .connect_lazy_with(pool.connect_options().as_ref().clone());
+    let heartbeats = tokio::spawn(lease::heartbeats(
+        beat_pool.clone(),
         held.clone(),
-        settings.clone(),
+        terms,
+        background.clone(),
+    ));
+    let expiry = tokio::spawn(lease::expire_unrenewed(
+        held.clone(),
+        terms,
         background.clone(),
     ));
 
@@ -104,6 +94,8 @@ pub async fn run(
                 Err(_) => break,
             }
         }
+        // The leases run from the database's clock when the claim reaches it: later than this.
+        let sent = tokio::time::Instant::now();
         let claimed = match claim(&pool, &settings, &kinds, permits.len(), ready_slots.len()).await
         {
             Ok(jobs) => jobs,
@@ -126,6 +118,7 @@ pub async fn run(
                 token: job.lease_token,
                 abort: abort.clone(),
                 started_at: job.step_started_at,
+                renewed: sent,
             };
             held.lock().unwrap().insert(job.id, entry);
             // The started ones come first in the claim's answer.
@@ -194,6 +187,9 @@ pub async fn run(
     }
     background.cancel();
     let _ = heartbeats.await;
+    let _ = expiry.await;
+    // Not for longer than a lease: a connection may hang on a database out of reach.
+    let _ = tokio::time::timeout(settings.lease, beat_pool.close()).await;
     info!(worker = %settings.id, "worker stopped");
     Ok(())
 }
@@ -257,7 +253,14 @@ impl JobTask {
         // its process is charged every time it runs.
         if job.step_started_at.is_none() {
             if job.rescues > 0 {
-                match self.completer.start(job.lease()).await {
+                let start = tokio::select! {
+                    started = self.completer.start(job.lease()) => started,
+                    _ = self.abort.cancelled() => {
+                        self.held.lock().unwrap().remove(&job.id);
+                        return;
+                    }
+                };
+                match start {
                     Ok(true) => {}
                     Ok(false) => {
                         warn!(job.id = %job.id, "lease lost while waiting for a slot");
@@ -304,7 +307,7 @@ impl JobTask {
                     tokio::select! {
                         d = step => d.unwrap_or_else(|_| Decision::retry("panic", "the step panicked")),
                         _ = self.abort.cancelled() => {
-                            span.in_scope(|| warn!("step abandoned: lease lost or hard stop"));
+                            span.in_scope(|| warn!("step abandoned: lease lost or not renewed in time, or hard stop"));
                             break;
                         }
                     }
@@ -362,6 +365,10 @@ impl JobTask {
             let Some(next) = planned.continue_with else {
                 break;
             };
+            if self.abort.is_cancelled() {
+                // The lease could not be renewed meanwhile: the next step is the rescuer's.
+                break;
+            }
             job.step = next;
             job.attempt = 0;
             if let Some(data) = &completion.data {
@@ -372,38 +379,5 @@ impl JobTask {
             }
         }
         self.held.lock().unwrap().remove(&job.id);
-    }
-}
-
-async fn heartbeat_loop(
-    pool: PgPool,
-    held: Held,
-    settings: Arc<WorkerSettings>,
-    stop: CancellationToken,
-) {
-    let every = settings.lease / 3;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-        let leases = leases_of(&held);
-        if leases.is_empty() {
-            continue;
-        }
-        match queue::heartbeat(&pool, &leases, settings.lease).await {
-            Ok(alive) => {
-                let map = held.lock().unwrap();
-                for (lease, _) in leases.iter().filter(|(l, _)| !alive.contains(&l.job_id)) {
-                    if let Some(job) = map.get(&lease.job_id)
-                        && job.token == lease.token
-                    {
-                        warn!(job.id = %lease.job_id, "lease lost; abandoning the step");
-                        job.abort.cancel();
-                    }
-                }
-            }
-            Err(e) => warn!(error = %e, "heartbeat failed"),
-        }
     }
 }

@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 use super::error::StepError;
 use super::instance_watch::PollerSeen;
 use super::provision::mark_failed;
-use super::removal::{self, Removal, Removed};
+use super::removal::{self, Removal, Removed, Scope};
 use super::runner::{StepContext, Workflow};
 use super::step::{InstanceWait, Step, StepNames, Transition, steps};
 use super::tenancy::{Owner, Tenancy, update_tenant};
-use crate::cloud::secrets::Recovery;
+use crate::queue;
 use crate::tenants::record::TenantUpdate;
+use crate::tenants::snapshots;
 
 /// Takes one tenant's database away.
 pub struct Deprovision(pub Tenancy);
@@ -62,6 +63,8 @@ fn yes() -> bool {
 pub struct DeprovisionData {
     #[serde(flatten)]
     pub removal: Removal,
+    /// The final snapshot was recorded in the control database (before it was asked for).
+    pub snapshot_recorded: bool,
     /// What the instance poller saw when it woke the job.
     pub poller_seen: Option<PollerSeen>,
 }
@@ -87,14 +90,28 @@ impl Workflow for Deprovision {
         let owner = Owner::tenant(t, cx, None).await?;
         match step {
             DeleteAlarms => {
-                removal::remove_alarms(t, &owner.instance).await?;
-                Ok(Transition::Next(DeleteInstance))
+                let removal = &mut cx.data.removal;
+                match removal::remove_alarms(t, &owner, Scope::Deprovision, removal).await? {
+                    Some(note) => Ok(Transition::Noted {
+                        next: DeleteInstance,
+                        note,
+                    }),
+                    None => Ok(Transition::Next(DeleteInstance)),
+                }
             }
             DeleteInstance => {
                 let snapshot = cx
                     .args
                     .final_snapshot
                     .then(|| final_snapshot_id(&owner.instance, cx.job.created_at));
+                // Recorded before it is asked for: the snapshot cleaner deletes only what
+                // this deployment recorded taking.
+                if let Some(id) = snapshot.as_deref()
+                    && !cx.data.snapshot_recorded
+                {
+                    record_snapshot(t, cx, &owner, id).await?;
+                    cx.data.snapshot_recorded = true;
+                }
                 // What the poller handed over is acted on once: the next look is a fresh one.
                 let seen = cx.data.poller_seen.take();
                 let removal = &mut cx.data.removal;
@@ -104,6 +121,7 @@ impl Workflow for Deprovision {
                     step.name(),
                     seen.as_ref(),
                     removal,
+                    Scope::Deprovision,
                     snapshot,
                     Some(&t.settings.tiers),
                 )
@@ -114,9 +132,8 @@ impl Workflow for Deprovision {
                 }
             }
             DeleteSecret => {
-                let days = t.settings.secret_recovery_days;
                 let removal = &mut cx.data.removal;
-                removal::remove_secret(t, &owner, &owner.secret, removal, Recovery::Days(days))
+                removal::remove_secret(t, &owner, &owner.secret, removal, Scope::Deprovision)
                     .await?;
                 Ok(Transition::Next(MarkDeleted))
             }
@@ -130,6 +147,31 @@ impl Workflow for Deprovision {
             }
         }
     }
+}
+
+/// Records the final snapshot `id` this job is about to ask for, in a transaction fenced by
+/// the job's lease.
+async fn record_snapshot(
+    t: &Tenancy,
+    cx: &StepContext<'_, DeprovisionArgs, DeprovisionData>,
+    owner: &Owner,
+    id: &str,
+) -> Result<(), StepError> {
+    let tenant = cx.tenant()?;
+    let mut conn = cx.db.acquire().await.map_err(queue::QueueError::from)?;
+    let mut tx = queue::fenced(&mut conn, cx.lease).await?;
+    let taken = snapshots::Taken {
+        identifier: id,
+        tenant,
+        job: cx.job.id,
+        instance: &owner.instance,
+        environment: &t.settings.environment,
+    };
+    snapshots::record(&mut tx, taken)
+        .await
+        .map_err(|e| StepError::retry("control_db", format!("recording the snapshot: {e}")))?;
+    tx.commit().await.map_err(queue::QueueError::from)?;
+    Ok(())
 }
 
 /// `<instance>-final-<job creation time>`: the same on every attempt of the job, so a retried

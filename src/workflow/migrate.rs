@@ -104,20 +104,30 @@ impl Workflow for Migrate {
 
 async fn migrate(t: &Tenancy, cx: &mut Cx<'_>) -> Result<Transition<MigrateStep>, StepError> {
     let tenant = cx.tenant()?;
-    let secret = match tenant_record::get(cx.db, tenant)
+    let record = tenant_record::get(cx.db, tenant)
         .await
         .map_err(|e| StepError::retry("control_db", format!("reading the tenant: {e}")))?
-        .and_then(|t| t.secret_arn)
-    {
-        Some(arn) => arn,
-        None => t.secret_name(tenant),
+        .ok_or_else(|| StepError::fail("bad_data", format!("no tenant {tenant} is recorded")))?;
+    let secret = record
+        .secret_arn
+        .clone()
+        .unwrap_or_else(|| t.secret_name(tenant));
+    // The login goes to the endpoint RDS reported for the instance, as recorded on the
+    // tenant, never to the host the secret names.
+    let (Some(host), Some(port)) = (record.endpoint_host.as_deref(), record.endpoint_port) else {
+        return Err(StepError::fail(
+            "bad_data",
+            format!("tenant {tenant} has no recorded endpoint"),
+        ));
     };
+    let port = u16::try_from(port)
+        .map_err(|_| StepError::fail("bad_data", format!("endpoint port {port} is not a port")))?;
     let value = t
         .cloud
         .get_secret_value(&secret)
         .await
         .during("reading the tenant secret")?;
-    let credentials = DbCredentials::from_json(&value)?;
+    let credentials = DbCredentials::from_json(&value)?.at(host, port);
     let s = &t.settings;
     let started = Instant::now();
     let result = tenant_db::migrate(

@@ -2,9 +2,10 @@
 //! errors that know their class and disposition ([`error`]), the interface to the worker
 //! ([`runner`]), what the tenant workflows share ([`tenancy`], [`removal`], [`instance_watch`]),
 //! the tenant workflows themselves ([`provision`], [`deprovision`], [`reconcile`],
-//! [`migrate`]) and the
+//! [`migrate`], [`attach`]) and the
 //! desired state of an instance ([`desired`]).
 
+pub mod attach;
 pub mod deprovision;
 pub mod desired;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod standby;
 pub mod step;
 pub mod tenancy;
 
+pub use attach::Attach;
 pub use deprovision::Deprovision;
 pub use error::StepError;
 pub use migrate::Migrate;

@@ -15,10 +15,10 @@ use super::error::{Context, StepError};
 use super::instance_watch::{Look, PollerSeen};
 use super::runner::{StepContext, Workflow};
 use super::step::{InstanceWait, Step, StepNames, Transition, steps};
-use super::tenancy::{Tenancy, update_tenant};
+use super::tenancy::{Owner, Tenancy, update_tenant};
 use crate::cloud::alarms::instance_alarms;
 use crate::cloud::rds::{InstanceChange, InstanceInfo, UNRECOVERABLE};
-use crate::cloud::{self, CloudError};
+use crate::cloud::{self, CloudError, ownership};
 use crate::config::Tier;
 use crate::tenant_db::{self, DbCredentials};
 use crate::tenants::record::{TenantStatus, TenantUpdate};
@@ -195,19 +195,15 @@ fn busy(t: &Tenancy, cx: &mut Cx<'_>, info: &InstanceInfo) -> Transition<Reconci
     }
 }
 
+/// The job's tenant as the owner of what reconcile changes.
+async fn owner(t: &Tenancy, cx: &Cx<'_>) -> Result<Owner, StepError> {
+    Owner::tenant(t, cx, None).await
+}
+
 async fn apply(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
-    let id = t.recorded_instance(cx).await?;
-    let Some(info) = t
-        .cloud
-        .describe_db_instance(&id)
-        .await
-        .during("looking at the instance")?
-    else {
-        return Err(StepError::fail(
-            "instance_gone",
-            format!("instance {id} does not exist"),
-        ));
-    };
+    let owner = owner(t, cx).await?;
+    let id = owner.instance.clone();
+    let info = t.owned_instance(&owner, &id).await?;
     if UNRECOVERABLE.contains(&info.status.as_str()) {
         return Err(StepError::fail(
             "instance_failed",
@@ -341,9 +337,12 @@ fn pause(t: &Tenancy, cx: &mut Cx<'_>) -> Transition<ReconcileStep> {
     Transition::Wait(t.watch.next_pause(&mut cx.data.wait_polls))
 }
 
-/// The alarms with the tier's thresholds (PutMetricAlarm replaces by name).
+/// The alarms with the tier's thresholds (PutMetricAlarm replaces by name), once the instance
+/// they watch passed the ownership rule.
 async fn alarms(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
-    let id = t.recorded_instance(cx).await?;
+    let owner = owner(t, cx).await?;
+    let id = owner.instance.clone();
+    t.owned_instance(&owner, &id).await?;
     let tier = target(t, cx)?;
     let topic = t.settings.alarm_topic_arn.as_deref();
     for alarm in instance_alarms(&id, topic, tier.low_storage_bytes()) {
@@ -355,13 +354,20 @@ async fn alarms(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     Ok(Transition::Next(ReconcileStep::Tags))
 }
 
-/// The tenant's tags on the instance, with the new tier (all of them: a policy may allow
-/// tagging only with the tags tenantd manages, ManagedBy among them).
+/// The tier's tag on the instance (a tier change, or a repair of a `Tier` tag), once the
+/// instance passed the ownership rule. Only `Tier`: the ownership tags are never added, so a
+/// repair cannot make a resource ours again.
 async fn tags(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
-    if matches!(cx.args.reason, Reason::TierChange | Reason::Repair)
-        && let Some(arn) = cx.data.instance_arn.clone()
+    if !matches!(cx.args.reason, Reason::TierChange | Reason::Repair) {
+        return Ok(Transition::Next(ReconcileStep::Secret));
+    }
+    let owner = owner(t, cx).await?;
+    let info = t.owned_instance(&owner, &owner.instance).await?;
+    let tier = cx.args.tier.as_str();
+    if ownership::tag(&info.tags, cloud::TAG_TIER) != Some(tier)
+        && let Some(arn) = info.arn.clone()
     {
-        let tags = t.tags(cx.tenant()?, &cx.args.tier);
+        let tags = vec![(cloud::TAG_TIER.to_string(), tier.to_string())];
         t.cloud
             .add_tags_to_resource(&arn, &tags)
             .await
@@ -380,7 +386,8 @@ async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     }
     let tenant = cx.tenant()?;
     let name = t.secret_name(tenant);
-    let instance = t.recorded_instance(cx).await?;
+    let owner = owner(t, cx).await?;
+    let instance = owner.instance.clone();
     let found = t
         .cloud
         .describe_secret(&name)
@@ -389,11 +396,8 @@ async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     let (host, port) = cx.data.endpoint.clone().unwrap_or_default();
     let port = u16::try_from(port).unwrap_or(5432);
     match found {
-        Some(info) if !cloud::tagged_for(&info.tags, tenant) => {
-            return Err(StepError::fail(
-                "foreign_resource",
-                format!("secret {name} is not tagged as this tenant's; left untouched"),
-            ));
+        Some(info) if let Err(why) = owner.check(&info.tags) => {
+            return Err(owner.foreign(&format!("secret {name}"), &why));
         }
         Some(info) if info.pending_deletion => {
             t.cloud
@@ -415,14 +419,11 @@ async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
                 db_instance_identifier: instance,
             };
             let description = format!("Master credentials of tenant {tenant} (managed by tenantd)");
+            let mut tags = t.tags(tenant, &cx.args.tier);
+            tags.push((cloud::TAG_JOB.into(), cx.job.id.to_string()));
             match t
                 .cloud
-                .create_secret(
-                    &name,
-                    &credentials.to_json(),
-                    &t.tags(tenant, &cx.args.tier),
-                    &description,
-                )
+                .create_secret(&name, &credentials.to_json(), &tags, &description)
                 .await
             {
                 Ok(_) => {}
@@ -449,7 +450,7 @@ async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
         .during("reading the tenant secret")?;
     let mut credentials = DbCredentials::from_json(&value)?;
     if !host.is_empty() && (credentials.host != host || credentials.port != port) {
-        credentials.host = host;
+        credentials.host = host.clone();
         credentials.port = port;
         t.cloud
             .put_secret_value(&name, &credentials.to_json())
@@ -465,10 +466,12 @@ async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
         },
         None => Transition::Next(ReconcileStep::Record),
     };
-    // A stopped instance takes no login: its password is checked once it runs again.
-    if cx.data.instance_status.as_deref() == Some("stopped") {
+    // A stopped instance takes no login: its password is checked once it runs again. The
+    // login goes to the endpoint RDS reported, not to the host the secret names.
+    if cx.data.instance_status.as_deref() == Some("stopped") || host.is_empty() {
         return Ok(next);
     }
+    let credentials = credentials.at(&host, port);
     match tenant_db::connect(&credentials, &s.tenant_db_tls, s.tenant_db_connect_timeout).await {
         Ok(_) => Ok(next),
         Err(e) if e.class() == "tenant_db_auth" => {
@@ -485,7 +488,9 @@ async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 /// instance does not know for longer than this step.
 async fn reset_password(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     let tenant = cx.tenant()?;
-    let instance = t.recorded_instance(cx).await?;
+    let owner = owner(t, cx).await?;
+    let instance = owner.instance.clone();
+    t.owned_instance(&owner, &instance).await?;
     let value = t
         .cloud
         .get_secret_value(&t.secret_name(tenant))

@@ -1,6 +1,8 @@
 //! Taking a tenant's resources away, step by step: shared by the rollback of a failed
 //! provisioning and by deprovisioning. Each part is idempotent (what is already gone is
-//! skipped), leaves alone what is not tagged as the tenant's, and waits durably for RDS.
+//! skipped), looks at the resource's tags first and leaves alone what fails the ownership rule,
+//! and waits durably for RDS. A rollback removes only what its job created: an instance whose
+//! `ProvisioningJob` tag names another job (one the job adopted) is kept, and so is its secret.
 
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use super::instance_watch::{Look, PollerSeen};
 use super::tenancy::{Owner, Tenancy};
 use crate::cloud::rds::InstanceChange;
 use crate::cloud::secrets::Recovery;
-use crate::cloud::{self, CloudError};
+use crate::cloud::{self, CloudError, ownership};
 use crate::config::Tiers;
 
 /// The states in which RDS refuses a final snapshot (DeleteDBInstance then needs
@@ -32,6 +34,48 @@ pub struct Removal {
     pub foreign_instance_left: Option<String>,
     /// Likewise for a secret.
     pub foreign_secret_left: Option<String>,
+    /// A rollback kept the instance: it is the owner's but this job did not create it (why).
+    pub kept_instance: Option<String>,
+    /// The alarms were left as they are (why).
+    pub alarms_left: Option<String>,
+    /// The secret was kept, or only scheduled for deletion (why).
+    pub secret_kept: Option<String>,
+}
+
+impl Removal {
+    /// What a rollback left in place, in a sentence for the tenant's error ("" when nothing).
+    pub fn left_in_place(&self) -> String {
+        let foreign = self
+            .foreign_instance_left
+            .as_ref()
+            .map(|id| format!("instance {id} is not this deployment's and was left untouched"));
+        let parts: Vec<&str> = [
+            foreign.as_deref(),
+            self.kept_instance.as_deref(),
+            self.secret_kept.as_deref(),
+            self.alarms_left.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", parts.join("; "))
+        }
+    }
+}
+
+/// Which resources a removal may delete: any of the owner's (deprovisioning, which takes a
+/// final snapshot first), or only the ones created by `jobs` (a rollback: its own job, and for
+/// a standby the standby's jobs; `since` is when its job was created).
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    Deprovision,
+    Rollback {
+        jobs: &'a [String],
+        since: DateTime<Utc>,
+    },
 }
 
 /// Where removing a resource stands after one visit.
@@ -43,26 +87,69 @@ pub enum Removed {
     Later(Duration),
 }
 
-/// Deletes the alarms of `instance` (deleting a missing alarm is not an error).
-pub async fn remove_alarms(t: &Tenancy, instance: &str) -> Result<(), StepError> {
-    t.cloud
-        .delete_alarms(&t.alarm_names(instance))
+/// Deletes the alarms of the owner's instance once the instance passed the ownership rule
+/// (CloudWatch cannot filter alarms by tag: they are the instance's by name only), and, in a
+/// rollback, only when the job created the instance. A missing instance leaves its alarms in
+/// place (nothing proves them ours); an instance of someone else fails a deprovisioning and is
+/// noted by a rollback. Returns a note when the alarms were left.
+pub async fn remove_alarms(
+    t: &Tenancy,
+    owner: &Owner,
+    scope: Scope<'_>,
+    removal: &mut Removal,
+) -> Result<Option<String>, StepError> {
+    let id = &owner.instance;
+    let info = t
+        .cloud
+        .describe_db_instance(id)
         .await
-        .undoing("deleting the alarms")
+        .undoing("looking at the instance the alarms watch")?;
+    let left = match info {
+        None => Some(format!(
+            "alarms of {id} left in place: the instance does not exist, so nothing proves the alarms ours"
+        )),
+        Some(info) => match (owner.check(&info.tags), scope) {
+            (Err(why), Scope::Deprovision) => {
+                return Err(owner.foreign(&format!("instance {id}"), &why));
+            }
+            (Err(why), Scope::Rollback { .. }) => Some(format!(
+                "alarms of {id} left in place: the instance is not {} ({why})",
+                owner.whose()
+            )),
+            (Ok(()), Scope::Rollback { jobs, .. }) if !ownership::created_by(&info.tags, jobs) => {
+                Some(format!(
+                    "alarms of {id} left in place: the instance was not created by this job"
+                ))
+            }
+            (Ok(()), _) => None,
+        },
+    };
+    if let Some(note) = &left {
+        tracing::warn!(instance = %id, owner = %owner.describe(), "{note}");
+        removal.alarms_left = Some(note.clone());
+        return Ok(left);
+    }
+    t.cloud
+        .delete_alarms(&t.alarm_names(id))
+        .await
+        .undoing("deleting the alarms")?;
+    Ok(None)
 }
 
 /// One visit of the step that removes the owner's instance, running as `step`: switches
 /// deletion protection off, deletes it (with `final_snapshot` if given and the instance can
-/// still take one) and waits until it is gone. An instance not tagged as the tenant's is left
-/// alone: a rollback goes on, a deprovisioning (which names a final snapshot) fails. With
-/// `tiers`, the automated backups are kept when the instance's tier says so; without (a
-/// rollback), they go with the instance.
+/// still take one) and waits until it is gone. An instance that fails the ownership rule is
+/// left alone: a rollback goes on, a deprovisioning fails. A rollback keeps an instance its job
+/// did not create (one it adopted). With `tiers`, the automated backups are kept when the
+/// instance's tier says so; without (a rollback), they go with the instance.
+#[allow(clippy::too_many_arguments)]
 pub async fn remove_instance(
     t: &Tenancy,
     owner: &Owner,
     step: &str,
     seen: Option<&PollerSeen>,
     removal: &mut Removal,
+    scope: Scope<'_>,
     final_snapshot: Option<String>,
     tiers: Option<&Tiers>,
 ) -> Result<Removed, StepError> {
@@ -94,18 +181,23 @@ pub async fn remove_instance(
         Look::Seen(None) => return Ok(Removed::Done),
         Look::Later => return wait(removal),
     };
-    if !owner.owns(&info.tags) {
-        if final_snapshot.is_some() {
-            return Err(StepError::fail(
-                "foreign_resource",
-                format!(
-                    "instance {id} is not tagged as {}; left untouched",
-                    owner.whose()
-                ),
-            ));
+    if let Err(why) = owner.check(&info.tags) {
+        if let Scope::Deprovision = scope {
+            return Err(owner.foreign(&format!("instance {id}"), &why));
         }
-        tracing::warn!(instance = %id, owner = %owner.describe(), "instance is not the owner's; leaving it untouched");
+        tracing::warn!(instance = %id, owner = %owner.describe(), %why, "instance is not the owner's; leaving it untouched");
         removal.foreign_instance_left = Some(id);
+        return Ok(Removed::Done);
+    }
+    if let Scope::Rollback { jobs, .. } = scope
+        && !ownership::created_by(&info.tags, jobs)
+    {
+        let by = ownership::tag(&info.tags, cloud::TAG_JOB).unwrap_or("no job");
+        tracing::warn!(instance = %id, owner = %owner.describe(), created_by = by, "rollback keeps an instance this job did not create");
+        removal.kept_instance = Some(format!(
+            "instance {id} was kept with its data: it was not created by this job \
+             (its ProvisioningJob tag is {by:?}); deprovision the tenant to remove it with a final snapshot"
+        ));
         return Ok(Removed::Done);
     }
     if info.status == "deleting" {
@@ -150,16 +242,26 @@ pub async fn remove_instance(
     }
 }
 
-/// Deletes the secret `name` of the owner as `recovery` says, unless it is already gone,
-/// waiting for deletion, or not tagged as the owner's.
+/// Deletes the secret `name` of the owner, unless it is already gone, fails the ownership
+/// rule, or (in a rollback) belongs to an instance the rollback kept. A rollback deletes at
+/// once only a secret its job created (`ProvisioningJob` tag); any other it schedules for
+/// deletion with the recovery window (`recovery_days`), never forced. A deprovisioning uses
+/// the recovery window.
 pub async fn remove_secret(
     t: &Tenancy,
     owner: &Owner,
     name: &str,
     removal: &mut Removal,
-    recovery: Recovery,
+    scope: Scope<'_>,
 ) -> Result<(), StepError> {
     let name = name.to_string();
+    let days = t.settings.secret_recovery_days;
+    if matches!(scope, Scope::Rollback { .. }) && removal.kept_instance.is_some() {
+        let note = format!("secret {name} was kept with the instance (it holds its password)");
+        tracing::warn!(secret = %name, owner = %owner.describe(), "{note}");
+        removal.secret_kept = Some(note);
+        return Ok(());
+    }
     let Some(info) = t
         .cloud
         .describe_secret(&name)
@@ -168,11 +270,31 @@ pub async fn remove_secret(
     else {
         return Ok(());
     };
-    if !owner.owns(&info.tags) {
-        tracing::warn!(secret = %name, owner = %owner.describe(), "secret is not the owner's; leaving it untouched");
+    if let Err(why) = owner.check(&info.tags) {
+        tracing::warn!(secret = %name, owner = %owner.describe(), %why, "secret is not the owner's; leaving it untouched");
         removal.foreign_secret_left = Some(name);
         return Ok(());
     }
+    // Secrets of earlier releases carry no ProvisioningJob tag: one created after the job was
+    // is the job's (the tenant has one job at a time; one the job found is older).
+    let untagged_and_newer = |since: DateTime<Utc>| {
+        ownership::tag(&info.tags, cloud::TAG_JOB).is_none()
+            && info.created.is_some_and(|created| created >= since)
+    };
+    let recovery = match scope {
+        Scope::Rollback { jobs, since }
+            if ownership::created_by(&info.tags, jobs) || untagged_and_newer(since) =>
+        {
+            Recovery::None
+        }
+        Scope::Rollback { .. } => {
+            removal.secret_kept = Some(format!(
+                "secret {name} was not created by this job: scheduled for deletion with a {days}-day recovery window"
+            ));
+            Recovery::Days(days)
+        }
+        Scope::Deprovision => Recovery::Days(days),
+    };
     if info.pending_deletion && recovery != Recovery::None {
         return Ok(());
     }

@@ -11,11 +11,10 @@ use async_trait::async_trait;
 
 use super::error::StepError;
 use super::provision::{self, ProvisionArgs, ProvisionData, ProvisionStep};
-use super::removal::{self, Removed};
+use super::removal::{self, Removed, Scope};
 use super::runner::{StepContext, Workflow};
 use super::step::{InstanceWait, Step, StepNames, Transition, steps};
 use super::tenancy::{Owner, Tenancy};
-use crate::cloud::secrets::Recovery;
 use crate::pool;
 use crate::queue;
 
@@ -23,7 +22,7 @@ use crate::queue;
 pub struct StandbyBuild(pub Tenancy);
 
 /// The job kind of a standby's creation or removal (`jobs.kind`).
-pub const KIND: &str = "standby";
+pub const KIND: &str = super::tenancy::STANDBY_KIND;
 
 steps! {
     /// The steps of a standby's job.
@@ -138,6 +137,7 @@ impl Workflow for StandbyBuild {
             MarkAvailable => return mark_available(cx, &id).await,
             UndoInstance => {
                 record(cx, &id, Change::Retire).await?;
+                let jobs = t.creating_jobs(cx, Some(id.clone())).await?;
                 let seen = cx.data.poller_seen.take();
                 let removal = &mut cx.data.removal;
                 return match removal::remove_instance(
@@ -146,6 +146,10 @@ impl Workflow for StandbyBuild {
                     step.name(),
                     seen.as_ref(),
                     removal,
+                    Scope::Rollback {
+                        jobs: &jobs,
+                        since: cx.job.created_at,
+                    },
                     None,
                     None,
                 )
@@ -156,8 +160,19 @@ impl Workflow for StandbyBuild {
                 };
             }
             UndoSecret => {
+                let jobs = t.creating_jobs(cx, Some(id.clone())).await?;
                 let removal = &mut cx.data.removal;
-                removal::remove_secret(t, o, &o.secret, removal, Recovery::None).await?;
+                removal::remove_secret(
+                    t,
+                    o,
+                    &o.secret,
+                    removal,
+                    Scope::Rollback {
+                        jobs: &jobs,
+                        since: cx.job.created_at,
+                    },
+                )
+                .await?;
                 return Ok(Transition::Next(Forget));
             }
             Forget => {

@@ -9,10 +9,15 @@ use super::error::{Context, StepError};
 use super::instance_watch::{InstanceWatch, Look, PollerSeen, WaitPace};
 use super::quota::QuotaWatch;
 use super::runner::StepContext;
+use crate::cloud::ownership::{self, Holder, Mismatch};
 use crate::cloud::{self, Cloud, Tags};
 use crate::config::{ProvisioningSettings, Tier};
 use crate::queue;
 use crate::tenants::record::{self, Tenant, TenantUpdate};
+
+/// The job kind of a warm-pool standby's creation or removal (`jobs.kind`; the standby
+/// workflow's, named here because rollbacks look up a standby's jobs).
+pub const STANDBY_KIND: &str = "standby";
 
 /// The AWS clients and settings the tenant workflows work with. Cheap to clone.
 #[derive(Clone)]
@@ -69,6 +74,46 @@ impl Tenancy {
             Some(tenant) => self.instance_of(&tenant),
             None => self.derived_instance_id(id),
         })
+    }
+
+    /// The jobs a rollback of this job may delete an instance or secret for: the ones that
+    /// created it. This job, and for a standby (its own jobs, or a tenant's claim of it) the
+    /// standby's jobs.
+    pub async fn creating_jobs<A, D>(
+        &self,
+        cx: &StepContext<'_, A, D>,
+        standby: Option<String>,
+    ) -> Result<Vec<String>, StepError> {
+        let mut jobs = vec![cx.job.id.to_string()];
+        if let Some(standby) = standby {
+            let theirs = queue::jobs_naming_standby(cx.db, STANDBY_KIND, &standby).await?;
+            for id in theirs {
+                jobs.push(id.to_string());
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// The instance `id` as RDS describes it now, when it passes the ownership rule for
+    /// `owner`: every change reconcile makes is preceded by this look. A missing instance is
+    /// `instance_gone`; one that fails the rule, `foreign_resource` naming the tag.
+    pub async fn owned_instance(
+        &self,
+        owner: &Owner,
+        id: &str,
+    ) -> Result<cloud::rds::InstanceInfo, StepError> {
+        let info = self
+            .cloud
+            .describe_db_instance(id)
+            .await
+            .during("looking at the instance")?
+            .ok_or_else(|| {
+                StepError::fail("instance_gone", format!("instance {id} does not exist"))
+            })?;
+        owner
+            .check(&info.tags)
+            .map_err(|why| owner.foreign(&format!("instance {id}"), &why))?;
+        Ok(info)
     }
 
     pub fn secret_name(&self, tenant: &str) -> String {
@@ -140,7 +185,8 @@ impl Tenancy {
 
 /// Whose resources a workflow works on: a tenant's, a warm-pool standby's, or (while a tenant
 /// takes a standby over) both: the instance may still carry the standby's tags, the standby's
-/// secret may still exist. Resources are the owner's when their tags name it.
+/// secret may still exist. Resources are the owner's when they pass the ownership rule
+/// ([`ownership::check`]) for one of them in this deployment's environment.
 #[derive(Debug, Clone)]
 pub struct Owner {
     pub tenant: Option<String>,
@@ -149,6 +195,8 @@ pub struct Owner {
     pub instance: String,
     /// The Secrets Manager name of the master credentials.
     pub secret: String,
+    /// This deployment's `TENANTD_ENVIRONMENT`.
+    pub environment: String,
 }
 
 impl Owner {
@@ -164,6 +212,7 @@ impl Owner {
             standby: standby.map(str::to_string),
             instance: t.recorded_instance(cx).await?,
             secret: t.secret_name(tenant),
+            environment: t.settings.environment.clone(),
         })
     }
 
@@ -174,18 +223,48 @@ impl Owner {
             standby: Some(id.to_string()),
             instance: id.to_string(),
             secret: t.settings.pool_secret_name(id),
+            environment: t.settings.environment.clone(),
         }
     }
 
-    /// Whether tags mark a resource as this owner's.
-    pub fn owns(&self, tags: &Tags) -> bool {
-        self.tenant
+    /// Whether tags make a resource this owner's: `Ok`, or the tag that differs (for the
+    /// tenant, when the owner is both).
+    pub fn check(&self, tags: &Tags) -> Result<(), Mismatch> {
+        let env = self.environment.as_str();
+        let as_standby = self
+            .standby
             .as_deref()
-            .is_some_and(|tenant| cloud::tagged_for(tags, tenant))
-            || self
-                .standby
-                .as_deref()
-                .is_some_and(|standby| cloud::tagged_standby(tags, standby))
+            .map(|s| ownership::check(tags, env, Holder::Standby(s)));
+        match self.tenant.as_deref() {
+            Some(tenant) => match ownership::check(tags, env, Holder::Tenant(tenant)) {
+                Ok(()) => Ok(()),
+                Err(_) if as_standby == Some(Ok(())) => Ok(()),
+                Err(e) => Err(e),
+            },
+            None => as_standby.unwrap_or(Err(Mismatch {
+                key: cloud::TAG_STANDBY,
+                expected: String::new(),
+                actual: None,
+            })),
+        }
+    }
+
+    /// Whether tags make a resource this owner's.
+    pub fn owns(&self, tags: &Tags) -> bool {
+        self.check(tags).is_ok()
+    }
+
+    /// The error of a step that found `what` (e.g. "instance saas-acme") not to be the
+    /// owner's: nothing was done to it.
+    pub fn foreign(&self, what: &str, why: &Mismatch) -> StepError {
+        StepError::fail(
+            "foreign_resource",
+            format!(
+                "{what} is not tagged as {} in environment {:?} ({why}); left untouched",
+                self.whose(),
+                self.environment
+            ),
+        )
     }
 
     /// The tags the owner's resources carry: a tenant's, else the standby's.

@@ -1,17 +1,44 @@
-//! The HTTP API on a real server on port 0, over a fresh control database, and a client for it.
+//! The HTTP API (and the console) on a real server on port 0, over a fresh control database,
+//! and a client for it. The server accepts four tokens: two admins, an operator and a viewer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 use tenantd::api::{self, AppState};
-use tenantd::config::{ApiTokens, Tiers};
+use tenantd::config::{ApiTokens, HttpSettings, NamedToken, Role, Tiers, UiSettings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::{TestDb, fresh_db};
 
-/// The token the test servers accept.
-pub const TOKEN: &str = "test-token-0123456789";
+/// The admin token the test servers accept (named `admin`).
+pub const TOKEN: &str = "test-token-0123456789-abcdefghijkl";
+/// Another admin token (named `second`).
+pub const SECOND_TOKEN: &str = "second-token-0123456789-abcdefghij";
+/// An operator's token (named `operator`).
+pub const OPERATOR_TOKEN: &str = "operator-token-0123456789-abcdefgh";
+/// A viewer's token (named `viewer`).
+pub const VIEWER_TOKEN: &str = "viewer-token-0123456789-abcdefghij";
+
+/// The tokens of the test servers.
+pub fn test_tokens() -> ApiTokens {
+    ApiTokens::from_named(vec![
+        NamedToken::new("admin", Role::Admin, TOKEN),
+        NamedToken::new("second", Role::Admin, SECOND_TOKEN),
+        NamedToken::new("operator", Role::Operator, OPERATOR_TOKEN),
+        NamedToken::new("viewer", Role::Viewer, VIEWER_TOKEN),
+    ])
+}
+
+/// The listener's settings of the test servers: the defaults, with the fleet gauges read at
+/// most once a second.
+pub fn test_http() -> HttpSettings {
+    HttpSettings {
+        fleet_gauges_every: Duration::from_secs(1),
+        ..HttpSettings::default()
+    }
+}
 
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`
@@ -27,23 +54,46 @@ impl Drop for TestApp {
     }
 }
 
-/// Serves the API router (no worker) on `127.0.0.1:0` over a fresh control database.
+/// Serves the API router and the console (no worker) on `127.0.0.1:0` over a fresh control
+/// database.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_http()).await
+}
+
+/// [`spawn_app`] with these listener settings.
+pub async fn spawn_app_with(http: HttpSettings) -> TestApp {
     let db = fresh_db().await;
     let state = AppState {
         db: db.pool.clone(),
-        tokens: ApiTokens::new([TOKEN, "second-token"]),
+        tokens: test_tokens(),
         tiers: Arc::new(Tiers::defaults()),
         max_attempts: 3,
         tenant_migrations: Arc::new(
             concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tenant-migrations").into(),
         ),
         warm_pool: Arc::default(),
+        http: Arc::new(http.clone()),
+        lockout: api::lockout::Lockout::new(http.auth_failures_per_minute),
+        probe: api::probe::Probe::new(db.pool.clone(), http.fleet_gauges_every),
     };
+    let console = tenantd::ui::UiState::with(
+        state.clone(),
+        UiSettings {
+            secure_cookie: tenantd::config::SecureCookie::Off,
+            ..UiSettings::default()
+        },
+        8.0,
+        "test",
+    );
+    let app = api::admitted(
+        api::router(state).merge(tenantd::ui::router(console)),
+        &http,
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
-    tokio::spawn(api::serve(listener, api::router(state), shutdown.clone()));
+    let stop = shutdown.clone();
+    tokio::spawn(async move { api::serve(listener, app, &http, stop).await });
     TestApp {
         url,
         db,

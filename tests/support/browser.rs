@@ -15,6 +15,9 @@ use super::app::TOKEN;
 pub use super::fleet::free_port;
 use super::wait_for;
 
+/// How long a click's navigation may take.
+const NAVIGATION: Duration = Duration::from_secs(30);
+
 /// `tenantd serve` on a free port, killed when dropped.
 pub struct Daemon {
     pub url: String,
@@ -26,6 +29,9 @@ pub struct Daemon {
 pub async fn serve(env: &HashMap<String, String>) -> Daemon {
     let mut env = env.clone();
     env.insert("TENANTD_API_TOKENS".into(), TOKEN.into());
+    // Plain HTTP on the loopback interface: the cookie is Secure only behind a TLS proxy.
+    env.entry("TENANTD_UI_SECURE_COOKIE".into())
+        .or_insert_with(|| "auto".into());
     env.insert("RUST_LOG".into(), "warn".into());
     let (child, url) = super::fleet::serve_ready(&env).await;
     Daemon { url, _child: child }
@@ -143,6 +149,27 @@ impl Browser {
             .expect("click");
     }
 
+    /// Clicks `css` (a link or a form's button) and returns once the page it leads to has
+    /// loaded. Chromium may answer a click before the navigation it starts has ended; the next
+    /// `find` would then search the old page, or a `goto` would abort a form's POST (seen: a
+    /// sign-in whose cookie never arrived). The old document carries a mark the new one lacks.
+    pub async fn follow(&self, css: &str) {
+        self.run("window.tenantdLeaving = true; return null").await;
+        self.click(css).await;
+        let client = &self.client;
+        wait_for(
+            &format!("the page {css} leads to"),
+            NAVIGATION,
+            || async move {
+                let script =
+                    "return window.tenantdLeaving !== true && document.readyState === 'complete'";
+                // While the old page unloads, scripts may fail: not there yet.
+                matches!(client.execute(script, vec![]).await, Ok(Value::Bool(true))).then_some(())
+            },
+        )
+        .await;
+    }
+
     pub async fn type_into(&self, css: &str, text: &str) {
         self.client
             .find(Locator::Css(css))
@@ -191,7 +218,7 @@ impl Browser {
     pub async fn sign_in(&self, base: &str, token: &str) {
         self.goto(&format!("{base}/ui/login")).await;
         self.type_into("#token", token).await;
-        self.click("#sign-in").await;
+        self.follow("#sign-in").await;
     }
 
     /// Writes a screenshot of the window to `target/tmp/console-screenshots/<name>.png`.

@@ -27,7 +27,7 @@ pub fn daemon_env(
     let mut env = base.clone();
     for (k, v) in [
         ("TENANTD_LISTEN", "127.0.0.1:0"),
-        ("TENANTD_API_TOKENS", "scale-test-token"),
+        ("TENANTD_API_TOKENS", "scale-test-token-0123456789abcdefgh"),
         ("TENANTD_WORKER_ID", worker),
         ("TENANTD_CONCURRENCY", "16"),
         ("TENANTD_RDS_POLL_INTERVAL", "500ms"),

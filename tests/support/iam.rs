@@ -1,7 +1,8 @@
 //! Holding what the daemon did against an IAM policy document: every AWS request it made (as
 //! the fault proxy recorded it) becomes the IAM authorization checks AWS makes for it (action,
-//! resource ARN, condition keys), and each must be allowed by a statement of the document. The
-//! evaluator knows the condition operators the document uses; an unknown one allows nothing.
+//! resource ARN, condition keys: the tags of the request and, for a resource that exists, its
+//! own), and each must be allowed by a statement of the documents. The evaluator knows the
+//! condition operators the documents use; an unknown one allows nothing.
 
 use std::collections::HashMap;
 
@@ -66,14 +67,24 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 }
 
 impl Policy {
-    /// Reads a policy document, replacing its placeholders (`REGION`, `ACCOUNT_ID`, ...).
-    pub fn load(text: &str, fill: &[(&str, &str)]) -> Policy {
+    /// Reads policy documents (attached side by side), replacing their placeholders
+    /// (`REGION`, `ACCOUNT_ID`, ...).
+    pub fn load(texts: &[&str], fill: &[(&str, &str)]) -> Policy {
+        Policy(
+            texts
+                .iter()
+                .flat_map(|text| Self::statements(text, fill))
+                .collect(),
+        )
+    }
+
+    fn statements(text: &str, fill: &[(&str, &str)]) -> Vec<Statement> {
         let mut text = text.to_string();
         for (mark, value) in fill {
             text = text.replace(mark, value);
         }
         let doc: Value = serde_json::from_str(&text).expect("the policy is JSON");
-        let statements = doc["Statement"]
+        doc["Statement"]
             .as_array()
             .expect("Statement")
             .iter()
@@ -94,8 +105,7 @@ impl Policy {
                     conditions,
                 }
             })
-            .collect();
-        Policy(statements)
+            .collect()
     }
 
     /// The statement that allows `check`, if one does.
@@ -129,6 +139,10 @@ pub fn condition(
         "StringLike" => {
             present.is_some_and(|have| have.iter().any(|h| values.iter().any(|v| glob(v, h))))
         }
+        // "true": the key is absent; "false": it is present.
+        "Null" => values
+            .iter()
+            .all(|v| (v == "true") == present.is_none_or(|have| have.is_empty())),
         // Vacuously true without the key, as in IAM.
         "ForAllValues:StringEquals" => {
             present.is_none_or(|have| have.iter().all(|h| values.contains(h)))
@@ -178,7 +192,7 @@ impl Scope {
     }
 
     /// The tags known for a resource (by a key of its kind and name).
-    fn resource_tags(&self, key: &str) -> HashMap<String, Vec<String>> {
+    pub fn resource_tags(&self, key: &str) -> HashMap<String, Vec<String>> {
         self.tags
             .get(key)
             .into_iter()
@@ -242,6 +256,7 @@ impl Scope {
                             check(&action, self.rds_arn("subgrp", group), HashMap::new());
                         }
                         if !tags.is_empty() {
+                            ctx.insert("rds:TagsFromRequest".into(), vec!["true".into()]);
                             check("rds:AddTagsToResource", self.rds_arn("db", &id), ctx);
                         }
                         self.tags.insert(format!("db:{id}"), tags);
@@ -267,10 +282,13 @@ impl Scope {
                                 .get(&format!("db:{id}"))
                                 .cloned()
                                 .unwrap_or_default();
+                            // Inherited, not sent: rds:TagsFromRequest is false.
+                            let mut inherited = request_tags(&tags);
+                            inherited.insert("rds:TagsFromRequest".into(), vec!["false".into()]);
                             check(
                                 "rds:AddTagsToResource",
                                 self.rds_arn("snapshot", snapshot),
-                                request_tags(&tags),
+                                inherited,
                             );
                             self.tags.insert(format!("snapshot:{snapshot}"), tags);
                         }
@@ -287,6 +305,7 @@ impl Scope {
                         let key = format!("{kind}:{name}");
                         let mut ctx = request_tags(&tags);
                         ctx.extend(self.resource_tags(&key));
+                        ctx.insert("rds:TagsFromRequest".into(), vec!["true".into()]);
                         check(&action, self.rds_arn(&kind, &name), ctx);
                         let known = self.tags.entry(key).or_default();
                         for (k, v) in tags {
@@ -439,7 +458,7 @@ fn form_tags(form: &HashMap<String, String>) -> Vec<(String, String)> {
     tags
 }
 
-fn request_tags(tags: &[(String, String)]) -> HashMap<String, Vec<String>> {
+pub fn request_tags(tags: &[(String, String)]) -> HashMap<String, Vec<String>> {
     let mut ctx: HashMap<String, Vec<String>> = tags
         .iter()
         .map(|(k, v)| (format!("aws:RequestTag/{k}"), vec![v.clone()]))

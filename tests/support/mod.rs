@@ -1,15 +1,18 @@
 //! Shared by the integration tests: a fresh control database per test, worker settings sized for
 //! tests, a worker with its maintenance, and waiting for a condition with a deadline. Its
 //! modules: `app` (the API on a real port), `stack` (the local stack, tenantd's settings for it),
-//! `fleet` (real daemon processes), `proxy` (a fault-injecting AWS proxy), `rds` (the local RDS
+//! `fleet` (real daemon processes), `proxy` (a fault-injecting AWS proxy), `db_proxy` (a TCP
+//! proxy to the control database that can be partitioned), `rds` (the local RDS
 //! through the SDK), `demo` (a workflow without AWS).
 #![allow(dead_code)]
 
 pub mod app;
 pub mod browser;
+pub mod db_proxy;
 pub mod demo;
 pub mod fleet;
 pub mod iam;
+pub mod lifecycle;
 pub mod proxy;
 pub mod rds;
 pub mod stack;
@@ -21,7 +24,7 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tenantd::config::{RetryPolicy, WorkerSettings};
-use tenantd::maintenance::{Maintenance, Rescuer};
+use tenantd::maintenance::{Election, Maintenance, Rescuer};
 use tenantd::workflow::Registry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -87,6 +90,8 @@ pub fn worker_settings(id: &str) -> WorkerSettings {
         concurrency: 8,
         prefetch: 8,
         lease: Duration::from_secs(5),
+        lease_margin: Duration::from_secs(1),
+        leader_ping_timeout: Duration::from_millis(2500),
         poll_interval: Duration::from_millis(200),
         shutdown_timeout: Duration::from_secs(5),
         retry: RetryPolicy {
@@ -132,7 +137,7 @@ pub fn spawn_worker(
     settings: WorkerSettings,
 ) -> (CancellationToken, JoinHandle<()>) {
     let stop = CancellationToken::new();
-    let maintenance = Maintenance::new(pool.clone(), settings.id.clone(), settings.lease / 3)
+    let maintenance = Maintenance::new(pool.clone(), settings.id.clone(), Election::of(&settings))
         .with(Rescuer::new(pool.clone(), settings.lease))
         .spawn(stop.clone());
     let worker = tenantd::worker::run(pool.clone(), registry, settings, stop.clone());

@@ -2,11 +2,13 @@
 //! requests for a chosen operation can be delayed and/or answered with an error. The operation
 //! is read as the services send it: the `X-Amz-Target` header (JSON protocols), the
 //! `/operation/<name>` path (Smithy RPC v2 CBOR), or the `Action` form field (query protocol).
-//! It can also fail a random share of all calls (503, connection reset, added latency).
+//! It can also fail a random share of all calls (503, connection reset, added latency), and
+//! hold an answer after LocalStack gave it (the call took effect, its answer is slow). Every
+//! call is logged with when it arrived and when it ended: answered, or given up by the client.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -19,6 +21,8 @@ struct Rule {
     skip: u32,
     count: u32,
     latency: Duration,
+    /// How long the answer is held once LocalStack gave it.
+    hold: Duration,
     fail: Option<Failure>,
 }
 
@@ -61,6 +65,11 @@ pub struct Recorded {
     pub operation: String,
     pub content_type: String,
     pub body: Bytes,
+    /// When the request arrived.
+    pub arrived: Instant,
+    /// When the call ended here, and whether with an answer (`false`: the client closed the
+    /// connection first); `None` while it is in flight.
+    pub ended: Option<(Instant, bool)>,
 }
 
 /// A running proxy; it stops when the test process ends.
@@ -106,9 +115,18 @@ impl FaultProxy {
                  uri: Uri,
                  headers: HeaderMap,
                  body: Bytes| async move {
+                    // Logged as ended when this future ends: answered, or dropped because the
+                    // client closed its connection.
+                    let mut ended = Ended {
+                        log: state.5.clone(),
+                        index: record(&state.5, &uri, &headers, &body),
+                        answered: false,
+                    };
                     // On a task of its own: a request whose client died still reaches
                     // LocalStack, as it would reach AWS.
-                    match tokio::spawn(forward(state, method, uri, headers, body)).await {
+                    let answer = tokio::spawn(forward(state, method, uri, headers, body)).await;
+                    ended.answered = matches!(answer, Ok(Some(_)));
+                    match answer {
                         Ok(Some(response)) => response,
                         // Unwinding the connection's task closes the socket unanswered;
                         // resume_unwind skips the panic hook, so nothing is printed.
@@ -159,6 +177,7 @@ impl FaultProxy {
             skip: 0,
             count,
             latency: Duration::ZERO,
+            hold: Duration::ZERO,
             fail: Some(failure),
         });
     }
@@ -193,15 +212,70 @@ impl FaultProxy {
         self.add(operation, nth - 1, 1, latency, false);
     }
 
+    /// The next `count` calls of `operation` are forwarded at once (they take effect), and their
+    /// answers held for `latency`.
+    pub fn hold_answer(&self, operation: &str, count: u32, latency: Duration) {
+        self.rules.lock().unwrap().push(Rule {
+            operation: operation.to_string(),
+            skip: 0,
+            count,
+            latency: Duration::ZERO,
+            hold: latency,
+            fail: None,
+        });
+    }
+
     fn add(&self, operation: &str, skip: u32, count: u32, latency: Duration, fail: bool) {
         self.rules.lock().unwrap().push(Rule {
             operation: operation.to_string(),
             skip,
             count,
             latency,
+            hold: Duration::ZERO,
             fail: fail.then_some(Failure::AccessDenied),
         });
     }
+}
+
+/// Marks its call in the log as ended when dropped.
+struct Ended {
+    log: Arc<Mutex<Vec<Recorded>>>,
+    index: usize,
+    answered: bool,
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.log.lock().unwrap()[self.index].ended = Some((Instant::now(), self.answered));
+    }
+}
+
+/// Logs a request as it arrives; returns its place in the log.
+fn record(log: &Mutex<Vec<Recorded>>, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> usize {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    // Credential=<key>/<date>/<region>/<service>/aws4_request
+    let service = header("authorization")
+        .split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split('/').nth(3))
+        .unwrap_or_default()
+        .to_string();
+    let mut log = log.lock().unwrap();
+    log.push(Recorded {
+        service,
+        operation: operation_of(uri, headers, body),
+        content_type: header("content-type"),
+        body: body.clone(),
+        arrived: Instant::now(),
+        ended: None,
+    });
+    log.len() - 1
 }
 
 fn operation_of(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> String {
@@ -259,7 +333,7 @@ fn roll(chaos: &Mutex<Option<Chaos>>) -> (Option<Failure>, Duration) {
 
 /// The answer to one request; `None` closes the connection without one.
 async fn forward(
-    (rules, seen, client, upstream, chaos, log): Shared,
+    (rules, seen, client, upstream, chaos, _log): Shared,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -267,29 +341,11 @@ async fn forward(
 ) -> Option<Response> {
     let operation = operation_of(&uri, &headers, &body);
     *seen.lock().unwrap().entry(operation.clone()).or_default() += 1;
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
-    // Credential=<key>/<date>/<region>/<service>/aws4_request
-    let service = header("authorization")
-        .split("Credential=")
-        .nth(1)
-        .and_then(|c| c.split('/').nth(3))
-        .unwrap_or_default()
-        .to_string();
-    log.lock().unwrap().push(Recorded {
-        service,
-        operation: operation.clone(),
-        content_type: header("content-type"),
-        body: body.clone(),
-    });
     let (mut failure, mut latency) = roll(&chaos);
+    let mut hold = Duration::ZERO;
     if let Some(rule) = take(&rules, &operation) {
         latency += rule.latency;
+        hold = rule.hold;
         failure = rule.fail.or(failure);
     }
     tokio::time::sleep(latency).await;
@@ -337,11 +393,9 @@ async fn forward(
             response = response.header(name, value);
         }
     }
-    Some(
-        response
-            .body(Body::from(answer.bytes().await.unwrap_or_default()))
-            .unwrap(),
-    )
+    let body = answer.bytes().await.unwrap_or_default();
+    tokio::time::sleep(hold).await;
+    Some(response.body(Body::from(body)).unwrap())
 }
 
 /// A 400 AccessDenied in the protocol the request used: not retryable, so the step fails.

@@ -304,6 +304,30 @@ impl Stack {
         sqlx::ConnectOptions::connect(&options).await
     }
 
+    /// Logs in to the tenant database with the secret's credentials, the secret being in
+    /// `account` (a test's own).
+    pub async fn connect_tenant_in(&self, account: &str, tenant: &str) -> sqlx::PgConnection {
+        let secrets = super::rds::secrets_in_account(account).await;
+        let out = secrets
+            .get_secret_value()
+            .secret_id(format!("saas/tenant/{tenant}/database"))
+            .send()
+            .await
+            .unwrap();
+        let s: Value = serde_json::from_str(out.secret_string().unwrap()).unwrap();
+        let options = sqlx::postgres::PgConnectOptions::new()
+            .host(s["host"].as_str().unwrap())
+            .port(s["port"].as_u64().unwrap() as u16)
+            .username(s["username"].as_str().unwrap())
+            .password(s["password"].as_str().unwrap())
+            .database(s["dbname"].as_str().unwrap())
+            .ssl_mode(sqlx::postgres::PgSslMode::VerifyFull)
+            .ssl_root_cert(stack_ca());
+        sqlx::ConnectOptions::connect(&options)
+            .await
+            .expect("log in with the secret's credentials")
+    }
+
     /// Logs in to the tenant database with the secret's credentials; returns its tables.
     pub async fn tenant_tables(&self, tenant: &str) -> Vec<String> {
         let mut conn = self

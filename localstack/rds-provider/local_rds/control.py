@@ -14,8 +14,11 @@
   POST   /_local_rds/quotas                      {"account", "region", "DBInstances",
                                                  "AllocatedStorage", "ManualSnapshots"} sets them;
                                                  {"account", "region", "reset": true} restores defaults
+  GET    /_local_rds/snapshots/<id>/contents     where a final snapshot's contents are kept: a
+                                                 database in the tenant server (?account=)
   GET    /_local_rds/secrets-deletion-delay      delays of Secrets Manager forced deletions
   POST   /_local_rds/secrets-deletion-delay      {"account", "seconds", "region"?}
+and, in control_lifecycle.py, Blue/Green replication, minor upgrades, pending maintenance, CAs.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ _REGISTERED = False
 
 
 def _json(body, status: int = 200) -> Response:
-    return Response(json.dumps(body, indent=1), status=status, mimetype="application/json")
+    text = json.dumps(body, indent=1, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
+    return Response(text, status=status, mimetype="application/json")
 
 
 def _body(request: Request) -> dict:
@@ -196,6 +200,25 @@ def secrets_deletion_delay(request: Request) -> Response:
     return _json(DELAYS.view())
 
 
+def snapshot_contents(request: Request, identifier: str) -> Response:
+    """Where a final snapshot's contents are: the database (in the tenant PostgreSQL server,
+    readable with LOCAL_RDS_ADMIN_URL) holding a copy of the instance's database as it was
+    deleted. ?account= narrows the search to one account."""
+    from local_rds.provider import state
+
+    st = state()
+    account = request.args.get("account")
+    with st.lock:
+        found = [
+            {"account": a, "region": r, "database": db}
+            for (a, r, snap), db in st.snapshot_copies.items()
+            if snap == identifier and account in (None, a)
+        ]
+    if not found:
+        return _json({"error": f"no contents kept for snapshot {identifier}"}, 404)
+    return _json(found[0])
+
+
 def register() -> None:
     global _REGISTERED
     if _REGISTERED:
@@ -207,4 +230,8 @@ def register() -> None:
     ROUTER.add("/_local_rds/instances/<identifier>/status", endpoint=instance_status, methods=["POST"])
     ROUTER.add("/_local_rds/instances/<identifier>/auto-start", endpoint=instance_auto_start, methods=["POST"])
     ROUTER.add("/_local_rds/quotas", endpoint=quotas, methods=["GET", "POST"])
+    ROUTER.add("/_local_rds/snapshots/<identifier>/contents", endpoint=snapshot_contents, methods=["GET"])
     ROUTER.add("/_local_rds/secrets-deletion-delay", endpoint=secrets_deletion_delay, methods=["GET", "POST"])
+    from local_rds import control_lifecycle
+
+    control_lifecycle.register(ROUTER)

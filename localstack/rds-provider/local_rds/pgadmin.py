@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Callable
 
 import psycopg
+from psycopg import conninfo as pg_conninfo
 from psycopg import sql
 
 LOG = logging.getLogger(__name__)
@@ -32,6 +33,43 @@ class PgAdmin:
 
     def submit(self, key: str, fn: Callable[[psycopg.Connection], None]) -> None:
         self.queues[zlib.crc32(key.encode()) % len(self.queues)].put(fn)
+
+    def submit_later(self, key: str, delay: float, fn: Callable[[psycopg.Connection], None]) -> None:
+        """Queues `fn` after `delay` seconds (a poll that must not hold a worker meanwhile)."""
+        timer = threading.Timer(delay, self.submit, args=(key, fn))
+        timer.daemon = True
+        timer.start()
+
+    def call(self, key: str, fn: Callable[[psycopg.Connection], object], timeout: float = 30.0):
+        """Runs `fn` on the key's worker, in order with its other work, and returns its result
+        (raises what it raised). Never call it while holding a lock the work may need."""
+        done = threading.Event()
+        box: dict = {}
+
+        def task(conn):
+            try:
+                box["value"] = fn(conn)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                box["error"] = e
+            finally:
+                done.set()
+
+        self.submit(key, task)
+        if not done.wait(timeout):
+            raise TimeoutError(f"the admin worker did not finish within {timeout} s")
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    def connect(self, dbname: str) -> psycopg.Connection:
+        """A superuser connection to one database of the tenant server (autocommit)."""
+        return psycopg.connect(self.conninfo, dbname=dbname, autocommit=True)
+
+    def conninfo_for(self, dbname: str) -> str:
+        """A libpq connection string to `dbname` as the superuser (for a subscription)."""
+        params = pg_conninfo.conninfo_to_dict(self.conninfo)
+        params["dbname"] = dbname
+        return pg_conninfo.make_conninfo(**params)
 
     def _run(self, q: queue.Queue) -> None:
         conn = None
@@ -68,11 +106,63 @@ class PgAdmin:
         # Only the instance's own role may connect (roles are cluster-wide).
         conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
 
-    @staticmethod
-    def drop(conn: psycopg.Connection, name: str) -> None:
+    def drop(self, conn: psycopg.Connection, name: str) -> None:
         ident = sql.Identifier(name)
+        self.detach_replication(conn, name)
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+
+    def detach_replication(self, conn: psycopg.Connection, database: str) -> None:
+        """Drops the subscriptions in `database` and the replication slots on it (a Blue/Green
+        deployment's), which DROP DATABASE refuses to drop with it, even WITH (FORCE)."""
+        subs = [
+            r[0]
+            for r in conn.execute(
+                "SELECT s.subname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = %s",
+                (database,),
+            )
+        ]
+        if subs:
+            with self.connect(database) as inside:
+                for sub in subs:
+                    drop_subscription(inside, sub)
+        for slot, pid in conn.execute(
+            "SELECT slot_name, active_pid FROM pg_replication_slots WHERE database = %s", (database,)
+        ).fetchall():
+            drop_slot(conn, slot, pid)
+
+    def copy(self, conn: psycopg.Connection, source: str, target: str) -> None:
+        """A snapshot's contents: database `target` made from `source` as it is now (its
+        connections ended first, as the instance is going away), owned by the superuser so
+        that dropping the instance's role later does not depend on it."""
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (source,),
+        )
+        strategy = " STRATEGY = FILE_COPY" if conn.info.server_version >= 150000 else ""
+        create = sql.SQL("CREATE DATABASE {} TEMPLATE {}" + strategy).format(
+            sql.Identifier(target), sql.Identifier(source)
+        )
+        for attempt in range(10):
+            try:
+                conn.execute(create)
+                break
+            except psycopg.errors.ObjectInUse:
+                # A session (e.g. a Blue/Green deployment's walsender) that had not ended yet.
+                if attempt == 9:
+                    raise
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (source,),
+                )
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO CURRENT_USER").format(sql.Identifier(target)))
+        with psycopg.connect(self.conninfo, dbname=target, autocommit=True) as inside:
+            inside.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(sql.Identifier(source)))
+
+    def drop_copy(self, conn: psycopg.Connection, name: str) -> None:
+        self.detach_replication(conn, name)
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
     @staticmethod
     def set_password(conn: psycopg.Connection, name: str, password: str) -> None:
@@ -90,9 +180,39 @@ class PgAdmin:
             if stale:
                 LOG.info("local RDS: dropping %d databases left by an earlier run", len(stale))
             for name in stale:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+                self.drop_copy(conn, name)
+            for slot, pid in conn.execute(
+                "SELECT slot_name, active_pid FROM pg_replication_slots WHERE slot_name LIKE %s", (PREFIX + "%",)
+            ).fetchall():
+                drop_slot(conn, slot, pid)
             for name in roles:
                 if not keep(name):
                     conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
 
         self.submit("leftovers", task)
+
+
+def drop_subscription(conn: psycopg.Connection, name: str) -> None:
+    """Drops a subscription of the current database without asking its publisher to drop the
+    slot (the publisher may be gone); the slot is dropped on its own."""
+    ident = sql.Identifier(name)
+    conn.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(ident))
+    conn.execute(sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(ident))
+    conn.execute(sql.SQL("DROP SUBSCRIPTION IF EXISTS {}").format(ident))
+
+
+def drop_slot(conn: psycopg.Connection, slot: str, active_pid: int | None) -> None:
+    if active_pid:
+        conn.execute("SELECT pg_terminate_backend(%s, 5000)", (active_pid,))
+    try:
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+        )
+    except psycopg.errors.ObjectInUse:
+        # Its walsender had not exited yet: once more after it did.
+        conn.execute(
+            "SELECT pg_terminate_backend(active_pid, 5000) FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+        )
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+        )

@@ -13,7 +13,10 @@ adds what moto lacks:
   (LOCAL_RDS_STARTING_SECS), `available`; the endpoint refuses connections meanwhile;
 - engine versions (versions.py), account quotas (quotas.py), automated backups, paged snapshots,
   and RDS's checks moto lacks (storage decrease, gp3 IOPS below 400 GiB, autoscaling limit,
-  final snapshots of failed instances).
+  final snapshots of failed instances);
+- Blue/Green deployments with real data (bluegreen.py, replication.py), CA certificates per
+  instance (certificates.py, certs.py), engine upgrades, pending maintenance and the
+  maintenance window (maintenance.py).
 Statuses are computed from timestamps when a request looks at them; nothing sleeps.
 """
 
@@ -23,13 +26,11 @@ import datetime
 import logging
 import os
 import random
-import re
 import resource
 import string
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 
 from localstack.aws.api import CommonServiceException, RequestContext
 from localstack.aws.spec import load_service
@@ -37,17 +38,18 @@ from localstack.services.moto import call_moto, call_moto_with_request
 from moto.rds.models import DBInstance, rds_backends
 
 from local_rds import versions
+from local_rds.bluegreen import BlueGreen
+from local_rds.certificates import Certificates
 from local_rds.faults import FAULTS
-from local_rds.pgadmin import PREFIX, PgAdmin
+from local_rds.instance import OWNED_STATUSES, Instance, real_name_for
+from local_rds.maintenance import Maintenance
+from local_rds.paging import page
+from local_rds.pgadmin import PgAdmin
 from local_rds.quotas import QUOTAS
 from local_rds.relay import RelayHub, Route, server_tls_context
 
 LOG = logging.getLogger(__name__)
 
-# Statuses this provider computes; any other (e.g. `stopped`, set by moto) is left alone.
-OWNED_STATUSES = {"available", "creating", "modifying", "failed", "backing-up", "stopping", "stopped", "starting"}
-# Statuses in which the endpoint refuses connections (the server is down).
-DOWN_STATUSES = {"stopping", "stopped", "starting"}
 # RDS takes no final snapshot of instances in these statuses (DeleteDBInstance needs
 # SkipFinalSnapshot); `storage-full` and others still get one.
 NO_FINAL_SNAPSHOT_STATUSES = {"failed", "incompatible-restore", "incompatible-network"}
@@ -58,71 +60,6 @@ def _env_float(name: str, default: float) -> float:
         return float(os.environ.get(name, default))
     except ValueError:
         return default
-
-
-@dataclass
-class Instance:
-    account: str
-    region: str
-    identifier: str
-    real_name: str  # role and database in the tenant server
-    port: int
-    route: Route
-    created: float
-    creating_secs: float
-    ready: bool = False  # database and role exist
-    error: str | None = None
-    forced_status: str | None = None
-    modifying_until: float = 0.0
-    # Stop/start: "on", or "stopping"/"starting" since `power_since` (then `stopped`/running).
-    power: str = "on"
-    power_since: float = 0.0
-    stopping_secs: float = 2.0
-    starting_secs: float = 2.0
-    info: dict = field(default_factory=dict)
-
-    def status(self, now: float) -> str:
-        if self.forced_status:
-            return self.forced_status
-        if self.error:
-            return "failed"
-        if not self.ready or now < self.created + self.creating_secs:
-            return "creating"
-        if self.power == "stopping":
-            return "stopping" if now < self.power_since + self.stopping_secs else "stopped"
-        if self.power == "starting" and now < self.power_since + self.starting_secs:
-            return "starting"
-        if now < self.modifying_until:
-            return "modifying"
-        return "available"
-
-    def accepts_connections(self) -> bool:
-        return self.status(time.monotonic()) not in DOWN_STATUSES
-
-    def stop(self, now: float) -> None:
-        self.power, self.power_since = "stopping", now
-
-    def start(self, now: float) -> None:
-        self.power, self.power_since = "starting", now
-
-    def describe(self, now: float) -> dict:
-        return {
-            "account": self.account,
-            "region": self.region,
-            "identifier": self.identifier,
-            "status": self.status(now),
-            "port": self.port,
-            "real_database": self.real_name,
-            "real_role": self.real_name,
-            "ready": self.ready,
-            "error": self.error,
-            "accepts_connections": self.accepts_connections(),
-        }
-
-
-def real_name_for(identifier: str) -> str:
-    base = re.sub(r"[^a-z0-9_]", "_", identifier.lower())[:40]
-    return f"{PREFIX}{base}_{uuid.uuid4().hex[:10]}"
 
 
 class LocalRdsState:
@@ -136,6 +73,9 @@ class LocalRdsState:
         self.catalog = versions.Catalog(versions.load())
         # (account, region) -> automated backups kept after DeleteDBInstance(DeleteAutomatedBackups=false)
         self.retained_backups: dict[tuple[str, str], list[dict]] = {}
+        # (account, region, snapshot id) -> the database holding a final snapshot's contents
+        # (a copy of the instance's database taken at its deletion; dropped with the snapshot).
+        self.snapshot_copies: dict[tuple[str, str, str], str] = {}
         self.endpoint_host = os.environ.get("LOCAL_RDS_ENDPOINT_HOST", "127.0.0.1")
         socket_dir = os.environ.get("LOCAL_RDS_PG_SOCKET_DIR") or None
         pg_port = int(os.environ.get("LOCAL_RDS_PG_PORT", "5432"))
@@ -144,8 +84,11 @@ class LocalRdsState:
         )
         _raise_fd_limit()
         self.admin = PgAdmin(conninfo, workers=int(os.environ.get("LOCAL_RDS_ADMIN_WORKERS", "2")))
-        tls = server_tls_context(os.environ.get("LOCAL_RDS_TLS_CERT"), os.environ.get("LOCAL_RDS_TLS_KEY"))
-        self.relays = RelayHub(self.endpoint_host, socket_dir, pg_port, tls)
+        fallback = server_tls_context(os.environ.get("LOCAL_RDS_TLS_CERT"), os.environ.get("LOCAL_RDS_TLS_KEY"))
+        self.certs = Certificates(os.environ.get("LOCAL_RDS_TLS_DIR") or None, fallback)
+        self.relays = RelayHub(self.endpoint_host, socket_dir, pg_port, self.certs.tls_context)
+        self.bluegreen = BlueGreen(self)
+        self.maintenance = Maintenance(self)
         self.admin.drop_leftovers(self._is_live_name)
         _patch_moto_address()
         _patch_moto_windows()
@@ -153,7 +96,71 @@ class LocalRdsState:
 
     def _is_live_name(self, name: str) -> bool:
         with self.lock:
-            return any(i.real_name == name for i in self.instances.values())
+            return any(i.real_name == name for i in self.instances.values()) or name in self.snapshot_copies.values()
+
+    def db(self, inst: Instance):
+        """moto's record of a local instance (None once deleted)."""
+        return rds_backends[inst.account][inst.region].databases.get(inst.identifier)
+
+    def register(self, db, master_user: str, db_name: str | None, ca: str, info: dict, queue_key: str = "") -> Instance:
+        """Gives moto's new instance `db` its endpoint (a relay port) and local state; the
+        caller queues the work that makes its database."""
+        real = real_name_for(db.db_instance_identifier)
+        route = Route(master_user=master_user, db_name=db_name, real_role=real, real_db=real, ca=ca)
+        port = self.relays.open(route)
+        db.port = port
+        db._local_rds_address = self.endpoint_host
+        db.dbi_resource_id = _dbi_resource_id()  # moto gives every instance the same one
+        db._local_rds_backup_arn = f"arn:aws:rds:{db.region}:{db.account_id}:auto-backup:ab-{uuid.uuid4().hex[:26]}"
+        inst = Instance(
+            account=db.account_id,
+            region=db.region,
+            identifier=db.db_instance_identifier,
+            real_name=real,
+            port=port,
+            route=route,
+            created=time.monotonic(),
+            creating_secs=self.creating_secs,
+            stopping_secs=self.stopping_secs,
+            starting_secs=self.starting_secs,
+            info=info,
+            queue_key=queue_key,
+            ca=ca,
+        )
+        route.gate = inst.accepts_connections
+        self.instances[(inst.account, inst.region, inst.identifier)] = inst
+        db.status = "creating"
+        self.write_moto(inst)
+        return inst
+
+    def write_moto(self, inst: Instance, response: dict | None = None) -> None:
+        """What moto describes of the parts this provider keeps: the CA and its server
+        certificate, pending modifications, the status. Also into a response moto made."""
+        db = self.db(inst)
+        details = self.certs.details(inst.ca)
+        pending = dict(inst.pending_values)
+        if db is not None:
+            db.ca_certificate_identifier = inst.ca
+            db.certificate_details = details
+            db.pending_modified_values = pending or None
+        out = (response or {}).get("DBInstance")
+        if out is not None:
+            out["CACertificateIdentifier"] = inst.ca
+            out["CertificateDetails"] = details
+            if db is not None:
+                out["EngineVersion"] = db.engine_version
+            if pending:
+                out["PendingModifiedValues"] = pending
+            else:
+                out.pop("PendingModifiedValues", None)
+
+    def unregister(self, inst: Instance) -> None:
+        """The instance is gone: its endpoint closes now, its database and role are dropped
+        after the work queued before (on its queue)."""
+        self.instances.pop((inst.account, inst.region, inst.identifier), None)
+        self.relays.close(inst.port)
+        self.bluegreen.on_deleted(inst)
+        self.admin.submit(inst.queue_key, lambda conn: _drop(conn, inst, self.admin))
 
     def find(self, identifier: str, account: str | None = None, region: str | None = None) -> list[Instance]:
         with self.lock:
@@ -166,12 +173,14 @@ class LocalRdsState:
     def refresh(self) -> None:
         """Writes the computed statuses into moto's model before moto answers."""
         now = time.monotonic()
-        for inst in self.instances.values():
+        for inst in list(self.instances.values()):
+            inst.finish_activity(now)
             db = rds_backends[inst.account][inst.region].databases.get(inst.identifier)
             if db is not None and db.status in OWNED_STATUSES:
                 db.status = inst.status(now)
             if inst.power == "starting" and now >= inst.power_since + inst.starting_secs:
                 inst.power = "on"
+        self.bluegreen.refresh(now)
 
     def on_created(self, inst: Instance) -> None:
         def task(conn):
@@ -197,7 +206,7 @@ class LocalRdsState:
                 (time.monotonic() - started) * 1000,
             )
 
-        self.admin.submit(inst.real_name, task)
+        self.admin.submit(inst.queue_key, task)
 
 
 _STATE: LocalRdsState | None = None
@@ -307,18 +316,7 @@ def _dbi_resource_id() -> str:
     return "db-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=26))
 
 
-def _page(items: list, request: dict, key: str) -> dict:
-    """RDS paging: MaxRecords (20-100, default 100) and an opaque Marker."""
-    max_records = request.get("MaxRecords")
-    if max_records is not None and not 20 <= int(max_records) <= 100:
-        raise _error("InvalidParameterValue", f"Invalid value {max_records} for MaxRecords. Must be between 20 and 100")
-    marker = str(request.get("Marker") or "")
-    start = int(marker[2:]) if marker.startswith("m:") and marker[2:].isdigit() else 0
-    size = int(max_records or 100)
-    out = {key: items[start : start + size]}
-    if start + size < len(items):
-        out["Marker"] = f"m:{start + size}"
-    return out
+_page = page
 
 
 def _check_storage_settings(
@@ -376,9 +374,9 @@ def _automated_backup(db, account: str, region: str, status: str, arn: str | Non
     return out
 
 
-def _drop(conn, inst: Instance) -> None:
+def _drop(conn, inst: Instance, admin: PgAdmin) -> None:
     started = time.monotonic()
-    PgAdmin.drop(conn, inst.real_name)
+    admin.drop(conn, inst.real_name)
     LOG.info(
         "local RDS: %s deleted, dropped %s (%.0f ms)",
         inst.identifier,
@@ -426,6 +424,50 @@ class LocalRdsProvider:
     def _op_DescribeAccountAttributes(self, context: RequestContext, request: dict):
         return QUOTAS.describe(context.account_id, context.region)
 
+    # --- Blue/Green deployments (bluegreen.py), CAs (certificates.py), maintenance (maintenance.py) ---
+
+    def _op_CreateBlueGreenDeployment(self, context: RequestContext, request: dict):
+        return self.state.bluegreen.create(context, request)
+
+    def _op_DescribeBlueGreenDeployments(self, context: RequestContext, request: dict):
+        return self.state.bluegreen.describe(context, request)
+
+    def _op_SwitchoverBlueGreenDeployment(self, context: RequestContext, request: dict):
+        return self.state.bluegreen.switchover(context, request)
+
+    def _op_DeleteBlueGreenDeployment(self, context: RequestContext, request: dict):
+        return self.state.bluegreen.delete(context, request)
+
+    def _op_ListTagsForResource(self, context: RequestContext, request: dict):
+        arn = request.get("ResourceName")
+        if self.state.bluegreen.owns_arn(arn):
+            return self.state.bluegreen.list_tags(context, arn)
+        return call_moto(context)
+
+    def _op_AddTagsToResource(self, context: RequestContext, request: dict):
+        arn = request.get("ResourceName")
+        if self.state.bluegreen.owns_arn(arn):
+            return self.state.bluegreen.add_tags(context, arn, request.get("Tags") or [])
+        return call_moto(context)
+
+    def _op_RemoveTagsFromResource(self, context: RequestContext, request: dict):
+        arn = request.get("ResourceName")
+        if self.state.bluegreen.owns_arn(arn):
+            return self.state.bluegreen.remove_tags(context, arn, request.get("TagKeys") or [])
+        return call_moto(context)
+
+    def _op_DescribeCertificates(self, context: RequestContext, request: dict):
+        return self.state.certs.describe(context.account_id, context.region, request)
+
+    def _op_ModifyCertificates(self, context: RequestContext, request: dict):
+        return self.state.certs.modify(context.account_id, context.region, request)
+
+    def _op_DescribePendingMaintenanceActions(self, context: RequestContext, request: dict):
+        return self.state.maintenance.describe(context.account_id, context.region, request)
+
+    def _op_ApplyPendingMaintenanceAction(self, context: RequestContext, request: dict):
+        return self.state.maintenance.apply(context.account_id, context.region, request)
+
     def _op_CreateDBInstance(self, context: RequestContext, request: dict):
         engine = str(request.get("Engine", "")).lower()
         allocated = int(request.get("AllocatedStorage") or 20)
@@ -442,6 +484,11 @@ class LocalRdsProvider:
             )
         st = self.state
         version = st.catalog.resolve(request.get("EngineVersion"))
+        ca = (
+            st.certs.check(request["CACertificateIdentifier"])
+            if request.get("CACertificateIdentifier")
+            else st.certs.default_for(context.account_id, context.region)
+        )
         storage_type = request.get("StorageType") or ("io1" if request.get("Iops") else "gp2")
         _check_storage_settings("postgres", storage_type, allocated, request, None, creating=True)
         if request.get("EngineVersion") != version:
@@ -451,47 +498,19 @@ class LocalRdsProvider:
             response = call_moto(context)
         ident = request["DBInstanceIdentifier"]
         db = rds_backends[context.account_id][context.region].databases[ident]
-        db.dbi_resource_id = _dbi_resource_id()  # moto gives every instance the same one
         # moto drops these at create (it keeps them only from ModifyDBInstance).
         if request.get("EnablePerformanceInsights"):
             db.enable_performance_insights = True
             db.performance_insights_retention_period = int(request.get("PerformanceInsightsRetentionPeriod") or 7)
-        db._local_rds_backup_arn = (
-            f"arn:aws:rds:{context.region}:{context.account_id}:auto-backup:ab-{uuid.uuid4().hex[:26]}"
-        )
         password = getattr(db, "_master_user_password", None) or request.get("MasterUserPassword")
-        real = real_name_for(ident)
-        route = Route(
-            master_user=request["MasterUsername"],
-            db_name=request.get("DBName"),
-            real_role=real,
-            real_db=real,
-        )
-        port = st.relays.open(route)
-        db.port = port
-        db._local_rds_address = st.endpoint_host
-        inst = Instance(
-            account=context.account_id,
-            region=context.region,
-            identifier=db.db_instance_identifier,
-            real_name=real,
-            port=port,
-            route=route,
-            created=time.monotonic(),
-            creating_secs=st.creating_secs,
-            stopping_secs=st.stopping_secs,
-            starting_secs=st.starting_secs,
-            info={"password": password},
-        )
-        route.gate = inst.accepts_connections
-        st.instances[(inst.account, inst.region, inst.identifier)] = inst
-        db.status = "creating"
+        inst = st.register(db, request["MasterUsername"], request.get("DBName"), ca, {"password": password})
         st.on_created(inst)
         out = response.get("DBInstance")
         if out is not None:
             out["DBInstanceStatus"] = "creating"
             out["DbiResourceId"] = db.dbi_resource_id
             out.pop("Endpoint", None)  # RDS has no endpoint until the instance is up
+        st.write_moto(inst, response)
         return response
 
     def _op_ModifyDBInstance(self, context: RequestContext, request: dict):
@@ -500,6 +519,7 @@ class LocalRdsProvider:
         inst = self._instance(context, ident)
         db = self._backend(context).databases.get(ident) if ident else None
         if inst is not None:
+            st.bluegreen.check_not_switching(inst)
             status = inst.status(time.monotonic())
             if status not in ("available", "modifying"):
                 raise _invalid_state(f"Database instance is not in available state (status: {status}).")
@@ -515,9 +535,12 @@ class LocalRdsProvider:
             _check_storage_settings(
                 db.engine, request.get("StorageType") or db.storage_type, new, request, None, creating=False
             )
-        response = call_moto(context)
-        if inst is None:
-            return response
+        if inst is None or db is None:
+            return call_moto(context)
+        # Engine version and CA: checked here, applied now or in the maintenance window (moto
+        # would apply them at once).
+        change = st.maintenance.check_modify(inst, db, request)
+        response = call_moto_with_request(context, {k: v for k, v in request.items() if k not in change.fields})
         new_ident = request.get("NewDBInstanceIdentifier")
         if new_ident and new_ident.lower() != inst.identifier:
             st.instances.pop((inst.account, inst.region, inst.identifier))
@@ -525,13 +548,25 @@ class LocalRdsProvider:
             st.instances[(inst.account, inst.region, inst.identifier)] = inst
         if request.get("MasterUserPassword"):
             name, password = inst.real_name, request["MasterUserPassword"]
-            st.admin.submit(name, lambda conn: PgAdmin.set_password(conn, name, password))
+            st.admin.submit(inst.queue_key, lambda conn: PgAdmin.set_password(conn, name, password))
         inst.modifying_until = time.monotonic() + st.modifying_secs
-        if st.modifying_secs > 0 and response.get("DBInstance") is not None:
-            response["DBInstance"]["DBInstanceStatus"] = "modifying"
-            db = rds_backends[inst.account][inst.region].databases.get(inst.identifier)
-            if db is not None:
-                db.status = "modifying"
+        st.maintenance.apply_modify(inst, change, bool(request.get("ApplyImmediately")))
+        if st.modifying_secs > 0 or inst.activity:
+            self._write_status(inst, response)
+        st.write_moto(inst, response)
+        return response
+
+    def _op_RebootDBInstance(self, context: RequestContext, request: dict):
+        inst = self._instance(context, request.get("DBInstanceIdentifier"))
+        if inst is None:
+            return call_moto(context)
+        now = time.monotonic()
+        status = inst.status(now)
+        if status not in ("available", "modifying"):
+            raise _invalid_state(f"Database instance is not in available state (status: {status}).")
+        response = call_moto(context)
+        self.state.maintenance.reboot(inst, now)
+        self._write_status(inst, response)
         return response
 
     def _op_StopDBInstance(self, context: RequestContext, request: dict):
@@ -574,6 +609,15 @@ class LocalRdsProvider:
     def _op_CreateDBSnapshot(self, context: RequestContext, request: dict):
         QUOTAS.check_manual_snapshot(context.account_id, context.region)
         return call_moto(context)
+
+    def _op_DeleteDBSnapshot(self, context: RequestContext, request: dict):
+        response = call_moto(context)
+        key = (context.account_id, context.region, request.get("DBSnapshotIdentifier") or "")
+        with self.state.lock:
+            copy = self.state.snapshot_copies.pop(key, None)
+        if copy is not None:
+            self.state.admin.submit(copy, lambda conn: self.state.admin.drop_copy(conn, copy))
+        return response
 
     def _op_DescribeDBSnapshots(self, context: RequestContext, request: dict):
         if request.get("MaxRecords") is None and not request.get("Marker"):
@@ -634,6 +678,8 @@ class LocalRdsProvider:
         backend = self._backend(context)
         db = backend.databases.get(ident) if ident else None
         inst = self._instance(context, ident)
+        if inst is not None:
+            st.bluegreen.check_not_switching(inst)
         final = request.get("FinalDBSnapshotIdentifier")
         if not request.get("SkipFinalSnapshot") and db is not None and not db.deletion_protection:
             if not final:
@@ -663,8 +709,14 @@ class LocalRdsProvider:
             snap = backend.database_snapshots.get(final)
             if snap is not None:
                 snap.tags = [dict(t) for t in snap.tags]  # its own copy, not the instance's list
+                if inst is not None and inst.ready:
+                    # The snapshot keeps the database's contents (readable through the control
+                    # endpoint; restoring is not emulated).
+                    copy = real_name_for("snap")
+                    with st.lock:
+                        st.snapshot_copies[(context.account_id, context.region, final)] = copy
+                    source = inst.real_name
+                    st.admin.submit(inst.queue_key, lambda conn: st.admin.copy(conn, source, copy))
         if inst is not None:
-            st.instances.pop((inst.account, inst.region, inst.identifier), None)
-            st.relays.close(inst.port)
-            st.admin.submit(inst.real_name, lambda conn: _drop(conn, inst))
+            st.unregister(inst)
         return response

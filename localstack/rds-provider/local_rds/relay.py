@@ -7,9 +7,13 @@ copies bytes both ways. Authentication is done by PostgreSQL itself (SCRAM: the 
 the role named in the startup message and ignores the name inside the SCRAM exchange), so a
 wrong password fails with 28P01 exactly as on RDS.
 
-TLS: with a certificate (LOCAL_RDS_TLS_CERT/KEY, made by localstack/up from a local CA), the relay
-answers SSLRequest with 'S' and does the TLS handshake, as an RDS endpoint does; without one it
-answers 'N'. Plain clients (no SSLRequest) are served either way. GSSENCRequest gets 'N'.
+TLS: with a certificate for the route's CA (certificates.py: one server certificate per RDS CA
+identifier, made by localstack/up), the relay answers SSLRequest with 'S' and does the TLS
+handshake, as an RDS endpoint does; without one it answers 'N'. Plain clients (no SSLRequest)
+are served either way. GSSENCRequest gets 'N'.
+
+A port serves whichever route it holds when a client connects: a Blue/Green switchover swaps
+the routes of two ports (the green database takes over the blue endpoint).
 
 A route's `gate` says whether the endpoint takes connections now (a stopped instance does not):
 when closed, a new connection is reset at once, as an unreachable endpoint would be.
@@ -45,6 +49,7 @@ class Route:
     real_db: str
     connections: set = field(default_factory=set)
     gate: Callable[[], bool] = lambda: True  # False: refuse new connections
+    ca: str | None = None  # the CA identifier whose server certificate the endpoint presents
 
     def rewrite(self, params: dict[str, str]) -> dict[str, str]:
         out = dict(params)
@@ -95,10 +100,11 @@ class RelayHub:
         host: str,
         upstream_socket: str | None,
         upstream_port: int,
-        tls: ssl.SSLContext | None = None,
+        tls: Callable[[str | None], ssl.SSLContext | None] | ssl.SSLContext | None = None,
     ):
         self.host = host
-        self.tls = tls
+        # The TLS context for a route's CA (or one context for all).
+        self.tls_for = tls if callable(tls) else (lambda _ca, ctx=tls: ctx)
         self.upstream_socket = upstream_socket
         self.upstream_port = upstream_port
         self.servers: dict[int, tuple[asyncio.AbstractServer, Route]] = {}
@@ -115,9 +121,15 @@ class RelayHub:
         sock.listen(128)
         sock.setblocking(False)
         port = sock.getsockname()[1]
-        fut = asyncio.run_coroutine_threadsafe(self._serve(sock, route), self.loop)
+        self.servers[port] = (None, route)
+        fut = asyncio.run_coroutine_threadsafe(self._serve(sock, port), self.loop)
         self.servers[port] = (fut.result(timeout=10), route)
         return port
+
+    def swap(self, port_a: int, port_b: int) -> None:
+        """Each port serves the other's route from the next connection on."""
+        (server_a, route_a), (server_b, route_b) = self.servers[port_a], self.servers[port_b]
+        self.servers[port_a], self.servers[port_b] = (server_a, route_b), (server_b, route_a)
 
     def close(self, port: int) -> None:
         entry = self.servers.pop(port, None)
@@ -126,9 +138,13 @@ class RelayHub:
 
     # --- on the loop ---
 
-    async def _serve(self, sock: socket.socket, route: Route) -> asyncio.AbstractServer:
+    async def _serve(self, sock: socket.socket, port: int) -> asyncio.AbstractServer:
         async def on_client(reader, writer):
-            await self._handle(reader, writer, route)
+            entry = self.servers.get(port)
+            if entry is None:
+                writer.transport.abort()
+                return
+            await self._handle(reader, writer, entry[1])
 
         return await asyncio.start_server(on_client, sock=sock)
 
@@ -167,12 +183,13 @@ class RelayHub:
                 if length < 8 or length > MAX_STARTUP_LEN:
                     return
                 body = await reader.readexactly(length - 8)
-                if code == SSL_REQUEST and self.tls is not None and not tls_done:
+                tls = self.tls_for(route.ca) if code == SSL_REQUEST else None
+                if tls is not None and not tls_done:
                     writer.write(b"S")
                     await writer.drain()
                     # The StreamWriter's transport is replaced; the reader reads decrypted data.
                     route.connections.discard(writer)
-                    await writer.start_tls(self.tls)
+                    await writer.start_tls(tls)
                     route.connections.add(writer)
                     tls_done = True
                     continue

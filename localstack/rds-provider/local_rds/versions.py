@@ -5,9 +5,17 @@ RDS only creates instances of versions it lists as `available`; it refuses any o
 means that major's default minor; no EngineVersion at all means the engine's default (the newest
 major's default). Each major has exactly one default minor.
 
+ValidUpgradeTarget as RDS lists it: every newer available minor of the same major
+(IsMajorVersionUpgrade false; AutoUpgrade true only on the minor RDS's automatic minor upgrades
+move to, the major's default), and the minors of higher majors (up to four above) released on
+or after the source minor (IsMajorVersionUpgrade true, AutoUpgrade false): 15.7 (May 2024)
+goes to 16.3 or later, not to 16.2 (February 2024). PostgreSQL's own release dates are used.
+
 The list below is a realistic snapshot (not necessarily today's). LOCAL_RDS_ENGINE_VERSIONS_FILE
 may name a JSON file to replace it:
-  {"versions": [{"version": "16.8", "default": true}, {"version": "16.2", "status": "deprecated"}, ...]}
+  {"versions": [{"version": "16.8", "default": true, "released": "2025-02-20"},
+                {"version": "16.2", "status": "deprecated"}, ...]}
+(a version without "released" is a major upgrade target of every lower minor).
 """
 
 from __future__ import annotations
@@ -19,11 +27,27 @@ from dataclasses import dataclass
 from localstack.aws.api import CommonServiceException
 
 
+# PostgreSQL's release dates of the minors in the built-in list (a minor of each major is
+# released on the same day).
+RELEASED = {
+    "2023-11-09": ["16.1"],
+    "2024-02-08": ["16.2"],
+    "2024-05-09": ["13.15", "14.12", "15.7", "16.3"],
+    "2024-08-08": ["13.16", "14.13", "15.8", "16.4"],
+    "2024-11-14": ["16.5", "17.1"],
+    "2024-11-21": ["13.18", "14.15", "15.10", "16.6", "17.2"],
+    "2025-02-20": ["13.20", "14.17", "15.12", "16.8", "17.4"],
+    "2025-05-08": ["13.21", "14.18", "15.13", "16.9", "17.5"],
+}
+RELEASE_DATE = {v: day for day, versions in RELEASED.items() for v in versions}
+
+
 @dataclass(frozen=True)
 class EngineVersion:
     version: str
     status: str = "available"  # or "deprecated": listed only with IncludeAll, not creatable
     default: bool = False  # the default minor of its major
+    released: str | None = None  # YYYY-MM-DD
 
     @property
     def major(self) -> str:
@@ -45,7 +69,9 @@ def _builtin() -> list[EngineVersion]:
     out = []
     for minors, default, deprecated in spec.values():
         for v in minors:
-            out.append(EngineVersion(v, "deprecated" if v in deprecated else "available", v == default))
+            out.append(
+                EngineVersion(v, "deprecated" if v in deprecated else "available", v == default, RELEASE_DATE.get(v))
+            )
     return out
 
 
@@ -56,7 +82,12 @@ def load() -> list[EngineVersion]:
     with open(path) as f:
         data = json.load(f)
     versions = [
-        EngineVersion(str(v["version"]), v.get("status", "available"), bool(v.get("default", False)))
+        EngineVersion(
+            str(v["version"]),
+            v.get("status", "available"),
+            bool(v.get("default", False)),
+            v.get("released", RELEASE_DATE.get(str(v["version"]))),
+        )
         for v in data["versions"]
     ]
     for major in {v.major for v in versions}:
@@ -154,12 +185,53 @@ class Catalog:
             out["Marker"] = str(start + size)
         return out
 
+    def find(self, version: str) -> EngineVersion | None:
+        return next((v for v in self.versions if v.version == version), None)
+
+    def upgrade_targets(self, v: EngineVersion) -> list[tuple[EngineVersion, bool]]:
+        """(target, AutoUpgrade) pairs of ValidUpgradeTarget, in version order."""
+        out = []
+        default = self.default_of(v.major)
+        for t in self.versions:
+            if t.status != "available" or t.key() <= v.key():
+                continue
+            if t.major == v.major:
+                out.append((t, default is not None and t == default))
+            elif int(t.major) <= int(v.major) + 4 and (
+                not (t.released and v.released) or t.released >= v.released
+            ):
+                out.append((t, False))
+        return out
+
+    def auto_upgrade_target(self, current: str) -> str | None:
+        """The minor RDS's automatic minor upgrades move `current` to, if any."""
+        v = self.find(current)
+        if v is None:
+            return None
+        return next((t.version for t, auto in self.upgrade_targets(v) if auto), None)
+
+    def check_upgrade(self, current: str, requested: str, allow_major: bool) -> str:
+        """The version ModifyDBInstance or a Blue/Green deployment moves `current` to (a major
+        alone means its default minor), or RDS's error."""
+        target = self.resolve(requested)
+        if target == current:
+            return target
+        source = self.find(current)
+        valid = [t.version for t, _ in self.upgrade_targets(source)] if source else []
+        if target not in valid:
+            raise CommonServiceException(
+                "InvalidParameterCombination", f"Cannot upgrade postgres from {current} to {target}", 400, True
+            )
+        if target.split(".")[0] != current.split(".")[0] and not allow_major:
+            raise CommonServiceException(
+                "InvalidParameterCombination",
+                "The AllowMajorVersionUpgrade flag must be present when upgrading to a new major version.",
+                400,
+                True,
+            )
+        return target
+
     def _shape(self, v: EngineVersion) -> dict:
-        targets = [
-            t
-            for t in self.versions
-            if t.status == "available" and t.key() > v.key() and int(t.major) <= int(v.major) + 4
-        ]
         return {
             "Engine": "postgres",
             "EngineVersion": v.version,
@@ -173,10 +245,10 @@ class Catalog:
                     "Engine": "postgres",
                     "EngineVersion": t.version,
                     "Description": f"PostgreSQL {t.version}-R1",
-                    "AutoUpgrade": False,
+                    "AutoUpgrade": auto,
                     "IsMajorVersionUpgrade": t.major != v.major,
                 }
-                for t in targets
+                for t, auto in self.upgrade_targets(v)
             ],
             "ExportableLogTypes": ["postgresql", "upgrade"],
             "SupportsLogExportsToCloudwatchLogs": True,

@@ -38,6 +38,8 @@ struct Jobs {
     first: Option<String>,
     /// The query string of the filters, for the tabs.
     base: String,
+    /// The session's role allows retrying and cancelling.
+    can_act: bool,
 }
 
 pub async fn jobs(
@@ -98,5 +100,6 @@ pub async fn jobs(
         next: next.map(|n| format!("/ui/jobs?state={state_part}&{base}&after={n}")),
         first: after.map(|_| format!("/ui/jobs?state={state_part}&{base}")),
         base,
+        can_act: session.may(crate::config::Role::Operator),
     })
 }

@@ -21,7 +21,7 @@ use crate::tenants::TenantStatus;
 /// Rows on a page of a list.
 pub const PAGE: i64 = 50;
 
-pub const STATUSES: [TenantStatus; 8] = [
+pub const STATUSES: [TenantStatus; 9] = [
     TenantStatus::Provisioning,
     TenantStatus::Ready,
     TenantStatus::Failed,
@@ -30,6 +30,7 @@ pub const STATUSES: [TenantStatus; 8] = [
     TenantStatus::Suspended,
     TenantStatus::Lost,
     TenantStatus::Degraded,
+    TenantStatus::Detached,
 ];
 
 pub(super) fn page(t: impl Template) -> Result<Response, UiError> {
@@ -41,12 +42,14 @@ pub(super) fn page(t: impl Template) -> Result<Response, UiError> {
 struct SignIn {
     next: String,
     failed: bool,
+    ended: bool,
 }
 
 #[derive(Deserialize)]
 pub struct SignInQuery {
     next: Option<String>,
     failed: Option<String>,
+    ended: Option<String>,
 }
 
 /// Where to go after signing in: a console page, nothing else.
@@ -67,6 +70,7 @@ pub async fn sign_in(Query(q): Query<SignInQuery>) -> Result<Response, UiError> 
     page(SignIn {
         next: safe_next(q.next.as_deref()),
         failed: q.failed.is_some(),
+        ended: q.ended.is_some(),
     })
 }
 

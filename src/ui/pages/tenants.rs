@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 use super::{PAGE, STATUSES, given, page};
 use crate::api::ApiError;
+use crate::audit;
+use crate::config::Role;
 use crate::queue::{self, JobFilter};
 use crate::tenants::{self, TenantFilter, TenantStatus};
 use crate::ui::UiState;
@@ -122,6 +124,8 @@ pub struct TenantBody {
     pub can_resume: bool,
     pub can_change_tier: bool,
     pub can_deprovision: bool,
+    /// The session's role allows cancelling jobs.
+    pub can_cancel: bool,
 }
 
 #[derive(Template)]
@@ -152,6 +156,7 @@ async fn tenant_body(state: &UiState, session: &Session, id: &str) -> Result<Ten
     let (jobs, _) = queue::list_jobs(db, &filter, TENANT_PAGE_JOBS, None).await?;
     let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.id).collect();
     let histories = queue::histories(db, &ids).await?;
+    let askers = audit::askers(db, &ids).await?;
     let now = Utc::now();
     let timelines: Vec<Timeline> = jobs
         .iter()
@@ -161,13 +166,15 @@ async fn tenant_body(state: &UiState, session: &Session, id: &str) -> Result<Ten
                 .filter(|(id, _)| *id == j.id)
                 .map(|(_, e)| e.clone())
                 .collect();
-            Timeline::new(j, &h, now)
+            let asked: Vec<_> = askers.iter().filter(|a| a.job_id == j.id).collect();
+            Timeline::new(j, &h, now).asked_by(&asked)
         })
         .collect();
     let active = jobs.iter().any(|j| j.state.is_active());
     let status = tenant.status;
+    let operator = session.may(Role::Operator);
     // The newest job of the kind that failed the tenant, when it failed: what a retry reruns.
-    let retry_job = (status == TenantStatus::Failed)
+    let retry_job = (operator && status == TenantStatus::Failed)
         .then(|| {
             timelines
                 .iter()
@@ -192,11 +199,13 @@ async fn tenant_body(state: &UiState, session: &Session, id: &str) -> Result<Ten
             .map(|s| s.to_string())
             .collect(),
         retry_job,
-        can_suspend: !active && status == TenantStatus::Ready,
-        can_resume: !active && status == TenantStatus::Suspended,
-        can_change_tier: !active && status == TenantStatus::Ready,
-        can_deprovision: !active
+        can_suspend: operator && !active && status == TenantStatus::Ready,
+        can_resume: operator && !active && status == TenantStatus::Suspended,
+        can_change_tier: operator && !active && status == TenantStatus::Ready,
+        can_deprovision: operator
+            && !active
             && !matches!(status, TenantStatus::Deleted | TenantStatus::Deprovisioning),
+        can_cancel: operator,
     })
 }
 
@@ -232,6 +241,10 @@ struct ConfirmDeprovision {
     tier: String,
     status: &'static str,
     wrong: bool,
+    /// Only an admin may go without a final snapshot.
+    may_skip_snapshot: bool,
+    /// The tier has deletion protection: going without a snapshot takes a second page.
+    protected: bool,
 }
 
 #[derive(Deserialize)]
@@ -246,9 +259,15 @@ pub async fn confirm_deprovision(
     Query(q): Query<ConfirmQuery>,
 ) -> Result<Response, UiError> {
     tenants::validate_id(&id)?;
+    session.require(Role::Operator)?;
     let tenant = tenants::get(&state.app.db, &id)
         .await?
         .ok_or_else(|| ApiError::TenantNotFound(id.clone()))?;
+    let protected = state
+        .app
+        .tiers
+        .get(&tenant.tier)
+        .is_some_and(|t| t.deletion_protection);
     page(ConfirmDeprovision {
         csrf: session.csrf(),
         nav: "tenants",
@@ -256,5 +275,7 @@ pub async fn confirm_deprovision(
         tier: tenant.tier,
         status: tenant.status.as_str(),
         wrong: q.wrong.is_some(),
+        may_skip_snapshot: session.may(Role::Admin),
+        protected,
     })
 }

@@ -1,15 +1,18 @@
-//! A tenant taking over a warm-pool standby: its instance tagged as the tenant's, its
-//! credentials moved into the tenant's secret. The instance keeps its identifier (the tenant's
+//! A tenant taking over a warm-pool standby: its instance tagged as the tenant's, the tenant's
+//! secret written with a new master password that the instance then gets (a standby's password
+//! may be days old and sat under the pool's prefix). The instance keeps its identifier (the tenant's
 //! record names it since the claim). From there the tenant goes on as a cold one does
 //! (migrate, backups, alarms, protect, mark_ready), and a failure rolls it back the same way:
 //! the instance is deleted, never returned to the pool half-claimed.
+
+use secrecy::ExposeSecret;
 
 use super::create::{Cx, StepResult, backups_as_asked};
 use super::state::ProvisionStep;
 use crate::cloud::secrets::Recovery;
 use crate::cloud::{self, CloudError};
 use crate::pool;
-use crate::tenant_db::DbCredentials;
+use crate::tenant_db::{self, DbCredentials};
 use crate::workflow::error::{Context, StepError};
 use crate::workflow::step::Transition;
 use crate::workflow::tenancy::{Owner, Tenancy};
@@ -44,11 +47,8 @@ pub async fn retag(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
                 format!("the standby's instance {id} does not exist"),
             )
         })?;
-    if !owner.owns(&info.tags) {
-        return Err(StepError::fail(
-            "foreign_resource",
-            format!("instance {id} is tagged as neither standby {standby} nor tenant {tenant}"),
-        ));
+    if let Err(why) = owner.check(&info.tags) {
+        return Err(owner.foreign(&format!("instance {id}"), &why));
     }
     let Some(arn) = info.arn.clone() else {
         return Err(StepError::retry(
@@ -56,8 +56,14 @@ pub async fn retag(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
             format!("instance {id} has no ARN yet"),
         ));
     };
+    // The instance carries ManagedBy and Environment since its creation: only the tenant's id
+    // and tier go on (tenantd never adds ownership tags to an existing resource).
+    let tags = vec![
+        (cloud::TAG_TENANT.to_string(), tenant.to_string()),
+        (cloud::TAG_TIER.to_string(), tier_name.to_string()),
+    ];
     t.cloud
-        .add_tags_to_resource(&arn, &t.tags(tenant, tier_name))
+        .add_tags_to_resource(&arn, &tags)
         .await
         .during("tagging the instance as the tenant's")?;
     t.cloud
@@ -86,15 +92,20 @@ pub async fn retag(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     Ok(Transition::Next(ProvisionStep::ClaimSecret))
 }
 
-/// Step claim_secret: the tenant's secret gets the standby's credentials (created, or restored
-/// and overwritten when an earlier tenant of that name left it scheduled for deletion), then
-/// the standby's secret is deleted at once. Run again after a crash, it finds the standby's
-/// secret gone and the tenant's in place.
+/// Step claim_secret: the tenant's secret gets the standby's instance with a new master
+/// password (created, or restored and overwritten when an earlier tenant of that name left it
+/// scheduled for deletion), the instance is given that password through the database, then the
+/// standby's secret, which held the old one, is deleted at once. The secret is written first,
+/// so it never lacks the password the instance has; run again after a crash, the step finds
+/// the new password already in the tenant's secret (and takes it), or the standby's secret
+/// gone and the tenant's in place. The login goes to the endpoint RDS reported for the
+/// instance, never to the host a secret names.
 pub async fn move_secret(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let tenant = cx.tenant()?;
     let standby = standby_of(cx)?;
     let theirs = Owner::standby(t, &standby);
     let name = owner.secret.clone();
+    let (host, port) = reported_endpoint(cx)?;
     let standby_secret = t
         .cloud
         .describe_secret(&theirs.secret)
@@ -107,74 +118,135 @@ pub async fn move_secret(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepRes
         .await
         .during("looking for the tenant secret")?;
     if let Some(info) = &found
-        && !cloud::tagged_for(&info.tags, tenant)
+        && let Err(why) = owner.check(&info.tags)
     {
-        return Err(StepError::fail(
-            "foreign_resource",
-            format!("secret {name} exists and is not tagged as this tenant's; left untouched"),
-        ));
+        return Err(owner.foreign(&format!("secret {name}"), &why));
     }
-    let arn = match (&standby_secret, found) {
+    let Some(source) = standby_secret else {
         // Moved already: the standby's is gone.
-        (None, Some(info)) if !info.pending_deletion => info.arn,
-        (None, _) => {
-            return Err(StepError::fail(
+        return match found {
+            Some(info) if !info.pending_deletion => {
+                cx.data.secret_arn = Some(info.arn);
+                Ok(Transition::Next(ProvisionStep::Migrate))
+            }
+            _ => Err(StepError::fail(
                 "secret_gone",
                 format!(
                     "neither the standby's secret {} nor the tenant's {name} exists",
                     theirs.secret
                 ),
-            ));
+            )),
+        };
+    };
+    let value = t
+        .cloud
+        .get_secret_value(&source.arn)
+        .await
+        .during("reading the standby's secret")?;
+    let old = DbCredentials::from_json(&value)?.at(&host, port);
+    // A password an earlier visit already wrote into the tenant's secret is kept: the
+    // instance may have it by now.
+    let mut earlier = None;
+    if let Some(info) = &found
+        && !info.pending_deletion
+    {
+        let value = t
+            .cloud
+            .get_secret_value(&info.arn)
+            .await
+            .during("reading the tenant secret")?;
+        if let Ok(written) = DbCredentials::from_json(&value)
+            && !same_password(&written, &old)
+        {
+            earlier = Some(written.password);
         }
-        (Some(source), found) => {
-            let value = t
-                .cloud
-                .get_secret_value(&source.arn)
-                .await
-                .during("reading the standby's secret")?;
-            let mut credentials = DbCredentials::from_json(&value)?;
-            credentials.db_instance_identifier = owner.instance.clone();
-            let json = credentials.to_json();
-            let arn = match found {
-                Some(info) => {
-                    if info.pending_deletion {
-                        t.cloud
-                            .restore_secret(&info.arn)
-                            .await
-                            .during("restoring the tenant secret")?;
-                    }
-                    t.cloud
-                        .put_secret_value(&info.arn, &json)
-                        .await
-                        .during("writing the tenant secret")?;
-                    info.arn
-                }
-                None => {
-                    let description =
-                        format!("Master credentials of tenant {tenant} (managed by tenantd)");
-                    match t
-                        .cloud
-                        .create_secret(&name, &json, &t.tags(tenant, &cx.args.tier), &description)
-                        .await
-                    {
-                        Ok(arn) => arn,
-                        Err(CloudError::AlreadyExists(_)) => {
-                            return Err(StepError::retry(
-                                "already_exists",
-                                "the tenant secret appeared meanwhile; looking again",
-                            ));
-                        }
-                        Err(e) => return Err(e).during("creating the tenant secret"),
-                    }
-                }
-            };
+    }
+    let mut credentials = old.clone();
+    credentials.password = earlier.unwrap_or_else(tenant_db::generate_password);
+    credentials.db_instance_identifier = owner.instance.clone();
+    let json = credentials.to_json();
+    let arn = match found {
+        Some(info) => {
+            if info.pending_deletion {
+                t.cloud
+                    .restore_secret(&info.arn)
+                    .await
+                    .during("restoring the tenant secret")?;
+            }
             t.cloud
-                .delete_secret(&source.arn, Recovery::None)
+                .put_secret_value(&info.arn, &json)
                 .await
-                .during("deleting the standby's secret")?;
-            arn
+                .during("writing the tenant secret")?;
+            info.arn
+        }
+        None => {
+            let description = format!("Master credentials of tenant {tenant} (managed by tenantd)");
+            let mut tags = t.tags(tenant, &cx.args.tier);
+            tags.push((cloud::TAG_JOB.into(), cx.job.id.to_string()));
+            match t
+                .cloud
+                .create_secret(&name, &json, &tags, &description)
+                .await
+            {
+                Ok(arn) => arn,
+                Err(CloudError::AlreadyExists(_)) => {
+                    return Err(StepError::retry(
+                        "already_exists",
+                        "the tenant secret appeared meanwhile; looking again",
+                    ));
+                }
+                Err(e) => return Err(e).during("creating the tenant secret"),
+            }
         }
     };
+    rotate_password(t, &old, &credentials).await?;
+    t.cloud
+        .delete_secret(&source.arn, Recovery::None)
+        .await
+        .during("deleting the standby's secret")?;
     cx.data.secret_arn = Some(arn);
+    cx.data.password_reset = Some(chrono::Utc::now());
     Ok(Transition::Next(ProvisionStep::Migrate))
+}
+
+fn same_password(a: &DbCredentials, b: &DbCredentials) -> bool {
+    a.password.expose_secret() == b.password.expose_secret()
+}
+
+/// The endpoint RDS reported for the claimed instance (recorded by the claim step).
+fn reported_endpoint(cx: &Cx<'_>) -> Result<(String, u16), StepError> {
+    let d = &cx.data;
+    match (&d.endpoint_host, d.endpoint_port) {
+        (Some(host), Some(port)) => Ok((
+            host.clone(),
+            u16::try_from(port).map_err(|_| {
+                StepError::fail("bad_data", format!("endpoint port {port} is not a port"))
+            })?,
+        )),
+        _ => Err(StepError::fail(
+            "bad_data",
+            "no endpoint was recorded for the claimed instance",
+        )),
+    }
+}
+
+/// The instance's master user gets `new`'s password, logged in with `old`'s; when the old one
+/// no longer opens the database, an earlier visit changed it: the new one must.
+async fn rotate_password(
+    t: &Tenancy,
+    old: &DbCredentials,
+    new: &DbCredentials,
+) -> Result<(), StepError> {
+    let s = &t.settings;
+    let (tls, timeout) = (&s.tenant_db_tls, s.tenant_db_connect_timeout);
+    match tenant_db::set_own_password(old, tls, timeout, &new.password).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.class() == "tenant_db_auth" => {
+            tenant_db::connect(new, tls, timeout)
+                .await
+                .map_err(|e| StepError::from(e).during("logging in with the new password"))?;
+            Ok(())
+        }
+        Err(e) => Err(StepError::from(e).during("giving the instance a new master password")),
+    }
 }

@@ -1,7 +1,7 @@
 //! Provisioning steps once the instance is available: complete the secret, migrate the tenant
 //! schema, set backups, create alarms, switch on deletion protection, mark the tenant ready.
 
-use super::create::{Cx, StepResult, read_credentials, secret_id};
+use super::create::{Cx, StepResult, master_credentials, read_credentials, secret_id};
 use super::state::ProvisionStep;
 use crate::cloud::alarms::instance_alarms;
 use crate::cloud::rds::InstanceChange;
@@ -38,9 +38,10 @@ pub async fn secret_endpoint(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> Ste
     Ok(Transition::Next(ProvisionStep::Migrate))
 }
 
-/// Step 5: the tenant schema, applied with the secret's credentials.
+/// Step 5: the tenant schema, applied with the secret's credentials at the endpoint RDS
+/// reported.
 pub async fn migrate(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
-    let credentials = read_credentials(t, owner, cx).await?;
+    let credentials = master_credentials(t, owner, cx).await?;
     let s = &t.settings;
     let migrated = tenant_db::migrate(
         &credentials,

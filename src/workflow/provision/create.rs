@@ -40,7 +40,28 @@ pub async fn read_credentials(
     Ok(DbCredentials::from_json(&value)?)
 }
 
+/// The master credentials for logging in: the secret's user and password, at the endpoint RDS
+/// reported for the instance (recorded by the wait step, or by a claim), never the host the
+/// secret names.
+pub async fn master_credentials(
+    t: &Tenancy,
+    owner: &Owner,
+    cx: &Cx<'_>,
+) -> Result<DbCredentials, StepError> {
+    let (Some(host), Some(port)) = (cx.data.endpoint_host.clone(), cx.data.endpoint_port) else {
+        return Err(StepError::fail(
+            "bad_data",
+            "no endpoint was recorded for the instance",
+        ));
+    };
+    let port = u16::try_from(port)
+        .map_err(|_| StepError::fail("bad_data", format!("endpoint port {port} is not a port")))?;
+    Ok(read_credentials(t, owner, cx).await?.at(&host, port))
+}
+
 /// Step 1: a master password in Secrets Manager, made once and found again after a crash.
+/// A secret this job creates carries its id (`ProvisioningJob`), so that a rollback deletes
+/// it, and only it, at once.
 pub async fn credentials(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let (tier, _) = t.tier(&cx.args.tier)?;
     let name = owner.secret.clone();
@@ -50,16 +71,12 @@ pub async fn credentials(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepRes
         .describe_secret(&name)
         .await
         .during("looking for the tenant secret")?;
+    if let Some(info) = &found
+        && let Err(why) = owner.check(&info.tags)
+    {
+        return Err(owner.foreign(&format!("secret {name}"), &why));
+    }
     let arn = match found {
-        Some(info) if !owner.owns(&info.tags) => {
-            return Err(StepError::fail(
-                "foreign_resource",
-                format!(
-                    "secret {name} exists and is not tagged as {}; left untouched",
-                    owner.whose()
-                ),
-            ));
-        }
         // A deprovisioned tenant's secret waits for deletion under the same name: take it
         // back with a new password.
         Some(info) if info.pending_deletion => {
@@ -79,12 +96,14 @@ pub async fn credentials(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepRes
                 "Master credentials of {} (managed by tenantd)",
                 owner.describe()
             );
+            let mut tags = owner.tags(t, tier);
+            tags.push((cloud::TAG_JOB.into(), cx.job.id.to_string()));
             let created = t
                 .cloud
                 .create_secret(
                     &name,
                     &fresh_credentials(t, &instance).to_json(),
-                    &owner.tags(t, tier),
+                    &tags,
                     &description,
                 )
                 .await;
@@ -168,14 +187,8 @@ pub async fn instance(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult
                         format!("instance {id} existed and is gone now"),
                     )
                 })?;
-            if !owner.owns(&info.tags) {
-                return Err(StepError::fail(
-                    "foreign_resource",
-                    format!(
-                        "instance {id} exists and is not tagged as {}; left untouched",
-                        owner.whose()
-                    ),
-                ));
+            if let Err(why) = owner.check(&info.tags) {
+                return Err(owner.foreign(&format!("instance {id}"), &why));
             }
             let ours = info
                 .tags
@@ -265,6 +278,9 @@ pub async fn wait_available(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> Step
         "available" => {
             // An adopted instance has a password we never saw: give it the secret's.
             if cx.data.adopted == Some(true) && cx.data.password_reset.is_none() {
+                if let Err(why) = owner.check(&info.tags) {
+                    return Err(owner.foreign(&format!("instance {id}"), &why));
+                }
                 let credentials = read_credentials(t, owner, cx).await?;
                 let change = InstanceChange {
                     master_password: Some(credentials.password),
