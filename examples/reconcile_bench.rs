@@ -14,6 +14,8 @@
 //! `tenants=N round_s=S rds_calls=R cloudwatch_calls=C secrets_calls=K repaired=M`.
 //! The instances stay in LocalStack (restart it to drop them).
 
+#[path = "support/fleet.rs"]
+mod fleet;
 #[path = "support/scratch.rs"]
 mod scratch;
 
@@ -25,7 +27,6 @@ use clap::Parser;
 use futures::StreamExt;
 use tenantd::cloud::Cloud;
 use tenantd::cloud::alarms::instance_alarms;
-use tenantd::cloud::rds::InstanceSpec;
 use tenantd::config::{Env, Settings};
 use tenantd::maintenance::Reconciler;
 use tenantd::maintenance::reconciler::RoundReport;
@@ -90,25 +91,8 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
             async move {
                 let p = &tenancy.settings;
                 let id = p.instance_id(&tenant);
-                let spec = InstanceSpec {
-                    identifier: id.clone(),
-                    instance_class: tier.instance_class.clone(),
-                    engine_version: p.engine_version.clone(),
-                    storage_gib: tier.storage_gib,
-                    iops: tier.iops,
-                    storage_throughput: tier.storage_throughput,
-                    backup_retention_days: tier.backup_retention_days,
-                    backup_window: p.backup_window.clone(),
-                    maintenance_window: p.maintenance_window.clone(),
-                    multi_az: tier.multi_az,
-                    performance_insights_days: tier.performance_insights_days,
-                    max_allocated_storage_gib: tier.max_allocated_storage_gib,
-                    security_group_ids: Vec::new(),
-                    db_subnet_group: None,
-                    master_username: p.master_username.clone(),
-                    db_name: p.db_name.clone(),
-                    tags: tenancy.tags(&tenant, tier_name),
-                };
+                let spec =
+                    fleet::instance_spec(p, &tier, &tenant, tenancy.tags(&tenant, tier_name));
                 let password = generate_password();
                 cloud.create_db_instance(&spec, &password).await?;
                 for alarm in
