@@ -84,6 +84,27 @@ async fn an_engine_version_rds_does_not_offer_stops_the_start_naming_the_setting
             "{command}: {err}"
         );
     }
+    // A tier's minimum minor that RDS does not offer stops it too, naming the tier.
+    let mut tiers = tenantd::config::Tiers::defaults();
+    tiers.0.get_mut("pro").unwrap().minimum_engine_version = Some("16.99".into());
+    let file = std::env::temp_dir().join(format!("{}.toml", support::stack::tenant_id("tiers")));
+    std::fs::write(&file, toml::to_string(&tiers).unwrap()).unwrap();
+    let env = test_env(&stack.db, &[("TENANTD_TIERS", file.to_str().unwrap())]);
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantd"))
+        .arg("worker")
+        .envs(&env)
+        .output()
+        .await
+        .unwrap();
+    std::fs::remove_file(&file).ok();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("configuration error: TENANTD_TIERS")
+            && err.contains("tier pro: minimum_engine_version")
+            && err.contains("16.99"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
