@@ -43,15 +43,20 @@ async fn a_worker_process_serves_health_and_metrics_on_its_metrics_address() {
     .await;
     assert_eq!(get("/readyz").await.unwrap().0, 200);
     // Alone, it is the maintenance leader, so it exports the fleet-wide gauges too.
-    let metrics = wait_for("leadership", Duration::from_secs(30), || async {
+    // The gauges come with the leader's first fleet read, a moment after leadership itself.
+    let what = "leadership and the fleet gauges";
+    wait_for(what, Duration::from_secs(30), || async {
         let (_, text) = get("/metrics").await?;
         // A whole line: the metric's HELP text also starts with "tenantd_maintenance_leader 1".
-        text.lines()
-            .any(|line| line == "tenantd_maintenance_leader 1")
-            .then_some(text)
+        let leader = text
+            .lines()
+            .any(|line| line == "tenantd_maintenance_leader 1");
+        let gauges = text
+            .lines()
+            .any(|line| line.starts_with("tenantd_queue_depth "));
+        (leader && gauges).then_some(())
     })
     .await;
-    assert!(metrics.contains("tenantd_queue_depth"), "{metrics}");
     // The API is not served there.
     let (status, body) = get("/v1/tenants").await.unwrap();
     assert_eq!(status, 404, "{body}");
