@@ -14,6 +14,8 @@
 //! `tenants=N round_s=S rds_calls=R cloudwatch_calls=C secrets_calls=K repaired=M`.
 //! The instances stay in LocalStack (restart it to drop them).
 
+#[path = "support/fleet.rs"]
+mod fleet;
 #[path = "support/scratch.rs"]
 mod scratch;
 
@@ -25,7 +27,6 @@ use clap::Parser;
 use futures::StreamExt;
 use tenantd::cloud::Cloud;
 use tenantd::cloud::alarms::instance_alarms;
-use tenantd::cloud::rds::InstanceSpec;
 use tenantd::config::{Env, Settings};
 use tenantd::maintenance::Reconciler;
 use tenantd::maintenance::reconciler::RoundReport;
@@ -72,6 +73,13 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     let p = &settings.provisioning;
     let (tier_name, tier) = aws.tier(&args.tier).map_err(|e| anyhow::anyhow!("{e}"))?;
     let tier = tier.clone();
+    // The tenants are recorded at the newest tenant schema, as a provisioned tenant is (else
+    // every one of them is behind: schema drift in every round).
+    let schema_version = tenantd::tenant_db::catalog(&p.tenant_migrations)
+        .await?
+        .iter()
+        .map(|m| m.version)
+        .max();
 
     // Set-up: instances, alarms, secrets and tenant rows, 16 at a time.
     let setup = Instant::now();
@@ -88,25 +96,7 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
             async move {
                 let p = &aws.settings;
                 let id = p.instance_id(&tenant);
-                let spec = InstanceSpec {
-                    identifier: id.clone(),
-                    instance_class: tier.instance_class.clone(),
-                    engine_version: p.engine_version.clone(),
-                    storage_gib: tier.storage_gib,
-                    iops: tier.iops,
-                    storage_throughput: tier.storage_throughput,
-                    backup_retention_days: tier.backup_retention_days,
-                    backup_window: p.backup_window.clone(),
-                    maintenance_window: p.maintenance_window.clone(),
-                    multi_az: tier.multi_az,
-                    performance_insights_days: tier.performance_insights_days,
-                    max_allocated_storage_gib: tier.max_allocated_storage_gib,
-                    security_group_ids: Vec::new(),
-                    db_subnet_group: None,
-                    master_username: p.master_username.clone(),
-                    db_name: p.db_name.clone(),
-                    tags: aws.tags(&tenant, tier_name),
-                };
+                let spec = fleet::instance_spec(p, &tier, &tenant, aws.tags(&tenant, tier_name));
                 let password = generate_password();
                 cloud.create_db_instance(&spec, &password).await?;
                 for alarm in
@@ -133,14 +123,15 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
                     .await?;
                 sqlx::query(
                     "INSERT INTO tenants (id, tier, status, db_instance_id, endpoint_host,
-                         endpoint_port, secret_arn, storage_gib)
-                     VALUES ($1, $2, 'ready', $3, 'pending', 5432, $4, $5)",
+                         endpoint_port, secret_arn, storage_gib, schema_version)
+                     VALUES ($1, $2, 'ready', $3, 'pending', 5432, $4, $5, $6)",
                 )
                 .bind(&tenant)
                 .bind(tier_name)
                 .bind(&id)
                 .bind(&arn)
                 .bind(tier.storage_gib)
+                .bind(schema_version)
                 .execute(&pool)
                 .await?;
                 anyhow::Ok(())

@@ -12,18 +12,20 @@
 //!    Neither imports anything of the crate.
 //! 2. `metrics`, `telemetry`, `db`: process-wide metrics, logging, the control database's pool
 //!    and schema.
-//! 3. `cloud`, `tenant_db`, `queue`, `store`: AWS calls; a tenant's database; every statement
-//!    about the job queue's tables; every statement about the other tables.
-//! 4. `audit`: a request's audit trail, written with its change.
-//! 5. `workflow`: typed steps, the workflows the worker runs.
-//! 6. `tenants`: the requests that start a tenant's workflows.
-//! 7. `rollouts`: the requests that create and steer schema rollouts, and the conductor's round.
-//! 8. `wire`: the HTTP API's request and response bodies, one file per group of routes as in
+//! 3. `cloud`, `tenant_db`, `queue`: AWS calls; a tenant's database; every statement about the
+//!    job queue's tables.
+//! 4. `store`: every statement about the other tables (a tenant's row keeps some of what AWS
+//!    describes of its instance, in the AWS layer's types).
+//! 5. `audit`: a request's audit trail, written with its change.
+//! 6. `workflow`: typed steps, the workflows the worker runs.
+//! 7. `tenants`: the requests that start a tenant's workflows.
+//! 8. `rollouts`: the requests that create and steer schema rollouts, and the conductor's round.
+//! 9. `wire`: the HTTP API's request and response bodies, one file per group of routes as in
 //!    `api/`; the server and the CLI share them.
-//! 9. `worker`, `maintenance`, `api`: the worker loop, the leader's services, the HTTP API.
-//! 10. `ui`, `cli`: the console (beside the API), the command-line client.
-//! 11. `app`: wiring.
-//! 12. `main`: the binary.
+//! 10. `worker`, `maintenance`, `api`: the worker loop, the leader's services, the HTTP API.
+//! 11. `ui`, `cli`: the console (beside the API), the command-line client.
+//! 12. `app`: wiring.
+//! 13. `main`: the binary.
 
 pub mod api;
 pub mod app;

@@ -49,7 +49,7 @@ pub struct ProvisioningSettings {
     /// `TENANTD_MIGRATION_LOCK_TIMEOUT` (5s) and `TENANTD_MIGRATION_STATEMENT_TIMEOUT` (15m).
     pub migration_limits: MigrationLimits,
     /// How often the maintenance leader starts the next tenants of a running rollout
-    /// (`TENANTD_ROLLOUT_ROUND`, 1s).
+    /// (`TENANTD_ROLLOUT_ROUND`, 250ms).
     pub rollout_round: Duration,
     pub master_username: String,
     pub db_name: String,
@@ -238,7 +238,7 @@ impl ProvisioningSettings {
         };
         let rollout_round = env.duration(
             "TENANTD_ROLLOUT_ROUND",
-            Duration::from_secs(1),
+            Duration::from_millis(250),
             Duration::from_millis(50),
             Duration::from_secs(600),
         )?;

@@ -1,4 +1,4 @@
-//! The rollout conductor: on the leader, every `TENANTD_ROLLOUT_ROUND` (1s), one round of the
+//! The rollout conductor: on the leader, every `TENANTD_ROLLOUT_ROUND` (250ms), one round of the
 //! running schema rollout ([`crate::rollouts::conduct`]): the next tenants start, the rollout
 //! halts or ends. A round with no rollout running is one query.
 

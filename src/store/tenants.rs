@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor};
 
+pub use crate::cloud::maintenance::PendingMaintenance;
+
 /// Mirrors the `tenant_status` enum of the control schema.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
@@ -78,6 +80,9 @@ pub struct Tenant {
     pub applied_migrations: Option<sqlx::types::Json<BTreeMap<String, String>>>,
     /// The instance was a warm-pool standby the tenant took over.
     pub from_pool: bool,
+    /// RDS's pending maintenance actions for the instance, as the reconciler last read them
+    /// (`None`: not read yet).
+    pub pending_maintenance: Option<sqlx::types::Json<Vec<PendingMaintenance>>>,
 }
 
 /// One setting whose actual value differs from the desired one.
@@ -435,24 +440,38 @@ pub async fn set_pending_tier(
     .await
 }
 
-/// What the reconciler found: the drift, the status the tenant should have and its error;
-/// `checked_at` is now, and `updated_at` moves only when the status changes.
+/// What the reconciler found about a tenant, as its row records it.
+pub struct Found<'a> {
+    pub drift: &'a [Difference],
+    pub status: TenantStatus,
+    pub error: Option<&'a str>,
+    /// The version the instance runs (`None`: keep the recorded one).
+    pub engine_version: Option<&'a str>,
+    /// RDS's pending maintenance actions (`None`: keep the recorded ones).
+    pub pending_maintenance: Option<&'a [PendingMaintenance]>,
+}
+
+/// What the reconciler found: the drift, the status the tenant should have and its error, the
+/// engine version and pending maintenance RDS describes; `checked_at` is now, and
+/// `updated_at` moves only when the status changes.
 pub async fn record_findings(
     conn: &mut PgConnection,
     id: &str,
-    drift: &[Difference],
-    status: TenantStatus,
-    error: Option<&str>,
+    found: &Found<'_>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE tenants SET drift = $2, status = $3, error = $4, checked_at = now(),
+             engine_version = COALESCE($5, engine_version),
+             pending_maintenance = COALESCE($6, pending_maintenance),
              updated_at = CASE WHEN status <> $3 THEN now() ELSE updated_at END
          WHERE id = $1",
     )
     .bind(id)
-    .bind(sqlx::types::Json(drift))
-    .bind(status)
-    .bind(error)
+    .bind(sqlx::types::Json(found.drift))
+    .bind(found.status)
+    .bind(found.error)
+    .bind(found.engine_version)
+    .bind(found.pending_maintenance.map(sqlx::types::Json))
     .execute(conn)
     .await?;
     Ok(())

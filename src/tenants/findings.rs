@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use super::enqueue::{enqueue, new_job};
 use super::error::TenantError;
 use crate::queue::{self, Job};
-use crate::store::tenants::{self, Difference, TenantStatus};
+use crate::store::tenants::{self, Difference, PendingMaintenance, TenantStatus};
 use crate::workflow::reconcile::{Apply, Reason, Reconcile, ReconcileArgs};
 
 /// What the reconciler found about one tenant.
@@ -18,6 +18,10 @@ pub struct Findings {
     pub status: TenantStatus,
     /// Why, for `lost` and `degraded`.
     pub error: Option<String>,
+    /// The version the instance runs, as RDS describes it (`None`: keep the recorded one).
+    pub engine_version: Option<String>,
+    /// RDS's pending maintenance actions for the instance (`None`: keep the recorded ones).
+    pub pending_maintenance: Option<Vec<PendingMaintenance>>,
 }
 
 /// A repair the reconciler asks for along with its findings.
@@ -63,7 +67,14 @@ pub async fn record_findings_in(
         (_, TenantStatus::Lost | TenantStatus::Degraded) => None,
         _ => tenant.error.as_deref(),
     };
-    tenants::record_findings(&mut tx, id, &findings.drift, findings.status, error).await?;
+    let found = tenants::Found {
+        drift: &findings.drift,
+        status: findings.status,
+        error,
+        engine_version: findings.engine_version.as_deref(),
+        pending_maintenance: findings.pending_maintenance.as_deref(),
+    };
+    tenants::record_findings(&mut tx, id, &found).await?;
     let mut job = None;
     if let Some(r) = repair {
         let args = ReconcileArgs {

@@ -26,5 +26,6 @@ pub use retry::{request_retry, request_retry_by};
 pub use tier_change::{request_tier_change, request_tier_change_by};
 
 pub use crate::store::tenants::{
-    CensusRow, Difference, Tenant, TenantFilter, TenantStatus, census, get, list,
+    CensusRow, Difference, PendingMaintenance, Tenant, TenantFilter, TenantStatus, census, get,
+    list,
 };
