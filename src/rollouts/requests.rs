@@ -171,9 +171,21 @@ pub async fn create(
         stages: &stages,
         tenants: new.tenants.as_deref(),
     };
-    let inserted = rollouts::insert(&mut tx, &row).await?;
-    let Some(rollout) = inserted else {
-        return Err(in_progress(&mut tx).await?);
+    // One active rollout at a time (a partial unique index): an insert that meets the active
+    // one inserts nothing. If that one ended between the insert and the look at it, its slot is
+    // free: try again rather than refuse a valid request.
+    let mut tries = 0;
+    let rollout = loop {
+        if let Some(rollout) = rollouts::insert(&mut tx, &row).await? {
+            break rollout;
+        }
+        tries += 1;
+        if let Some(active) = rollouts::active(&mut *tx).await? {
+            return Err(RolloutError::InProgress(active.id, active.state.as_str()));
+        }
+        if tries == 3 {
+            return Err(in_progress(&mut tx).await?);
+        }
     };
     rollout_tenants::fix_tenants(&mut tx, &rollout).await?;
     if let Some(t) = trail {
