@@ -3,7 +3,8 @@
 //! modules: `app` (the API on a real port), `stack` (the local stack, tenantd's settings for it),
 //! `fleet` (real daemon processes), `proxy` (a fault-injecting AWS proxy), `db_proxy` (a TCP
 //! proxy to the control database that can be partitioned), `rds` (the local RDS
-//! through the SDK), `demo` (a workflow without AWS).
+//! through the SDK), `demo` (a workflow without AWS), `wait` (polling with a deadline). Each test
+//! binary (`tests/*/main.rs`) compiles it once for all its modules.
 #![allow(dead_code)]
 
 pub mod app;
@@ -12,13 +13,14 @@ pub mod db_proxy;
 pub mod demo;
 pub mod fleet;
 pub mod iam;
-pub mod lifecycle;
 pub mod proxy;
 pub mod rds;
 pub mod stack;
+pub mod wait;
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+pub use wait::wait_for;
+
+use std::time::Duration;
 
 use secrecy::SecretString;
 use sqlx::PgPool;
@@ -98,25 +100,6 @@ pub fn worker_settings(id: &str) -> WorkerSettings {
             base: Duration::from_millis(50),
             max: Duration::from_secs(1),
         },
-    }
-}
-
-/// Polls `check` until it returns `Some`, failing the test after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
