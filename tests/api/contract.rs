@@ -184,7 +184,7 @@ async fn schemathesis_finds_no_request_where_the_document_and_the_server_disagre
             ("TENANTD_API_TOKENS", TOKEN),
             // The client here is no guesser: its checks of every operation without and with a
             // wrong token are many failed authentications from one address, which would get
-            // 429 (tested in tests/audit.rs) where these checks want the 401 they test.
+            // 429 (tested in tests/api/audit.rs) where these checks want the 401 they test.
             ("TENANTD_AUTH_FAILURES_PER_MINUTE", "100000"),
             // What the generated creates ask for is cheap: two steps at a time, on names of
             // this run's own (the stack is shared with tests running in parallel).
