@@ -1,5 +1,6 @@
 //! The local stack's RDS, driven only through the AWS SDK and a PostgreSQL client, the way
-//! tenantd drives real RDS. Run with `localstack/test --test local_rds`.
+//! tenantd drives real RDS. Run with
+//! `localstack/test --test local_rds -E 'test(/^instances::/)'`.
 
 use std::time::{Duration, Instant};
 
