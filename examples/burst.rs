@@ -118,35 +118,55 @@ async fn run(args: &Args, db_url: &str) -> anyhow::Result<String> {
     let ids: Vec<String> = (0..args.tenants)
         .map(|i| format!("burst-{run_id}-{i:05}"))
         .collect();
-    let refused: usize = futures::stream::iter(ids.iter())
+    // A signup service retries a 503 (`overloaded`: more writes in flight than the daemon's
+    // TENANTD_HTTP_CONCURRENCY allows) after its Retry-After, as this client does.
+    let (refused, retried): (usize, usize) = futures::stream::iter(ids.iter())
         .map(|id| {
-            let request = http
-                .post(format!("{base}/v1/tenants"))
-                .bearer_auth(&token)
-                .json(&serde_json::json!({ "id": id, "tier": args.tier }));
+            let http = &http;
+            let token = &token;
+            let base = &base;
+            let tier = &args.tier;
             async move {
-                match request.send().await {
-                    Ok(r) if r.status().as_u16() == 202 => 0,
-                    Ok(r) => {
-                        eprintln!(
-                            "{id}: {} {}",
-                            r.status(),
-                            r.text().await.unwrap_or_default()
-                        );
-                        1
-                    }
-                    Err(e) => {
-                        eprintln!("{id}: {e}");
-                        1
+                let mut retried = 0;
+                loop {
+                    let sent = http
+                        .post(format!("{base}/v1/tenants"))
+                        .bearer_auth(token)
+                        .json(&serde_json::json!({ "id": id, "tier": tier }))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status().as_u16() == 202 => return (0, retried),
+                        Ok(r) if r.status().as_u16() == 503 => {
+                            let after = r
+                                .headers()
+                                .get(reqwest::header::RETRY_AFTER)
+                                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                                .unwrap_or(1);
+                            retried += 1;
+                            tokio::time::sleep(Duration::from_secs(after)).await;
+                        }
+                        Ok(r) => {
+                            eprintln!(
+                                "{id}: {} {}",
+                                r.status(),
+                                r.text().await.unwrap_or_default()
+                            );
+                            return (1, retried);
+                        }
+                        Err(e) => {
+                            eprintln!("{id}: {e}");
+                            return (1, retried);
+                        }
                     }
                 }
             }
         })
         .buffer_unordered(args.clients)
-        .fold(0, |n, r| async move { n + r })
+        .fold((0, 0), |(n, m), (r, t)| async move { (n + r, m + t) })
         .await;
     eprintln!(
-        "{} tenants asked for in {:.1}s ({refused} refused)",
+        "{} tenants asked for in {:.1}s ({refused} refused, {retried} answers 503 retried)",
         args.tenants,
         started.elapsed().as_secs_f64()
     );
