@@ -44,7 +44,11 @@ fn every_setting_the_code_reads_is_documented() {
 }
 
 /// The documents whose paths [`every_path_the_docs_name_exists`] checks.
-const GUIDES: [&str; 3] = ["README.md", "localstack/README.md", "examples/deploy/README.md"];
+const GUIDES: [&str; 3] = [
+    "README.md",
+    "localstack/README.md",
+    "examples/deploy/README.md",
+];
 
 /// File endings that make a bare name in backticks (`step.rs`) a file of the repository.
 const FILE_ENDINGS: [&str; 12] = [
