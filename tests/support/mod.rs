@@ -1,4 +1,5 @@
-//! Shared by the integration tests: a fresh control database per test, worker settings sized for
+//! Shared by the integration tests: a fresh control database per test (a copy of the schema's
+//! template, `schema`), worker settings sized for
 //! tests, a worker with its maintenance, and waiting for a condition with a deadline. Its
 //! modules: `app` (the API on a real port), `stack` (the local stack, tenantd's settings for it),
 //! `fleet` (real daemon processes), `proxy` (a fault-injecting AWS proxy), `db_proxy` (a TCP
@@ -15,6 +16,7 @@ pub mod fleet;
 pub mod iam;
 pub mod proxy;
 pub mod rds;
+pub mod schema;
 pub mod stack;
 pub mod wait;
 
@@ -23,8 +25,7 @@ pub use wait::wait_for;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
 use tenantd::config::{RetryPolicy, WorkerSettings};
 use tenantd::maintenance::{Election, Maintenance, Rescuer};
 use tenantd::workflow::Registry;
@@ -46,25 +47,31 @@ pub struct TestDb {
     pub name: String,
 }
 
+/// A copy of the control schema's template (`schema.rs`), migrated as `tenantd::db::migrate`
+/// leaves a new database.
 pub async fn fresh_db() -> TestDb {
-    let db = empty_db().await;
-    tenantd::db::migrate(&db.pool).await.expect("migrate");
-    db
+    let mut admin = PgConnection::connect(&control_url())
+        .await
+        .expect("connect to the control PostgreSQL");
+    let template = schema::template(&mut admin, &control_url()).await;
+    new_db(admin, &format!(" TEMPLATE {template}")).await
 }
 
 /// A database of its own for one test, without the control schema.
 pub async fn empty_db() -> TestDb {
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&control_url())
+    let admin = PgConnection::connect(&control_url())
         .await
         .expect("connect to the control PostgreSQL");
+    new_db(admin, "").await
+}
+
+async fn new_db(mut admin: PgConnection, template: &str) -> TestDb {
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
+    sqlx::query(&format!("CREATE DATABASE {name}{template}"))
+        .execute(&mut admin)
         .await
         .expect("create a test database");
-    admin.close().await;
+    admin.close().await.expect("close the admin connection");
     let url = with_database(&control_url(), &name);
     let pool = tenantd::db::connect(&SecretString::from(url.clone()), 40)
         .await
