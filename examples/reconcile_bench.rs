@@ -75,6 +75,13 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
         .tier(&args.tier)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let tier = tier.clone();
+    // The tenants are recorded at the newest tenant schema, as a provisioned tenant is (else
+    // every one of them is behind: schema drift in every round).
+    let schema_version = tenantd::tenant_db::catalog(&p.tenant_migrations)
+        .await?
+        .iter()
+        .map(|m| m.version)
+        .max();
 
     // Set-up: instances, alarms, secrets and tenant rows, 16 at a time.
     let setup = Instant::now();
@@ -119,14 +126,15 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
                     .await?;
                 sqlx::query(
                     "INSERT INTO tenants (id, tier, status, db_instance_id, endpoint_host,
-                         endpoint_port, secret_arn, storage_gib)
-                     VALUES ($1, $2, 'ready', $3, 'pending', 5432, $4, $5)",
+                         endpoint_port, secret_arn, storage_gib, schema_version)
+                     VALUES ($1, $2, 'ready', $3, 'pending', 5432, $4, $5, $6)",
                 )
                 .bind(&tenant)
                 .bind(tier_name)
                 .bind(&id)
                 .bind(&arn)
                 .bind(tier.storage_gib)
+                .bind(schema_version)
                 .execute(&pool)
                 .await?;
                 anyhow::Ok(())

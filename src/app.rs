@@ -11,7 +11,7 @@ use tracing::info;
 use crate::api::{self, AppState};
 use crate::cloud::Cloud;
 use crate::cloud::rds::EngineVersion;
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, Settings, Tiers};
 use crate::db;
 use crate::maintenance::{
     AuditPruner, Conductor, Election, InstancePoller, Maintenance, PoolKeeper, Pruner, Reconciler,
@@ -87,6 +87,41 @@ pub async fn check_engine_version(cloud: &Cloud, version: &str) -> anyhow::Resul
         problem,
     }
     .into())
+}
+
+/// Stops the start when a tier's `minimum_engine_version` is not a version RDS offers (its
+/// repairs would all be refused), naming the tier. One look per distinct minimum.
+pub async fn check_tier_minimums(cloud: &Cloud, tiers: &Tiers) -> anyhow::Result<()> {
+    let mut checked = std::collections::BTreeSet::new();
+    for (name, tier) in &tiers.0 {
+        let Some(minimum) = tier.minimum_engine_version.as_deref() else {
+            continue;
+        };
+        if !checked.insert(minimum) {
+            continue;
+        }
+        let offered = cloud
+            .describe_db_engine_versions(minimum)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot check tier {name}'s minimum_engine_version {minimum} with RDS: {e}"
+                )
+            })?;
+        if !offered
+            .iter()
+            .any(|v| v.version == minimum && v.status == "available")
+        {
+            return Err(ConfigError::Invalid {
+                name: "TENANTD_TIERS",
+                problem: format!(
+                    "tier {name}: minimum_engine_version: RDS offers no PostgreSQL {minimum} to upgrade to"
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// The workflows this build runs: provisioning, deprovisioning, reconciling and migrating
@@ -191,6 +226,7 @@ async fn run(
 ) -> anyhow::Result<()> {
     let cloud = cloud(&settings).await?;
     check_engine_version(&cloud, &settings.provisioning.engine_version).await?;
+    check_tier_minimums(&cloud, &settings.provisioning.tiers).await?;
     let (registry, tenancy) = workflows(&settings, cloud);
     let background = CancellationToken::new();
     let maintenance = maintenance(&settings, &pool, &tenancy, &registry).spawn(background.clone());

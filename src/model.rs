@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::queue::{HistoryEntry, Job, JobState, Outcome};
 use crate::rollouts::{self, RolloutState, TenantState};
-use crate::tenants::{Difference, Tenant, TenantStatus};
+use crate::tenants::{Difference, PendingMaintenance, Tenant, TenantStatus};
 use crate::workflow::reconcile::Apply;
 
 /// The pattern of a tenant id (3 to 40 characters): lowercase letters, digits and single inner
@@ -155,8 +155,15 @@ pub struct TenantView {
     pub endpoint: Option<Endpoint>,
     /// The Secrets Manager secret with the master credentials.
     pub secret_arn: Option<String>,
-    /// The PostgreSQL version the instance runs (e.g. `16.8`).
+    /// The PostgreSQL version the instance runs (e.g. `16.8`), as RDS last described it: a
+    /// newer minor that RDS applied by itself (automatic minor upgrades, maintenance) shows
+    /// here once the reconciler has seen it.
     pub engine_version: Option<String>,
+    /// RDS's pending maintenance actions for the instance (`db-upgrade`,
+    /// `ca-certificate-rotation`, `system-update`, ...), as the reconciler last read them
+    /// (empty: none; absent: not read yet).
+    #[serde(default)]
+    pub pending_maintenance: Option<Vec<PendingMaintenance>>,
     /// The tenant schema version applied (the newest migration's version).
     pub schema_version: Option<i64>,
     /// The tier a change in progress moves the tenant to (it stays usable meanwhile).
@@ -193,6 +200,7 @@ impl TenantView {
             endpoint,
             secret_arn: t.secret_arn,
             engine_version: t.engine_version,
+            pending_maintenance: t.pending_maintenance.map(|p| p.0),
             schema_version: t.schema_version,
             pending_tier: t.pending_tier,
             storage_gib: t.storage_gib,

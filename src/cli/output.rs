@@ -139,6 +139,21 @@ pub fn tenant(t: &TenantView) -> String {
             },
         ),
         (
+            "maintenance",
+            match &t.pending_maintenance {
+                None => "-".into(),
+                Some(p) if p.is_empty() => "none pending".into(),
+                Some(p) => p
+                    .iter()
+                    .map(|a| match &a.current_apply {
+                        Some(at) => format!("{} at {}", a.action, time(at)),
+                        None => a.action.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            },
+        ),
+        (
             "checked",
             t.checked_at
                 .as_ref()

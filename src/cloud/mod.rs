@@ -2,6 +2,7 @@
 //! classification of their failures and one place that counts every call.
 
 pub mod alarms;
+pub mod maintenance;
 pub mod ownership;
 pub mod rds;
 pub mod secrets;

@@ -1,4 +1,5 @@
-//! RDS: CreateDBInstance, DescribeDBInstances, ModifyDBInstance, DeleteDBInstance.
+//! RDS: CreateDBInstance, DescribeDBInstances, ModifyDBInstance, DeleteDBInstance (pending
+//! maintenance actions are in [`super::maintenance`]).
 
 use aws_sdk_rds::types::{DbInstance, Filter, Tag};
 use secrecy::{ExposeSecret, SecretString};
@@ -46,6 +47,9 @@ pub struct InstanceInfo {
     pub maintenance_window: Option<String>,
     /// The full version RDS runs, e.g. `16.8`.
     pub engine_version: Option<String>,
+    /// The version RDS moves the instance to in its next maintenance window
+    /// (`PendingModifiedValues.EngineVersion`).
+    pub pending_engine_version: Option<String>,
     /// The instance's ARN (what tags are set on).
     pub arn: Option<String>,
     pub instance_class: Option<String>,
@@ -82,6 +86,10 @@ impl From<&DbInstance> for InstanceInfo {
             backup_window: db.preferred_backup_window().map(str::to_string),
             maintenance_window: db.preferred_maintenance_window().map(str::to_string),
             engine_version: db.engine_version().map(str::to_string),
+            pending_engine_version: db
+                .pending_modified_values()
+                .and_then(|p| p.engine_version())
+                .map(str::to_string),
             arn: db.db_instance_arn().map(str::to_string),
             instance_class: db.db_instance_class().map(str::to_string),
             allocated_storage_gib: db.allocated_storage(),
@@ -141,6 +149,9 @@ pub struct InstanceChange {
     pub multi_az: Option<bool>,
     /// Performance Insights on (with its retention in days) or off.
     pub performance_insights: Option<Option<i32>>,
+    /// A minor version of the same major to move to (never a major: the call says
+    /// `AllowMajorVersionUpgrade=false`).
+    pub engine_version: Option<String>,
     /// Leave the change to the next maintenance window instead of applying it at once.
     pub in_maintenance_window: bool,
 }
@@ -330,6 +341,8 @@ impl Cloud {
             .set_preferred_backup_window(change.backup_window.clone())
             .set_preferred_maintenance_window(change.maintenance_window.clone())
             .set_deletion_protection(change.deletion_protection)
+            .set_engine_version(change.engine_version.clone())
+            .set_allow_major_version_upgrade(change.engine_version.as_ref().map(|_| false))
             .set_master_user_password(
                 change
                     .master_password

@@ -46,6 +46,12 @@ pub struct Tier {
     /// until their retention ends; billed until then); absent: as `point_in_time_recovery`.
     #[serde(default)]
     pub keep_automated_backups: Option<bool>,
+    /// The oldest minor version (e.g. `16.9`) an instance of this tier on that major may run:
+    /// one on an older minor is drift, repaired by a minor upgrade in its maintenance window.
+    /// Newer minors (RDS's automatic minor upgrades) are always fine; instances on another
+    /// major are not held to it. Absent: any minor.
+    #[serde(default)]
+    pub minimum_engine_version: Option<String>,
 }
 
 impl Tier {
@@ -103,6 +109,7 @@ impl Tiers {
                 max_allocated_storage_gib: Some(100),
                 low_storage_alarm_gib: Some(2),
                 keep_automated_backups: Some(false),
+                minimum_engine_version: None,
             },
         );
         tiers.insert(
@@ -120,6 +127,7 @@ impl Tiers {
                 max_allocated_storage_gib: Some(500),
                 low_storage_alarm_gib: Some(10),
                 keep_automated_backups: Some(false),
+                minimum_engine_version: None,
             },
         );
         tiers.insert(
@@ -137,6 +145,7 @@ impl Tiers {
                 max_allocated_storage_gib: Some(2000),
                 low_storage_alarm_gib: Some(50),
                 keep_automated_backups: Some(true),
+                minimum_engine_version: None,
             },
         );
         Tiers(tiers)
@@ -332,6 +341,18 @@ impl Tier {
                 ),
             ));
         }
+        if let Some(version) = &self.minimum_engine_version {
+            let parts: Vec<&str> = version.split('.').collect();
+            let numeric = parts
+                .iter()
+                .all(|p| !p.is_empty() && p.len() <= 4 && p.chars().all(|c| c.is_ascii_digit()));
+            if parts.len() != 2 || !numeric {
+                return Err((
+                    "minimum_engine_version",
+                    format!("expected a PostgreSQL minor version such as 16.9, got {version:?}"),
+                ));
+            }
+        }
         if let Some(days) = self.performance_insights_days {
             let ok = days == 7 || days == 731 || (days % 31 == 0 && (31..=713).contains(&days));
             if !ok {
@@ -490,6 +511,20 @@ mod tests {
             ),
             (
                 Tier {
+                    minimum_engine_version: Some("16".into()),
+                    ..starter()
+                },
+                "minimum_engine_version",
+            ),
+            (
+                Tier {
+                    minimum_engine_version: Some("16.x".into()),
+                    ..starter()
+                },
+                "minimum_engine_version",
+            ),
+            (
+                Tier {
                     storage_gib: 400,
                     iops: Some(3000),
                     ..starter()
@@ -551,6 +586,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(tiers.get("tiny").unwrap().instance_class, "db.t4g.micro");
+        assert_eq!(tiers.get("tiny").unwrap().minimum_engine_version, None);
+        let held = Tiers::from_toml(
+            "[held]\ninstance_class = \"db.t4g.micro\"\nstorage_gib = 20\nbackup_retention_days = 1\nminimum_engine_version = \"16.9\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            held.get("held").unwrap().minimum_engine_version.as_deref(),
+            Some("16.9")
+        );
         let err = Tiers::from_toml(
             "[tiny]\ninstance_class = \"db.t4g.micro\"\nstorage_gib = 20\nbackup_retention_days = 1\nstorage_gb = 5\n",
         )

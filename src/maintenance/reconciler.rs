@@ -8,10 +8,15 @@
 //! instance that no longer carries this deployment's ownership tags makes the tenant
 //! `detached`: shown and counted in the drift metric, never repaired or re-tagged.
 //!
-//! Cost: DescribeDBInstances 100 ids a call, paced to `TENANTD_RECONCILE_RDS_SHARE` of the RDS
-//! rate so that provisioning keeps the rest; alarms (DescribeAlarms by name prefix, 100 a call)
-//! and secrets (ListSecrets by name prefix, 100 a call) are looked at on alternate rounds, so
-//! that a round over 1,000 tenants makes 10 RDS calls and at most 30 calls in all.
+//! What RDS runs is recorded as it is: a newer minor that RDS applied by itself is the tenant's
+//! `engine_version` from then on, not drift (see [`crate::workflow::engine_version`]), and so
+//! are RDS's pending maintenance actions (`pending_maintenance`).
+//!
+//! Cost: DescribeDBInstances and DescribePendingMaintenanceActions 100 ids a call, paced to
+//! `TENANTD_RECONCILE_RDS_SHARE` of the RDS rate so that provisioning keeps the rest; alarms
+//! (DescribeAlarms by name prefix, 100 a call) and secrets (ListSecrets by name prefix, 100 a
+//! call) are looked at on alternate rounds, so that a round over 1,000 tenants makes 20 RDS
+//! calls and at most 40 calls in all.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +30,7 @@ use tracing::{debug, info, warn};
 use super::Term;
 use super::service::{RoundError, Service};
 use crate::cloud::alarms::instance_alarms;
+use crate::cloud::maintenance::PendingMaintenance;
 use crate::cloud::ownership::{self, Holder};
 use crate::cloud::rds::{DESCRIBE_BATCH, InstanceInfo, UNRECOVERABLE};
 use crate::cloud::secrets::SecretInfo;
@@ -34,7 +40,8 @@ use crate::tenant_db::{self, SchemaMigration};
 use crate::tenants::record::{self, Difference, Tenant, TenantStatus};
 use crate::tenants::{self, Findings, RepairRequest};
 use crate::workflow::Tenancy;
-use crate::workflow::desired;
+use crate::workflow::desired::{self, Common};
+use crate::workflow::engine_version;
 use crate::workflow::reconcile::{self, Reason};
 
 /// Longest pause between two repairs of one tenant whose repairs keep failing, in rounds.
@@ -119,6 +126,27 @@ impl Reconciler {
             report.rds_calls += 1;
             instances.extend(found.into_iter().map(|i| (i.identifier.clone(), i)));
         }
+        // RDS's pending maintenance of the instances that exist, batched the same way. A
+        // failure (e.g. a policy without the action) keeps what was recorded.
+        let existing: Vec<String> = ids
+            .iter()
+            .filter(|id| instances.contains_key(*id))
+            .cloned()
+            .collect();
+        let mut pending: Option<HashMap<String, Vec<PendingMaintenance>>> = None;
+        if !existing.is_empty() {
+            tokio::time::sleep(self.rds_pace).await;
+            match t.cloud.describe_pending_maintenance_batch(&existing).await {
+                Ok((found, calls)) => {
+                    report.rds_calls += calls;
+                    pending = Some(found);
+                }
+                Err(e) => {
+                    report.rds_calls += 1;
+                    warn!(error = %e, "cannot read pending maintenance actions; kept as recorded");
+                }
+            }
+        }
         let alarms = if alarm_round && !tenants.is_empty() {
             let (found, calls) = t
                 .cloud
@@ -164,11 +192,18 @@ impl Reconciler {
             let instance = instances.get(&t.instance_of(tenant));
             let seen = Seen {
                 instance,
+                pending: pending
+                    .as_ref()
+                    .map(|p| p.get(&t.instance_of(tenant)).cloned().unwrap_or_default()),
                 alarms: alarms.as_ref(),
                 secrets: secrets.as_ref(),
                 schema: catalog.as_deref(),
             };
-            let findings = self.look(tenant, tier, &seen);
+            let mut findings = self.look(tenant, tier, &seen);
+            // What RDS runs and has pending is recorded as seen: a newer minor that RDS
+            // applied is the tenant's version now, not drift.
+            findings.engine_version = instance.and_then(|i| i.engine_version.clone());
+            findings.pending_maintenance = instance.and(seen.pending.clone());
             let mut fields: Vec<&str> = findings.drift.iter().map(|d| group(&d.field)).collect();
             fields.dedup();
             for f in fields {
@@ -185,7 +220,16 @@ impl Reconciler {
             }
             let repair = self.repair_for(tenant, &findings, &failures, interval);
             let stored = tenant.drift.as_ref().map(|d| d.0.as_slice()).unwrap_or(&[]);
-            let changed = stored != findings.drift.as_slice() || tenant.status != findings.status;
+            let observed = findings
+                .engine_version
+                .as_ref()
+                .is_some_and(|v| tenant.engine_version.as_ref() != Some(v))
+                || findings
+                    .pending_maintenance
+                    .as_ref()
+                    .is_some_and(|p| tenant.pending_maintenance.as_ref().map(|s| &s.0) != Some(p));
+            let changed =
+                stored != findings.drift.as_slice() || tenant.status != findings.status || observed;
             if !changed && repair.is_none() {
                 continue;
             }
@@ -244,6 +288,8 @@ impl Reconciler {
         };
         let Some(info) = seen.instance else {
             return Findings {
+                engine_version: None,
+                pending_maintenance: None,
                 drift: vec![Difference {
                     field: "instance".into(),
                     expected: id.clone(),
@@ -260,6 +306,8 @@ impl Reconciler {
         let holder = Holder::Tenant(&tenant.id);
         if let Err(why) = ownership::check(&info.tags, &s.environment, holder) {
             return Findings {
+                engine_version: None,
+                pending_maintenance: None,
                 drift: vec![Difference {
                     field: format!("tag:{}", why.key),
                     expected: why.expected.clone(),
@@ -276,6 +324,8 @@ impl Reconciler {
         }
         if tenant.status == TenantStatus::Detached {
             return Findings {
+                engine_version: None,
+                pending_maintenance: None,
                 drift: Vec::new(),
                 status: TenantStatus::Detached,
                 error: Some(format!(
@@ -288,6 +338,8 @@ impl Reconciler {
         let status = info.status.as_str();
         if UNRECOVERABLE.contains(&status) {
             return Findings {
+                engine_version: None,
+                pending_maintenance: None,
                 drift: vec![Difference {
                     field: "status".into(),
                     expected: "available".into(),
@@ -310,8 +362,7 @@ impl Reconciler {
                 actual: status.into(),
             }),
             (TenantStatus::Ready, "available") => {
-                let windows = (s.backup_window.as_str(), s.maintenance_window.as_str());
-                drift.extend(desired::plan(tier, windows, info).differences);
+                drift.extend(desired::plan(tier, Common::of(s), info).differences);
                 for (key, value) in t.tags(&tenant.id, &tenant.tier) {
                     let actual = info.tags.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
                     if actual != Some(&value) {
@@ -383,6 +434,8 @@ impl Reconciler {
             drift.extend(schema_drift(tenant.schema_version, applied, catalog));
         }
         Findings {
+            engine_version: None,
+            pending_maintenance: None,
             drift,
             status: own,
             error: None,
@@ -398,8 +451,12 @@ impl Reconciler {
         failures: &HashMap<String, (i64, chrono::DateTime<Utc>)>,
         interval: Duration,
     ) -> Option<RepairRequest> {
-        // Schema drift is for a rollout (or people) to act on: a reconcile job cannot.
-        let repairable = findings.drift.iter().any(|d| group(&d.field) != "schema");
+        // Schema drift is for a rollout (or people) to act on, another major for an engine
+        // upgrade: a reconcile job does neither.
+        let repairable = findings
+            .drift
+            .iter()
+            .any(|d| group(&d.field) != "schema" && d.field != engine_version::MAJOR_FIELD);
         if !self.tenancy.settings.repair_drift || !repairable {
             return None;
         }
@@ -445,6 +502,8 @@ impl Reconciler {
 /// What a round saw, for one tenant.
 struct Seen<'a> {
     instance: Option<&'a InstanceInfo>,
+    /// RDS's pending maintenance actions for the instance; `None` when they could not be read.
+    pending: Option<Vec<PendingMaintenance>>,
     /// Alarm name → threshold; `None` on rounds that do not look at alarms.
     alarms: Option<&'a HashMap<String, f64>>,
     /// Secret name → secret; `None` on rounds that do not look at secrets.

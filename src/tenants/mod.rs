@@ -8,8 +8,8 @@ pub mod snapshots;
 
 pub use listing::{TENANT_JOBS, page_with_jobs, with_latest_job};
 pub use record::{
-    CensusRow, Difference, Tenant, TenantError, TenantFilter, TenantStatus, census, get, list,
-    validate_id,
+    CensusRow, Difference, PendingMaintenance, Tenant, TenantError, TenantFilter, TenantStatus,
+    census, get, list, validate_id,
 };
 pub use requests::{
     Deletion, Findings, Power, RepairRequest, record_findings, record_findings_in, request_attach,

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor};
 
+pub use crate::cloud::maintenance::PendingMaintenance;
 use crate::queue::QueueError;
 
 /// Mirrors the `tenant_status` enum of the control schema.
@@ -80,6 +81,9 @@ pub struct Tenant {
     pub applied_migrations: Option<sqlx::types::Json<BTreeMap<String, String>>>,
     /// The instance was a warm-pool standby the tenant took over.
     pub from_pool: bool,
+    /// RDS's pending maintenance actions for the instance, as the reconciler last read them
+    /// (`None`: not read yet).
+    pub pending_maintenance: Option<sqlx::types::Json<Vec<PendingMaintenance>>>,
 }
 
 /// One setting whose actual value differs from the desired one.

@@ -4,7 +4,9 @@
 
 use sqlx::PgPool;
 
-use super::record::{self, Difference, Tenant, TenantError, TenantStatus, lock, validate_id};
+use super::record::{
+    self, Difference, PendingMaintenance, Tenant, TenantError, TenantStatus, lock, validate_id,
+};
 use crate::audit::{self, Trail};
 use crate::config::Tiers;
 use crate::pool as standbys;
@@ -602,6 +604,10 @@ pub struct Findings {
     pub status: TenantStatus,
     /// Why, for `lost` and `degraded`.
     pub error: Option<String>,
+    /// The version the instance runs, as RDS describes it (`None`: keep the recorded one).
+    pub engine_version: Option<String>,
+    /// RDS's pending maintenance actions for the instance (`None`: keep the recorded ones).
+    pub pending_maintenance: Option<Vec<PendingMaintenance>>,
 }
 
 /// A repair the reconciler asks for along with its findings.
@@ -650,6 +656,8 @@ pub async fn record_findings_in(
     };
     sqlx::query(
         "UPDATE tenants SET drift = $2, status = $3, error = $4, checked_at = now(),
+             engine_version = COALESCE($5, engine_version),
+             pending_maintenance = COALESCE($6, pending_maintenance),
              updated_at = CASE WHEN status <> $3 THEN now() ELSE updated_at END
          WHERE id = $1",
     )
@@ -657,6 +665,8 @@ pub async fn record_findings_in(
     .bind(drift)
     .bind(findings.status)
     .bind(error)
+    .bind(findings.engine_version.as_deref())
+    .bind(findings.pending_maintenance.as_ref().map(sqlx::types::Json))
     .execute(&mut *tx)
     .await?;
     let mut job = None;

@@ -320,6 +320,8 @@ pub struct TenantDetail {
     pub error: Option<String>,
     pub note: Option<String>,
     pub drift: Vec<(String, String, String)>,
+    /// RDS's pending maintenance: (action, when it applies, description); `None`: not read.
+    pub maintenance: Option<Vec<(String, String, String)>>,
     pub checked: String,
     pub created: String,
     pub updated: String,
@@ -358,6 +360,25 @@ impl TenantDetail {
                         .collect()
                 })
                 .unwrap_or_default(),
+            maintenance: t.pending_maintenance.as_ref().map(|p| {
+                p.0.iter()
+                    .map(|a| {
+                        let at = match (&a.current_apply, &a.opt_in_status) {
+                            (Some(at), Some(opt)) => format!("{} ({opt})", when(*at)),
+                            (Some(at), None) => when(*at),
+                            (None, _) => match a.forced_apply.or(a.auto_applied_after) {
+                                Some(at) => format!("not before {}", when(at)),
+                                None => "when opted in".to_string(),
+                            },
+                        };
+                        (
+                            a.action.clone(),
+                            at,
+                            a.description.clone().unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            }),
             checked: t
                 .checked_at
                 .map(when)

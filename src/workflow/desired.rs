@@ -1,9 +1,11 @@
 //! A tenant's desired instance, from its tier and the provisioning settings, compared with what
 //! RDS reports: the differences (for people) and the one ModifyDBInstance that removes them
-//! (for the change workflow). Pure: no AWS call, so the rules are unit-tested here.
+//! (for the change workflow). The engine version is compared by [`super::engine_version`].
+//! Pure: no AWS call, so the rules are unit-tested here.
 
+use super::engine_version;
 use crate::cloud::rds::{InstanceChange, InstanceInfo};
-use crate::config::Tier;
+use crate::config::{ProvisioningSettings, Tier};
 pub use crate::tenants::record::Difference;
 
 /// What it takes to bring an instance to its tier.
@@ -21,6 +23,41 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.differences.is_empty()
     }
+
+    /// The differences of the instance's settings, without its engine version's.
+    pub fn settings(&self) -> Vec<Difference> {
+        self.differences
+            .iter()
+            .filter(|d| !engine_version::is_engine_field(&d.field))
+            .cloned()
+            .collect()
+    }
+
+    /// The difference of the engine version, if any.
+    pub fn engine(&self) -> Option<&Difference> {
+        self.differences
+            .iter()
+            .find(|d| engine_version::is_engine_field(&d.field))
+    }
+}
+
+/// What every tenant shares: the windows (`backup`, `maintenance`) and the engine version
+/// (`TENANTD_ENGINE_VERSION`, whose major the instances should run).
+#[derive(Debug, Clone, Copy)]
+pub struct Common<'a> {
+    pub backup_window: &'a str,
+    pub maintenance_window: &'a str,
+    pub engine_version: &'a str,
+}
+
+impl<'a> Common<'a> {
+    pub fn of(s: &'a ProvisioningSettings) -> Self {
+        Common {
+            backup_window: &s.backup_window,
+            maintenance_window: &s.maintenance_window,
+            engine_version: &s.engine_version,
+        }
+    }
 }
 
 fn show<T: std::fmt::Debug>(v: &Option<T>) -> String {
@@ -30,8 +67,8 @@ fn show<T: std::fmt::Debug>(v: &Option<T>) -> String {
     }
 }
 
-/// Compares `info` with `tier` (and the windows of the settings).
-pub fn plan(tier: &Tier, windows: (&str, &str), info: &InstanceInfo) -> Plan {
+/// Compares `info` with `tier` and what every tenant shares.
+pub fn plan(tier: &Tier, common: Common<'_>, info: &InstanceInfo) -> Plan {
     let mut p = Plan::default();
     let mut differ = |field: &str, expected: String, actual: String| {
         p.differences.push(Difference {
@@ -102,7 +139,7 @@ pub fn plan(tier: &Tier, windows: (&str, &str), info: &InstanceInfo) -> Plan {
         );
         p.change.backup_retention_days = Some(tier.backup_retention_days);
     }
-    let (backup_window, maintenance_window) = windows;
+    let (backup_window, maintenance_window) = (common.backup_window, common.maintenance_window);
     if info.backup_window.as_deref() != Some(backup_window) {
         differ(
             "backup_window",
@@ -153,13 +190,22 @@ pub fn plan(tier: &Tier, windows: (&str, &str), info: &InstanceInfo) -> Plan {
         );
         p.change.deletion_protection = Some(tier.deletion_protection);
     }
+    let engine = engine_version::check(
+        common.engine_version,
+        tier.minimum_engine_version.as_deref(),
+        info.engine_version.as_deref(),
+        info.pending_engine_version.as_deref(),
+    );
+    p.differences.extend(engine.difference);
+    p.change.engine_version = engine.upgrade_to;
     p
 }
 
 /// Whether the instance shows `tier`'s settings already (what a change waits for before it
-/// records the new tier). Only the settings a change sets are compared.
-pub fn reached(tier: &Tier, windows: (&str, &str), info: &InstanceInfo) -> bool {
-    plan(tier, windows, info).is_empty()
+/// records the new tier). Only the settings a change sets at once are compared: a minor
+/// upgrade comes with the maintenance window, and a major is not a setting.
+pub fn reached(tier: &Tier, common: Common<'_>, info: &InstanceInfo) -> bool {
+    plan(tier, common, info).settings().is_empty()
 }
 
 #[cfg(test)]
@@ -167,7 +213,11 @@ mod tests {
     use super::*;
     use crate::config::Tiers;
 
-    const WINDOWS: (&str, &str) = ("03:00-04:00", "sun:05:00-sun:06:00");
+    const WINDOWS: Common<'static> = Common {
+        backup_window: "03:00-04:00",
+        maintenance_window: "sun:05:00-sun:06:00",
+        engine_version: "16",
+    };
 
     fn tier(name: &str) -> Tier {
         Tiers::defaults().get(name).unwrap().clone()
@@ -182,8 +232,9 @@ mod tests {
             allocated_storage_gib: Some(t.storage_gib),
             max_allocated_storage_gib: t.max_allocated_storage_gib,
             backup_retention_days: t.backup_retention_days,
-            backup_window: Some(WINDOWS.0.into()),
-            maintenance_window: Some(WINDOWS.1.into()),
+            backup_window: Some(WINDOWS.backup_window.into()),
+            maintenance_window: Some(WINDOWS.maintenance_window.into()),
+            engine_version: Some("16.8".into()),
             multi_az: Some(t.multi_az),
             performance_insights: Some(t.performance_insights_days.is_some()),
             performance_insights_days: t.performance_insights_days,
@@ -268,5 +319,40 @@ mod tests {
             ]
         );
         assert!(!reached(&t, WINDOWS, &info));
+    }
+
+    #[test]
+    fn a_minor_below_the_tiers_minimum_is_upgraded_and_another_major_only_reported() {
+        let mut t = tier("pro");
+        let info = as_tier(&t);
+        // RDS moved the instance to a newer minor by itself: nothing to do.
+        let mut newer = info.clone();
+        newer.engine_version = Some("16.9".into());
+        assert!(plan(&t, WINDOWS, &newer).is_empty());
+        t.minimum_engine_version = Some("16.9".into());
+        let p = plan(&t, WINDOWS, &info);
+        assert_eq!(p.engine().map(|d| d.field.as_str()), Some("engine_version"));
+        assert_eq!(p.change.engine_version.as_deref(), Some("16.9"));
+        assert!(p.settings().is_empty());
+        // What waits for the window is not waited for.
+        assert!(reached(&t, WINDOWS, &info));
+        let mut pending = info.clone();
+        pending.pending_engine_version = Some("16.9".into());
+        assert!(plan(&t, WINDOWS, &pending).is_empty());
+        // Another major: reported, never changed.
+        let mut other = info.clone();
+        other.engine_version = Some("17.4".into());
+        other.backup_retention_days = 1;
+        let p = plan(&t, WINDOWS, &other);
+        assert_eq!(
+            p.engine(),
+            Some(&Difference {
+                field: "engine_major".into(),
+                expected: "16".into(),
+                actual: "17.4".into()
+            })
+        );
+        assert_eq!(p.change.engine_version, None);
+        assert_eq!(p.settings().len(), 1);
     }
 }

@@ -3,11 +3,12 @@
 //! ([`runner`]), what the tenant workflows share ([`tenancy`], [`removal`], [`instance_watch`]),
 //! the tenant workflows themselves ([`provision`], [`deprovision`], [`reconcile`],
 //! [`migrate`], [`attach`]) and the
-//! desired state of an instance ([`desired`]).
+//! desired state of an instance ([`desired`], [`engine_version`]).
 
 pub mod attach;
 pub mod deprovision;
 pub mod desired;
+pub mod engine_version;
 pub mod error;
 pub mod instance_watch;
 pub mod migrate;

@@ -112,6 +112,8 @@ pub struct ReconcileData {
     pub changed: Vec<Difference>,
     /// What could not be done as the tier says.
     pub note: Option<String>,
+    /// The minor version asked for in the maintenance window.
+    pub minor_upgrade: Option<String>,
     /// The storage the instance has once the change is applied.
     pub storage_gib: Option<i32>,
     /// The instance's ARN, for its tags.
@@ -178,8 +180,8 @@ fn describe(args: &ReconcileArgs) -> String {
     }
 }
 
-fn windows(t: &Tenancy) -> (&str, &str) {
-    (&t.settings.backup_window, &t.settings.maintenance_window)
+fn common(t: &Tenancy) -> desired::Common<'_> {
+    desired::Common::of(&t.settings)
 }
 
 fn target<'a>(t: &'a Tenancy, cx: &Cx<'_>) -> Result<&'a Tier, StepError> {
@@ -255,18 +257,40 @@ async fn apply(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
             if status != "available" {
                 return Ok(busy(t, cx, &info));
             }
-            let mut plan = desired::plan(target(t, cx)?, windows(t), &info);
+            let mut plan = desired::plan(target(t, cx)?, common(t), &info);
             cx.data.note = plan.note.take();
             cx.data.storage_gib = plan.storage_gib;
-            if plan.is_empty() {
+            let window = cx.args.apply == Apply::MaintenanceWindow;
+            // A minor upgrade waits for the maintenance window; a major is never changed here
+            // (its difference has no change).
+            let minor = plan.change.engine_version.take();
+            let minor_difference = plan.engine().filter(|_| minor.is_some()).cloned();
+            let mut changed = plan.settings();
+            if changed.is_empty() && minor.is_none() {
                 return Ok(Transition::Next(ReconcileStep::Alarms));
             }
-            plan.change.in_maintenance_window = cx.args.apply == Apply::MaintenanceWindow;
+            if changed.is_empty() || window {
+                // RDS applies whatever is pending when a call says ApplyImmediately: the minor
+                // upgrade goes with settings only when they wait for the window too.
+                plan.change.engine_version = minor;
+                plan.change.in_maintenance_window = true;
+                changed.extend(minor_difference);
+                cx.data.minor_upgrade = plan.change.engine_version.clone();
+            } else if let Some(version) = &minor {
+                let later = format!(
+                    "the minor upgrade to {version} is asked for by a later repair, for the \
+                     maintenance window (this change is applied at once)"
+                );
+                cx.data.note = Some(match cx.data.note.take() {
+                    Some(note) => format!("{note}; {later}"),
+                    None => later,
+                });
+            }
             t.cloud
                 .modify_db_instance(&id, &plan.change)
                 .await
                 .during("modifying the instance")?;
-            cx.data.changed = plan.differences;
+            cx.data.changed = changed;
             Ok(Transition::Next(ReconcileStep::WaitApplied))
         }
     }
@@ -307,7 +331,7 @@ async fn wait_applied(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
         Reason::Resume => status == "available",
         // RDS has accepted the change and applies it in the maintenance window.
         _ if cx.args.apply == Apply::MaintenanceWindow => status == "available",
-        _ => status == "available" && desired::reached(target(t, cx)?, windows(t), &info),
+        _ => status == "available" && desired::reached(target(t, cx)?, common(t), &info),
     };
     if !done {
         return Ok(pause(t, cx));
@@ -528,7 +552,9 @@ async fn record(cx: &mut Cx<'_>) -> StepResult {
             format!("changed {}", fields.join(", "))
         }
     };
-    if cx.args.apply == Apply::MaintenanceWindow && !cx.data.changed.is_empty() {
+    if (cx.args.apply == Apply::MaintenanceWindow || cx.data.minor_upgrade.is_some())
+        && !cx.data.changed.is_empty()
+    {
         result.push_str(" (applied in the next maintenance window)");
     }
     if let Some(repair) = &cx.data.secret_repair {

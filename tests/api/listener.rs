@@ -39,8 +39,9 @@ async fn closed_after(
 /// A connection that sends a request line and headers one byte a second, until the server
 /// closes it; returns how long that took.
 async fn trickle(addr: String, deadline: Instant) -> Option<Duration> {
-    let mut stream = TcpStream::connect(&addr).await.expect("connect");
+    // Timed from before the connect, as the idle ones are.
     let opened = Instant::now();
+    let mut stream = TcpStream::connect(&addr).await.expect("connect");
     stream
         .write_all(b"GET /v1/tenants HTTP/1.1\r\nHost: tenantd\r\n")
         .await
@@ -101,9 +102,12 @@ async fn slow_and_idle_connections_do_not_hold_the_listener_and_are_closed_by_th
     // 1,000 connections send half a request line and stop.
     let mut idle = Vec::with_capacity(IDLE);
     for _ in 0..IDLE {
+        // Timed from before the connect: the server's timer cannot start earlier, so a close
+        // seen sooner than the timeout is one, however late this task is scheduled.
+        let opened = Instant::now();
         let mut stream = TcpStream::connect(&addr).await.expect("connect");
         stream.write_all(b"GET /healthz HT").await.unwrap();
-        idle.push((stream, Instant::now()));
+        idle.push((stream, opened));
     }
     let idle_closed: Vec<_> = idle
         .into_iter()

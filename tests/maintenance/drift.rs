@@ -180,24 +180,28 @@ async fn changes_behind_tenantds_back_are_reported_within_a_round_and_then_repai
         (retention.expected.as_str(), retention.actual.as_str()),
         ("35", "3")
     );
-    // The metrics count the tenants with drift per field, and the rounds.
-    let metrics = tenantd::metrics::render(None).unwrap();
-    for line in [
+    // The metrics count the tenants with drift per field, and the rounds. The round sets the
+    // gauges once its findings are committed, so they may follow the row by a moment.
+    let lines = [
         "tenantd_drift_tenants{field=\"backup_retention_days\"} 1",
         "tenantd_drift_tenants{field=\"alarm\"} 1",
         "tenantd_drift_tenants{field=\"tag\"} 1",
-    ] {
-        assert!(
-            metrics.lines().any(|l| l == line),
-            "{line} missing:\n{metrics}"
-        );
-    }
+    ];
+    let metrics = wait_for("the drift gauges", Duration::from_secs(30), || async {
+        let metrics = tenantd::metrics::render(None).unwrap();
+        lines
+            .iter()
+            .all(|line| metrics.lines().any(|l| l == *line))
+            .then_some(metrics)
+    })
+    .await;
     assert!(
         metrics.contains("tenantd_reconcile_rounds_total "),
         "{metrics}"
     );
+    // One DescribeDBInstances and one DescribePendingMaintenanceActions for the round.
     assert!(
-        metrics.contains("tenantd_reconcile_round_aws_calls{service=\"rds\"} 1"),
+        metrics.contains("tenantd_reconcile_round_aws_calls{service=\"rds\"} 2"),
         "{metrics}"
     );
     // Repairs are off: nothing was changed.

@@ -43,15 +43,20 @@ async fn a_worker_process_serves_health_and_metrics_on_its_metrics_address() {
     .await;
     assert_eq!(get("/readyz").await.unwrap().0, 200);
     // Alone, it is the maintenance leader, so it exports the fleet-wide gauges too.
-    let metrics = wait_for("leadership", Duration::from_secs(30), || async {
+    // The gauges come with the leader's first fleet read, a moment after leadership itself.
+    let what = "leadership and the fleet gauges";
+    wait_for(what, Duration::from_secs(30), || async {
         let (_, text) = get("/metrics").await?;
         // A whole line: the metric's HELP text also starts with "tenantd_maintenance_leader 1".
-        text.lines()
-            .any(|line| line == "tenantd_maintenance_leader 1")
-            .then_some(text)
+        let leader = text
+            .lines()
+            .any(|line| line == "tenantd_maintenance_leader 1");
+        let gauges = text
+            .lines()
+            .any(|line| line.starts_with("tenantd_queue_depth "));
+        (leader && gauges).then_some(())
     })
     .await;
-    assert!(metrics.contains("tenantd_queue_depth"), "{metrics}");
     // The API is not served there.
     let (status, body) = get("/v1/tenants").await.unwrap();
     assert_eq!(status, 404, "{body}");
@@ -84,6 +89,27 @@ async fn an_engine_version_rds_does_not_offer_stops_the_start_naming_the_setting
             "{command}: {err}"
         );
     }
+    // A tier's minimum minor that RDS does not offer stops it too, naming the tier.
+    let mut tiers = tenantd::config::Tiers::defaults();
+    tiers.0.get_mut("pro").unwrap().minimum_engine_version = Some("16.99".into());
+    let file = std::env::temp_dir().join(format!("{}.toml", support::stack::tenant_id("tiers")));
+    std::fs::write(&file, toml::to_string(&tiers).unwrap()).unwrap();
+    let env = test_env(&stack.db, &[("TENANTD_TIERS", file.to_str().unwrap())]);
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantd"))
+        .arg("worker")
+        .envs(&env)
+        .output()
+        .await
+        .unwrap();
+    std::fs::remove_file(&file).ok();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("configuration error: TENANTD_TIERS")
+            && err.contains("tier pro: minimum_engine_version")
+            && err.contains("16.99"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! The documentation against the code: each `TENANTD_*` variable in `src/` is in the README's
-//! configuration and in the deployment example's environment file, and every path the guides
-//! name in backticks or link to exists.
+//! configuration and in the deployment example's environment file, each field a tier may set is
+//! in the README's `TENANTD_TIERS` row, and every path the guides name in backticks or link to
+//! exists.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -41,6 +42,31 @@ fn every_setting_the_code_reads_is_documented() {
             .collect();
         assert!(missing.is_empty(), "{doc} does not name {missing:?}");
     }
+}
+
+#[test]
+fn every_tier_field_is_in_the_readmes_tiers_row() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `TENANTD_TIERS` |"))
+        .expect("the README's TENANTD_TIERS row");
+    // Every field, optional ones included (serialized as null), of every built-in tier.
+    let tiers = serde_json::to_value(tenantd::config::Tiers::defaults()).unwrap();
+    let mut fields = BTreeSet::new();
+    for tier in tiers.as_object().unwrap().values() {
+        fields.extend(tier.as_object().unwrap().keys().cloned());
+    }
+    assert!(fields.contains("minimum_engine_version"), "{fields:?}");
+    let missing: Vec<&String> = fields
+        .iter()
+        .filter(|f| !row.contains(&format!("`{f}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the TENANTD_TIERS row does not name {missing:?}"
+    );
 }
 
 /// The documents whose paths [`every_path_the_docs_name_exists`] checks.

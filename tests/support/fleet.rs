@@ -223,7 +223,18 @@ pub async fn assert_exactly_provisioned(stack: &Stack, prefix: &str, tenants: &[
         .iter()
         .filter(|(_, s)| **s != TenantStatus::Ready)
         .collect();
-    assert!(not_ready.is_empty(), "not ready: {not_ready:?}");
+    if !not_ready.is_empty() {
+        // Why, from the history: the last error each of them met.
+        let why: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT DISTINCT ON (j.tenant_id) j.tenant_id, h.step, coalesce(h.error, h.outcome)
+             FROM job_history h JOIN jobs j ON j.id = h.job_id
+             WHERE h.error IS NOT NULL ORDER BY j.tenant_id, h.id DESC",
+        )
+        .fetch_all(stack.pool())
+        .await
+        .unwrap();
+        panic!("not ready: {not_ready:?}; last errors: {why:?}");
+    }
     assert_eq!(statuses.len(), tenants.len());
 
     let mut want_instances: Vec<String> = tenants.iter().map(|t| format!("saas-{t}")).collect();

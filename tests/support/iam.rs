@@ -343,6 +343,9 @@ impl Scope {
                     "DescribeDBSnapshots" => {
                         check(&action, self.rds_arn("snapshot", "*"), HashMap::new())
                     }
+                    "DescribePendingMaintenanceActions" => {
+                        check(&action, self.rds_arn("db", "*"), HashMap::new())
+                    }
                     "DescribeDBInstanceAutomatedBackups" => {
                         check(&action, self.rds_arn("auto-backup", "*"), HashMap::new())
                     }

@@ -111,6 +111,8 @@ async fn killed_during_modify(change: Change) {
                 }],
                 status: TenantStatus::Ready,
                 error: None,
+                engine_version: None,
+                pending_maintenance: None,
             };
             let repair = RepairRequest {
                 reason: Reason::Repair,

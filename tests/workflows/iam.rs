@@ -2,7 +2,7 @@
 //! `tenantd serve` runs against the local stack through a proxy that records every AWS
 //! request, in an account of the test's own, through provisioning of every tier, a rollback,
 //! deprovisioning with final snapshots, the expiry of final snapshots, a tier change, a suspend
-//! and a resume, and reconcile rounds; each request is
+//! and a resume, and reconcile rounds (with their reads of pending maintenance); each request is
 //! turned into the authorization checks AWS makes for it, and each must be allowed.
 
 use crate::support;
@@ -177,6 +177,7 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
         "rds:AddTagsToResource",
         "rds:RemoveTagsFromResource",
         "rds:DescribeDBInstances",
+        "rds:DescribePendingMaintenanceActions",
         "rds:ModifyDBInstance",
         "rds:StopDBInstance",
         "rds:StartDBInstance",
