@@ -25,8 +25,8 @@ async fn main() -> anyhow::Result<()> {
     let pool = app::connect(&settings).await?;
     let cloud = app::cloud(&settings).await?;
     let stop = CancellationToken::new();
-    let (registry, tenancy) = app::workflows(&settings, cloud.clone());
-    let maintenance = app::maintenance(&settings, &pool, &tenancy, &registry).spawn(stop.clone());
+    let (registry, aws) = app::workflows(&settings, cloud.clone());
+    let maintenance = app::maintenance(&settings, &pool, &aws, &registry).spawn(stop.clone());
     let worker = tokio::spawn(worker::run(
         pool.clone(),
         registry,

@@ -69,11 +69,9 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     let cloud = Cloud::from_env(settings.aws_timeouts)
         .await?
         .with_rds_rate(settings.rds_rate);
-    let (registry, tenancy) = tenantd::app::workflows(&settings, cloud.clone());
+    let (registry, aws) = tenantd::app::workflows(&settings, cloud.clone());
     let p = &settings.provisioning;
-    let (tier_name, tier) = tenancy
-        .tier(&args.tier)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (tier_name, tier) = aws.tier(&args.tier).map_err(|e| anyhow::anyhow!("{e}"))?;
     let tier = tier.clone();
     // The tenants are recorded at the newest tenant schema, as a provisioned tenant is (else
     // every one of them is behind: schema drift in every round).
@@ -92,14 +90,13 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     let created = futures::stream::iter(tenants.iter().cloned())
         .map(|tenant| {
             let cloud = setup_cloud.clone();
-            let tenancy = tenancy.clone();
+            let aws = aws.clone();
             let tier = tier.clone();
             let pool = pool.clone();
             async move {
-                let p = &tenancy.settings;
+                let p = &aws.settings;
                 let id = p.instance_id(&tenant);
-                let spec =
-                    fleet::instance_spec(p, &tier, &tenant, tenancy.tags(&tenant, tier_name));
+                let spec = fleet::instance_spec(p, &tier, &tenant, aws.tags(&tenant, tier_name));
                 let password = generate_password();
                 cloud.create_db_instance(&spec, &password).await?;
                 for alarm in
@@ -120,7 +117,7 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
                     .create_secret(
                         &p.secret_name(&tenant),
                         &credentials.to_json(),
-                        &tenancy.tags(&tenant, tier_name),
+                        &aws.tags(&tenant, tier_name),
                         "reconcile bench",
                     )
                     .await?;
@@ -164,7 +161,7 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
 
     let reconciler = Reconciler::new(
         pool.clone(),
-        tenancy.clone(),
+        aws.clone(),
         settings.rds_rate,
         settings.max_attempts,
     );

@@ -165,11 +165,11 @@ async fn set_up(
         .get(&args.tier)
         .ok_or_else(|| anyhow::anyhow!("no tier {:?}", args.tier))?
         .clone();
-    let (_, tenancy) = tenantd::app::workflows(settings, cloud.clone());
+    let (_, aws) = tenantd::app::workflows(settings, cloud.clone());
     let passwords: HashMap<&String, _> = tenants.iter().map(|t| (t, generate_password())).collect();
     let created = futures::stream::iter(tenants)
         .map(|tenant| {
-            let spec = fleet::instance_spec(p, &tier, tenant, tenancy.tags(tenant, &args.tier));
+            let spec = fleet::instance_spec(p, &tier, tenant, aws.tags(tenant, &args.tier));
             let password = &passwords[tenant];
             async move { cloud.create_db_instance(&spec, password).await }
         })
@@ -205,7 +205,7 @@ async fn set_up(
                 dbname: p.db_name.clone(),
                 db_instance_identifier: id.clone(),
             };
-            let tags = tenancy.tags(tenant, &args.tier);
+            let tags = aws.tags(tenant, &args.tier);
             async move {
                 let arn = cloud
                     .create_secret(

@@ -20,7 +20,7 @@ use crate::maintenance::{
 use crate::ui;
 use crate::worker;
 use crate::workflow::{
-    Attach, Deprovision, Migrate, Provision, Reconcile, Registry, StandbyBuild, Tenancy,
+    Attach, AwsContext, Deprovision, Migrate, Provision, Reconcile, Registry, StandbyBuild,
 };
 
 /// Connects to the control database (sized for the worker plus the API) and applies the schema.
@@ -126,17 +126,17 @@ pub async fn check_tier_minimums(cloud: &Cloud, tiers: &Tiers) -> anyhow::Result
 
 /// The workflows this build runs: provisioning, deprovisioning, reconciling and migrating
 /// tenants. The returned
-/// [`Tenancy`] is the one their steps share (and the instance poller must share).
-pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, Tenancy) {
-    let tenancy = Tenancy::new(cloud, settings.provisioning.clone());
+/// [`AwsContext`] is the one their steps share (and the instance poller must share).
+pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, AwsContext) {
+    let aws = AwsContext::new(cloud, settings.provisioning.clone());
     let registry = Registry::new()
-        .register(Provision(tenancy.clone()))
-        .register(Deprovision(tenancy.clone()))
-        .register(Reconcile(tenancy.clone()))
-        .register(Migrate(tenancy.clone()))
-        .register(StandbyBuild(tenancy.clone()))
-        .register(Attach(tenancy.clone()));
-    (registry, tenancy)
+        .register(Provision(aws.clone()))
+        .register(Deprovision(aws.clone()))
+        .register(Reconcile(aws.clone()))
+        .register(Migrate(aws.clone()))
+        .register(StandbyBuild(aws.clone()))
+        .register(Attach(aws.clone()));
+    (registry, aws)
 }
 
 /// The maintenance services: the instance poller for the workflows' waits, the lease
@@ -145,21 +145,16 @@ pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, Tenancy) {
 pub fn maintenance(
     settings: &Settings,
     pool: &PgPool,
-    tenancy: &Tenancy,
+    aws: &AwsContext,
     registry: &Registry,
 ) -> Maintenance {
     let me = settings.worker.id.clone();
     Maintenance::new(pool.clone(), me.clone(), Election::of(&settings.worker))
-        .with(InstancePoller::new(
-            pool.clone(),
-            tenancy.clone(),
-            registry,
-            me,
-        ))
+        .with(InstancePoller::new(pool.clone(), aws.clone(), registry, me))
         .with(Rescuer::new(pool.clone(), settings.worker.lease))
         .with(SnapshotCleaner::new(
             pool.clone(),
-            tenancy.cloud.clone(),
+            aws.cloud.clone(),
             settings.provisioning.environment.clone(),
             settings.provisioning.final_snapshot_retention,
         ))
@@ -167,7 +162,7 @@ pub fn maintenance(
         .with(AuditPruner::new(pool.clone(), settings.audit_retention))
         .with(Reconciler::new(
             pool.clone(),
-            tenancy.clone(),
+            aws.clone(),
             settings.rds_rate,
             settings.max_attempts,
         ))
@@ -178,7 +173,7 @@ pub fn maintenance(
         ))
         .with(PoolKeeper::new(
             pool.clone(),
-            tenancy.clone(),
+            aws.clone(),
             settings.rds_rate,
             settings.max_attempts,
         ))
@@ -227,9 +222,9 @@ async fn run(
     let cloud = cloud(&settings).await?;
     check_engine_version(&cloud, &settings.provisioning.engine_version).await?;
     check_tier_minimums(&cloud, &settings.provisioning.tiers).await?;
-    let (registry, tenancy) = workflows(&settings, cloud);
+    let (registry, aws) = workflows(&settings, cloud);
     let background = CancellationToken::new();
-    let maintenance = maintenance(&settings, &pool, &tenancy, &registry).spawn(background.clone());
+    let maintenance = maintenance(&settings, &pool, &aws, &registry).spawn(background.clone());
     let limits = settings.http.clone();
     let stop_serving = shutdown.clone();
     let http = tokio::spawn(async move { api::serve(listener, app, &limits, stop_serving).await });

@@ -6,8 +6,10 @@ use axum::extract::State;
 use super::error::{ApiError, ApiQuery};
 use super::state::AppState;
 use crate::audit::{self, AuditFilter};
-use crate::model::{AuditPage, AuditQuery, DEFAULT_PAGE, ErrorBody, MAX_AUDIT_CURSOR, MAX_PAGE};
-use crate::tenants;
+use crate::tenant_id::TenantId;
+use crate::wire::audit::{AuditPage, AuditQuery, MAX_AUDIT_CURSOR};
+use crate::wire::error::ErrorBody;
+use crate::wire::{DEFAULT_PAGE, MAX_PAGE};
 
 /// A page of audit events, newest first; `next_cursor` is null on the last page.
 ///
@@ -45,7 +47,7 @@ pub async fn list(
         ));
     }
     if let Some(tenant) = query.tenant.as_deref()
-        && tenants::validate_id(tenant).is_err()
+        && TenantId::parse(tenant).is_err()
     {
         return Err(ApiError::InvalidQuery("tenant must be a tenant id".into()));
     }

@@ -20,7 +20,7 @@ use super::lockout::Verdict;
 use super::state::AppState;
 use crate::audit::Trail;
 use crate::config::Presented;
-use crate::tenants;
+use crate::tenant_id::TenantId;
 
 /// The token of an `Authorization: Bearer <token>` header.
 fn bearer(request: &Request) -> Option<&str> {
@@ -51,7 +51,7 @@ pub fn note_ids(template: &str, path: &str, trail: &Trail) {
         return;
     };
     match template.get(at - 1).copied() {
-        Some("tenants") if tenants::validate_id(id).is_ok() => trail.tenant(id),
+        Some("tenants") if TenantId::parse(id).is_ok() => trail.tenant(id),
         Some("jobs") => {
             if let Ok(id) = id.parse::<Uuid>() {
                 trail.job(id);

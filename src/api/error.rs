@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::config::Role;
 use crate::queue::QueueError;
 use crate::rollouts::RolloutError;
+use crate::tenant_id::{InvalidTenantId, TenantId};
 use crate::tenants::TenantError;
 
 /// Largest request body the API reads.
@@ -263,6 +264,12 @@ impl From<QueueError> for ApiError {
     }
 }
 
+impl From<InvalidTenantId> for ApiError {
+    fn from(e: InvalidTenantId) -> Self {
+        ApiError::InvalidTenantId(e.to_string())
+    }
+}
+
 impl From<TenantError> for ApiError {
     /// The context-free mapping; handlers refine conflicts (tier or provisioning in progress).
     fn from(e: TenantError) -> Self {
@@ -378,5 +385,23 @@ where
         let axum::extract::Path(value) =
             axum::extract::Path::<T>::from_request_parts(parts, state).await?;
         Ok(ApiPath(value))
+    }
+}
+
+/// The tenant id of a path (`/v1/tenants/{id}`, ...): `invalid_path` when it is not UTF-8 once
+/// percent-decoded, `invalid_tenant_id` when it is not a tenant id. The request's span records it.
+pub struct ApiTenantId(pub TenantId);
+
+impl<S> FromRequestParts<S> for ApiTenantId
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let ApiPath(raw) = ApiPath::<String>::from_request_parts(parts, state).await?;
+        let id = TenantId::parse(&raw)?;
+        tracing::Span::current().record("tenant.id", id.as_str());
+        Ok(ApiTenantId(id))
     }
 }

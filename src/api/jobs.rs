@@ -10,12 +10,13 @@ use super::error::ApiQuery;
 use super::error::{ApiError, ApiPath, job_id};
 use super::state::AppState;
 use crate::audit::{self, Trail};
-use crate::model::{
-    DEFAULT_PAGE, ErrorBody, JobDetail, JobListQuery, JobPage, JobPath, JobView, MAX_PAGE,
-    Requested, StepView, TenantView,
-};
 use crate::queue::{self, Job, JobFilter};
+use crate::tenant_id::TenantId;
 use crate::tenants;
+use crate::wire::error::ErrorBody;
+use crate::wire::jobs::{JobDetail, JobListQuery, JobPage, JobPath, JobView, StepView};
+use crate::wire::tenants::{Requested, TenantView};
+use crate::wire::{DEFAULT_PAGE, MAX_PAGE};
 
 fn record_ids(job: &Job) {
     let span = Span::current();
@@ -112,7 +113,7 @@ pub async fn list(
         )));
     }
     if let Some(tenant) = query.tenant.as_deref()
-        && tenants::validate_id(tenant).is_err()
+        && TenantId::parse(tenant).is_err()
     {
         return Err(ApiError::InvalidQuery(
             "tenant must be a tenant id".to_string(),

@@ -1,7 +1,7 @@
 //! The HTTP API: one table of routes, each with the role it needs (the router is built from it,
 //! the OpenAPI document states it, and a test holds both to it), a guard per route that
 //! authenticates, authorizes and audits, request logging, limits per class of request, and
-//! serving until shutdown. The bodies it reads and answers are in [`crate::model`].
+//! serving until shutdown. The bodies it reads and answers are in [`crate::wire`].
 
 pub mod access;
 pub mod audit;

@@ -1,5 +1,5 @@
 //! The OpenAPI 3.1 document of the API, served at `GET /openapi.json`: derived from the
-//! handlers' annotations and the request and response types in [`crate::model`], with the
+//! handlers' annotations and the request and response types in [`crate::wire`], with the
 //! configured tier names filled in when served, and each operation's role (its security
 //! requirement, `x-tenantd-role`, its description) and the refusals every guarded route may
 //! answer taken from the route table. A test holds it to the table.
@@ -191,7 +191,7 @@ fn rollout_rules(doc: &mut serde_json::Value, tiers: &Tiers, versions: &[i64]) {
             "type": "string",
             "minLength": 3,
             "maxLength": 40,
-            "pattern": crate::model::TENANT_ID_PATTERN,
+            "pattern": crate::wire::tenants::TENANT_ID_PATTERN,
         });
     }
     if let Some(target) = props.get_mut("target_version") {

@@ -6,8 +6,9 @@ use axum::extract::State;
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::model::{ErrorBody, PoolTier, PoolView};
-use crate::pool;
+use crate::store::standbys;
+use crate::wire::error::ErrorBody;
+use crate::wire::pool::{PoolTier, PoolView};
 
 /// The warm pool, per tier: every configured tier, and any tier with standbys left.
 #[utoipa::path(get, path = "/v1/pool", tag = "pool", operation_id = "get_pool",
@@ -17,8 +18,8 @@ use crate::pool;
         (status = 401, description = "`unauthorized`", body = ErrorBody),
     ))]
 pub async fn get(State(state): State<AppState>) -> Result<Json<PoolView>, ApiError> {
-    let mut figures = pool::figures(&state.db).await?;
-    let mut rows: Vec<(String, u32, pool::TierFigures)> = state
+    let mut figures = standbys::figures(&state.db).await?;
+    let mut rows: Vec<(String, u32, standbys::TierFigures)> = state
         .warm_pool
         .iter()
         .map(|(tier, wanted)| {

@@ -10,13 +10,14 @@ use uuid::Uuid;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, rollout_id};
 use super::state::AppState;
 use crate::audit::Trail;
-use crate::model::{
-    CreateRollout, DEFAULT_PAGE, ErrorBody, MAX_PAGE, RolloutListQuery, RolloutPage, RolloutPath,
-    RolloutView,
-};
 use crate::rollouts::NewRollout;
 use crate::rollouts::requests::{self, Steer};
 use crate::tenant_db;
+use crate::wire::error::ErrorBody;
+use crate::wire::rollouts::{
+    CreateRollout, RolloutListQuery, RolloutPage, RolloutPath, RolloutView,
+};
+use crate::wire::{DEFAULT_PAGE, MAX_PAGE};
 
 fn record_id(id: Uuid) {
     Span::current().record("rollout.id", tracing::field::display(id));

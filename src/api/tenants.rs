@@ -7,15 +7,18 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use tracing::{Span, info};
 
-use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiTenantId};
 use super::state::AppState;
 use crate::audit::Trail;
-use crate::model::{
-    ChangeTenant, Changed, CreateTenant, DEFAULT_PAGE, DeleteQuery, ErrorBody, ListQuery, MAX_PAGE,
-    Page, Requested, TenantPath, TenantView,
-};
 use crate::queue::{self, Job};
+use crate::tenant_id::TenantId;
 use crate::tenants::{self, Deletion, Power, Tenant, TenantError, TenantFilter};
+use crate::wire::error::ErrorBody;
+use crate::wire::tenants::{
+    ChangeTenant, Changed, CreateTenant, DeleteQuery, ListQuery, Page, Requested, TenantPath,
+    TenantView,
+};
+use crate::wire::{DEFAULT_PAGE, MAX_PAGE};
 use crate::workflow::{Provision, Workflow};
 
 fn requested(tenant: Tenant, job: Job, created: bool) -> (StatusCode, Json<Requested>) {
@@ -34,11 +37,12 @@ fn requested(tenant: Tenant, job: Job, created: bool) -> (StatusCode, Json<Reque
     (status, Json(body))
 }
 
-/// Checks the id before it goes anywhere, logs included.
-fn valid_id(id: &str) -> Result<(), ApiError> {
-    tenants::validate_id(id)?;
-    Span::current().record("tenant.id", id);
-    Ok(())
+/// Checks an id of a body (or of a path read after its body) before it goes anywhere, logs
+/// included.
+fn valid_id(id: &str) -> Result<TenantId, ApiError> {
+    let id = TenantId::parse(id)?;
+    Span::current().record("tenant.id", id.as_str());
+    Ok(id)
 }
 
 /// Provision a tenant's database: 202 with a new job, 200 with the same job on a replay.
@@ -80,12 +84,12 @@ pub async fn create(
     Extension(trail): Extension<Trail>,
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
-    valid_id(&body.id)?;
+    let id = valid_id(&body.id)?;
     let request = tenants::request_provision_by(
         &state.db,
         &trail,
         &state.tiers,
-        &body.id,
+        &id,
         &body.tier,
         state.max_attempts,
     )
@@ -93,7 +97,7 @@ pub async fn create(
     match request {
         Ok((tenant, job, created)) => Ok(requested(tenant, job, created)),
         Err(e @ TenantError::Conflict { .. }) => {
-            let other_tier = tenants::get(&state.db, &body.id)
+            let other_tier = tenants::get(&state.db, &id)
                 .await?
                 .is_some_and(|t| t.tier != body.tier);
             Err(if other_tier {
@@ -123,12 +127,11 @@ pub async fn create(
     ))]
 pub async fn get(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    ApiTenantId(id): ApiTenantId,
 ) -> Result<Json<TenantView>, ApiError> {
-    valid_id(&id)?;
     let (tenant, job) = tenants::with_latest_job(&state.db, &id)
         .await?
-        .ok_or_else(|| ApiError::TenantNotFound(id.clone()))?;
+        .ok_or_else(|| ApiError::TenantNotFound(id.to_string()))?;
     Ok(Json(TenantView::new(tenant, job.as_ref())))
 }
 
@@ -158,7 +161,7 @@ pub async fn list(
     // A cursor is the last id of a page: anything else can name no position (and a NUL byte
     // would not even reach the database).
     if let Some(cursor) = query.cursor.as_deref()
-        && tenants::validate_id(cursor).is_err()
+        && TenantId::parse(cursor).is_err()
     {
         return Err(ApiError::InvalidQuery(
             "cursor must be the next_cursor of a previous page (a tenant id)".to_string(),
@@ -222,10 +225,10 @@ pub async fn list(
 pub async fn delete(
     State(state): State<AppState>,
     Extension(trail): Extension<Trail>,
-    ApiPath(id): ApiPath<String>,
+    // The query is read before the id, so a bad query is refused first.
     ApiQuery(query): ApiQuery<DeleteQuery>,
+    ApiTenantId(id): ApiTenantId,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
-    valid_id(&id)?;
     let deletion = Deletion {
         final_snapshot: query.final_snapshot.unwrap_or(true),
         force: query.force.unwrap_or(false),
@@ -286,14 +289,15 @@ pub async fn change(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ChangeTenant>,
 ) -> Result<(StatusCode, Json<Changed>), ApiError> {
-    valid_id(&id)?;
+    // The body is read before the id is checked, so a bad body is refused first.
+    let id = valid_id(&id)?;
     let (tenant, job, created) = tenants::request_tier_change_by(
         &state.db,
         &trail,
         &state.tiers,
         &id,
         &body.tier,
-        body.apply.unwrap_or_default(),
+        body.apply.unwrap_or_default().into(),
         state.max_attempts,
     )
     .await?;
@@ -334,7 +338,7 @@ pub async fn change(
 pub async fn suspend(
     State(state): State<AppState>,
     Extension(trail): Extension<Trail>,
-    ApiPath(id): ApiPath<String>,
+    ApiTenantId(id): ApiTenantId,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
     power(state, trail, id, Power::Suspend).await
 }
@@ -358,7 +362,7 @@ pub async fn suspend(
 pub async fn resume(
     State(state): State<AppState>,
     Extension(trail): Extension<Trail>,
-    ApiPath(id): ApiPath<String>,
+    ApiTenantId(id): ApiTenantId,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
     power(state, trail, id, Power::Resume).await
 }
@@ -387,9 +391,8 @@ pub async fn resume(
 pub async fn attach(
     State(state): State<AppState>,
     Extension(trail): Extension<Trail>,
-    ApiPath(id): ApiPath<String>,
+    ApiTenantId(id): ApiTenantId,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
-    valid_id(&id)?;
     let (tenant, job, created) =
         tenants::request_attach_by(&state.db, &trail, &id, state.max_attempts).await?;
     Ok(requested(tenant, job, created))
@@ -398,10 +401,9 @@ pub async fn attach(
 async fn power(
     state: AppState,
     trail: Trail,
-    id: String,
+    id: TenantId,
     power: Power,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
-    valid_id(&id)?;
     let (tenant, job, created) =
         tenants::request_power_by(&state.db, &trail, &id, power, state.max_attempts).await?;
     Ok(requested(tenant, job, created))

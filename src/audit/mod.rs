@@ -4,8 +4,9 @@
 //! functions that make a change write it with the change ([`commit`]); whatever else a request
 //! came to is written once it is answered ([`Trail::finish`]).
 
-mod record;
 mod trail;
 
-pub use record::{Asker, AuditFilter, Channel, Entry, Event, askers, insert, page, prune};
+pub use crate::store::audit::{
+    Asker, AuditFilter, Channel, Entry, Event, askers, insert, page, prune,
+};
 pub use trail::{Trail, commit};

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::record::{Channel, Entry, insert};
 use crate::config::Role;
+use crate::store::audit::{Channel, Entry, insert};
 
 #[derive(Debug, Default)]
 struct Inner {

@@ -6,8 +6,8 @@ use clap::Args;
 
 use super::client::{Client, ClientError};
 use super::output::{self, Format};
-use crate::audit::Event;
-use crate::model::MAX_PAGE;
+use crate::wire::MAX_PAGE;
+use crate::wire::audit::Event;
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {

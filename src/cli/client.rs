@@ -5,12 +5,15 @@ use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
-use crate::model::{
-    AuditPage, ChangeTenant, Changed, CreateRollout, CreateTenant, ErrorBody, JobDetail, JobPage,
-    JobView, Page, PoolView, Requested, RolloutPage, RolloutView, TenantView,
+use crate::tenant_id::{InvalidTenantId, TenantId};
+use crate::wire::audit::AuditPage;
+use crate::wire::error::ErrorBody;
+use crate::wire::jobs::{JobDetail, JobPage, JobView};
+use crate::wire::pool::PoolView;
+use crate::wire::rollouts::{CreateRollout, RolloutPage, RolloutView};
+use crate::wire::tenants::{
+    Apply, ChangeTenant, Changed, CreateTenant, Page, Requested, TenantView,
 };
-use crate::tenants::Power;
-use crate::workflow::reconcile::Apply;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -27,6 +30,9 @@ pub enum ClientError {
     Unexpected { status: StatusCode, detail: String },
     #[error("{0}")]
     Usage(String),
+    /// A tenant id the API would refuse, refused before asking it (the same code and message).
+    #[error("invalid_tenant_id: {0}")]
+    InvalidTenantId(#[from] InvalidTenantId),
 }
 
 pub struct Client {
@@ -111,7 +117,7 @@ impl Client {
     /// Asks for a tenant; `true` when a new job was enqueued (202), `false` on a replay (200).
     pub async fn create_tenant(
         &self,
-        id: &str,
+        id: &TenantId,
         tier: &str,
     ) -> Result<(Requested, bool), ClientError> {
         let body = CreateTenant {
@@ -127,7 +133,7 @@ impl Client {
     /// Asks for a tenant to move to `tier`; `true` when a new job was enqueued (202).
     pub async fn change_tier(
         &self,
-        id: &str,
+        id: &TenantId,
         tier: &str,
         apply: Apply,
     ) -> Result<(Changed, bool), ClientError> {
@@ -135,26 +141,32 @@ impl Client {
             tier: tier.to_string(),
             apply: Some(apply),
         };
-        let url = self.url(&["v1", "tenants", id]);
+        let url = self.url(&["v1", "tenants", id.as_str()]);
         let body = serde_json::to_value(&body).expect("a request body serializes");
         let (status, r) = self.call(Method::PATCH, url, Some(body)).await?;
         Ok((r, status == StatusCode::ACCEPTED))
     }
 
-    /// Asks for a tenant to be suspended or resumed; `true` when a new job was enqueued.
-    pub async fn power(&self, id: &str, power: Power) -> Result<(Requested, bool), ClientError> {
-        let action = match power {
-            Power::Suspend => "suspend",
-            Power::Resume => "resume",
-        };
-        let url = self.url(&["v1", "tenants", id, action]);
+    /// Asks for a tenant to be suspended; `true` when a new job was enqueued.
+    pub async fn suspend(&self, id: &TenantId) -> Result<(Requested, bool), ClientError> {
+        self.power(id, "suspend").await
+    }
+
+    /// Asks for a tenant to be resumed; `true` when a new job was enqueued.
+    pub async fn resume(&self, id: &TenantId) -> Result<(Requested, bool), ClientError> {
+        self.power(id, "resume").await
+    }
+
+    /// `POST /v1/tenants/{id}/<action>`, `suspend` or `resume`.
+    async fn power(&self, id: &TenantId, action: &str) -> Result<(Requested, bool), ClientError> {
+        let url = self.url(&["v1", "tenants", id.as_str(), action]);
         let (status, r) = self.call(Method::POST, url, None).await?;
         Ok((r, status == StatusCode::ACCEPTED))
     }
 
     /// Asks for a detached tenant to be re-attached; `true` when a new job was enqueued.
-    pub async fn attach(&self, id: &str) -> Result<(Requested, bool), ClientError> {
-        let url = self.url(&["v1", "tenants", id, "attach"]);
+    pub async fn attach(&self, id: &TenantId) -> Result<(Requested, bool), ClientError> {
+        let url = self.url(&["v1", "tenants", id.as_str(), "attach"]);
         let (status, r) = self.call(Method::POST, url, None).await?;
         Ok((r, status == StatusCode::ACCEPTED))
     }
@@ -164,8 +176,8 @@ impl Client {
         Ok(self.call(Method::GET, url, None).await?.1)
     }
 
-    pub async fn get_tenant(&self, id: &str) -> Result<TenantView, ClientError> {
-        let url = self.url(&["v1", "tenants", id]);
+    pub async fn get_tenant(&self, id: &TenantId) -> Result<TenantView, ClientError> {
+        let url = self.url(&["v1", "tenants", id.as_str()]);
         Ok(self.call(Method::GET, url, None).await?.1)
     }
 
@@ -201,11 +213,11 @@ impl Client {
     /// Asks for a tenant's database to go; `true` when a new job was enqueued.
     pub async fn delete_tenant(
         &self,
-        id: &str,
+        id: &TenantId,
         final_snapshot: bool,
         force: bool,
     ) -> Result<(Requested, bool), ClientError> {
-        let mut url = self.url(&["v1", "tenants", id]);
+        let mut url = self.url(&["v1", "tenants", id.as_str()]);
         match (final_snapshot, force) {
             (true, _) => {}
             (false, false) => url.set_query(Some("final_snapshot=false")),

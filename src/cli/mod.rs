@@ -18,10 +18,10 @@ use client::{Client, ClientError};
 use output::Format;
 use wait::{Ended, Target};
 
-use crate::model::{CreateRollout, RolloutView};
-use crate::rollouts::RolloutState;
-use crate::tenants::{Power, TenantStatus};
-use crate::workflow::reconcile::Apply;
+use crate::tenant_id::TenantId;
+use crate::wire::rollouts::RolloutState;
+use crate::wire::rollouts::{CreateRollout, RolloutView};
+use crate::wire::tenants::{Apply, TenantStatus};
 
 /// Where the API is and how to show its answers; shared by every client command.
 #[derive(Debug, Args)]
@@ -300,6 +300,7 @@ async fn execute(
             return Ok(ExitCode::SUCCESS);
         }
         Request::Tenants(TenantsCommand::Get { id }) => {
+            let id = TenantId::parse(&id)?;
             let t = client.get_tenant(&id).await?;
             print(args, output::json(&t), || output::tenant(&t));
             return Ok(ExitCode::SUCCESS);
@@ -322,6 +323,7 @@ async fn execute(
             return Ok(ExitCode::SUCCESS);
         }
         Request::Tenants(TenantsCommand::Create { id, tier, wait }) => {
+            let id = TenantId::parse(&id)?;
             let (r, created) = client.create_tenant(&id, &tier).await?;
             if !wait {
                 print(args, output::json(&r), || {
@@ -337,6 +339,7 @@ async fn execute(
             force,
             wait,
         }) => {
+            let id = TenantId::parse(&id)?;
             let (r, created) = client.delete_tenant(&id, !no_final_snapshot, force).await?;
             if !wait {
                 print(args, output::json(&r), || {
@@ -352,6 +355,7 @@ async fn execute(
             apply,
             wait,
         }) => {
+            let id = TenantId::parse(&id)?;
             let apply = match apply {
                 ApplyArg::Immediately => Apply::Immediately,
                 ApplyArg::MaintenanceWindow => Apply::MaintenanceWindow,
@@ -372,7 +376,8 @@ async fn execute(
             (id, job, TenantStatus::Ready)
         }
         Request::Tenants(TenantsCommand::Suspend { id, wait }) => {
-            let (r, created) = client.power(&id, Power::Suspend).await?;
+            let id = TenantId::parse(&id)?;
+            let (r, created) = client.suspend(&id).await?;
             if !wait {
                 print(args, output::json(&r), || {
                     requested(created, "suspend", &id, &r.job.id.to_string())
@@ -382,6 +387,7 @@ async fn execute(
             (id, r.job.id, TenantStatus::Suspended)
         }
         Request::Tenants(TenantsCommand::Attach { id }) => {
+            let id = TenantId::parse(&id)?;
             let (r, created) = client.attach(&id).await?;
             print(args, output::json(&r), || {
                 requested(created, "re-attach", &id, &r.job.id.to_string())
@@ -389,7 +395,8 @@ async fn execute(
             return Ok(ExitCode::SUCCESS);
         }
         Request::Tenants(TenantsCommand::Resume { id, wait }) => {
-            let (r, created) = client.power(&id, Power::Resume).await?;
+            let id = TenantId::parse(&id)?;
+            let (r, created) = client.resume(&id).await?;
             if !wait {
                 print(args, output::json(&r), || {
                     requested(created, "resume", &id, &r.job.id.to_string())

@@ -5,9 +5,10 @@ use std::fmt::Write as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::model::{
-    JobDetail, JobPage, JobView, Page, PoolView, RolloutPage, RolloutStage, RolloutView, TenantView,
-};
+use crate::wire::jobs::{JobDetail, JobPage, JobView};
+use crate::wire::pool::PoolView;
+use crate::wire::rollouts::{RolloutPage, RolloutStage, RolloutView};
+use crate::wire::tenants::{Page, TenantView};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

@@ -10,8 +10,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::client::{Client, ClientError};
 use super::output::stage_progress;
 use super::wait::Target;
-use crate::model::{RolloutStage, RolloutView};
-use crate::rollouts::RolloutState;
+use crate::wire::rollouts::RolloutState;
+use crate::wire::rollouts::{RolloutStage, RolloutView};
 
 enum Display {
     Bars(MultiProgress, Vec<ProgressBar>),

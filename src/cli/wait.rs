@@ -8,9 +8,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::client::{Client, ClientError};
 use super::output::attempt;
-use crate::model::{JobDetail, StepView, TenantView};
-use crate::queue::{JobState, Outcome};
-use crate::tenants::TenantStatus;
+use crate::tenant_id::TenantId;
+use crate::wire::jobs::{JobDetail, StepView};
+use crate::wire::jobs::{JobState, Outcome};
+use crate::wire::tenants::TenantStatus;
+use crate::wire::tenants::TenantView;
 
 /// Where progress goes: stdout for text output, stderr when stdout carries JSON.
 #[derive(Debug, Clone, Copy)]
@@ -116,7 +118,7 @@ fn describe(tenant: &str, job: &JobDetail) -> String {
 /// Polls `job_id` every `interval` until it ends, then reads the tenant.
 pub async fn follow(
     client: &Client,
-    tenant: &str,
+    tenant: &TenantId,
     job_id: &str,
     goal: TenantStatus,
     interval: Duration,

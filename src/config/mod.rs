@@ -395,7 +395,6 @@ mod tests {
         assert_eq!(p.secret_name("acme"), "saas/tenant/acme/database");
         assert!(p.warm_pool.is_empty(), "no warm pool unless asked");
         assert_eq!(p.pool_max_age, Duration::from_secs(14 * 86400));
-        assert_eq!(p.pool_instance_prefix(), "saas-pool-");
         assert_eq!(
             p.pool_secret_name("saas-pool-x"),
             "saas/pool/saas-pool-x/database"

@@ -444,12 +444,6 @@ impl ProvisioningSettings {
         format!("{}{tenant}/database", self.secret_prefix)
     }
 
-    /// The start of every standby's instance identifier: `<prefix>pool-`. Tenant ids starting
-    /// with `pool-` are refused for new tenants, so no tenant's instance can take such a name.
-    pub fn pool_instance_prefix(&self) -> String {
-        format!("{}pool-", self.instance_prefix)
-    }
-
     /// The Secrets Manager name of a standby's master credentials.
     pub fn pool_secret_name(&self, standby: &str) -> String {
         format!("{}{standby}/database", self.pool_secret_prefix)

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::{Value, json};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tracing::debug;
 use uuid::Uuid;
 
@@ -21,21 +21,22 @@ use super::service::{RoundError, Service};
 use super::term::Term;
 use crate::cloud::rds::InstanceInfo;
 use crate::queue;
-use crate::tenants::record;
+use crate::store::leadership;
+use crate::store::tenants;
 use crate::workflow::instance_watch::PollerSeen;
-use crate::workflow::{InstanceWait, Registry, Tenancy};
+use crate::workflow::{AwsContext, InstanceWait, Registry};
 
 /// Polls the instances the registry's wait steps wait for.
 pub struct InstancePoller {
     pool: PgPool,
-    tenancy: Tenancy,
+    aws: AwsContext,
     me: String,
     /// (kind, step) → what it waits for.
     waits: HashMap<(&'static str, &'static str), InstanceWait>,
 }
 
 impl InstancePoller {
-    pub fn new(pool: PgPool, tenancy: Tenancy, registry: &Registry, me: impl Into<String>) -> Self {
+    pub fn new(pool: PgPool, aws: AwsContext, registry: &Registry, me: impl Into<String>) -> Self {
         let waits = registry
             .instance_waits()
             .into_iter()
@@ -43,32 +44,10 @@ impl InstancePoller {
             .collect();
         InstancePoller {
             pool,
-            tenancy,
+            aws,
             me: me.into(),
             waits,
         }
-    }
-
-    async fn record_round(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO instance_poller (leader, round_at) VALUES ($1, now())
-             ON CONFLICT (singleton) DO UPDATE SET leader = $1, round_at = now()",
-        )
-        .bind(&self.me)
-        .execute(conn)
-        .await?;
-        Ok(())
-    }
-
-    /// How long ago the poller (whichever process it is) finished its last round.
-    async fn last_round_age(&self) -> Result<Option<Duration>, sqlx::Error> {
-        let age: Option<f64> = sqlx::query_scalar(
-            "SELECT greatest(EXTRACT(EPOCH FROM now() - round_at)::float8, 0)
-             FROM instance_poller",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(age.map(Duration::from_secs_f64))
     }
 }
 
@@ -79,16 +58,16 @@ impl Service for InstancePoller {
     }
 
     fn every(&self) -> Duration {
-        self.tenancy.watch.poll_interval()
+        self.aws.watch.poll_interval()
     }
 
     /// One round: the waiting jobs' instances, described in batches; wake those with news.
     async fn lead(&self, term: &Term) -> Result<(), RoundError> {
-        let t = &self.tenancy;
+        let t = &self.aws;
         let steps: Vec<(&str, &str)> = self.waits.keys().copied().collect();
         let jobs = queue::waiting_at(&self.pool, &steps).await?;
         let tenants: Vec<String> = jobs.iter().filter_map(|j| j.tenant_id.clone()).collect();
-        let recorded = record::recorded_instances(&self.pool, &tenants).await?;
+        let recorded = tenants::recorded_instances(&self.pool, &tenants).await?;
         // A tenant's instance is the one its record names (else the derived one); a standby's
         // job builds the instance named after the standby.
         let instance_of = |j: &queue::Waiting| match (&j.tenant_id, &j.standby) {
@@ -141,7 +120,7 @@ impl Service for InstancePoller {
             let woken = queue::wake(&mut *tx, &wake).await?;
             debug!(woken, "instance poll woke waiting jobs");
         }
-        self.record_round(&mut tx).await?;
+        leadership::record_poll_round(&mut tx, &self.me).await?;
         tx.commit().await?;
         debug!(jobs = jobs.len(), "instance poll");
         crate::metrics::record_poll_round();
@@ -150,10 +129,10 @@ impl Service for InstancePoller {
     }
 
     async fn follow(&self) -> Result<(), RoundError> {
-        if let Some(age) = self.last_round_age().await? {
-            self.tenancy.watch.health().polled_elsewhere(age);
+        if let Some(age) = leadership::last_poll_round_age(&self.pool).await? {
+            self.aws.watch.health().polled_elsewhere(age);
         }
-        crate::metrics::record_poller(self.tenancy.watch.poller_active());
+        crate::metrics::record_poller(self.aws.watch.poller_active());
         Ok(())
     }
 }

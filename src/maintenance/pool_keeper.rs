@@ -19,11 +19,11 @@ use tracing::{info, warn};
 
 use super::service::{RoundError, Service};
 use super::term::Term;
-use crate::pool::{self, StandbyState};
 use crate::queue::{self, NewJob};
+use crate::store::standbys::{self, Standby, StandbyId, StandbyState};
 use crate::workflow::provision::{Provision, ProvisionArgs};
 use crate::workflow::standby::{self, StandbyStep};
-use crate::workflow::{StepNames, Tenancy, Workflow};
+use crate::workflow::{AwsContext, StepNames, Workflow};
 
 /// Below tenants' jobs (priority 0) in the worker's claims.
 const STANDBY_PRIORITY: i16 = -1;
@@ -33,7 +33,7 @@ const CALLS_PER_STANDBY: f64 = 3.0;
 
 pub struct PoolKeeper {
     pool: PgPool,
-    tenancy: Tenancy,
+    aws: AwsContext,
     every: Duration,
     /// RDS requests per second this process may make.
     rds_rate: f64,
@@ -41,8 +41,8 @@ pub struct PoolKeeper {
 }
 
 impl PoolKeeper {
-    pub fn new(pool: PgPool, tenancy: Tenancy, rds_rate: f64, max_attempts: i32) -> Self {
-        let s = &tenancy.settings;
+    pub fn new(pool: PgPool, aws: AwsContext, rds_rate: f64, max_attempts: i32) -> Self {
+        let s = &aws.settings;
         // About as often as the poller looks at instances. Without a pool a round is one
         // query (standbys left from an earlier setting are retired).
         let every = s
@@ -50,27 +50,17 @@ impl PoolKeeper {
             .clamp(Duration::from_secs(1), Duration::from_secs(30));
         PoolKeeper {
             pool,
-            tenancy,
+            aws,
             every,
             rds_rate,
             max_attempts,
         }
     }
 
-    /// A new standby's identifier: `<prefix>pool-<12 random hex digits>`.
-    fn new_id(&self) -> String {
-        let random = uuid::Uuid::new_v4().simple().to_string();
-        format!(
-            "{}{}",
-            self.tenancy.settings.pool_instance_prefix(),
-            &random[..12]
-        )
-    }
-
     /// How many standbys this round may start: its share of the RDS requests of a round and
     /// of the free DB instances; none while a tenant waits for quota.
     async fn budget(&self) -> Result<usize, RoundError> {
-        let t = &self.tenancy;
+        let t = &self.aws;
         let share = t.settings.pool_rds_share;
         if queue::marked(&self.pool, Provision::KIND, "quota_wait").await? > 0 {
             return Ok(0);
@@ -92,9 +82,9 @@ impl PoolKeeper {
 
     /// Retires a standby (no claim can take it from now on) and enqueues its removal, in one
     /// transaction, fenced by the leader's term.
-    async fn retire(&self, term: &Term, s: &pool::Standby, why: &str) -> Result<bool, RoundError> {
+    async fn retire(&self, term: &Term, s: &Standby, why: &str) -> Result<bool, RoundError> {
         let mut tx = term.fence(&self.pool).await?;
-        if !pool::retire(&mut tx, &s.id, why).await? {
+        if !standbys::retire(&mut tx, &s.id, why).await? {
             return Ok(false);
         }
         let args = ProvisionArgs {
@@ -116,10 +106,10 @@ impl PoolKeeper {
 
     /// Records a new standby and enqueues its creation, in one transaction, fenced by the
     /// leader's term (which the row records).
-    async fn start(&self, term: &Term, tier: &str) -> Result<String, RoundError> {
-        let id = self.new_id();
+    async fn start(&self, term: &Term, tier: &str) -> Result<StandbyId, RoundError> {
+        let id = StandbyId::generate(&self.aws.settings);
         let mut tx = term.fence(&self.pool).await?;
-        pool::insert(&mut tx, &id, tier, term.epoch()).await?;
+        standbys::insert(&mut tx, &id, tier, term.epoch()).await?;
         let args = ProvisionArgs {
             tier: tier.to_string(),
             standby: Some(id.clone()),
@@ -149,13 +139,13 @@ impl Service for PoolKeeper {
     }
 
     async fn lead(&self, term: &Term) -> Result<(), RoundError> {
-        let s = &self.tenancy.settings;
+        let s = &self.aws.settings;
         let max_age = chrono::Duration::from_std(s.pool_max_age)?;
         let now = Utc::now();
         let mut live: BTreeMap<String, usize> = BTreeMap::new();
         let mut young_available: BTreeMap<String, usize> = BTreeMap::new();
         let mut too_old = Vec::new();
-        for standby in pool::unclaimed(&self.pool).await? {
+        for standby in standbys::unclaimed(&self.pool).await? {
             let wanted = s.warm_pool.get(&standby.tier).copied().unwrap_or(0) as usize;
             let counted = live.entry(standby.tier.clone()).or_default();
             match standby.state {
@@ -206,7 +196,7 @@ impl Service for PoolKeeper {
                 }
             }
         }
-        let figures: Vec<(String, &'static str, i64)> = pool::figures(&self.pool)
+        let figures: Vec<(String, &'static str, i64)> = standbys::figures(&self.pool)
             .await?
             .into_iter()
             .flat_map(|(tier, f)| {

@@ -36,10 +36,10 @@ use crate::cloud::rds::{DESCRIBE_BATCH, InstanceInfo, UNRECOVERABLE};
 use crate::cloud::secrets::SecretInfo;
 use crate::config::Tier;
 use crate::queue;
+use crate::store::tenants::{self as record, Difference, Tenant, TenantStatus};
 use crate::tenant_db::{self, SchemaMigration};
-use crate::tenants::record::{self, Difference, Tenant, TenantStatus};
 use crate::tenants::{self, Findings, RepairRequest};
-use crate::workflow::Tenancy;
+use crate::workflow::AwsContext;
 use crate::workflow::desired::{self, Common};
 use crate::workflow::engine_version;
 use crate::workflow::reconcile::{self, Reason};
@@ -49,7 +49,7 @@ const MAX_BACKOFF_ROUNDS: u32 = 32;
 
 pub struct Reconciler {
     pool: PgPool,
-    tenancy: Tenancy,
+    aws: AwsContext,
     /// Seconds between two of this service's RDS calls.
     rds_pace: Duration,
     max_attempts: i32,
@@ -72,12 +72,12 @@ pub struct RoundReport {
 
 impl Reconciler {
     /// `rds_rate`: this process's RDS requests per second, of which a round takes its share.
-    pub fn new(pool: PgPool, tenancy: Tenancy, rds_rate: f64, max_attempts: i32) -> Self {
-        let share = tenancy.settings.reconcile_rds_share;
+    pub fn new(pool: PgPool, aws: AwsContext, rds_rate: f64, max_attempts: i32) -> Self {
+        let share = aws.settings.reconcile_rds_share;
         Reconciler {
             rds_pace: Duration::from_secs_f64(1.0 / (rds_rate * share).max(0.001)),
             pool,
-            tenancy,
+            aws,
             max_attempts,
             rounds: AtomicU64::new(0),
         }
@@ -102,7 +102,7 @@ impl Reconciler {
 
     async fn round_in(&self, term: Option<&Term>) -> Result<RoundReport, RoundError> {
         let started = Instant::now();
-        let t = &self.tenancy;
+        let t = &self.aws;
         let s = &t.settings;
         let round = self.rounds.fetch_add(1, Ordering::Relaxed);
         let alarm_round = round.is_multiple_of(2);
@@ -279,7 +279,7 @@ impl Reconciler {
 
     /// What differs for one tenant, and the status it should have.
     fn look(&self, tenant: &Tenant, tier: &Tier, seen: &Seen<'_>) -> Findings {
-        let t = &self.tenancy;
+        let t = &self.aws;
         let s = &t.settings;
         let id = t.instance_of(tenant);
         let own = match tenant.status {
@@ -457,7 +457,7 @@ impl Reconciler {
             .drift
             .iter()
             .any(|d| group(&d.field) != "schema" && d.field != engine_version::MAJOR_FIELD);
-        if !self.tenancy.settings.repair_drift || !repairable {
+        if !self.aws.settings.repair_drift || !repairable {
             return None;
         }
         if let Some((n, last)) = failures.get(&tenant.id) {
@@ -566,7 +566,7 @@ impl Service for Reconciler {
     }
 
     fn every(&self) -> Duration {
-        self.tenancy
+        self.aws
             .settings
             .reconcile_interval
             .unwrap_or(Duration::ZERO)

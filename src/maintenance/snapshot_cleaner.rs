@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use super::service::{RoundError, Service};
 use crate::cloud::Cloud;
 use crate::cloud::ownership::{self, Holder};
-use crate::tenants::snapshots::{self, End};
+use crate::store::snapshots::{self, End};
 
 /// Most snapshots one round deletes.
 const BATCH: i64 = 20;

@@ -16,6 +16,8 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
+use crate::store::leadership;
+
 /// Why a leader's write was not allowed.
 #[derive(Debug, thiserror::Error)]
 pub enum FenceError {
@@ -96,9 +98,7 @@ impl Term {
         .bind(ms(self.limits.statement))
         .execute(&mut *tx)
         .await?;
-        let current: i64 = sqlx::query_scalar("SELECT epoch FROM maintenance_leadership FOR SHARE")
-            .fetch_one(&mut *tx)
-            .await?;
+        let current = leadership::hold_epoch(&mut tx).await?;
         if current != self.epoch {
             return Err(FenceError::Deposed {
                 ours: self.epoch,
@@ -112,18 +112,10 @@ impl Term {
 /// Begins a new term for `me`, on the session that just won the lock; returns its epoch. Waits
 /// for the fenced transactions of earlier terms to end.
 pub(super) async fn begin(conn: &mut PgConnection, me: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "UPDATE maintenance_leadership SET epoch = epoch + 1, leader = $1, since = now()
-         RETURNING epoch",
-    )
-    .bind(me)
-    .fetch_one(conn)
-    .await
+    leadership::raise_epoch(conn, me).await
 }
 
 /// The current term: its epoch and leader (`None` before anyone led).
 pub async fn current(pool: &PgPool) -> Result<(i64, Option<String>), sqlx::Error> {
-    sqlx::query_as("SELECT epoch, leader FROM maintenance_leadership")
-        .fetch_one(pool)
-        .await
+    leadership::current(pool).await
 }

@@ -218,8 +218,6 @@ pub async fn fleet_stats(executor: impl PgExecutor<'_> + Copy) -> Result<FleetSt
     })
 }
 
-/// How many active jobs of `kind` created before `job` carry the object `key` in their data
-/// (e.g. the jobs waiting for quota that must go first).
 /// How many active jobs of `kind` have an object under `key` in their data (e.g. provisioning
 /// jobs waiting for quota).
 pub async fn marked(
@@ -238,6 +236,8 @@ pub async fn marked(
     .await?)
 }
 
+/// How many active jobs of `kind` created before `job` carry the object `key` in their data
+/// (e.g. the jobs waiting for quota that must go first).
 pub async fn older_marked(
     executor: impl PgExecutor<'_>,
     kind: &str,

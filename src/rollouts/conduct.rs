@@ -21,10 +21,11 @@ use std::collections::BTreeMap;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::record::{self, Rollout, RolloutState, TenantState};
 use super::requests::RolloutError;
 use crate::queue::{self, Enqueued, JobState, NewJob};
-use crate::tenants::TenantStatus;
+use crate::store::rollout_tenants::{self, Placed, TenantState};
+use crate::store::rollouts::{self, Rollout, RolloutState};
+use crate::store::tenants::TenantStatus;
 use crate::workflow::migrate::{self, MigrateArgs};
 use crate::workflow::runner::Workflow;
 use crate::workflow::step::StepNames;
@@ -50,15 +51,10 @@ pub async fn advance_in(
     mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
     max_attempts: i32,
 ) -> Result<Round, RolloutError> {
-    let Some(rollout) = sqlx::query_as::<_, Rollout>(
-        "SELECT * FROM rollouts WHERE state = 'running' FOR UPDATE SKIP LOCKED",
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    else {
+    let Some(rollout) = rollouts::lock_running(&mut tx).await? else {
         // A paused rollout's counts still move as its running migrations finish.
-        if let Some(paused) = record::active(&mut *tx).await? {
-            publish(&record::counts(&mut *tx, paused.id).await?);
+        if let Some(paused) = rollouts::active(&mut *tx).await? {
+            publish(&rollout_tenants::counts(&mut *tx, paused.id).await?);
         }
         return Ok(Round::default());
     };
@@ -68,16 +64,17 @@ pub async fn advance_in(
         ..Round::default()
     };
     if rollout.tenants.is_none() {
-        count_new_tenants(&mut tx, &rollout).await?;
+        // Provisioned at the newest version: they count as succeeded.
+        rollout_tenants::count_new_tenants(&mut tx, &rollout).await?;
     }
     settle_ended_jobs(&mut tx, id).await?;
-    let counts = record::counts(&mut *tx, id).await?;
+    let counts = rollout_tenants::counts(&mut *tx, id).await?;
     publish(&counts);
     let of = |stage: i32, state: TenantState| counts.get(&stage).map_or(0, |c| c.get(state));
     let failed: i64 = counts.values().map(|c| c.get(TenantState::Failed)).sum();
     let canary_failed = of(0, TenantState::Failed);
     let first = if failed > 0 {
-        record::failures(&mut *tx, id, 1).await?
+        rollout_tenants::failures(&mut *tx, id, 1).await?
     } else {
         Vec::new()
     };
@@ -110,7 +107,7 @@ pub async fn advance_in(
                 rollout.max_failures
             )
         };
-        record::set_state(&mut *tx, id, RolloutState::Halted, Some(&reason)).await?;
+        rollouts::set_state(&mut *tx, id, RolloutState::Halted, Some(&reason)).await?;
         tx.commit().await?;
         tracing::warn!(rollout.id = %id, %reason, "rollout halted");
         round.state = Some(RolloutState::Halted);
@@ -118,7 +115,7 @@ pub async fn advance_in(
     }
     let open = |stage: i32| of(stage, TenantState::Pending) + of(stage, TenantState::Migrating);
     let Some(current) = counts.keys().copied().find(|s| open(*s) > 0) else {
-        record::set_state(&mut *tx, id, RolloutState::Succeeded, None).await?;
+        rollouts::set_state(&mut *tx, id, RolloutState::Succeeded, None).await?;
         tx.commit().await?;
         tracing::info!(rollout.id = %id, failed, "rollout succeeded");
         round.state = Some(RolloutState::Succeeded);
@@ -134,7 +131,7 @@ pub async fn advance_in(
     Ok(round)
 }
 
-fn publish(counts: &BTreeMap<i32, record::StageCounts>) {
+fn publish(counts: &BTreeMap<i32, rollout_tenants::StageCounts>) {
     let totals: Vec<(&str, i64)> = TenantState::ALL
         .iter()
         .map(|s| (s.as_str(), counts.values().map(|c| c.get(*s)).sum()))
@@ -142,37 +139,9 @@ fn publish(counts: &BTreeMap<i32, record::StageCounts>) {
     crate::metrics::record_rollout_tenants(&totals);
 }
 
-/// Tenants of the rollout's tiers that became ready since it began (provisioned at the newest
-/// version) count as succeeded.
-async fn count_new_tenants(conn: &mut PgConnection, rollout: &Rollout) -> Result<(), sqlx::Error> {
-    let (tiers, stages) = rollout.stage_of_tiers();
-    sqlx::query(
-        "INSERT INTO rollout_tenants (rollout_id, tenant_id, stage, seq, state, to_version, note)
-         SELECT $1, t.id, s.stage, 0, 'succeeded', t.schema_version,
-             'provisioned during the rollout'
-         FROM tenants t JOIN unnest($2::text[], $3::int[]) AS s(tier, stage) ON s.tier = t.tier
-         WHERE t.created_at > $4 AND t.status = 'ready' AND t.schema_version >= $5
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(rollout.id)
-    .bind(&tiers)
-    .bind(&stages)
-    .bind(rollout.created_at)
-    .bind(rollout.target_version)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Migrating tenants whose job ended without recording its outcome.
 async fn settle_ended_jobs(conn: &mut PgConnection, id: Uuid) -> Result<(), RolloutError> {
-    let running: Vec<(String, Option<Uuid>)> = sqlx::query_as(
-        "SELECT tenant_id, job_id FROM rollout_tenants WHERE rollout_id = $1 AND state = 'migrating'",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
-    for (tenant, job) in running {
+    for (tenant, job) in rollout_tenants::migrating(conn, id).await? {
         let state = match job {
             Some(job) => queue::get_job(&mut *conn, job).await?.map(|j| j.state),
             None => None,
@@ -186,17 +155,7 @@ async fn settle_ended_jobs(conn: &mut PgConnection, id: Uuid) -> Result<(), Roll
             Some(_) => None,
         };
         if let Some((state, error)) = ended {
-            sqlx::query(
-                "UPDATE rollout_tenants SET state = $3, error = COALESCE($4, error),
-                     updated_at = now()
-                 WHERE rollout_id = $1 AND tenant_id = $2 AND state = 'migrating'",
-            )
-            .bind(id)
-            .bind(&tenant)
-            .bind(state)
-            .bind(error)
-            .execute(&mut *conn)
-            .await?;
+            rollout_tenants::settle(conn, id, &tenant, state, error).await?;
         }
     }
     Ok(())
@@ -210,50 +169,41 @@ async fn start_next(
     slots: &mut i64,
     max_attempts: i32,
 ) -> Result<usize, RolloutError> {
-    let pending: Vec<(String, Option<TenantStatus>, Option<i64>)> = sqlx::query_as(
-        "SELECT rt.tenant_id, t.status, t.schema_version
-         FROM rollout_tenants rt LEFT JOIN tenants t ON t.id = rt.tenant_id
-         WHERE rt.rollout_id = $1 AND rt.stage = $2 AND rt.state = 'pending'
-         ORDER BY rt.seq, rt.tenant_id",
-    )
-    .bind(rollout.id)
-    .bind(stage)
-    .fetch_all(&mut *conn)
-    .await?;
+    let pending = rollout_tenants::pending(conn, rollout.id, stage).await?;
     let mut started = 0;
-    for (tenant, status, version) in pending {
-        let set = |state: TenantState, note: Option<String>, job: Option<Uuid>| {
-            sqlx::query(
-                "UPDATE rollout_tenants SET state = $3, note = $4, job_id = COALESCE($5, job_id),
-                     to_version = CASE WHEN $3 = 'succeeded' THEN $6 ELSE to_version END,
-                     from_version = CASE WHEN $3 = 'migrating' THEN $6 ELSE from_version END,
-                     updated_at = now()
-                 WHERE rollout_id = $1 AND tenant_id = $2",
-            )
-            .bind(rollout.id)
-            .bind(tenant.clone())
-            .bind(state)
-            .bind(note)
-            .bind(job)
-            .bind(version)
+    for p in pending {
+        let (tenant, status, version) = (p.tenant_id, p.status, p.schema_version);
+        let placed = |state: TenantState, note: Option<String>, job: Option<Uuid>| Placed {
+            state,
+            note,
+            job,
+            version,
         };
         match status {
             None => {
-                set(
-                    TenantState::Skipped,
-                    Some("the tenant is gone".into()),
-                    None,
+                rollout_tenants::place(
+                    conn,
+                    rollout.id,
+                    &tenant,
+                    placed(
+                        TenantState::Skipped,
+                        Some("the tenant is gone".into()),
+                        None,
+                    ),
                 )
-                .execute(&mut *conn)
                 .await?;
             }
             Some(TenantStatus::Ready) if version.unwrap_or(0) >= rollout.target_version => {
-                set(
-                    TenantState::Succeeded,
-                    Some("already at the target".into()),
-                    None,
+                rollout_tenants::place(
+                    conn,
+                    rollout.id,
+                    &tenant,
+                    placed(
+                        TenantState::Succeeded,
+                        Some("already at the target".into()),
+                        None,
+                    ),
                 )
-                .execute(&mut *conn)
                 .await?;
             }
             // Provisioning gives it every migration; it is counted once it is ready.
@@ -275,9 +225,13 @@ async fn start_next(
                 .args(serde_json::to_value(&args).expect("arguments serialize"));
                 match queue::enqueue(&mut *conn, new).await? {
                     Enqueued::Created(job) => {
-                        set(TenantState::Migrating, None, Some(job.id))
-                            .execute(&mut *conn)
-                            .await?;
+                        rollout_tenants::place(
+                            conn,
+                            rollout.id,
+                            &tenant,
+                            placed(TenantState::Migrating, None, Some(job.id)),
+                        )
+                        .await?;
                         tracing::info!(rollout.id = %rollout.id, tenant.id = %tenant,
                             job.id = %job.id, "tenant migration started");
                         *slots -= 1;
@@ -285,19 +239,27 @@ async fn start_next(
                     }
                     Enqueued::Existing(job) => {
                         let note = format!("waiting for its {} job {} to end", job.kind, job.id);
-                        set(TenantState::Pending, Some(note), None)
-                            .execute(&mut *conn)
-                            .await?;
+                        rollout_tenants::place(
+                            conn,
+                            rollout.id,
+                            &tenant,
+                            placed(TenantState::Pending, Some(note), None),
+                        )
+                        .await?;
                     }
                 }
             }
             Some(other) => {
-                set(
-                    TenantState::Skipped,
-                    Some(format!("the tenant is {}", other.as_str())),
-                    None,
+                rollout_tenants::place(
+                    conn,
+                    rollout.id,
+                    &tenant,
+                    placed(
+                        TenantState::Skipped,
+                        Some(format!("the tenant is {}", other.as_str())),
+                        None,
+                    ),
                 )
-                .execute(&mut *conn)
                 .await?;
             }
         }

@@ -8,11 +8,12 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::record::{self, Failure, Rollout, RolloutState, StageCounts, TenantState};
 use crate::audit::{self, Trail};
 use crate::config::Tiers;
+use crate::store::rollout_tenants::{self, Failure, StageCounts, TenantState};
+use crate::store::rollouts::{self, NewRow, Rollout, RolloutState};
 use crate::tenant_db::SchemaMigration;
-use crate::tenants::validate_id;
+use crate::tenant_id::TenantId;
 
 /// Why a rollout request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +126,7 @@ fn validate(
                 "tenants must list 1 to {MAX_TENANTS} tenant ids"
             )));
         }
-        if let Some(bad) = tenants.iter().find(|t| validate_id(t).is_err()) {
+        if let Some(bad) = tenants.iter().find(|t| TenantId::parse(t).is_err()) {
             return Err(RolloutError::Invalid(format!(
                 "tenants: {bad:?} is not a tenant id"
             )));
@@ -149,10 +150,7 @@ pub async fn create(
     let (target, stages) = validate(tiers, catalog, new)?;
     let mut tx = pool.begin().await?;
     if let Some(tenants) = &new.tenants {
-        let known: Vec<String> = sqlx::query_scalar("SELECT id FROM tenants WHERE id = ANY($1)")
-            .bind(tenants)
-            .fetch_all(&mut *tx)
-            .await?;
+        let known = crate::store::tenants::existing(&mut *tx, tenants).await?;
         let known: BTreeSet<&String> = known.iter().collect();
         let missing: Vec<&str> = tenants
             .iter()
@@ -164,57 +162,20 @@ pub async fn create(
             return Err(RolloutError::TenantsNotFound(missing.join(", ")));
         }
     }
-    let id = Uuid::new_v4();
-    let inserted = sqlx::query_as::<_, Rollout>(
-        "INSERT INTO rollouts (id, target_version, canary, concurrency, max_failures, stages,
-             tenants)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT ((true)) WHERE state IN ('running', 'paused') DO NOTHING
-         RETURNING *",
-    )
-    .bind(id)
-    .bind(target)
-    .bind(new.canary.unwrap_or(DEFAULT_CANARY))
-    .bind(new.concurrency.unwrap_or(DEFAULT_CONCURRENCY))
-    .bind(new.max_failures.unwrap_or(0))
-    .bind(sqlx::types::Json(&stages))
-    .bind(&new.tenants)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let row = NewRow {
+        id: Uuid::new_v4(),
+        target_version: target,
+        canary: new.canary.unwrap_or(DEFAULT_CANARY),
+        concurrency: new.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+        max_failures: new.max_failures.unwrap_or(0),
+        stages: &stages,
+        tenants: new.tenants.as_deref(),
+    };
+    let inserted = rollouts::insert(&mut tx, &row).await?;
     let Some(rollout) = inserted else {
         return Err(in_progress(&mut tx).await?);
     };
-    let (tier_names, stage_numbers) = rollout.stage_of_tiers();
-    sqlx::query(
-        "INSERT INTO rollout_tenants (rollout_id, tenant_id, stage, seq, state, from_version, note)
-         SELECT $1, t.id, s.stage,
-             row_number() OVER (PARTITION BY s.stage ORDER BY t.id),
-             CASE WHEN t.status IN ('provisioning', 'ready') THEN 'pending'
-                  ELSE 'skipped' END::rollout_tenant_state,
-             t.schema_version,
-             CASE WHEN t.status IN ('provisioning', 'ready') THEN NULL
-                  ELSE 'the tenant is ' || t.status END
-         FROM tenants t JOIN unnest($2::text[], $3::int[]) AS s(tier, stage) ON s.tier = t.tier
-         WHERE $4::text[] IS NULL OR t.id = ANY($4)",
-    )
-    .bind(id)
-    .bind(&tier_names)
-    .bind(&stage_numbers)
-    .bind(&new.tenants)
-    .execute(&mut *tx)
-    .await?;
-    // The canary: ready tenants of the first stage first (a tenant being provisioned gets the
-    // newest version anyway, and proves nothing about the migration).
-    sqlx::query(
-        "UPDATE rollout_tenants SET stage = 0 WHERE rollout_id = $1 AND tenant_id IN (
-             SELECT rt.tenant_id FROM rollout_tenants rt JOIN tenants t ON t.id = rt.tenant_id
-             WHERE rt.rollout_id = $1 AND rt.state = 'pending'
-             ORDER BY t.status <> 'ready', rt.stage, rt.seq LIMIT $2)",
-    )
-    .bind(id)
-    .bind(rollout.canary)
-    .execute(&mut *tx)
-    .await?;
+    rollout_tenants::fix_tenants(&mut tx, &rollout).await?;
     if let Some(t) = trail {
         t.rollout(rollout.id);
     }
@@ -223,7 +184,7 @@ pub async fn create(
 }
 
 async fn in_progress(conn: &mut sqlx::PgConnection) -> Result<RolloutError, RolloutError> {
-    Ok(match record::active(&mut *conn).await? {
+    Ok(match rollouts::active(&mut *conn).await? {
         Some(active) => RolloutError::InProgress(active.id, active.state.as_str()),
         // It ended between the insert and this read: the caller may try again.
         None => RolloutError::Invalid("another rollout just ended; try again".into()),
@@ -262,7 +223,7 @@ pub async fn steer(
         t.rollout(id);
     }
     let mut tx = pool.begin().await?;
-    let rollout = record::lock(&mut tx, id)
+    let rollout = rollouts::lock(&mut tx, id)
         .await?
         .ok_or(RolloutError::NotFound(id))?;
     let next = match (steer, rollout.state) {
@@ -282,34 +243,13 @@ pub async fn steer(
     };
     if rollout.state == Halted && next == Running {
         // Failed tenants go first, in the order they failed.
-        sqlx::query(
-            "UPDATE rollout_tenants rt SET state = 'pending', job_id = NULL,
-                 seq = f.n - 1000000, note = 'retried after the rollout was resumed',
-                 error = NULL, updated_at = now()
-             FROM (SELECT tenant_id, row_number() OVER (ORDER BY updated_at, tenant_id) AS n
-                   FROM rollout_tenants WHERE rollout_id = $1 AND state = 'failed') f
-             WHERE rt.rollout_id = $1 AND rt.tenant_id = f.tenant_id",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        rollout_tenants::requeue_failed(&mut tx, id).await?;
     }
     let reason = match next {
         Cancelled => Some("cancelled"),
         _ => None,
     };
-    let updated = sqlx::query_as::<_, Rollout>(
-        "UPDATE rollouts SET state = $2,
-             reason = CASE WHEN $2 = 'running' THEN NULL ELSE COALESCE($3, reason) END,
-             updated_at = now(), finished_at = CASE WHEN $4 THEN now() ELSE NULL END
-         WHERE id = $1 RETURNING *",
-    )
-    .bind(id)
-    .bind(next)
-    .bind(reason)
-    .bind(next.is_final())
-    .fetch_one(&mut *tx)
-    .await;
+    let updated = rollouts::steer(&mut tx, id, next, reason).await;
     let updated = match updated {
         Ok(r) => r,
         // Resuming a halted rollout while another one runs.
@@ -358,15 +298,15 @@ const FAILURES_SHOWN: i64 = 100;
 
 /// A rollout with its counts (three queries).
 pub async fn view(pool: &PgPool, id: Uuid) -> Result<RolloutView, RolloutError> {
-    let rollout = record::get(pool, id)
+    let rollout = rollouts::get(pool, id)
         .await?
         .ok_or(RolloutError::NotFound(id))?;
     view_of(pool, rollout).await
 }
 
 pub async fn view_of(pool: &PgPool, rollout: Rollout) -> Result<RolloutView, RolloutError> {
-    let counts = record::counts(pool, rollout.id).await?;
-    let failures = record::failures(pool, rollout.id, FAILURES_SHOWN).await?;
+    let counts = rollout_tenants::counts(pool, rollout.id).await?;
+    let failures = rollout_tenants::failures(pool, rollout.id, FAILURES_SHOWN).await?;
     let mut stages = Vec::new();
     let canary = counts.get(&0).cloned().unwrap_or_default();
     if rollout.canary > 0 || !canary.counts.is_empty() {
@@ -399,13 +339,13 @@ pub async fn list(
 ) -> Result<(Vec<RolloutView>, Option<Uuid>), RolloutError> {
     let after: Option<(DateTime<Utc>, Uuid)> = match cursor {
         None => None,
-        Some(id) => match record::get(pool, id).await? {
+        Some(id) => match rollouts::get(pool, id).await? {
             Some(r) => Some((r.created_at, r.id)),
             // A cursor that names no rollout (one pruned, or made up): nothing after it.
             None => return Ok((Vec::new(), None)),
         },
     };
-    let (rows, next) = record::list(pool, limit, after).await?;
+    let (rows, next) = rollouts::list(pool, limit, after).await?;
     let mut views = Vec::with_capacity(rows.len());
     for r in rows {
         views.push(view_of(pool, r).await?);

@@ -3,8 +3,9 @@
 
 use sqlx::PgPool;
 
-use super::record::{self, Tenant, TenantError, TenantFilter};
+use super::error::TenantError;
 use crate::queue::{self, Job};
+use crate::store::tenants::{self, Tenant, TenantFilter};
 use crate::workflow::{Deprovision, Provision, Reconcile, Workflow};
 
 /// The job kinds a tenant's view shows the latest of.
@@ -15,7 +16,7 @@ pub async fn with_latest_job(
     pool: &PgPool,
     id: &str,
 ) -> Result<Option<(Tenant, Option<Job>)>, TenantError> {
-    let Some(tenant) = record::get(pool, id).await? else {
+    let Some(tenant) = tenants::get(pool, id).await? else {
         return Ok(None);
     };
     let job = queue::latest_jobs(pool, std::slice::from_ref(&tenant.id), TENANT_JOBS)
@@ -24,14 +25,14 @@ pub async fn with_latest_job(
     Ok(Some((tenant, job)))
 }
 
-/// A page of tenants (see [`record::list`]), each with its latest job, and the next cursor.
+/// A page of tenants (see [`crate::store::tenants::list`]), each with its latest job, and the next cursor.
 pub async fn page_with_jobs(
     pool: &PgPool,
     filter: &TenantFilter,
     limit: i64,
     cursor: Option<&str>,
 ) -> Result<(Vec<(Tenant, Option<Job>)>, Option<String>), TenantError> {
-    let (page, next) = record::list(pool, filter, limit, cursor).await?;
+    let (page, next) = tenants::list(pool, filter, limit, cursor).await?;
     let ids: Vec<String> = page.iter().map(|t| t.id.clone()).collect();
     let mut jobs = queue::latest_jobs(pool, &ids, TENANT_JOBS).await?;
     let rows = page

@@ -1,19 +1,31 @@
-//! Tenants: the record of each one in the control database, and the requests that start its
-//! workflows.
+//! The requests that start a tenant's workflows, one file each: provision it, deprovision it,
+//! change its tier, suspend or resume it, re-attach it, retry its failed job, and the
+//! reconciler's findings with their repair. Each is one transaction that checks what the
+//! tenant is doing, updates its row (through [`crate::store::tenants`]) and enqueues the job
+//! at the workflow's first step. The HTTP API and the console are thin layers over these.
 
+mod attach;
+mod deprovision;
+mod enqueue;
+mod error;
+mod findings;
 pub mod listing;
-pub mod record;
-pub mod requests;
-pub mod snapshots;
+mod power;
+mod provision;
+mod retry;
+mod tier_change;
 
+pub use attach::{request_attach, request_attach_by};
+pub use deprovision::{Deletion, request_deprovision, request_deprovision_by};
+pub use error::TenantError;
+pub use findings::{Findings, RepairRequest, record_findings, record_findings_in};
 pub use listing::{TENANT_JOBS, page_with_jobs, with_latest_job};
-pub use record::{
-    CensusRow, Difference, PendingMaintenance, Tenant, TenantError, TenantFilter, TenantStatus,
-    census, get, list, validate_id,
-};
-pub use requests::{
-    Deletion, Findings, Power, RepairRequest, record_findings, record_findings_in, request_attach,
-    request_attach_by, request_deprovision, request_deprovision_by, request_power,
-    request_power_by, request_provision, request_provision_by, request_retry, request_retry_by,
-    request_tier_change, request_tier_change_by,
+pub use power::{Power, request_power, request_power_by};
+pub use provision::{request_provision, request_provision_by};
+pub use retry::{request_retry, request_retry_by};
+pub use tier_change::{request_tier_change, request_tier_change_by};
+
+pub use crate::store::tenants::{
+    CensusRow, Difference, PendingMaintenance, Tenant, TenantFilter, TenantStatus, census, get,
+    list,
 };

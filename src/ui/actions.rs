@@ -22,6 +22,7 @@ use crate::api::caller::Caller;
 use crate::api::lockout::Verdict;
 use crate::audit::{self, Trail};
 use crate::config::{Presented, Role};
+use crate::tenant_id::TenantId;
 use crate::tenants::{self, Deletion, Power};
 use crate::workflow::reconcile::Apply;
 
@@ -152,16 +153,16 @@ pub async fn deprovision(
     Path(id): Path<String>,
     Checked(form): Checked<DeprovisionForm>,
 ) -> Result<Response, UiError> {
-    tenants::validate_id(&id)?;
+    let id = TenantId::parse(&id)?;
     session.require(Role::Operator)?;
-    if form.confirm.trim() != id {
+    if form.confirm.trim() != id.as_str() {
         return Ok(see_other(&format!("/ui/tenants/{id}/deprovision?wrong=1")));
     }
     let deletion = if form.skip_snapshot.is_some() {
         session.require(Role::Admin)?;
         let tenant = tenants::get(&state.app.db, &id)
             .await?
-            .ok_or_else(|| ApiError::TenantNotFound(id.clone()))?;
+            .ok_or_else(|| ApiError::TenantNotFound(id.to_string()))?;
         let protected = state
             .app
             .tiers
@@ -213,6 +214,7 @@ pub async fn change_tier(
     Checked(form): Checked<TierForm>,
 ) -> Result<Response, UiError> {
     session.require(Role::Operator)?;
+    let id = TenantId::parse(&id)?;
     let apply = match form.apply.as_deref() {
         None | Some("") | Some("immediately") => Apply::Immediately,
         Some("maintenance_window") => Apply::MaintenanceWindow,
@@ -240,6 +242,7 @@ async fn power(
     power: Power,
 ) -> Result<Response, UiError> {
     session.require(Role::Operator)?;
+    let id = TenantId::parse(&id)?;
     let (_, job, created) =
         tenants::request_power_by(&state.app.db, &trail, &id, power, state.app.max_attempts)
             .await?;

@@ -9,6 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use crate::api::ApiError;
 use crate::api::error::ErrorCode;
 use crate::queue::QueueError;
+use crate::tenant_id::InvalidTenantId;
 use crate::tenants::TenantError;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,12 @@ impl From<sqlx::Error> for UiError {
 
 impl From<TenantError> for UiError {
     fn from(e: TenantError) -> Self {
+        UiError::Api(e.into())
+    }
+}
+
+impl From<InvalidTenantId> for UiError {
+    fn from(e: InvalidTenantId) -> Self {
         UiError::Api(e.into())
     }
 }

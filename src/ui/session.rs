@@ -35,6 +35,7 @@ use crate::api::caller::Caller;
 use crate::api::error::ErrorCode;
 use crate::audit::Trail;
 use crate::config::{NamedToken, Role, SecureCookie};
+use crate::store::sessions;
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "tenantd_session";
@@ -97,27 +98,19 @@ pub async fn open(
     idle: Duration,
     token: &NamedToken,
 ) -> Result<Session, sqlx::Error> {
-    sqlx::query(
-        "DELETE FROM ui_sessions
-         WHERE expires_at < now() OR last_seen_at < now() - make_interval(secs => $1)",
-    )
-    .bind(idle.as_secs_f64())
-    .execute(executor)
-    .await?;
+    sessions::delete_stale(executor, idle).await?;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let id = hex::encode(bytes);
     let fingerprint = token.fingerprint();
-    let expires_at: DateTime<Utc> = sqlx::query_scalar(
-        "INSERT INTO ui_sessions (id_hash, expires_at, token_fingerprint, token_name, role)
-         VALUES ($1, now() + make_interval(secs => $2), $3, $4, $5) RETURNING expires_at",
+    let expires_at = sessions::insert(
+        executor,
+        &id_hash(&id),
+        ttl,
+        &fingerprint,
+        &token.name,
+        token.role.as_str(),
     )
-    .bind(id_hash(&id))
-    .bind(ttl.as_secs_f64())
-    .bind(&fingerprint)
-    .bind(&token.name)
-    .bind(token.role.as_str())
-    .fetch_one(executor)
     .await?;
     Ok(Session {
         id,
@@ -137,25 +130,7 @@ async fn find(
     id: &str,
     idle: Duration,
 ) -> Result<Option<Session>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        expires_at: DateTime<Utc>,
-        token_fingerprint: Option<String>,
-        token_name: Option<String>,
-        role: Option<String>,
-        stale: bool,
-    }
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT expires_at, token_fingerprint, token_name, role,
-                last_seen_at < now() - interval '5 seconds' AS stale
-         FROM ui_sessions
-         WHERE id_hash = $1 AND expires_at > now()
-           AND last_seen_at > now() - make_interval(secs => $2)",
-    )
-    .bind(id_hash(id))
-    .bind(idle.as_secs_f64())
-    .fetch_optional(executor)
-    .await?;
+    let row = sessions::find(executor, &id_hash(id), idle).await?;
     Ok(row.map(|r| Session {
         id: id.to_string(),
         expires_at: r.expires_at,
@@ -175,20 +150,12 @@ async fn touch(executor: impl PgExecutor<'_>, session: &Session) -> Result<(), s
     if !session.stale {
         return Ok(());
     }
-    sqlx::query("UPDATE ui_sessions SET last_seen_at = now() WHERE id_hash = $1")
-        .bind(session.id_hash())
-        .execute(executor)
-        .await?;
-    Ok(())
+    sessions::touch(executor, &session.id_hash()).await
 }
 
 /// Ends a session.
 pub async fn close(executor: impl PgExecutor<'_>, session: &Session) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM ui_sessions WHERE id_hash = $1")
-        .bind(session.id_hash())
-        .execute(executor)
-        .await?;
-    Ok(())
+    sessions::delete(executor, &session.id_hash()).await
 }
 
 /// The session id the request's cookie carries.

@@ -3,7 +3,7 @@
 //! (Returning the jobs of dead workers is the maintenance leader's rescuer.)
 
 mod lease;
-mod plan;
+mod settle;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
-pub use plan::{PlanInput, Planned, on_claim, plan};
+pub use settle::{SettleInput, Settled, on_claim, settle};
 
 use crate::config::WorkerSettings;
 use crate::queue::{self, Completer, Job, Lease, QueueError};
@@ -313,7 +313,7 @@ impl JobTask {
                     }
                 }
             };
-            let input = PlanInput {
+            let input = SettleInput {
                 worker: &self.settings.id,
                 started_at,
                 now: Utc::now(),
@@ -321,9 +321,9 @@ impl JobTask {
                 keep_going: !self.shutdown.is_cancelled(),
                 compensation: &compensation,
             };
-            let planned = plan(&job, decision, &input, &mut rand::rng());
+            let settled = settle(&job, decision, &input, &mut rand::rng());
             let took = (input.now - started_at).to_std().unwrap_or_default();
-            let completion = planned.completion;
+            let completion = settled.completion;
             let recorded = self
                 .completer
                 .complete(completion.clone())
@@ -362,7 +362,7 @@ impl JobTask {
                 }
             }
             drop(_entered);
-            let Some(next) = planned.continue_with else {
+            let Some(next) = settled.continue_with else {
                 break;
             };
             if self.abort.is_cancelled() {

@@ -13,16 +13,16 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::aws::{AwsContext, update_tenant};
 use super::error::{Context, StepError};
 use super::runner::{StepContext, Workflow};
 use super::step::{Step, Transition, steps};
-use super::tenancy::{Tenancy, update_tenant};
 use crate::cloud::{self, ownership};
+use crate::store::tenants::{self as tenant_record, TenantStatus, TenantUpdate};
 use crate::tenant_db::{self, DbCredentials};
-use crate::tenants::record::{self as tenant_record, TenantStatus, TenantUpdate};
 
 /// Re-attaches one detached tenant.
-pub struct Attach(pub Tenancy);
+pub struct Attach(pub AwsContext);
 
 /// The job kind (`jobs.kind`).
 pub const KIND: &str = "attach";
@@ -122,7 +122,7 @@ fn claimed_by_another(
         })
 }
 
-async fn verify(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+async fn verify(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
     let tenant_id = cx.tenant()?.to_string();
     let tenant = tenant_record::get(cx.db, &tenant_id)
         .await
@@ -194,7 +194,7 @@ async fn verify(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     Ok(Transition::Next(AttachStep::Tag))
 }
 
-async fn tag(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+async fn tag(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
     let tenant = cx.tenant()?.to_string();
     let Some(arn) = cx.data.instance_arn.clone() else {
         return Err(StepError::fail(

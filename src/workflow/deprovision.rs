@@ -6,19 +6,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::aws::{AwsContext, Owner, update_tenant};
 use super::error::StepError;
 use super::instance_watch::PollerSeen;
 use super::provision::mark_failed;
 use super::removal::{self, Removal, Removed, Scope};
 use super::runner::{StepContext, Workflow};
 use super::step::{InstanceWait, Step, StepNames, Transition, steps};
-use super::tenancy::{Owner, Tenancy, update_tenant};
 use crate::queue;
-use crate::tenants::record::TenantUpdate;
-use crate::tenants::snapshots;
+use crate::store::snapshots;
+use crate::store::tenants::TenantUpdate;
 
 /// Takes one tenant's database away.
-pub struct Deprovision(pub Tenancy);
+pub struct Deprovision(pub AwsContext);
 
 steps! {
     /// The steps of a deprovisioning job.
@@ -67,6 +67,9 @@ pub struct DeprovisionData {
     pub snapshot_recorded: bool,
     /// What the instance poller saw when it woke the job.
     pub poller_seen: Option<PollerSeen>,
+    /// The tenant's instance, resolved by the first step that succeeded and kept. Absent in
+    /// jobs of earlier releases.
+    pub instance_id: Option<String>,
 }
 
 #[async_trait]
@@ -87,7 +90,9 @@ impl Workflow for Deprovision {
     ) -> Result<Transition<DeprovisionStep>, StepError> {
         use DeprovisionStep::*;
         let t = &self.0;
-        let owner = Owner::tenant(t, cx, None).await?;
+        let instance = t.job_instance(cx, cx.data.instance_id.as_deref()).await?;
+        cx.data.instance_id = Some(instance.clone());
+        let owner = Owner::tenant_on(t, cx, None, instance)?;
         match step {
             DeleteAlarms => {
                 let removal = &mut cx.data.removal;
@@ -152,7 +157,7 @@ impl Workflow for Deprovision {
 /// Records the final snapshot `id` this job is about to ask for, in a transaction fenced by
 /// the job's lease.
 async fn record_snapshot(
-    t: &Tenancy,
+    t: &AwsContext,
     cx: &StepContext<'_, DeprovisionArgs, DeprovisionData>,
     owner: &Owner,
     id: &str,

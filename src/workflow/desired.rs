@@ -6,7 +6,7 @@
 use super::engine_version;
 use crate::cloud::rds::{InstanceChange, InstanceInfo};
 use crate::config::{ProvisioningSettings, Tier};
-pub use crate::tenants::record::Difference;
+pub use crate::store::tenants::Difference;
 
 /// What it takes to bring an instance to its tier.
 #[derive(Debug, Clone, Default)]

@@ -7,7 +7,7 @@
 
 use std::cmp::Ordering;
 
-use crate::tenants::record::Difference;
+use crate::store::tenants::Difference;
 
 /// Drift field of an instance on another major than the tenant's (reported, never repaired).
 pub const MAJOR_FIELD: &str = "engine_major";

@@ -18,17 +18,17 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::aws::AwsContext;
 use super::error::{Context, StepError};
 use super::runner::{StepContext, Workflow};
 use super::step::{Step, Transition, steps};
-use super::tenancy::Tenancy;
 use crate::queue;
-use crate::rollouts::record::{self as rollout, Outcome};
+use crate::store::rollout_tenants::{self as rollout, Outcome};
+use crate::store::tenants::{self as tenant_record, TenantUpdate};
 use crate::tenant_db::{self, DbCredentials};
-use crate::tenants::record::{self as tenant_record, TenantUpdate};
 
 /// Migrates one tenant's database.
-pub struct Migrate(pub Tenancy);
+pub struct Migrate(pub AwsContext);
 
 /// The job kind (`jobs.kind`).
 pub const KIND: &str = "migrate";
@@ -102,7 +102,7 @@ impl Workflow for Migrate {
     }
 }
 
-async fn migrate(t: &Tenancy, cx: &mut Cx<'_>) -> Result<Transition<MigrateStep>, StepError> {
+async fn migrate(t: &AwsContext, cx: &mut Cx<'_>) -> Result<Transition<MigrateStep>, StepError> {
     let tenant = cx.tenant()?;
     let record = tenant_record::get(cx.db, tenant)
         .await

@@ -1,11 +1,12 @@
 //! The workflows the worker runs, and what they are made of: typed steps ([`step`]), step
 //! errors that know their class and disposition ([`error`]), the interface to the worker
-//! ([`runner`]), what the tenant workflows share ([`tenancy`], [`removal`], [`instance_watch`]),
+//! ([`runner`]), what the tenant workflows share ([`aws`], [`removal`], [`instance_watch`]),
 //! the tenant workflows themselves ([`provision`], [`deprovision`], [`reconcile`],
 //! [`migrate`], [`attach`]) and the
 //! desired state of an instance ([`desired`], [`engine_version`]).
 
 pub mod attach;
+pub mod aws;
 pub mod deprovision;
 pub mod desired;
 pub mod engine_version;
@@ -19,9 +20,9 @@ pub mod removal;
 pub mod runner;
 pub mod standby;
 pub mod step;
-pub mod tenancy;
 
 pub use attach::Attach;
+pub use aws::AwsContext;
 pub use deprovision::Deprovision;
 pub use error::StepError;
 pub use migrate::Migrate;
@@ -30,4 +31,3 @@ pub use reconcile::Reconcile;
 pub use runner::{Decision, Registry, Runner, StepContext, Workflow};
 pub use standby::StandbyBuild;
 pub use step::{InstanceWait, Step, StepNames, Transition};
-pub use tenancy::Tenancy;

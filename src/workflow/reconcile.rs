@@ -10,21 +10,21 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::aws::{AwsContext, Owner, update_tenant};
 use super::desired::{self, Difference};
 use super::error::{Context, StepError};
 use super::instance_watch::{Look, PollerSeen};
 use super::runner::{StepContext, Workflow};
 use super::step::{InstanceWait, Step, StepNames, Transition, steps};
-use super::tenancy::{Owner, Tenancy, update_tenant};
 use crate::cloud::alarms::instance_alarms;
 use crate::cloud::rds::{InstanceChange, InstanceInfo, UNRECOVERABLE};
 use crate::cloud::{self, CloudError, ownership};
 use crate::config::Tier;
+use crate::store::tenants::{TenantStatus, TenantUpdate};
 use crate::tenant_db::{self, DbCredentials};
-use crate::tenants::record::{TenantStatus, TenantUpdate};
 
 /// Brings one tenant's instance to its desired state.
-pub struct Reconcile(pub Tenancy);
+pub struct Reconcile(pub AwsContext);
 
 /// The job kind (`jobs.kind`).
 pub const KIND: &str = "reconcile";
@@ -79,7 +79,7 @@ pub enum Reason {
 }
 
 /// When a tier change takes effect on the instance.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Apply {
     /// At once (the instance stays usable; a class change restarts it, a Multi-AZ one fails
@@ -133,6 +133,9 @@ pub struct ReconcileData {
     pub password_reset: Option<DateTime<Utc>>,
     /// What the job did, in a sentence (shown as the job's result).
     pub result: Option<String>,
+    /// The tenant's instance, resolved by the first step that succeeded and kept (a reconcile
+    /// never moves a tenant to another instance). Absent in jobs of earlier releases.
+    pub instance_id: Option<String>,
 }
 
 type Cx<'a> = StepContext<'a, ReconcileArgs, ReconcileData>;
@@ -180,16 +183,16 @@ fn describe(args: &ReconcileArgs) -> String {
     }
 }
 
-fn common(t: &Tenancy) -> desired::Common<'_> {
+fn common(t: &AwsContext) -> desired::Common<'_> {
     desired::Common::of(&t.settings)
 }
 
-fn target<'a>(t: &'a Tenancy, cx: &Cx<'_>) -> Result<&'a Tier, StepError> {
+fn target<'a>(t: &'a AwsContext, cx: &Cx<'_>) -> Result<&'a Tier, StepError> {
     Ok(t.tier(&cx.args.tier)?.1)
 }
 
 /// Waits for a busy instance without using an attempt, saying why.
-fn busy(t: &Tenancy, cx: &mut Cx<'_>, info: &InstanceInfo) -> Transition<ReconcileStep> {
+fn busy(t: &AwsContext, cx: &mut Cx<'_>, info: &InstanceInfo) -> Transition<ReconcileStep> {
     Transition::WaitFor {
         after: t.watch.next_pause(&mut cx.data.wait_polls),
         class: "instance_busy",
@@ -197,12 +200,20 @@ fn busy(t: &Tenancy, cx: &mut Cx<'_>, info: &InstanceInfo) -> Transition<Reconci
     }
 }
 
-/// The job's tenant as the owner of what reconcile changes.
-async fn owner(t: &Tenancy, cx: &Cx<'_>) -> Result<Owner, StepError> {
-    Owner::tenant(t, cx, None).await
+/// The job's tenant as the owner of what reconcile changes, on its instance.
+async fn owner(t: &AwsContext, cx: &mut Cx<'_>) -> Result<Owner, StepError> {
+    let instance = instance(t, cx).await?;
+    Owner::tenant_on(t, cx, None, instance)
 }
 
-async fn apply(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+/// The tenant's instance, read from its record once per job and kept in the job's data.
+async fn instance(t: &AwsContext, cx: &mut Cx<'_>) -> Result<String, StepError> {
+    let id = t.job_instance(cx, cx.data.instance_id.as_deref()).await?;
+    cx.data.instance_id = Some(id.clone());
+    Ok(id)
+}
+
+async fn apply(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
     let owner = owner(t, cx).await?;
     let id = owner.instance.clone();
     let info = t.owned_instance(&owner, &id).await?;
@@ -296,8 +307,8 @@ async fn apply(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
     }
 }
 
-async fn wait_applied(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
-    let id = t.recorded_instance(cx).await?;
+async fn wait_applied(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
+    let id = instance(t, cx).await?;
     let d = &mut cx.data;
     let step = ReconcileStep::WaitApplied.name();
     let look = t
@@ -357,13 +368,13 @@ fn noted(next: ReconcileStep, cause: &Option<String>) -> Transition<ReconcileSte
     }
 }
 
-fn pause(t: &Tenancy, cx: &mut Cx<'_>) -> Transition<ReconcileStep> {
+fn pause(t: &AwsContext, cx: &mut Cx<'_>) -> Transition<ReconcileStep> {
     Transition::Wait(t.watch.next_pause(&mut cx.data.wait_polls))
 }
 
 /// The alarms with the tier's thresholds (PutMetricAlarm replaces by name), once the instance
 /// they watch passed the ownership rule.
-async fn alarms(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+async fn alarms(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
     let owner = owner(t, cx).await?;
     let id = owner.instance.clone();
     t.owned_instance(&owner, &id).await?;
@@ -381,7 +392,7 @@ async fn alarms(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 /// The tier's tag on the instance (a tier change, or a repair of a `Tier` tag), once the
 /// instance passed the ownership rule. Only `Tier`: the ownership tags are never added, so a
 /// repair cannot make a resource ours again.
-async fn tags(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+async fn tags(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
     if !matches!(cx.args.reason, Reason::TierChange | Reason::Repair) {
         return Ok(Transition::Next(ReconcileStep::Secret));
     }
@@ -404,7 +415,7 @@ async fn tags(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 /// for good, a new one with a new password is written first and the instance then gets that
 /// password (the next step). Its host and port follow the instance's endpoint, and a password
 /// that no longer opens the database is given to the instance again.
-async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+async fn secret(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
     if cx.args.reason != Reason::Repair {
         return Ok(Transition::Next(ReconcileStep::Record));
     }
@@ -510,7 +521,7 @@ async fn secret(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
 /// (Repairs only) The instance gets the secret's password (ModifyDBInstance
 /// MasterUserPassword): the secret was written first, so it never holds a password the
 /// instance does not know for longer than this step.
-async fn reset_password(t: &Tenancy, cx: &mut Cx<'_>) -> StepResult {
+async fn reset_password(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
     let tenant = cx.tenant()?;
     let owner = owner(t, cx).await?;
     let instance = owner.instance.clone();
@@ -580,4 +591,20 @@ async fn record(cx: &mut Cx<'_>) -> StepResult {
     update_tenant(cx, update).await?;
     cx.data.result = Some(result);
     Ok(Transition::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_of_an_earlier_release_reads_without_a_kept_instance_and_a_later_one_with_it() {
+        let earlier = serde_json::json!({"instance_arn": "arn:aws:rds:x", "wait_polls": 2});
+        let data: ReconcileData = serde_json::from_value(earlier).unwrap();
+        assert_eq!(data.instance_id, None);
+        assert_eq!(data.wait_polls, 2);
+        let later = serde_json::json!({"instance_id": "saas-pool-0123456789ab"});
+        let data: ReconcileData = serde_json::from_value(later).unwrap();
+        assert_eq!(data.instance_id.as_deref(), Some("saas-pool-0123456789ab"));
+    }
 }

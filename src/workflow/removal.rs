@@ -9,9 +9,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::aws::{AwsContext, Owner};
 use super::error::{StepError, Undoing};
 use super::instance_watch::{Look, PollerSeen};
-use super::tenancy::{Owner, Tenancy};
 use crate::cloud::rds::InstanceChange;
 use crate::cloud::secrets::Recovery;
 use crate::cloud::{self, CloudError, ownership};
@@ -93,7 +93,7 @@ pub enum Removed {
 /// place (nothing proves them ours); an instance of someone else fails a deprovisioning and is
 /// noted by a rollback. Returns a note when the alarms were left.
 pub async fn remove_alarms(
-    t: &Tenancy,
+    t: &AwsContext,
     owner: &Owner,
     scope: Scope<'_>,
     removal: &mut Removal,
@@ -144,7 +144,7 @@ pub async fn remove_alarms(
 /// instance's tier says so; without (a rollback), they go with the instance.
 #[allow(clippy::too_many_arguments)]
 pub async fn remove_instance(
-    t: &Tenancy,
+    t: &AwsContext,
     owner: &Owner,
     step: &str,
     seen: Option<&PollerSeen>,
@@ -248,7 +248,7 @@ pub async fn remove_instance(
 /// deletion with the recovery window (`recovery_days`), never forced. A deprovisioning uses
 /// the recovery window.
 pub async fn remove_secret(
-    t: &Tenancy,
+    t: &AwsContext,
     owner: &Owner,
     name: &str,
     removal: &mut Removal,

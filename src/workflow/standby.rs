@@ -9,20 +9,20 @@
 
 use async_trait::async_trait;
 
+use super::aws::{AwsContext, Owner};
 use super::error::StepError;
 use super::provision::{self, ProvisionArgs, ProvisionData, ProvisionStep};
 use super::removal::{self, Removed, Scope};
 use super::runner::{StepContext, Workflow};
 use super::step::{InstanceWait, Step, StepNames, Transition, steps};
-use super::tenancy::{Owner, Tenancy};
-use crate::pool;
 use crate::queue;
+use crate::store::standbys;
 
 /// Builds (or removes) one standby of the warm pool.
-pub struct StandbyBuild(pub Tenancy);
+pub struct StandbyBuild(pub AwsContext);
 
 /// The job kind of a standby's creation or removal (`jobs.kind`).
-pub const KIND: &str = super::tenancy::STANDBY_KIND;
+pub const KIND: &str = super::aws::STANDBY_KIND;
 
 steps! {
     /// The steps of a standby's job.
@@ -137,7 +137,7 @@ impl Workflow for StandbyBuild {
             MarkAvailable => return mark_available(cx, &id).await,
             UndoInstance => {
                 record(cx, &id, Change::Retire).await?;
-                let jobs = t.creating_jobs(cx, Some(id.clone())).await?;
+                let jobs = t.creating_jobs(cx, Some(&id)).await?;
                 let seen = cx.data.poller_seen.take();
                 let removal = &mut cx.data.removal;
                 return match removal::remove_instance(
@@ -160,7 +160,7 @@ impl Workflow for StandbyBuild {
                 };
             }
             UndoSecret => {
-                let jobs = t.creating_jobs(cx, Some(id.clone())).await?;
+                let jobs = t.creating_jobs(cx, Some(&id)).await?;
                 let removal = &mut cx.data.removal;
                 removal::remove_secret(
                     t,
@@ -197,7 +197,7 @@ async fn mark_available(cx: &mut Cx<'_>, id: &str) -> Result<Transition<StandbyS
             "the job's data lacks the endpoint or secret",
         ));
     };
-    let ready = pool::Ready {
+    let ready = standbys::Ready {
         secret_arn,
         host,
         port,
@@ -219,7 +219,7 @@ async fn mark_available(cx: &mut Cx<'_>, id: &str) -> Result<Transition<StandbyS
 /// What a standby's job writes into its record.
 enum Change<'a> {
     Retire,
-    Available(pool::Ready<'a>),
+    Available(standbys::Ready<'a>),
     Forget,
 }
 
@@ -229,9 +229,9 @@ async fn record(cx: &Cx<'_>, id: &str, change: Change<'_>) -> Result<bool, StepE
     let mut conn = cx.db.acquire().await.map_err(queue::QueueError::from)?;
     let mut tx = queue::fenced(&mut conn, cx.lease).await?;
     let done = match change {
-        Change::Retire => pool::retire(&mut tx, id, "removed: failed or retired").await,
-        Change::Available(ready) => pool::mark_available(&mut tx, id, &ready).await,
-        Change::Forget => pool::forget(&mut tx, id).await.map(|()| true),
+        Change::Retire => standbys::retire(&mut tx, id, "removed: failed or retired").await,
+        Change::Available(ready) => standbys::mark_available(&mut tx, id, &ready).await,
+        Change::Forget => standbys::forget(&mut tx, id).await.map(|()| true),
     }
     .map_err(|e| StepError::retry("control_db", format!("updating the standby: {e}")))?;
     tx.commit().await.map_err(queue::QueueError::from)?;

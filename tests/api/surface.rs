@@ -57,7 +57,10 @@ async fn the_openapi_document_parses_and_lists_exactly_the_routes_the_router_ser
     // The rules the server enforces are in the document: the tenant id's length and pattern
     // (in bodies and paths), the configured tiers, the page size.
     let create = &doc["components"]["schemas"]["CreateTenant"]["properties"];
-    assert_eq!(create["id"]["pattern"], tenantd::model::TENANT_ID_PATTERN);
+    assert_eq!(
+        create["id"]["pattern"],
+        tenantd::wire::tenants::TENANT_ID_PATTERN
+    );
     assert_eq!(
         (
             create["id"]["minLength"].as_u64(),
@@ -72,7 +75,7 @@ async fn the_openapi_document_parses_and_lists_exactly_the_routes_the_router_ser
     let get_tenant = &doc["paths"]["/v1/tenants/{id}"]["get"]["parameters"][0];
     assert_eq!(
         get_tenant["schema"]["pattern"],
-        tenantd::model::TENANT_ID_PATTERN
+        tenantd::wire::tenants::TENANT_ID_PATTERN
     );
     let limit = doc["paths"]["/v1/tenants"]["get"]["parameters"]
         .as_array()
@@ -98,7 +101,7 @@ async fn the_openapi_document_parses_and_lists_exactly_the_routes_the_router_ser
         .expect("the cursor parameter");
     assert_eq!(
         cursor["schema"]["pattern"],
-        tenantd::model::TENANT_ID_PATTERN
+        tenantd::wire::tenants::TENANT_ID_PATTERN
     );
     let (_, err) = app.get("/v1/tenants?cursor=").await;
     assert_eq!(code(&err), "invalid_query");

@@ -168,9 +168,9 @@ impl Stack {
     ) -> (CancellationToken, JoinHandle<()>) {
         let stop = CancellationToken::new();
         let pool = &self.db.pool;
-        let (registry, tenancy) = tenantd::app::workflows(settings, cloud);
+        let (registry, aws) = tenantd::app::workflows(settings, cloud);
         let maintenance =
-            tenantd::app::maintenance(settings, pool, &tenancy, &registry).spawn(stop.clone());
+            tenantd::app::maintenance(settings, pool, &aws, &registry).spawn(stop.clone());
         let run = tenantd::worker::run(
             pool.clone(),
             registry,

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::{PAGE, given, page};
 use crate::queue::{self, JobFilter, JobState};
+use crate::tenant_id::TenantId;
 use crate::tenants;
 use crate::ui::UiState;
 use crate::ui::error::UiError;
@@ -67,7 +68,7 @@ pub async fn jobs(
         .transpose()?;
     let tenant = given(&query.tenant);
     if let Some(t) = tenant {
-        tenants::validate_id(t)?;
+        TenantId::parse(t)?;
     }
     let after = given(&query.after)
         .map(|a| {

@@ -8,7 +8,7 @@ use axum::response::Response;
 use super::{STATUSES, page};
 use crate::metrics;
 use crate::queue::{self, JobState};
-use crate::rollouts;
+use crate::store::rollouts;
 use crate::tenants;
 use crate::ui::UiState;
 use crate::ui::error::UiError;
@@ -54,7 +54,7 @@ pub async fn overview(
     let rows = tenants::census(db).await?;
     let stats = queue::fleet_stats(db).await?;
     let recent = queue::recent_ends(db).await?;
-    let rollout = rollouts::record::active(db).await?;
+    let rollout = rollouts::active(db).await?;
     let now = chrono::Utc::now();
     let mut tiers: Vec<String> = state
         .app

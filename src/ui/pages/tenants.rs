@@ -13,6 +13,7 @@ use crate::api::ApiError;
 use crate::audit;
 use crate::config::Role;
 use crate::queue::{self, JobFilter};
+use crate::tenant_id::TenantId;
 use crate::tenants::{self, TenantFilter, TenantStatus};
 use crate::ui::UiState;
 use crate::ui::error::UiError;
@@ -71,7 +72,7 @@ pub async fn tenants(
     }
     let after = given(&query.after);
     if let Some(a) = after {
-        tenants::validate_id(a)?;
+        TenantId::parse(a)?;
     }
     let filter = TenantFilter {
         status,
@@ -144,7 +145,7 @@ struct TenantLive {
 
 /// Reads a tenant with its latest jobs and their histories: three queries.
 async fn tenant_body(state: &UiState, session: &Session, id: &str) -> Result<TenantBody, UiError> {
-    tenants::validate_id(id)?;
+    TenantId::parse(id)?;
     let db = &state.app.db;
     let tenant = tenants::get(db, id)
         .await?
@@ -258,11 +259,11 @@ pub async fn confirm_deprovision(
     Path(id): Path<String>,
     Query(q): Query<ConfirmQuery>,
 ) -> Result<Response, UiError> {
-    tenants::validate_id(&id)?;
+    let id = TenantId::parse(&id)?;
     session.require(Role::Operator)?;
     let tenant = tenants::get(&state.app.db, &id)
         .await?
-        .ok_or_else(|| ApiError::TenantNotFound(id.clone()))?;
+        .ok_or_else(|| ApiError::TenantNotFound(id.to_string()))?;
     let protected = state
         .app
         .tiers

@@ -11,13 +11,13 @@ use super::create::{Cx, StepResult, backups_as_asked};
 use super::state::ProvisionStep;
 use crate::cloud::secrets::Recovery;
 use crate::cloud::{self, CloudError};
-use crate::pool;
+use crate::store::standbys::{self, StandbyId};
 use crate::tenant_db::{self, DbCredentials};
+use crate::workflow::aws::{AwsContext, Owner};
 use crate::workflow::error::{Context, StepError};
 use crate::workflow::step::Transition;
-use crate::workflow::tenancy::{Owner, Tenancy};
 
-fn standby_of(cx: &Cx<'_>) -> Result<String, StepError> {
+fn standby_of(cx: &Cx<'_>) -> Result<StandbyId, StepError> {
     cx.args
         .standby
         .clone()
@@ -27,11 +27,11 @@ fn standby_of(cx: &Cx<'_>) -> Result<String, StepError> {
 /// Step claim: the standby's instance gets the tenant's tags (TenantId and Tier added first,
 /// the standby's tag removed after, so that at every instant the instance is tagged as
 /// someone's); what the standby's creation found is recorded as if this job had found it.
-pub async fn retag(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
+pub async fn retag(t: &AwsContext, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let tenant = cx.tenant()?;
     let standby = standby_of(cx)?;
     let (tier_name, tier) = t.tier(&cx.args.tier)?;
-    let row = pool::get(cx.db, &standby)
+    let row = standbys::get(cx.db, &standby)
         .await
         .map_err(|e| StepError::retry("control_db", format!("reading the standby: {e}")))?
         .ok_or_else(|| StepError::fail("bad_data", format!("no standby {standby} is recorded")))?;
@@ -100,7 +100,7 @@ pub async fn retag(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
 /// the new password already in the tenant's secret (and takes it), or the standby's secret
 /// gone and the tenant's in place. The login goes to the endpoint RDS reported for the
 /// instance, never to the host a secret names.
-pub async fn move_secret(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
+pub async fn move_secret(t: &AwsContext, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let tenant = cx.tenant()?;
     let standby = standby_of(cx)?;
     let theirs = Owner::standby(t, &standby);
@@ -233,7 +233,7 @@ fn reported_endpoint(cx: &Cx<'_>) -> Result<(String, u16), StepError> {
 /// The instance's master user gets `new`'s password, logged in with `old`'s; when the old one
 /// no longer opens the database, an earlier visit changed it: the new one must.
 async fn rotate_password(
-    t: &Tenancy,
+    t: &AwsContext,
     old: &DbCredentials,
     new: &DbCredentials,
 ) -> Result<(), StepError> {

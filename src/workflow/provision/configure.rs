@@ -5,14 +5,14 @@ use super::create::{Cx, StepResult, master_credentials, read_credentials, secret
 use super::state::ProvisionStep;
 use crate::cloud::alarms::instance_alarms;
 use crate::cloud::rds::InstanceChange;
+use crate::store::tenants::TenantUpdate;
 use crate::tenant_db;
-use crate::tenants::record::TenantUpdate;
+use crate::workflow::aws::{AwsContext, Owner, update_tenant};
 use crate::workflow::error::{Context, StepError};
 use crate::workflow::step::Transition;
-use crate::workflow::tenancy::{Owner, Tenancy, update_tenant};
 
 /// Step 4: the secret gets the endpoint, so that it alone is enough to connect.
-pub async fn secret_endpoint(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
+pub async fn secret_endpoint(t: &AwsContext, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let (Some(host), Some(port)) = (cx.data.endpoint_host.clone(), cx.data.endpoint_port) else {
         return Err(StepError::fail(
             "bad_data",
@@ -40,7 +40,7 @@ pub async fn secret_endpoint(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> Ste
 
 /// Step 5: the tenant schema, applied with the secret's credentials at the endpoint RDS
 /// reported.
-pub async fn migrate(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
+pub async fn migrate(t: &AwsContext, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let credentials = master_credentials(t, owner, cx).await?;
     let s = &t.settings;
     let migrated = tenant_db::migrate(
@@ -59,7 +59,7 @@ pub async fn migrate(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult 
 
 /// Step 6: retention and windows as the tier says. Set declaratively (one ModifyDBInstance,
 /// a no-op when they already match), then checked: point-in-time recovery needs backups.
-pub async fn backups(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
+pub async fn backups(t: &AwsContext, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let (_, tier) = t.tier(&cx.args.tier)?;
     let id = owner.instance.clone();
     let no_pitr = || {
@@ -93,7 +93,7 @@ pub async fn backups(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult 
 }
 
 /// Step 7: high CPU and low storage alarms (PutMetricAlarm replaces by name).
-pub async fn alarms(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
+pub async fn alarms(t: &AwsContext, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let id = owner.instance.clone();
     let (_, tier) = t.tier(&cx.args.tier)?;
     let topic = t.settings.alarm_topic_arn.as_deref();
@@ -107,7 +107,7 @@ pub async fn alarms(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
 }
 
 /// Step 8: deletion protection where the tier asks for it, now that all else succeeded.
-pub async fn protect(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
+pub async fn protect(t: &AwsContext, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let (_, tier) = t.tier(&cx.args.tier)?;
     if tier.deletion_protection {
         let id = owner.instance.clone();

@@ -9,11 +9,11 @@ use crate::cloud::{self, CloudError};
 use crate::config::Tier;
 use crate::queue;
 use crate::tenant_db::{self, DbCredentials};
+use crate::workflow::aws::{AwsContext, Owner};
 use crate::workflow::error::{Context, StepError};
 use crate::workflow::instance_watch::Look;
 use crate::workflow::runner::StepContext;
 use crate::workflow::step::{StepNames, Transition};
-use crate::workflow::tenancy::{Owner, Tenancy};
 
 pub type Cx<'a> = StepContext<'a, ProvisionArgs, ProvisionData>;
 pub type StepResult = Result<Transition<ProvisionStep>, StepError>;
@@ -28,7 +28,7 @@ pub fn secret_id(owner: &Owner, cx: &Cx<'_>) -> String {
 
 /// Reads the owner's credentials from Secrets Manager.
 pub async fn read_credentials(
-    t: &Tenancy,
+    t: &AwsContext,
     owner: &Owner,
     cx: &Cx<'_>,
 ) -> Result<DbCredentials, StepError> {
@@ -44,7 +44,7 @@ pub async fn read_credentials(
 /// reported for the instance (recorded by the wait step, or by a claim), never the host the
 /// secret names.
 pub async fn master_credentials(
-    t: &Tenancy,
+    t: &AwsContext,
     owner: &Owner,
     cx: &Cx<'_>,
 ) -> Result<DbCredentials, StepError> {
@@ -62,7 +62,7 @@ pub async fn master_credentials(
 /// Step 1: a master password in Secrets Manager, made once and found again after a crash.
 /// A secret this job creates carries its id (`ProvisioningJob`), so that a rollback deletes
 /// it, and only it, at once.
-pub async fn credentials(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
+pub async fn credentials(t: &AwsContext, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let (tier, _) = t.tier(&cx.args.tier)?;
     let name = owner.secret.clone();
     let instance = owner.instance.clone();
@@ -125,7 +125,7 @@ pub async fn credentials(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepRes
 }
 
 /// New master credentials; the host is filled in once the instance has one.
-fn fresh_credentials(t: &Tenancy, instance: &str) -> DbCredentials {
+fn fresh_credentials(t: &AwsContext, instance: &str) -> DbCredentials {
     DbCredentials {
         engine: "postgres".into(),
         host: String::new(),
@@ -140,7 +140,7 @@ fn fresh_credentials(t: &Tenancy, instance: &str) -> DbCredentials {
 /// Step 2: CreateDBInstance, or adopt the instance of that name if its tags say it is ours.
 /// When the account's quotas have no room (or older requests wait for it), wait durably,
 /// saying so, instead of failing.
-pub async fn instance(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
+pub async fn instance(t: &AwsContext, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let (tier_name, tier) = t.tier(&cx.args.tier)?;
     if let Some(reason) = no_room(t, cx, tier.storage_gib).await? {
         return Ok(wait_for_quota(t, cx, reason));
@@ -212,7 +212,11 @@ pub async fn instance(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult
 /// Why a new instance cannot be created now, if it cannot: a quota is full, or requests
 /// older than this one wait for the little room there is (they go first, in request order).
 /// A failure to read the quotas only skips this look: the create itself then says.
-async fn no_room(t: &Tenancy, cx: &Cx<'_>, storage_gib: i32) -> Result<Option<String>, StepError> {
+async fn no_room(
+    t: &AwsContext,
+    cx: &Cx<'_>,
+    storage_gib: i32,
+) -> Result<Option<String>, StepError> {
     let room = match t.quotas.room(storage_gib).await {
         Ok(room) => room,
         Err(e) => {
@@ -232,7 +236,7 @@ async fn no_room(t: &Tenancy, cx: &Cx<'_>, storage_gib: i32) -> Result<Option<St
     }))
 }
 
-fn wait_for_quota(t: &Tenancy, cx: &mut Cx<'_>, reason: String) -> Transition<ProvisionStep> {
+fn wait_for_quota(t: &AwsContext, cx: &mut Cx<'_>, reason: String) -> Transition<ProvisionStep> {
     let since = cx
         .data
         .quota_wait
@@ -250,7 +254,7 @@ fn wait_for_quota(t: &Tenancy, cx: &mut Cx<'_>, reason: String) -> Transition<Pr
 }
 
 /// Step 3: one look at the instance per visit; a durable, growing wait until it is available.
-pub async fn wait_available(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
+pub async fn wait_available(t: &AwsContext, owner: &Owner, cx: &mut Cx<'_>) -> StepResult {
     let id = owner.instance.clone();
     let now = Utc::now();
     let d = &mut cx.data;
@@ -314,18 +318,18 @@ pub async fn wait_available(t: &Tenancy, owner: &Owner, cx: &mut Cx<'_>) -> Step
     }
 }
 
-fn tier_of<'a>(t: &'a Tenancy, cx: &Cx<'_>) -> Result<&'a Tier, StepError> {
+fn tier_of<'a>(t: &'a AwsContext, cx: &Cx<'_>) -> Result<&'a Tier, StepError> {
     Ok(t.tier(&cx.args.tier)?.1)
 }
 
 /// Whether the instance already has the backup settings the tier asks for (CreateDBInstance
 /// sets them), so the backups step need not call ModifyDBInstance.
-pub(super) fn backups_as_asked(t: &Tenancy, tier: &Tier, info: &InstanceInfo) -> bool {
+pub(super) fn backups_as_asked(t: &AwsContext, tier: &Tier, info: &InstanceInfo) -> bool {
     info.backup_retention_days == tier.backup_retention_days
         && info.backup_window.as_deref() == Some(t.settings.backup_window.as_str())
         && info.maintenance_window.as_deref() == Some(t.settings.maintenance_window.as_str())
 }
 
-fn keep_waiting(t: &Tenancy, cx: &mut Cx<'_>) -> Transition<ProvisionStep> {
+fn keep_waiting(t: &AwsContext, cx: &mut Cx<'_>) -> Transition<ProvisionStep> {
     Transition::Wait(t.watch.next_pause(&mut cx.data.wait_polls))
 }

@@ -12,12 +12,12 @@ pub use configure::{backups, migrate, secret_endpoint};
 pub use create::{credentials, instance, wait_available};
 pub use state::{Provision, ProvisionArgs, ProvisionData, ProvisionStep};
 
-use crate::tenants::record::TenantUpdate;
+use crate::store::tenants::TenantUpdate;
+use crate::workflow::aws::{Owner, update_tenant};
 use crate::workflow::error::StepError;
 use crate::workflow::removal::{self, Removed, Scope};
 use crate::workflow::runner::{StepContext, Workflow};
 use crate::workflow::step::{StepNames, Transition};
-use crate::workflow::tenancy::{Owner, update_tenant};
 
 #[async_trait]
 impl Workflow for Provision {
@@ -53,7 +53,7 @@ impl Workflow for Provision {
             Claim => claim::retag(t, o, cx).await,
             ClaimSecret => claim::move_secret(t, o, cx).await,
             UndoAlarms => {
-                let jobs = t.creating_jobs(cx, cx.args.standby.clone()).await?;
+                let jobs = t.creating_jobs(cx, cx.args.standby.as_ref()).await?;
                 let scope = Scope::Rollback {
                     jobs: &jobs,
                     since: cx.job.created_at,
@@ -69,7 +69,7 @@ impl Workflow for Provision {
             // The instance goes without a final snapshot, if this job (or, for a claim, the
             // standby's) created it; an adopted one is kept.
             UndoInstance => {
-                let jobs = t.creating_jobs(cx, cx.args.standby.clone()).await?;
+                let jobs = t.creating_jobs(cx, cx.args.standby.as_ref()).await?;
                 // What the poller handed over is acted on once: the next look is a fresh one.
                 let seen = cx.data.poller_seen.take();
                 let kept_before = cx.data.removal.kept_instance.is_some();
@@ -103,7 +103,7 @@ impl Workflow for Provision {
             // the standby's too, if it was not moved yet. One the job found is scheduled for
             // deletion with the recovery window; one of a kept instance is kept.
             UndoSecret => {
-                let jobs = t.creating_jobs(cx, cx.args.standby.clone()).await?;
+                let jobs = t.creating_jobs(cx, cx.args.standby.as_ref()).await?;
                 let scope = Scope::Rollback {
                     jobs: &jobs,
                     since: cx.job.created_at,

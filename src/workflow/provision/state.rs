@@ -8,13 +8,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::store::standbys::StandbyId;
+use crate::workflow::aws::AwsContext;
 use crate::workflow::instance_watch::PollerSeen;
 use crate::workflow::removal::Removal;
 use crate::workflow::step::{InstanceWait, Step, steps};
-use crate::workflow::tenancy::Tenancy;
 
 /// Walks one tenant from nothing to a ready, monitored, backed-up database.
-pub struct Provision(pub Tenancy);
+pub struct Provision(pub AwsContext);
 
 /// The job kind of provisioning (`jobs.kind`).
 pub const KIND: &str = "provision";
@@ -80,7 +81,7 @@ pub struct ProvisionArgs {
     /// The warm-pool standby this job takes over (a tenant's claim) or builds (a standby's
     /// own job); absent in jobs of earlier releases and of the cold path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub standby: Option<String>,
+    pub standby: Option<StandbyId>,
 }
 
 /// What the steps of a provisioning job record as they go (`jobs.data`). Every field is

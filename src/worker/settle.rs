@@ -7,16 +7,16 @@ use crate::config::RetryPolicy;
 use crate::queue::{Completion, Job, JobState, Outcome};
 use crate::workflow::Decision;
 
-/// The planned record of one step, and whether the same worker goes on with the job.
+/// The settled record of one step, and whether the same worker goes on with the job.
 #[derive(Debug, Clone)]
-pub struct Planned {
+pub struct Settled {
     pub completion: Completion,
     /// `Some(step)` when the job stays leased and the worker runs `step` next.
     pub continue_with: Option<String>,
 }
 
-/// Everything [`plan`] needs besides the job and the transition.
-pub struct PlanInput<'a> {
+/// Everything [`settle`] needs besides the job and the transition.
+pub struct SettleInput<'a> {
     pub worker: &'a str,
     pub started_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
@@ -28,7 +28,12 @@ pub struct PlanInput<'a> {
 }
 
 /// Decides the job's next state from what its current step returned.
-pub fn plan(job: &Job, decision: Decision, input: &PlanInput<'_>, rng: &mut impl Rng) -> Planned {
+pub fn settle(
+    job: &Job,
+    decision: Decision,
+    input: &SettleInput<'_>,
+    rng: &mut impl Rng,
+) -> Settled {
     let mut completion = Completion {
         lease: job.lease(),
         state: JobState::Running,
@@ -107,7 +112,7 @@ pub fn plan(job: &Job, decision: Decision, input: &PlanInput<'_>, rng: &mut impl
             continue_with = fail(job, error, input, &mut completion, go_on);
         }
     }
-    Planned {
+    Settled {
         completion,
         continue_with,
     }
@@ -116,7 +121,7 @@ pub fn plan(job: &Job, decision: Decision, input: &PlanInput<'_>, rng: &mut impl
 fn fail(
     job: &Job,
     error: String,
-    input: &PlanInput<'_>,
+    input: &SettleInput<'_>,
     completion: &mut Completion,
     go_on: impl Fn(&mut Completion, String) -> Option<String>,
 ) -> Option<String> {
@@ -233,9 +238,9 @@ mod tests {
         Decision::Done { data: None }
     }
 
-    fn run(job: &Job, t: Decision, keep_going: bool) -> Planned {
+    fn run(job: &Job, t: Decision, keep_going: bool) -> Settled {
         let now = Utc::now();
-        let input = PlanInput {
+        let input = SettleInput {
             worker: "w",
             started_at: now,
             now,
@@ -246,7 +251,7 @@ mod tests {
             keep_going,
             compensation: &compensation,
         };
-        plan(job, t, &input, &mut StdRng::seed_from_u64(1))
+        settle(job, t, &input, &mut StdRng::seed_from_u64(1))
     }
 
     #[test]

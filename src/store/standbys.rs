@@ -1,12 +1,71 @@
-//! The warm pool's records: one row per standby instance (`pool_standbys`), its guarded state
-//! changes (creating → available → claimed; creating or available → retiring → gone), the claim
-//! a tenant request makes in its own transaction, and the figures per tier.
+//! The warm pool's standbys, in one place: what a standby is called (its [`StandbyId`],
+//! `<prefix>pool-<12 hex digits>`, and the tenant ids that would collide with one), its row in
+//! `pool_standbys` with its guarded state changes (creating → available → claimed; creating or
+//! available → retiring → gone), the claim a tenant request makes in its own transaction, and
+//! the figures per tier.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor};
+
+use super::tenants::{self, Tenant};
+use crate::config::ProvisioningSettings;
+
+/// What follows the instance prefix in a standby's identifier; no new tenant id starts with it.
+pub const INFIX: &str = "pool-";
+
+/// A warm-pool standby's identifier, which is its instance's: `<prefix>pool-<12 hex digits>`.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, sqlx::Type,
+)]
+#[serde(transparent)]
+#[sqlx(transparent)]
+pub struct StandbyId(String);
+
+impl StandbyId {
+    /// A new standby's identifier.
+    pub fn generate(settings: &ProvisioningSettings) -> Self {
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        StandbyId(format!("{}{}", instance_prefix(settings), &random[..12]))
+    }
+
+    /// An identifier as recorded (in a row or a job's arguments).
+    pub fn recorded(id: impl Into<String>) -> Self {
+        StandbyId(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for StandbyId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for StandbyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The start of every standby's instance identifier: `<prefix>pool-`.
+pub fn instance_prefix(settings: &ProvisioningSettings) -> String {
+    format!("{}{INFIX}", settings.instance_prefix)
+}
+
+/// Whether a tenant of this id would have a standby's instance name (`<prefix>pool-...`): such
+/// ids are refused for new tenants (tenants of earlier releases keep theirs).
+pub fn reserves(tenant: &str) -> bool {
+    tenant.starts_with(INFIX)
+}
 
 /// Mirrors the `standby_state` enum of the control schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
@@ -33,7 +92,7 @@ impl StandbyState {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Standby {
     /// The instance identifier.
-    pub id: String,
+    pub id: StandbyId,
     pub tier: String,
     pub state: StandbyState,
     pub secret_arn: Option<String>,
@@ -78,15 +137,16 @@ pub async fn unclaimed(executor: impl PgExecutor<'_>) -> Result<Vec<Standby>, sq
     .await
 }
 
-/// Takes the oldest available standby of `tier` for `tenant`, if there is one: a row another
-/// transaction is claiming is skipped, and a claimed row never becomes available again, so a
-/// standby is claimed at most once. Call it in the transaction that records the tenant.
+/// Takes the oldest available standby of `tier` for `tenant`, if there is one, and names its
+/// instance on the tenant's record: a row another transaction is claiming is skipped, and a
+/// claimed row never becomes available again, so a standby is claimed at most once. Call it in
+/// the transaction that records the tenant.
 pub async fn claim(
     conn: &mut PgConnection,
     tier: &str,
     tenant: &str,
-) -> Result<Option<Standby>, sqlx::Error> {
-    sqlx::query_as::<_, Standby>(
+) -> Result<Option<(Standby, Tenant)>, sqlx::Error> {
+    let claimed = sqlx::query_as::<_, Standby>(
         "UPDATE pool_standbys SET state = 'claimed', claimed_by = $2, claimed_at = now()
          WHERE id = (SELECT id FROM pool_standbys WHERE tier = $1 AND state = 'available'
                      ORDER BY available_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
@@ -95,8 +155,13 @@ pub async fn claim(
     )
     .bind(tier)
     .bind(tenant)
-    .fetch_optional(conn)
-    .await
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(standby) = claimed else {
+        return Ok(None);
+    };
+    let tenant = tenants::take_standby(conn, tenant, &standby.id).await?;
+    Ok(Some((standby, tenant)))
 }
 
 /// Whether the pool has (or had, unclaimed) standbys of `tier`: a request then counts as a
@@ -113,12 +178,12 @@ pub async fn has_tier(executor: impl PgExecutor<'_>, tier: &str) -> Result<bool,
 /// Records a new standby, `creating`, started by the leader of term `epoch`.
 pub async fn insert(
     conn: &mut PgConnection,
-    id: &str,
+    id: &StandbyId,
     tier: &str,
     epoch: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO pool_standbys (id, tier, leader_epoch) VALUES ($1, $2, $3)")
-        .bind(id)
+        .bind(id.as_str())
         .bind(tier)
         .bind(epoch)
         .execute(conn)
@@ -209,4 +274,24 @@ pub async fn figures(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Env;
+
+    #[test]
+    fn a_standby_is_named_after_the_instance_prefix_and_no_new_tenant_can_take_its_name() {
+        let env = Env(|name: &str| (name == "TENANTD_TENANT_DB_TLS").then(|| "disable".into()));
+        let p = ProvisioningSettings::load(&env).unwrap();
+        assert_eq!(instance_prefix(&p), "saas-pool-");
+        let id = StandbyId::generate(&p);
+        assert!(
+            id.starts_with("saas-pool-") && id.len() == "saas-pool-".len() + 12,
+            "{id}"
+        );
+        assert!(reserves("pool-abc123"));
+        assert!(!reserves("acme"));
+    }
 }

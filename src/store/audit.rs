@@ -1,5 +1,6 @@
 //! The `audit_events` table: writing a row, reading pages of them, who asked for which jobs,
-//! and the retention path (`prune_audit_events()`, the only delete the table allows).
+//! and the retention path (`prune_audit_events()`, the only delete the table allows). A
+//! request's [`Trail`](crate::audit::Trail) writes its row through [`insert`].
 
 use std::time::Duration;
 

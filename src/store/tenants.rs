@@ -1,6 +1,6 @@
-//! The record the control database keeps of each tenant: its row, its status, reading and
-//! paging, and the writes the workflows make to it (inside their fenced transactions). Holds
-//! no secret: the password lives in Secrets Manager only.
+//! The `tenants` table: each tenant's row and status, reading and paging, the writes the
+//! requests make (in their transactions) and the ones the workflows make (inside their fenced
+//! transactions). Holds no secret: the password lives in Secrets Manager only.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor};
 
 pub use crate::cloud::maintenance::PendingMaintenance;
-use crate::queue::QueueError;
 
 /// Mirrors the `tenant_status` enum of the control schema.
 #[derive(
@@ -94,85 +93,11 @@ pub struct Difference {
     pub actual: String,
 }
 
-/// Why a tenant request was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum TenantError {
-    #[error(
-        "invalid tenant id {0:?}: expected 3 to 40 lowercase letters, digits and single hyphens, a letter first, no hyphen last"
-    )]
-    InvalidId(String),
-    #[error("tenant ids starting with \"pool-\" are reserved for the warm pool's standbys: {0:?}")]
-    ReservedId(String),
-    #[error("unknown tier {tier:?}; known tiers: {known}")]
-    UnknownTier { tier: String, known: String },
-    #[error(
-        "tenant {id} is on tier {tier}, whose data is protected: deleting it without a final \
-         snapshot needs force=true"
-    )]
-    FinalSnapshotRequired { id: String, tier: String },
-    #[error("tenant {0} not found")]
-    NotFound(String),
-    /// The tenant's instance lost its ownership tags: nothing but a re-attach touches it.
-    #[error(
-        "tenant {0} is detached: its instance no longer carries this deployment's ownership \
-         tags, so tenantd does not change or delete it; re-attach it first with \
-         POST /v1/tenants/{0}/attach"
-    )]
-    Detached(String),
-    /// The tenant is not in a status the request applies to.
-    #[error("tenant {id} is {status}: {reason}")]
-    NotApplicable {
-        id: String,
-        status: &'static str,
-        /// The status the request applies to.
-        wanted: TenantStatus,
-        reason: String,
-    },
-    #[error("job {0} not found")]
-    JobNotFound(uuid::Uuid),
-    /// A retry of a job that cannot be retried.
-    #[error("job {job} cannot be retried: {reason}")]
-    JobNotRetryable { job: uuid::Uuid, reason: String },
-    /// Another job of the tenant runs; one at a time.
-    #[error("tenant {id} has a {kind} job in progress ({job}); wait for it to end or cancel it")]
-    JobInProgress {
-        id: String,
-        kind: String,
-        job: uuid::Uuid,
-    },
-    /// The request contradicts what the tenant is doing or is.
-    #[error("tenant {id}: {reason}")]
-    Conflict { id: String, reason: String },
-    #[error("control database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error(transparent)]
-    Queue(#[from] QueueError),
-}
-
-/// Checks a tenant id: `saas-<id>` must be a valid RDS identifier, and the id a DNS label.
-pub fn validate_id(id: &str) -> Result<(), TenantError> {
-    let bytes = id.as_bytes();
-    let ok = (3..=40).contains(&id.len())
-        && bytes[0].is_ascii_lowercase()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && !id.contains("--")
-        && !id.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(TenantError::InvalidId(id.to_string()))
-    }
-}
-
-pub async fn get(executor: impl PgExecutor<'_>, id: &str) -> Result<Option<Tenant>, TenantError> {
-    Ok(
-        sqlx::query_as::<_, Tenant>("SELECT * FROM tenants WHERE id = $1")
-            .bind(id)
-            .fetch_optional(executor)
-            .await?,
-    )
+pub async fn get(executor: impl PgExecutor<'_>, id: &str) -> Result<Option<Tenant>, sqlx::Error> {
+    sqlx::query_as::<_, Tenant>("SELECT * FROM tenants WHERE id = $1")
+        .bind(id)
+        .fetch_optional(executor)
+        .await
 }
 
 /// Which tenants a listing shows: all by default.
@@ -193,7 +118,7 @@ pub async fn list(
     filter: &TenantFilter,
     limit: i64,
     cursor: Option<&str>,
-) -> Result<(Vec<Tenant>, Option<String>), TenantError> {
+) -> Result<(Vec<Tenant>, Option<String>), sqlx::Error> {
     let limit = limit.clamp(1, 1000);
     let mut rows = sqlx::query_as::<_, Tenant>(
         "SELECT * FROM tenants
@@ -229,25 +154,25 @@ pub struct CensusRow {
 }
 
 /// The whole fleet counted by status and tier (one aggregate).
-pub async fn census(executor: impl PgExecutor<'_>) -> Result<Vec<CensusRow>, TenantError> {
-    Ok(sqlx::query_as::<_, CensusRow>(
+pub async fn census(executor: impl PgExecutor<'_>) -> Result<Vec<CensusRow>, sqlx::Error> {
+    sqlx::query_as::<_, CensusRow>(
         "SELECT status, tier, count(*) AS tenants,
                 count(*) FILTER (WHERE jsonb_array_length(COALESCE(drift, '[]')) > 0) AS drifted
          FROM tenants GROUP BY status, tier ORDER BY status, tier",
     )
     .fetch_all(executor)
-    .await?)
+    .await
 }
 
 /// The tenants the reconciler looks at: ready, suspended, lost and degraded ones, in id order.
-pub async fn reconcilable(executor: impl PgExecutor<'_>) -> Result<Vec<Tenant>, TenantError> {
-    Ok(sqlx::query_as::<_, Tenant>(
+pub async fn reconcilable(executor: impl PgExecutor<'_>) -> Result<Vec<Tenant>, sqlx::Error> {
+    sqlx::query_as::<_, Tenant>(
         "SELECT * FROM tenants
          WHERE status IN ('ready', 'suspended', 'lost', 'degraded', 'detached')
          ORDER BY id",
     )
     .fetch_all(executor)
-    .await?)
+    .await
 }
 
 /// The instances the records of these tenants name; tenants whose record names none (or
@@ -255,7 +180,7 @@ pub async fn reconcilable(executor: impl PgExecutor<'_>) -> Result<Vec<Tenant>, 
 pub async fn recorded_instances(
     executor: impl PgExecutor<'_>,
     ids: &[String],
-) -> Result<HashMap<String, String>, TenantError> {
+) -> Result<HashMap<String, String>, sqlx::Error> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT id, db_instance_id FROM tenants
          WHERE id = ANY($1) AND db_instance_id IS NOT NULL",
@@ -270,7 +195,7 @@ pub async fn recorded_instances(
 pub async fn mark_checked(
     executor: impl PgExecutor<'_>,
     ids: &[String],
-) -> Result<(), TenantError> {
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE tenants SET checked_at = now() WHERE id = ANY($1)")
         .bind(ids)
         .execute(executor)
@@ -432,36 +357,154 @@ pub async fn update(
 }
 
 /// The tenant's row, locked for the rest of the transaction.
-pub async fn lock(conn: &mut PgConnection, id: &str) -> Result<Option<Tenant>, TenantError> {
-    Ok(
-        sqlx::query_as::<_, Tenant>("SELECT * FROM tenants WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?,
-    )
+pub async fn lock(conn: &mut PgConnection, id: &str) -> Result<Option<Tenant>, sqlx::Error> {
+    sqlx::query_as::<_, Tenant>("SELECT * FROM tenants WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Records a new tenant, `provisioning` on `tier`; `None` when a tenant of that id exists.
+pub async fn insert_provisioning(
+    conn: &mut PgConnection,
+    id: &str,
+    tier: &str,
+) -> Result<Option<Tenant>, sqlx::Error> {
+    sqlx::query_as::<_, Tenant>(
+        "INSERT INTO tenants (id, tier, status) VALUES ($1, $2, 'provisioning')
+         ON CONFLICT (id) DO NOTHING RETURNING *",
+    )
+    .bind(id)
+    .bind(tier)
+    .fetch_optional(conn)
+    .await
+}
 
-    #[test]
-    fn tenant_ids_follow_the_rds_identifier_rules() {
-        for ok in ["acme", "a1b", "acme-corp-2", &"a".repeat(40)] {
-            validate_id(ok).unwrap();
-        }
-        for bad in [
-            "ab",
-            "1acme",
-            "Acme",
-            "acme-",
-            "ac--me",
-            "acme_corp",
-            "ac me",
-            "",
-            &"a".repeat(41),
-        ] {
-            assert!(validate_id(bad).is_err(), "{bad:?} was accepted");
-        }
-    }
+/// A failed or deleted tenant (or one left mid-way) is provisioned again on `tier`, on a new
+/// instance whose identifier the provisioning records.
+pub async fn reprovision(
+    conn: &mut PgConnection,
+    id: &str,
+    tier: &str,
+) -> Result<Tenant, sqlx::Error> {
+    sqlx::query_as::<_, Tenant>(
+        "UPDATE tenants SET tier = $2, status = 'provisioning', error = NULL,
+             db_instance_id = NULL, from_pool = false, updated_at = now()
+         WHERE id = $1 RETURNING *",
+    )
+    .bind(id)
+    .bind(tier)
+    .fetch_one(conn)
+    .await
+}
+
+/// The tenant takes the warm-pool standby `standby` over: its record names the standby's
+/// instance from now on.
+pub async fn take_standby(
+    conn: &mut PgConnection,
+    id: &str,
+    standby: &str,
+) -> Result<Tenant, sqlx::Error> {
+    sqlx::query_as::<_, Tenant>(
+        "UPDATE tenants SET db_instance_id = $2, from_pool = true WHERE id = $1
+         RETURNING *",
+    )
+    .bind(id)
+    .bind(standby)
+    .fetch_one(conn)
+    .await
+}
+
+/// The tenant is being deprovisioned.
+pub async fn mark_deprovisioning(conn: &mut PgConnection, id: &str) -> Result<Tenant, sqlx::Error> {
+    sqlx::query_as::<_, Tenant>(
+        "UPDATE tenants SET status = 'deprovisioning', updated_at = now() WHERE id = $1 RETURNING *",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await
+}
+
+/// A tier change to `tier` is in progress.
+pub async fn set_pending_tier(
+    conn: &mut PgConnection,
+    id: &str,
+    tier: &str,
+) -> Result<Tenant, sqlx::Error> {
+    sqlx::query_as::<_, Tenant>(
+        "UPDATE tenants SET pending_tier = $2, updated_at = now() WHERE id = $1 RETURNING *",
+    )
+    .bind(id)
+    .bind(tier)
+    .fetch_one(conn)
+    .await
+}
+
+/// What the reconciler found about a tenant, as its row records it.
+pub struct Found<'a> {
+    pub drift: &'a [Difference],
+    pub status: TenantStatus,
+    pub error: Option<&'a str>,
+    /// The version the instance runs (`None`: keep the recorded one).
+    pub engine_version: Option<&'a str>,
+    /// RDS's pending maintenance actions (`None`: keep the recorded ones).
+    pub pending_maintenance: Option<&'a [PendingMaintenance]>,
+}
+
+/// What the reconciler found: the drift, the status the tenant should have and its error, the
+/// engine version and pending maintenance RDS describes; `checked_at` is now, and
+/// `updated_at` moves only when the status changes.
+pub async fn record_findings(
+    conn: &mut PgConnection,
+    id: &str,
+    found: &Found<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE tenants SET drift = $2, status = $3, error = $4, checked_at = now(),
+             engine_version = COALESCE($5, engine_version),
+             pending_maintenance = COALESCE($6, pending_maintenance),
+             updated_at = CASE WHEN status <> $3 THEN now() ELSE updated_at END
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(sqlx::types::Json(found.drift))
+    .bind(found.status)
+    .bind(found.error)
+    .bind(found.engine_version)
+    .bind(found.pending_maintenance.map(sqlx::types::Json))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A failed tenant goes back to `status` (`provisioning` or `deprovisioning`) for a retry of
+/// its job; `cold` forgets the instance its record named (a provisioning retried starts cold).
+pub async fn reset_for_retry(
+    conn: &mut PgConnection,
+    id: &str,
+    status: TenantStatus,
+    cold: bool,
+) -> Result<Tenant, sqlx::Error> {
+    sqlx::query_as::<_, Tenant>(
+        "UPDATE tenants SET status = $2, error = NULL, updated_at = now(),
+             db_instance_id = CASE WHEN $3 THEN NULL ELSE db_instance_id END,
+             from_pool = from_pool AND NOT $3
+         WHERE id = $1 RETURNING *",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(cold)
+    .fetch_one(conn)
+    .await
+}
+
+/// Which of `ids` are recorded tenants.
+pub async fn existing(
+    executor: impl PgExecutor<'_>,
+    ids: &[String],
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM tenants WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(executor)
+        .await
 }

@@ -1,4 +1,4 @@
-//! What the tenant workflows share: the AWS clients and settings, the names and tags of a
+//! What the tenant workflows share: the AWS clients and settings ([`AwsContext`]), the names and tags of a
 //! tenant's resources, the tier a job works on, and the fenced writes to the tenant's row.
 
 use std::sync::Arc;
@@ -13,15 +13,17 @@ use crate::cloud::ownership::{self, Holder, Mismatch};
 use crate::cloud::{self, Cloud, Tags};
 use crate::config::{ProvisioningSettings, Tier};
 use crate::queue;
-use crate::tenants::record::{self, Tenant, TenantUpdate};
+use crate::store::standbys::StandbyId;
+use crate::store::tenants::{self as record, Tenant, TenantUpdate};
 
 /// The job kind of a warm-pool standby's creation or removal (`jobs.kind`; the standby
 /// workflow's, named here because rollbacks look up a standby's jobs).
 pub const STANDBY_KIND: &str = "standby";
 
-/// The AWS clients and settings the tenant workflows work with. Cheap to clone.
+/// What the tenant and standby workflows reach AWS with: the clients, the provisioning
+/// settings (names, tags, waits), the instance watch and the cached quotas. Cheap to clone.
 #[derive(Clone)]
-pub struct Tenancy {
+pub struct AwsContext {
     pub cloud: Cloud,
     pub settings: Arc<ProvisioningSettings>,
     /// Looks at instances for the wait steps, through the poller when one runs.
@@ -30,14 +32,14 @@ pub struct Tenancy {
     pub quotas: QuotaWatch,
 }
 
-impl Tenancy {
+impl AwsContext {
     pub fn new(cloud: Cloud, settings: ProvisioningSettings) -> Self {
         let pace = WaitPace {
             poll_interval: settings.rds_poll_interval,
             base: settings.wait_base,
             max: settings.wait_max,
         };
-        Tenancy {
+        AwsContext {
             watch: InstanceWatch::new(cloud.clone(), pace),
             quotas: QuotaWatch::new(cloud.clone(), settings.quota_refresh),
             cloud,
@@ -61,7 +63,7 @@ impl Tenancy {
     }
 
     /// The instance of the job's tenant, as its record names it now (see
-    /// [`Tenancy::instance_of`]).
+    /// [`AwsContext::instance_of`]).
     pub async fn recorded_instance<A, D>(
         &self,
         cx: &StepContext<'_, A, D>,
@@ -76,17 +78,31 @@ impl Tenancy {
         })
     }
 
+    /// The instance of the job's tenant, resolved once per job: `kept`, what the job's data
+    /// kept of an earlier step's resolution, else the one the tenant's record names (a job of
+    /// an earlier release kept none, and resolves it here as it did at every step).
+    pub async fn job_instance<A, D>(
+        &self,
+        cx: &StepContext<'_, A, D>,
+        kept: Option<&str>,
+    ) -> Result<String, StepError> {
+        match kept {
+            Some(id) => Ok(id.to_string()),
+            None => self.recorded_instance(cx).await,
+        }
+    }
+
     /// The jobs a rollback of this job may delete an instance or secret for: the ones that
     /// created it. This job, and for a standby (its own jobs, or a tenant's claim of it) the
     /// standby's jobs.
     pub async fn creating_jobs<A, D>(
         &self,
         cx: &StepContext<'_, A, D>,
-        standby: Option<String>,
+        standby: Option<&StandbyId>,
     ) -> Result<Vec<String>, StepError> {
         let mut jobs = vec![cx.job.id.to_string()];
         if let Some(standby) = standby {
-            let theirs = queue::jobs_naming_standby(cx.db, STANDBY_KIND, &standby).await?;
+            let theirs = queue::jobs_naming_standby(cx.db, STANDBY_KIND, standby).await?;
             for id in theirs {
                 jobs.push(id.to_string());
             }
@@ -202,22 +218,33 @@ pub struct Owner {
 impl Owner {
     /// The job's tenant, with the instance its record names; `standby`: the standby it claimed.
     pub async fn tenant<A, D>(
-        t: &Tenancy,
+        t: &AwsContext,
         cx: &StepContext<'_, A, D>,
         standby: Option<&str>,
+    ) -> Result<Owner, StepError> {
+        let instance = t.recorded_instance(cx).await?;
+        Owner::tenant_on(t, cx, standby, instance)
+    }
+
+    /// The job's tenant on `instance`, resolved already (see [`AwsContext::job_instance`]).
+    pub fn tenant_on<A, D>(
+        t: &AwsContext,
+        cx: &StepContext<'_, A, D>,
+        standby: Option<&str>,
+        instance: String,
     ) -> Result<Owner, StepError> {
         let tenant = cx.tenant()?;
         Ok(Owner {
             tenant: Some(tenant.to_string()),
             standby: standby.map(str::to_string),
-            instance: t.recorded_instance(cx).await?,
+            instance,
             secret: t.secret_name(tenant),
             environment: t.settings.environment.clone(),
         })
     }
 
     /// A standby of the warm pool (its id is its instance identifier).
-    pub fn standby(t: &Tenancy, id: &str) -> Owner {
+    pub fn standby(t: &AwsContext, id: &str) -> Owner {
         Owner {
             tenant: None,
             standby: Some(id.to_string()),
@@ -268,7 +295,7 @@ impl Owner {
     }
 
     /// The tags the owner's resources carry: a tenant's, else the standby's.
-    pub fn tags(&self, t: &Tenancy, tier: &str) -> Tags {
+    pub fn tags(&self, t: &AwsContext, tier: &str) -> Tags {
         match (&self.tenant, &self.standby) {
             (Some(tenant), _) => t.tags(tenant, tier),
             (None, standby) => vec![

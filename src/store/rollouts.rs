@@ -1,8 +1,7 @@
-//! The record of each rollout in the control database: the rollout's row, each tenant's place
-//! and outcome in it (`rollout_tenants`), and the counts read from them. Plain SQL on the two
-//! tables; what starts jobs is in [`super::conduct`] and [`super::requests`].
-
-use std::collections::BTreeMap;
+//! The `rollouts` table: a rollout's row and state, reading and paging, and the writes the
+//! rollout requests ([`crate::rollouts::requests`]) and the conductor's round
+//! ([`crate::rollouts::conduct`]) make. Each tenant's place in a rollout is
+//! [`super::rollout_tenants`].
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -46,51 +45,6 @@ impl RolloutState {
     }
 }
 
-/// Mirrors the `rollout_tenant_state` enum: where one tenant stands in a rollout.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    sqlx::Type,
-    utoipa::ToSchema,
-)]
-#[sqlx(type_name = "rollout_tenant_state", rename_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum TenantState {
-    Pending,
-    Migrating,
-    Succeeded,
-    Failed,
-    Skipped,
-}
-
-impl TenantState {
-    pub const ALL: [TenantState; 5] = [
-        TenantState::Pending,
-        TenantState::Migrating,
-        TenantState::Succeeded,
-        TenantState::Failed,
-        TenantState::Skipped,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TenantState::Pending => "pending",
-            TenantState::Migrating => "migrating",
-            TenantState::Succeeded => "succeeded",
-            TenantState::Failed => "failed",
-            TenantState::Skipped => "skipped",
-        }
-    }
-}
-
 /// One row of `rollouts`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Rollout {
@@ -124,28 +78,6 @@ impl Rollout {
         }
         (tiers, stages)
     }
-}
-
-/// How many tenants of one stage are in each state.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StageCounts {
-    pub counts: BTreeMap<TenantState, i64>,
-}
-
-impl StageCounts {
-    pub fn get(&self, state: TenantState) -> i64 {
-        self.counts.get(&state).copied().unwrap_or(0)
-    }
-}
-
-/// A tenant whose migration failed in a rollout.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct Failure {
-    pub tenant_id: String,
-    pub stage: i32,
-    pub error: Option<String>,
-    pub error_class: Option<String>,
-    pub job_id: Option<Uuid>,
 }
 
 pub async fn get(executor: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Rollout>, sqlx::Error> {
@@ -197,45 +129,6 @@ pub async fn list(
     Ok((rows, next))
 }
 
-/// The counts of each stage of a rollout (stage 0 is the canary), for every stage that has
-/// tenants.
-pub async fn counts(
-    executor: impl PgExecutor<'_>,
-    id: Uuid,
-) -> Result<BTreeMap<i32, StageCounts>, sqlx::Error> {
-    let rows: Vec<(i32, TenantState, i64)> = sqlx::query_as(
-        "SELECT stage, state, count(*) FROM rollout_tenants WHERE rollout_id = $1
-         GROUP BY stage, state",
-    )
-    .bind(id)
-    .fetch_all(executor)
-    .await?;
-    let mut out: BTreeMap<i32, StageCounts> = BTreeMap::new();
-    for (stage, state, n) in rows {
-        out.entry(stage).or_default().counts.insert(state, n);
-    }
-    Ok(out)
-}
-
-/// The failed tenants of a rollout, earliest first (those that found a migration changed
-/// before any other), at most `limit`.
-pub async fn failures(
-    executor: impl PgExecutor<'_>,
-    id: Uuid,
-    limit: i64,
-) -> Result<Vec<Failure>, sqlx::Error> {
-    sqlx::query_as::<_, Failure>(
-        "SELECT tenant_id, stage, error, error_class, job_id FROM rollout_tenants
-         WHERE rollout_id = $1 AND state = 'failed'
-         ORDER BY error_class IS DISTINCT FROM 'migration_changed', updated_at, tenant_id
-         LIMIT $2",
-    )
-    .bind(id)
-    .bind(limit)
-    .fetch_all(executor)
-    .await
-}
-
 /// Moves a rollout to `state` (with the reason, if any), stamping `finished_at` for a final
 /// state.
 pub async fn set_state(
@@ -257,43 +150,71 @@ pub async fn set_state(
     .await
 }
 
-/// What a tenant's migration job ended with, for its row in the rollout.
-pub enum Outcome<'a> {
-    Succeeded {
-        version: i64,
-    },
-    Failed {
-        error: &'a str,
-        class: Option<&'a str>,
-    },
+/// The running rollout, locked for the rest of the transaction; `None` when none runs or
+/// another transaction holds it (another conductor's round).
+pub async fn lock_running(conn: &mut PgConnection) -> Result<Option<Rollout>, sqlx::Error> {
+    sqlx::query_as::<_, Rollout>(
+        "SELECT * FROM rollouts WHERE state = 'running' FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_optional(conn)
+    .await
 }
 
-/// Records how a tenant's migration ended in its rollout. Only the row the job was started
-/// for is written (a later job of the same tenant in a resumed rollout owns the row then).
-pub async fn record_outcome(
+/// What a new rollout is recorded with.
+#[derive(Debug, Clone)]
+pub struct NewRow<'a> {
+    pub id: Uuid,
+    pub target_version: i64,
+    pub canary: i32,
+    pub concurrency: i32,
+    pub max_failures: i32,
+    pub stages: &'a [Vec<String>],
+    pub tenants: Option<&'a [String]>,
+}
+
+/// Records a new rollout, `running`; `None` when another one runs or is paused (one at a
+/// time, by a partial unique index).
+pub async fn insert(
     conn: &mut PgConnection,
-    rollout: Uuid,
-    tenant: &str,
-    job: Uuid,
-    outcome: Outcome<'_>,
-) -> Result<(), sqlx::Error> {
-    let (state, version, error, class) = match outcome {
-        Outcome::Succeeded { version } => (TenantState::Succeeded, Some(version), None, None),
-        Outcome::Failed { error, class } => (TenantState::Failed, None, Some(error), class),
-    };
-    sqlx::query(
-        "UPDATE rollout_tenants SET state = $4, to_version = COALESCE($5, to_version),
-             error = $6, error_class = $7, updated_at = now()
-         WHERE rollout_id = $1 AND tenant_id = $2 AND job_id = $3 AND state = 'migrating'",
+    new: &NewRow<'_>,
+) -> Result<Option<Rollout>, sqlx::Error> {
+    sqlx::query_as::<_, Rollout>(
+        "INSERT INTO rollouts (id, target_version, canary, concurrency, max_failures, stages,
+             tenants)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT ((true)) WHERE state IN ('running', 'paused') DO NOTHING
+         RETURNING *",
     )
-    .bind(rollout)
-    .bind(tenant)
-    .bind(job)
+    .bind(new.id)
+    .bind(new.target_version)
+    .bind(new.canary)
+    .bind(new.concurrency)
+    .bind(new.max_failures)
+    .bind(Json(new.stages))
+    .bind(new.tenants)
+    .fetch_optional(conn)
+    .await
+}
+
+/// A rollout steered to `state`: running clears its reason, another state keeps it unless
+/// `reason` is given; `finished_at` is stamped for a final state. A resume while another
+/// rollout runs fails with a unique violation (`23505`).
+pub async fn steer(
+    conn: &mut PgConnection,
+    id: Uuid,
+    state: RolloutState,
+    reason: Option<&str>,
+) -> Result<Rollout, sqlx::Error> {
+    sqlx::query_as::<_, Rollout>(
+        "UPDATE rollouts SET state = $2,
+             reason = CASE WHEN $2 = 'running' THEN NULL ELSE COALESCE($3, reason) END,
+             updated_at = now(), finished_at = CASE WHEN $4 THEN now() ELSE NULL END
+         WHERE id = $1 RETURNING *",
+    )
+    .bind(id)
     .bind(state)
-    .bind(version)
-    .bind(error)
-    .bind(class)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .bind(reason)
+    .bind(state.is_final())
+    .fetch_one(conn)
+    .await
 }
