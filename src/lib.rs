@@ -5,7 +5,7 @@
 //!
 //! The modules in layers, lowest first. A module imports only modules of lower layers: never
 //! one of its own layer, never a higher one. This list is the one statement of the order:
-//! `tests/layers.rs` checks every import against it, and that the README's Layout table lists
+//! `tests/source/layers.rs` checks every import against it, and that the README's Layout table lists
 //! the same layers in the same order.
 //!
 //! 1. `config`, `tenant_id`: the settings tree; a tenant's id, checked once where it comes in.

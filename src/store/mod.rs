@@ -1,7 +1,7 @@
 //! The store: every SQL statement about the control database's tables but the job queue's
 //! (those are [`crate::queue`]'s), one file per family of tables. The
 //! requests, workflows, maintenance services, the API and the console call these functions,
-//! never SQL of their own; `tests/layers.rs` holds them to it.
+//! never SQL of their own; `tests/source/layers.rs` holds them to it.
 
 pub mod audit;
 pub mod leadership;

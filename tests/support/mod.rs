@@ -1,9 +1,11 @@
-//! Shared by the integration tests: a fresh control database per test, worker settings sized for
+//! Shared by the integration tests: a fresh control database per test (a copy of the schema's
+//! template, `schema`), worker settings sized for
 //! tests, a worker with its maintenance, and waiting for a condition with a deadline. Its
 //! modules: `app` (the API on a real port), `stack` (the local stack, tenantd's settings for it),
 //! `fleet` (real daemon processes), `proxy` (a fault-injecting AWS proxy), `db_proxy` (a TCP
 //! proxy to the control database that can be partitioned), `rds` (the local RDS
-//! through the SDK), `demo` (a workflow without AWS).
+//! through the SDK), `demo` (a workflow without AWS), `wait` (polling with a deadline). Each test
+//! binary (`tests/*/main.rs`) compiles it once for all its modules.
 #![allow(dead_code)]
 
 pub mod app;
@@ -12,17 +14,18 @@ pub mod db_proxy;
 pub mod demo;
 pub mod fleet;
 pub mod iam;
-pub mod lifecycle;
 pub mod proxy;
 pub mod rds;
+pub mod schema;
 pub mod stack;
+pub mod wait;
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+pub use wait::wait_for;
+
+use std::time::Duration;
 
 use secrecy::SecretString;
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
 use tenantd::config::{RetryPolicy, WorkerSettings};
 use tenantd::maintenance::{Election, Maintenance, Rescuer};
 use tenantd::workflow::Registry;
@@ -44,25 +47,31 @@ pub struct TestDb {
     pub name: String,
 }
 
+/// A copy of the control schema's template (`schema.rs`), migrated as `tenantd::db::migrate`
+/// leaves a new database.
 pub async fn fresh_db() -> TestDb {
-    let db = empty_db().await;
-    tenantd::db::migrate(&db.pool).await.expect("migrate");
-    db
+    let mut admin = PgConnection::connect(&control_url())
+        .await
+        .expect("connect to the control PostgreSQL");
+    let template = schema::template(&mut admin, &control_url()).await;
+    new_db(admin, &format!(" TEMPLATE {template}")).await
 }
 
 /// A database of its own for one test, without the control schema.
 pub async fn empty_db() -> TestDb {
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&control_url())
+    let admin = PgConnection::connect(&control_url())
         .await
         .expect("connect to the control PostgreSQL");
+    new_db(admin, "").await
+}
+
+async fn new_db(mut admin: PgConnection, template: &str) -> TestDb {
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
+    sqlx::query(&format!("CREATE DATABASE {name}{template}"))
+        .execute(&mut admin)
         .await
         .expect("create a test database");
-    admin.close().await;
+    admin.close().await.expect("close the admin connection");
     let url = with_database(&control_url(), &name);
     let pool = tenantd::db::connect(&SecretString::from(url.clone()), 40)
         .await
@@ -98,25 +107,6 @@ pub fn worker_settings(id: &str) -> WorkerSettings {
             base: Duration::from_millis(50),
             max: Duration::from_secs(1),
         },
-    }
-}
-
-/// Polls `check` until it returns `Some`, failing the test after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -21,7 +21,7 @@ pub fn stack_env(name: &str) -> String {
         Ok(v) if !v.is_empty() => v,
         _ => panic!(
             "{name} is not set: this test needs the local stack. Run the tests with \
-             `localstack/test` (e.g. `localstack/test local_rds`), or `eval \"$(localstack/up)\"` \
+             `localstack/test` (e.g. `localstack/test --test local_rds`), or `eval \"$(localstack/up)\"` \
              first."
         ),
     }

@@ -1,0 +1,72 @@
+//! The control schema, migrated once per run of the suite into a template database: each test's
+//! database is a copy of it (`CREATE DATABASE ... TEMPLATE`), quicker than running every
+//! migration again in each of the suite's tests (each a process of its own).
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use secrecy::SecretString;
+use sqlx::PgConnection;
+
+use super::with_database;
+
+/// The template's name for this set of migrations: a changed or added migration gets a new one.
+fn template_name() -> String {
+    let mut hasher = DefaultHasher::new();
+    for m in sqlx::migrate!("./state-migrations").iter() {
+        (m.version, &m.checksum[..]).hash(&mut hasher);
+    }
+    format!("schema_template_{:016x}", hasher.finish())
+}
+
+/// Creates the template if no test of this run has yet (under an advisory lock, so that one
+/// process builds it while the others wait) and returns its name.
+pub async fn template(admin: &mut PgConnection, control_url: &str) -> String {
+    let name = template_name();
+    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+        .bind(&name)
+        .execute(&mut *admin)
+        .await
+        .expect("lock the schema template");
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut *admin)
+            .await
+            .expect("look for the schema template");
+    if !exists {
+        // Built under another name and renamed when complete: a test process killed half-way
+        // leaves no half-migrated template behind.
+        let building = format!("{name}_building");
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {building}"),
+            format!("CREATE DATABASE {building}"),
+        ] {
+            sqlx::query(&sql)
+                .execute(&mut *admin)
+                .await
+                .expect("create the schema template");
+        }
+        let url = with_database(control_url, &building);
+        let pool = tenantd::db::connect(&SecretString::from(url), 1)
+            .await
+            .expect("connect to the schema template");
+        tenantd::db::migrate(&pool).await.expect("migrate");
+        pool.close().await;
+        // No connections to it from now on: a copy needs the template to itself.
+        for sql in [
+            format!("ALTER DATABASE {building} RENAME TO {name}"),
+            format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"),
+        ] {
+            sqlx::query(&sql)
+                .execute(&mut *admin)
+                .await
+                .expect("finish the schema template");
+        }
+    }
+    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+        .bind(&name)
+        .execute(&mut *admin)
+        .await
+        .expect("unlock the schema template");
+    name
+}
