@@ -52,6 +52,25 @@ pub async fn template(admin: &mut PgConnection, control_url: &str) -> String {
             .expect("connect to the schema template");
         tenantd::db::migrate(&pool).await.expect("migrate");
         pool.close().await;
+        // The server ends a closed connection's session a moment after the client has gone,
+        // and a rename needs the database to itself: wait until no session is left on it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let sessions: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+                    .bind(&building)
+                    .fetch_one(&mut *admin)
+                    .await
+                    .expect("count the schema template's sessions");
+            if sessions == 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{sessions} sessions still on {building} after 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         // No connections to it from now on: a copy needs the template to itself.
         for sql in [
             format!("ALTER DATABASE {building} RENAME TO {name}"),
