@@ -4,6 +4,7 @@
 //! and failed authentications limited per address, logged with the address and the name tried
 //! (never the secret), and recorded without flooding the table.
 
+use crate::csrf_of;
 use crate::support;
 
 use std::time::Duration;
@@ -127,15 +128,6 @@ async fn console_session(app: &TestApp, token: &str) -> String {
         .next()
         .unwrap()
         .to_string()
-}
-
-/// The CSRF token a console page's forms carry.
-fn csrf_of(page: &str) -> String {
-    let at = page
-        .find("name=\"csrf\" value=\"")
-        .expect("a form with a CSRF token")
-        + 19;
-    page[at..at + 64].to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

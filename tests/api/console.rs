@@ -4,6 +4,7 @@
 //! confirmation, CSRF refusals, and no secret in any page. Screenshots go to
 //! `target/tmp/console-screenshots/`. Run through `localstack/test`.
 
+use crate::csrf_of;
 use crate::support;
 
 use std::time::Duration;
@@ -410,15 +411,6 @@ fn no_redirects() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-}
-
-/// The CSRF token a page's forms carry (every page has one: the sign-out form).
-fn csrf_of(page: &str) -> String {
-    let at = page
-        .find("name=\"csrf\" value=\"")
-        .expect("a form with a CSRF token")
-        + 19;
-    page[at..at + 64].to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

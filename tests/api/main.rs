@@ -17,3 +17,12 @@ mod listener;
 mod ops_load;
 mod roles;
 mod surface;
+
+/// The CSRF token a console page's forms carry (every page has one: the sign-out form).
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    page[at..at + 64].to_string()
+}
