@@ -71,6 +71,12 @@ pub struct ProvisioningSettings {
     pub tenant_db_connect_timeout: Duration,
     /// How long the final snapshots tenantd took are kept; `None`: forever.
     pub final_snapshot_retention: Option<Duration>,
+    /// How long an engine upgrade keeps the old (blue) instance after its switchover before
+    /// deleting it with a final snapshot (`TENANTD_UPGRADE_KEEP_OLD`).
+    pub upgrade_keep_old: Duration,
+    /// How long RDS may take to switch a Blue/Green deployment over before it rolls back
+    /// (`TENANTD_UPGRADE_SWITCHOVER_TIMEOUT`, RDS's `SwitchoverTimeout`).
+    pub upgrade_switchover_timeout: Duration,
     /// How long an account's quota figures (DescribeAccountAttributes) are trusted.
     pub quota_refresh: Duration,
     /// How often the reconciler looks at every ready and suspended tenant; `None`: never.
@@ -329,6 +335,18 @@ impl ProvisioningSettings {
             Duration::from_secs(1),
             Duration::from_secs(3650 * 86400),
         )?;
+        let upgrade_keep_old = env.duration(
+            "TENANTD_UPGRADE_KEEP_OLD",
+            Duration::from_secs(7 * 86400),
+            Duration::ZERO,
+            Duration::from_secs(365 * 86400),
+        )?;
+        let upgrade_switchover_timeout = env.duration(
+            "TENANTD_UPGRADE_SWITCHOVER_TIMEOUT",
+            Duration::from_secs(300),
+            Duration::from_secs(30),
+            Duration::from_secs(3600),
+        )?;
         let quota_refresh = env.duration(
             "TENANTD_QUOTA_REFRESH",
             Duration::from_secs(60),
@@ -409,6 +427,8 @@ impl ProvisioningSettings {
             reconcile_rds_share,
             tenant_db_connect_timeout,
             final_snapshot_retention,
+            upgrade_keep_old,
+            upgrade_switchover_timeout,
             quota_refresh,
             rds_poll_interval,
             tiers,
