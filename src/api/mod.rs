@@ -19,6 +19,7 @@ pub mod probe;
 pub mod rollouts;
 pub mod state;
 pub mod tenants;
+pub mod upgrades;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
@@ -87,6 +88,10 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
         (
             v1(Method::POST, "/v1/tenants/{id}/attach", Operator),
             post(tenants::attach),
+        ),
+        (
+            v1(Method::POST, "/v1/tenants/{id}/upgrade", Operator),
+            post(upgrades::upgrade),
         ),
         (v1(Method::GET, "/v1/jobs/{id}", Viewer), get(jobs::get)),
         (

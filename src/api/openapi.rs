@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::access::Route;
 use super::state::AppState;
-use super::{audit, jobs, ops, pool, rollouts, tenants};
+use super::{audit, jobs, ops, pool, rollouts, tenants, upgrades};
 use crate::config::Tiers;
 
 #[derive(OpenApi)]
@@ -45,6 +45,7 @@ use crate::config::Tiers;
         tenants::suspend,
         tenants::attach,
         tenants::resume,
+        upgrades::upgrade,
         jobs::list,
         jobs::retry,
         jobs::get,
