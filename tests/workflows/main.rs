@@ -8,6 +8,7 @@ mod support;
 mod crash;
 mod day_two;
 mod day_two_crash;
+mod engine_upgrade;
 mod iam;
 mod ownership;
 mod provision;
