@@ -2,7 +2,8 @@
 //! Blue/Green deployment with its data, secret, schema version and alarms, and its old instance
 //! deleted with a final snapshot once kept long enough; each precheck and the check of green
 //! failing (the tenant stays on 16, no green instance is left); a switchover RDS refuses while
-//! green lags; the delete of the old instance refusing a resource that is not the tenant's.
+//! green lags, in the tenant's maintenance window; the delete of the old instance refusing a
+//! resource that is not the tenant's.
 
 use crate::support;
 
@@ -27,7 +28,7 @@ pub struct Upgrading {
     pub tenant: String,
     pub instance: String,
     pub stop: CancellationToken,
-    pub worker: tokio::task::JoinHandle<()>,
+    pub worker: Option<tokio::task::JoinHandle<()>>,
     pub env: HashMap<String, String>,
 }
 
@@ -61,8 +62,18 @@ pub async fn ready_on_16(prefix: &str, extra: &[(&str, &str)]) -> Upgrading {
         stack,
         tenant,
         stop,
-        worker,
+        worker: Some(worker),
         env,
+    }
+}
+
+impl Upgrading {
+    /// Stops the in-process worker and its maintenance services.
+    pub async fn stop_worker(&mut self) {
+        self.stop.cancel();
+        if let Some(worker) = self.worker.take() {
+            worker.await.unwrap();
+        }
     }
 }
 
@@ -132,7 +143,7 @@ pub async fn still_on_16(u: &Upgrading, job: Uuid, class: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tenant_moves_from_16_to_17_with_its_data_secret_schema_and_alarms() {
-    let u = ready_on_16("upg", &[("TENANTD_UPGRADE_KEEP_OLD", "3s")]).await;
+    let mut u = ready_on_16("upg", &[("TENANTD_UPGRADE_KEEP_OLD", "3s")]).await;
     let before = u.stack.tenant(&u.tenant).await;
     let started = Instant::now();
     let job = upgrade(&u, "17", Apply::Immediately).await;
@@ -198,13 +209,12 @@ async fn a_tenant_moves_from_16_to_17_with_its_data_secret_schema_and_alarms() {
             .expect("the final snapshot recorded");
     assert!(snapshot.starts_with(&format!("{old}-final-")), "{snapshot}");
     assert_eq!(instances_of(&u).await, [u.instance.clone()]);
-    u.stop.cancel();
-    u.worker.await.unwrap();
+    u.stop_worker().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_target_that_is_no_upgrade_target_fails_the_prechecks() {
-    let u = ready_on_16("upgpre", &[]).await;
+    let mut u = ready_on_16("upgpre", &[]).await;
     // 18 is a newer major, but RDS lists no such target.
     let job = upgrade(&u, "18", Apply::Immediately).await;
     let error = still_on_16(&u, job, "not_a_valid_upgrade_target").await;
@@ -236,13 +246,12 @@ async fn a_target_that_is_no_upgrade_target_fails_the_prechecks() {
             .unwrap()
             .is_none()
     );
-    u.stop.cancel();
-    u.worker.await.unwrap();
+    u.stop_worker().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_extension_the_target_lacks_fails_the_prechecks() {
-    let u = ready_on_16("upgext", &[]).await;
+    let mut u = ready_on_16("upgext", &[]).await;
     // adminpack exists up to 16 and is gone in 17 (installed by the server's superuser).
     let real = Control::new().instance(&u.instance).await.unwrap()["real_database"]
         .as_str()
@@ -261,15 +270,14 @@ async fn an_extension_the_target_lacks_fails_the_prechecks() {
     let job = upgrade(&u, "17", Apply::Immediately).await;
     let error = still_on_16(&u, job, "extension_unsupported").await;
     assert!(error.contains("adminpack"), "{error}");
-    u.stop.cancel();
-    u.worker.await.unwrap();
+    u.stop_worker().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_parameter_group_name_taken_by_someone_else_fails_the_prechecks() {
     // An environment of its own: the group's name is the environment's.
     let env = format!("pg{}", &Uuid::new_v4().simple().to_string()[..8]);
-    let u = ready_on_16("upgpg", &[("TENANTD_ENVIRONMENT", env.as_str())]).await;
+    let mut u = ready_on_16("upgpg", &[("TENANTD_ENVIRONMENT", env.as_str())]).await;
     let name = format!("saas-{env}-postgres17-logical");
     u.stack
         .rds
@@ -283,35 +291,41 @@ async fn a_parameter_group_name_taken_by_someone_else_fails_the_prechecks() {
     let job = upgrade(&u, "17", Apply::Immediately).await;
     let error = still_on_16(&u, job, "foreign_resource").await;
     assert!(error.contains(&name), "{error}");
-    u.stop.cancel();
-    u.worker.await.unwrap();
+    u.stop_worker().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn green_that_differs_from_blue_is_deleted_and_the_tenant_stays_on_16() {
-    let u = ready_on_16("upggreen", &[]).await;
+    let mut u = ready_on_16("upggreen", &[]).await;
     let control = Control::new();
     let job = upgrade(&u, "17", Apply::Immediately).await;
     u.stack
-        .reached(job, "create_deployment", "succeeded", TIMEOUT)
+        .reached(job, "create_deployment", "advanced", TIMEOUT)
         .await;
-    // Green stops receiving blue's writes (hidden from RDS's guardrails), and blue gets more.
-    let bgd = queue::get_job(u.stack.pool(), job)
+    // Green stops receiving blue's writes (hidden from RDS's guardrails) once it is available,
+    // and blue gets more: the job's first look at green, once the deployment is available, is
+    // held long enough for that.
+    let data = queue::get_job(u.stack.pool(), job)
         .await
         .unwrap()
         .unwrap()
         .data
-        .0["deployment"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (status, body) = control
-        .post(
-            &format!("/blue-green-deployments/{bgd}/replication"),
-            json!({"paused": true, "hidden": true}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+        .0;
+    let bgd = data["deployment"].as_str().unwrap().to_string();
+    let green = data["green_instance"].as_str().unwrap().to_string();
+    rds_fault(json!({
+        "operation": "DescribeDBInstances", "count": 1, "latency_ms": 4000,
+        "match": { "DBInstanceIdentifier": green },
+    }))
+    .await;
+    let replication = format!("/blue-green-deployments/{bgd}/replication");
+    support::wait_for("green to be available", TIMEOUT, || async {
+        let (status, _) = control
+            .post(&replication, json!({"paused": true, "hidden": true}))
+            .await;
+        (status == 200).then_some(())
+    })
+    .await;
     let mut conn = u.stack.connect_tenant(&u.tenant).await.unwrap();
     sqlx::query("insert into notes (body) select 'late ' || g from generate_series(1, 10) g")
         .execute(&mut conn)
@@ -328,6 +342,156 @@ async fn green_that_differs_from_blue_is_deleted_and_the_tenant_stays_on_16() {
     assert_eq!(instances_of(&u).await, [u.instance.clone()]);
     assert_eq!(deployments_of(&u, job).await, 0);
     assert_eq!(count_notes(&u).await, 110);
-    u.stop.cancel();
-    u.worker.await.unwrap();
+    u.stop_worker().await;
+}
+
+/// A 30-minute weekly window opening at the first full minute at least 40 s from now, and a
+/// daily backup window an hour later (RDS refuses overlapping ones).
+fn window_soon() -> (String, String) {
+    use chrono::{Duration as D, Timelike, Utc};
+    let at = Utc::now() + D::seconds(100);
+    let start = at - D::seconds(i64::from(at.second()));
+    let day = |t: chrono::DateTime<Utc>| t.format("%a").to_string().to_lowercase();
+    let hm = |t: chrono::DateTime<Utc>| format!("{:02}:{:02}", t.hour(), t.minute());
+    let end = start + D::minutes(30);
+    let backup = (start + D::minutes(60), start + D::minutes(90));
+    (
+        format!("{}:{}-{}:{}", day(start), hm(start), day(end), hm(end)),
+        format!("{}-{}", hm(backup.0), hm(backup.1)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_switchover_in_the_window_is_refused_while_green_lags_and_goes_on_once_it_caught_up() {
+    let mut u = ready_on_16("upglag", &[]).await;
+    let (window, backups) = window_soon();
+    u.stack
+        .rds
+        .modify_db_instance()
+        .db_instance_identifier(&u.instance)
+        .preferred_maintenance_window(&window)
+        .preferred_backup_window(&backups)
+        .apply_immediately(true)
+        .send()
+        .await
+        .unwrap();
+    let job = upgrade(&u, "17", Apply::MaintenanceWindow).await;
+    u.stack
+        .reached(job, "verify_green", "advanced", TIMEOUT)
+        .await;
+    // Green checked; the switchover waits for the window. Meanwhile green falls behind.
+    u.stack
+        .reached(job, "await_window", "waiting", TIMEOUT)
+        .await;
+    let bgd = queue::get_job(u.stack.pool(), job)
+        .await
+        .unwrap()
+        .unwrap()
+        .data
+        .0["deployment"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let control = Control::new();
+    let replication = format!("/blue-green-deployments/{bgd}/replication");
+    let (status, body) = control.post(&replication, json!({"paused": true})).await;
+    assert_eq!(status, 200, "{body}");
+    let mut conn = u.stack.connect_tenant(&u.tenant).await.unwrap();
+    sqlx::query("insert into notes (body) select 'late ' || g from generate_series(1, 20) g")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.ok();
+    // In the window RDS refuses the switchover: production stays on 16 and takes writes.
+    support::wait_for("the switchover to be refused", TIMEOUT, || async {
+        let history = queue::history(u.stack.pool(), job).await.unwrap();
+        history
+            .iter()
+            .any(|h| {
+                h.step == "switchover" && h.error_class.as_deref() == Some("switchover_refused")
+            })
+            .then_some(())
+    })
+    .await;
+    let row = u.stack.tenant(&u.tenant).await;
+    assert!(row.engine_version.as_deref().unwrap().starts_with("16."));
+    assert_eq!(row.status, TenantStatus::Ready);
+    assert!(u.stack.job(job).await.state.is_active());
+    let mut conn = u.stack.connect_tenant(&u.tenant).await.unwrap();
+    sqlx::query("insert into notes (body) values ('while refused')")
+        .execute(&mut conn)
+        .await
+        .expect("blue still takes writes");
+    conn.close().await.ok();
+    // Caught up: the next try switches over, with every row.
+    let (status, body) = control.post(&replication, json!({"paused": false})).await;
+    assert_eq!(status, 200, "{body}");
+    let done = u.stack.finished(job, TIMEOUT).await;
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert_eq!(
+        u.stack.tenant(&u.tenant).await.engine_version.as_deref(),
+        Some("17.4")
+    );
+    assert_eq!(count_notes(&u).await, 121);
+    u.stop_worker().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_old_instance_is_not_deleted_when_it_is_no_longer_the_tenants() {
+    let mut u = ready_on_16("upgold", &[("TENANTD_UPGRADE_KEEP_OLD", "1h")]).await;
+    let job = upgrade(&u, "17", Apply::Immediately).await;
+    let done = u.stack.finished(job, TIMEOUT).await;
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    let old = format!("{}-old1", u.instance);
+    let retire = queue::jobs_with_arg(u.stack.pool(), RETIRE_KIND, "instance", &old)
+        .await
+        .unwrap()[0];
+    // Kept for an hour.
+    let run_at: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT run_at FROM jobs WHERE id = $1")
+            .bind(retire)
+            .fetch_one(u.stack.pool())
+            .await
+            .unwrap();
+    assert!(run_at > chrono::Utc::now() + chrono::Duration::minutes(55));
+    // Someone takes the old instance over (another environment's tag), then its time comes.
+    let arn = u
+        .stack
+        .instance(&old)
+        .await
+        .unwrap()
+        .db_instance_arn()
+        .unwrap()
+        .to_string();
+    u.stack
+        .rds
+        .add_tags_to_resource()
+        .resource_name(&arn)
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("Environment")
+                .value("production")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    sqlx::query("UPDATE jobs SET run_at = now() WHERE id = $1")
+        .bind(retire)
+        .execute(u.stack.pool())
+        .await
+        .unwrap();
+    let retired = u.stack.finished(retire, TIMEOUT).await;
+    assert_eq!(retired.state, JobState::Failed);
+    let error = retired.error.unwrap();
+    assert!(error.contains("not tagged as this tenant's"), "{error}");
+    assert!(u.stack.instance(&old).await.is_some(), "left untouched");
+    let snapshots: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM final_snapshots WHERE job_id = $1")
+            .bind(retire)
+            .fetch_one(u.stack.pool())
+            .await
+            .unwrap();
+    assert_eq!(snapshots, 0);
+    u.stop_worker().await;
 }

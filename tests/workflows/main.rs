@@ -9,6 +9,7 @@ mod crash;
 mod day_two;
 mod day_two_crash;
 mod engine_upgrade;
+mod engine_upgrade_crash;
 mod iam;
 mod ownership;
 mod provision;
