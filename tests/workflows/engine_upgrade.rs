@@ -133,7 +133,7 @@ pub async fn still_on_16(u: &Upgrading, job: Uuid, class: &str) -> String {
     assert!(row.engine_version.as_deref().unwrap().starts_with("16."));
     let error = row.error.expect("the cause on the tenant");
     assert!(error.contains("engine upgrade to PostgreSQL"), "{error}");
-    assert_eq!(instances_of(u).await, [u.instance.clone()]);
+    assert_eq!(instances_of(u).await, vec![u.instance.clone()]);
     assert_eq!(deployments_of(u, job).await, 0);
     let db = u.stack.instance(&u.instance).await.unwrap();
     assert!(db.engine_version().unwrap().starts_with("16."));
@@ -208,7 +208,7 @@ async fn a_tenant_moves_from_16_to_17_with_its_data_secret_schema_and_alarms() {
             .await
             .expect("the final snapshot recorded");
     assert!(snapshot.starts_with(&format!("{old}-final-")), "{snapshot}");
-    assert_eq!(instances_of(&u).await, [u.instance.clone()]);
+    assert_eq!(instances_of(&u).await, vec![u.instance.clone()]);
     u.stop_worker().await;
 }
 
@@ -339,7 +339,7 @@ async fn green_that_differs_from_blue_is_deleted_and_the_tenant_stays_on_16() {
     assert!(error.contains("110 rows on blue, 100 on green"), "{error}");
     assert_eq!(row.status, TenantStatus::Ready);
     assert!(row.engine_version.as_deref().unwrap().starts_with("16."));
-    assert_eq!(instances_of(&u).await, [u.instance.clone()]);
+    assert_eq!(instances_of(&u).await, vec![u.instance.clone()]);
     assert_eq!(deployments_of(&u, job).await, 0);
     assert_eq!(count_notes(&u).await, 110);
     u.stop_worker().await;
