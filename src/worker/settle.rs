@@ -215,7 +215,7 @@ mod tests {
         Job {
             id: Uuid::nil(),
             kind: "provision".into(),
-            tenant_id: Some("acme".into()),
+            tenant_id: Some(crate::tenant_id::TenantId::recorded("acme")),
             state: JobState::Running,
             step: step.into(),
             args: Json(json!({})),

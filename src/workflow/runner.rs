@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::error::StepError;
 use super::step::{InstanceWait, Step, StepNames, Transition};
 use crate::queue::{Job, Lease};
+use crate::tenant_id::TenantId;
 
 /// What a step gets to work with: the job, its arguments and its data, read once.
 pub struct StepContext<'a, A, D> {
@@ -41,8 +42,8 @@ pub struct StepContext<'a, A, D> {
 impl<'a, A, D> StepContext<'a, A, D> {
     /// The tenant the job is for. A tenant workflow's job without one fails: it cannot know
     /// whose resources to touch.
-    pub fn tenant(&self) -> Result<&'a str, StepError> {
-        match self.job.tenant_id.as_deref() {
+    pub fn tenant(&self) -> Result<&'a TenantId, StepError> {
+        match self.job.tenant_id.as_ref() {
             Some(t) if !t.is_empty() => Ok(t),
             _ => Err(StepError::fail(
                 "no_tenant",
