@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::access::Route;
 use super::state::AppState;
-use super::{audit, jobs, ops, pool, rollouts, tenants, upgrades};
+use super::{audit, jobs, ops, pool, rollouts, tenant_actions, tenants, upgrades};
 use crate::config::Tiers;
 
 #[derive(OpenApi)]
@@ -41,10 +41,10 @@ use crate::config::Tiers;
         tenants::list,
         tenants::get,
         tenants::delete,
-        tenants::change,
-        tenants::suspend,
-        tenants::attach,
-        tenants::resume,
+        tenant_actions::change,
+        tenant_actions::suspend,
+        tenant_actions::attach,
+        tenant_actions::resume,
         upgrades::upgrade,
         jobs::list,
         jobs::retry,

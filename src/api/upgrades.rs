@@ -4,15 +4,16 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use tracing::{Span, info};
+use tracing::info;
 
-use super::error::{ApiError, ApiJson, ApiPath};
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiPath};
 use super::state::AppState;
+use super::tenants::{requested, valid_id};
 use crate::audit::Trail;
-use crate::tenant_id::TenantId;
 use crate::tenants;
 use crate::wire::error::ErrorBody;
-use crate::wire::tenants::{Requested, TenantPath, TenantView, UpgradeTenant};
+use crate::wire::tenants::{Requested, TenantPath, UpgradeTenant};
 
 /// Upgrade a ready tenant to a new PostgreSQL major by an RDS Blue/Green deployment: 202 with
 /// the job; a replay while it runs answers 200 with the same job.
@@ -51,8 +52,7 @@ pub async fn upgrade(
     ApiJson(body): ApiJson<UpgradeTenant>,
 ) -> Result<(StatusCode, Json<Requested>), ApiError> {
     // The body is read before the id is checked, so a bad body is refused first.
-    let id = TenantId::parse(&id)?;
-    Span::current().record("tenant.id", id.as_str());
+    let id = valid_id(&id)?;
     let (tenant, job, created) = tenants::request_engine_upgrade_by(
         &state.db,
         &trail,
@@ -62,16 +62,6 @@ pub async fn upgrade(
         state.max_attempts,
     )
     .await?;
-    Span::current().record("job.id", tracing::field::display(job.id));
-    info!(tenant.id = %tenant.id, target = %body.target_version, created, "engine upgrade request");
-    let status = if created {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
-    let body = Requested {
-        tenant: TenantView::new(tenant, Some(&job)),
-        job: (&job).into(),
-    };
-    Ok((status, Json(body)))
+    info!(tenant.id = %tenant.id, target = %body.target_version, "engine upgrade request");
+    Ok(requested(tenant, job, created))
 }
