@@ -119,6 +119,11 @@ pub async fn deployments_of(u: &Upgrading, job: Uuid) -> usize {
 
 /// The tenant stayed on 16, ready, usable, with the cause; nothing green is left.
 pub async fn still_on_16(u: &Upgrading, job: Uuid, class: &str) -> String {
+    still_on_16_with(u, job, class, 100).await
+}
+
+/// [`still_on_16`], the tenant's table holding `rows`.
+pub async fn still_on_16_with(u: &Upgrading, job: Uuid, class: &str, rows: i64) -> String {
     let done = u.stack.finished(job, TIMEOUT).await;
     assert_eq!(done.state, JobState::Failed, "{:?}", done.data);
     let history = queue::history(u.stack.pool(), job).await.unwrap();
@@ -137,7 +142,7 @@ pub async fn still_on_16(u: &Upgrading, job: Uuid, class: &str) -> String {
     assert_eq!(deployments_of(u, job).await, 0);
     let db = u.stack.instance(&u.instance).await.unwrap();
     assert!(db.engine_version().unwrap().starts_with("16."));
-    assert_eq!(count_notes(u).await, 100);
+    assert_eq!(count_notes(u).await, rows);
     error
 }
 
@@ -493,5 +498,52 @@ async fn the_old_instance_is_not_deleted_when_it_is_no_longer_the_tenants() {
             .await
             .unwrap();
     assert_eq!(snapshots, 0);
+    u.stop_worker().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_switchover_rds_rolls_back_leaves_the_tenant_on_16_without_green() {
+    let mut u = ready_on_16("upgrb", &[("TENANTD_UPGRADE_SWITCHOVER_TIMEOUT", "30s")]).await;
+    let (window, backups) = window_soon();
+    u.stack
+        .rds
+        .modify_db_instance()
+        .db_instance_identifier(&u.instance)
+        .preferred_maintenance_window(&window)
+        .preferred_backup_window(&backups)
+        .apply_immediately(true)
+        .send()
+        .await
+        .unwrap();
+    let job = upgrade(&u, "17", Apply::MaintenanceWindow).await;
+    u.stack
+        .reached(job, "await_window", "waiting", TIMEOUT)
+        .await;
+    // Green falls behind where RDS's guardrails do not see it: the switchover starts, green
+    // does not catch up within the timeout, and RDS rolls it back.
+    let bgd = queue::get_job(u.stack.pool(), job)
+        .await
+        .unwrap()
+        .unwrap()
+        .data
+        .0["deployment"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = Control::new()
+        .post(
+            &format!("/blue-green-deployments/{bgd}/replication"),
+            json!({"paused": true, "hidden": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut conn = u.stack.connect_tenant(&u.tenant).await.unwrap();
+    sqlx::query("insert into notes (body) values ('late')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.ok();
+    let error = still_on_16_with(&u, job, "switchover_rolled_back", 101).await;
+    assert!(error.contains("rolled the switchover back"), "{error}");
     u.stop_worker().await;
 }
