@@ -19,7 +19,7 @@ use support::wait_for;
 use tenantd::cloud::Cloud;
 use tenantd::queue::{self, JobState};
 use tenantd::tenants::TenantStatus;
-use tenantd::workflow::upgrade::Apply;
+use tenantd::workflow::upgrade::{Apply, deployment_name};
 use tokio::process::Command;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
@@ -82,6 +82,34 @@ async fn killed_during(operation: &str) {
     victim.start_kill().unwrap();
     victim.wait().await.unwrap();
     assert!(u.stack.job(job).await.state.is_active());
+    // The call the victim made reaches RDS all the same, after the victim is gone; the next
+    // worker starts once RDS has carried it out, so it meets what its predecessor left.
+    let name = deployment_name(job);
+    let carried_out = |status: Option<&str>| match operation {
+        "CreateBlueGreenDeployment" => status.is_some(),
+        _ => status == Some("SWITCHOVER_COMPLETED"),
+    };
+    wait_for(&format!("{operation} carried out"), TIMEOUT, || async {
+        let out = u
+            .stack
+            .rds
+            .describe_blue_green_deployments()
+            .filters(
+                aws_sdk_rds::types::Filter::builder()
+                    .name("blue-green-deployment-name")
+                    .values(&name)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = out
+            .blue_green_deployments()
+            .first()
+            .and_then(|d| d.status());
+        carried_out(status).then_some(())
+    })
+    .await;
 
     let settings = settings(&u.env);
     let cloud = Cloud::from_sdk_config(&sdk_config(None).await);
@@ -93,6 +121,16 @@ async fn killed_during(operation: &str) {
         history.iter().any(|h| h.outcome.as_str() == "rescued"),
         "{history:?}"
     );
+    // The rerun found the deployment its predecessor made (and made no second one).
+    if operation == "CreateBlueGreenDeployment" {
+        assert!(
+            history.iter().any(|h| h
+                .note
+                .as_deref()
+                .is_some_and(|n| n.contains("made by this job"))),
+            "{history:#?}"
+        );
+    }
     watcher.abort();
     assert_eq!(
         most.load(Ordering::SeqCst),
