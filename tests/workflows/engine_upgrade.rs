@@ -547,3 +547,47 @@ async fn a_switchover_rds_rolls_back_leaves_the_tenant_on_16_without_green() {
     assert!(error.contains("rolled the switchover back"), "{error}");
     u.stop_worker().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_in_someone_elses_group_without_logical_replication_fails_the_prechecks() {
+    let mut u = ready_on_16("upgblue", &[]).await;
+    // People moved the instance to a group of their own, which tenantd does not change.
+    let group = format!("{}-own", u.instance);
+    u.stack
+        .rds
+        .create_db_parameter_group()
+        .db_parameter_group_name(&group)
+        .db_parameter_group_family("postgres16")
+        .description("the customer's own")
+        .send()
+        .await
+        .unwrap();
+    u.stack
+        .rds
+        .modify_db_instance()
+        .db_instance_identifier(&u.instance)
+        .db_parameter_group_name(&group)
+        .apply_immediately(true)
+        .send()
+        .await
+        .unwrap();
+    support::wait_for("the instance to be available again", TIMEOUT, || async {
+        let db = u.stack.instance(&u.instance).await?;
+        (db.db_instance_status() == Some("available")).then_some(())
+    })
+    .await;
+    let job = upgrade(&u, "17", Apply::Immediately).await;
+    let error = still_on_16(&u, job, "blue_parameter_group").await;
+    assert!(
+        error.contains(&group) && error.contains("rds.logical_replication"),
+        "{error}"
+    );
+    let db = u.stack.instance(&u.instance).await.unwrap();
+    let groups: Vec<_> = db
+        .db_parameter_groups()
+        .iter()
+        .filter_map(|g| g.db_parameter_group_name())
+        .collect();
+    assert_eq!(groups, [group.as_str()], "left as it was");
+    u.stop_worker().await;
+}
