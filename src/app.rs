@@ -20,7 +20,8 @@ use crate::maintenance::{
 use crate::ui;
 use crate::worker;
 use crate::workflow::{
-    Attach, AwsContext, Deprovision, Migrate, Provision, Reconcile, Registry, StandbyBuild,
+    Attach, AwsContext, Deprovision, EngineUpgrade, Migrate, Provision, Reconcile, Registry,
+    RetireInstance, StandbyBuild,
 };
 
 /// Connects to the control database (sized for the worker plus the API) and applies the schema.
@@ -135,7 +136,9 @@ pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, AwsContext) {
         .register(Reconcile(aws.clone()))
         .register(Migrate(aws.clone()))
         .register(StandbyBuild(aws.clone()))
-        .register(Attach(aws.clone()));
+        .register(Attach(aws.clone()))
+        .register(EngineUpgrade(aws.clone()))
+        .register(RetireInstance(aws.clone()));
     (registry, aws)
 }
 

@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::access::Route;
 use super::state::AppState;
-use super::{audit, jobs, ops, pool, rollouts, tenant_actions, tenants};
+use super::{audit, jobs, ops, pool, rollouts, tenant_actions, tenants, upgrades};
 use crate::config::Tiers;
 
 #[derive(OpenApi)]
@@ -45,6 +45,7 @@ use crate::config::Tiers;
         tenant_actions::suspend,
         tenant_actions::attach,
         tenant_actions::resume,
+        upgrades::upgrade,
         jobs::list,
         jobs::retry,
         jobs::get,

@@ -61,6 +61,10 @@ pub struct InstanceInfo {
     /// Performance Insights: on, and its retention in days.
     pub performance_insights: Option<bool>,
     pub performance_insights_days: Option<i32>,
+    /// The DB parameter group, and whether its parameters are applied (`in-sync`,
+    /// `pending-reboot`, `applying`).
+    pub parameter_group: Option<String>,
+    pub parameter_apply_status: Option<String>,
 }
 
 impl From<&DbInstance> for InstanceInfo {
@@ -99,6 +103,16 @@ impl From<&DbInstance> for InstanceInfo {
             multi_az: db.multi_az(),
             performance_insights: db.performance_insights_enabled(),
             performance_insights_days: db.performance_insights_retention_period(),
+            parameter_group: db
+                .db_parameter_groups()
+                .first()
+                .and_then(|g| g.db_parameter_group_name())
+                .map(str::to_string),
+            parameter_apply_status: db
+                .db_parameter_groups()
+                .first()
+                .and_then(|g| g.parameter_apply_status())
+                .map(str::to_string),
         }
     }
 }
@@ -154,6 +168,8 @@ pub struct InstanceChange {
     pub engine_version: Option<String>,
     /// Leave the change to the next maintenance window instead of applying it at once.
     pub in_maintenance_window: bool,
+    /// Another DB parameter group.
+    pub parameter_group: Option<String>,
 }
 
 /// Statuses an instance does not leave without help: waiting for them is pointless.
@@ -342,6 +358,7 @@ impl Cloud {
             .set_preferred_maintenance_window(change.maintenance_window.clone())
             .set_deletion_protection(change.deletion_protection)
             .set_engine_version(change.engine_version.clone())
+            .set_db_parameter_group_name(change.parameter_group.clone())
             .set_allow_major_version_upgrade(change.engine_version.as_ref().map(|_| false))
             .set_master_user_password(
                 change

@@ -2,7 +2,7 @@
 //! `tenantd serve` runs against the local stack through a proxy that records every AWS
 //! request, in an account of the test's own, through provisioning of every tier, a rollback,
 //! deprovisioning with final snapshots, the expiry of final snapshots, a tier change, a suspend
-//! and a resume, and reconcile rounds (with their reads of pending maintenance); each request is
+//! and a resume, an engine upgrade (with its old instance's deletion), and reconcile rounds (with their reads of pending maintenance); each request is
 //! turned into the authorization checks AWS makes for it, and each must be allowed.
 
 use crate::support;
@@ -40,6 +40,8 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
             ("TENANTD_RECONCILE_INTERVAL", "1s"),
             // And the warm pool's: a standby created, then claimed by a tenant.
             ("TENANTD_WARM_POOL", "starter=1"),
+            // And an engine upgrade's, the old instance deleted soon after.
+            ("TENANTD_UPGRADE_KEEP_OLD", "1s"),
         ],
     );
     let mut daemon = spawn_serve(&daemon_env(&base, "iam", &[]));
@@ -92,6 +94,29 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
     }
     let last = stack.finished(*day_two.last().unwrap(), TIMEOUT).await;
     assert_eq!(last.state, JobState::Succeeded, "{:?}", last.error);
+
+    // An engine upgrade 16 -> 17 of the starter tenant, its old instance deleted after.
+    let (_, upgrade, _) = tenants::request_engine_upgrade(
+        stack.pool(),
+        &starter,
+        "17",
+        tenantd::workflow::upgrade::Apply::Immediately,
+        5,
+    )
+    .await
+    .unwrap();
+    let upgraded = stack.finished(upgrade.id, TIMEOUT).await;
+    assert_eq!(upgraded.state, JobState::Succeeded, "{:?}", upgraded.error);
+    let retire = tenantd::queue::jobs_with_arg(
+        stack.pool(),
+        tenantd::workflow::upgrade::RETIRE_KIND,
+        "instance",
+        &format!("saas-{starter}-old1"),
+    )
+    .await
+    .unwrap();
+    let retired = stack.finished(retire[0], TIMEOUT).await;
+    assert_eq!(retired.state, JobState::Succeeded, "{:?}", retired.error);
 
     // A tenant that takes over the warm pool's standby (retagged, its secret moved).
     support::wait_for("a standby to be available", TIMEOUT, || async {
@@ -197,6 +222,16 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
         "secretsmanager:DeleteSecret",
         "cloudwatch:PutMetricAlarm",
         "cloudwatch:DeleteAlarms",
+        "rds:CreateBlueGreenDeployment",
+        "rds:CreateDBInstanceReadReplica",
+        "rds:DescribeBlueGreenDeployments",
+        "rds:SwitchoverBlueGreenDeployment",
+        "rds:DeleteBlueGreenDeployment",
+        "rds:CreateDBParameterGroup",
+        "rds:ModifyDBParameterGroup",
+        "rds:DescribeDBParameterGroups",
+        "rds:DescribeDBParameters",
+        "rds:DescribeEngineDefaultParameters",
     ] {
         assert!(allowed.contains_key(action), "{action} was never made");
     }
@@ -207,6 +242,7 @@ fn policy_texts() -> Vec<&'static str> {
     vec![
         include_str!("../../examples/deploy/iam-policy.json"),
         include_str!("../../examples/deploy/iam-policy-secrets.json"),
+        include_str!("../../examples/deploy/iam-policy-upgrades.json"),
     ]
 }
 
