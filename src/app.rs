@@ -186,7 +186,12 @@ pub fn maintenance(
 pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = api::bind(settings.listen, "TENANTD_LISTEN").await?;
     let pool = connect(&settings).await?;
-    let state = AppState::new(pool.clone(), ops_pool(&settings)?, &settings);
+    let state = AppState::new(
+        pool.clone(),
+        ops_pool(&settings)?,
+        &settings,
+        shutdown.clone(),
+    );
     let console = ui::router(ui::UiState::new(state.clone(), &settings));
     let app = api::admitted(api::router(state).merge(console), &settings.http);
     let names: Vec<String> = settings
@@ -207,7 +212,12 @@ pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::R
 pub async fn work(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = api::bind(settings.metrics_listen, "TENANTD_METRICS_LISTEN").await?;
     let pool = connect(&settings).await?;
-    let state = AppState::new(pool.clone(), ops_pool(&settings)?, &settings);
+    let state = AppState::new(
+        pool.clone(),
+        ops_pool(&settings)?,
+        &settings,
+        shutdown.clone(),
+    );
     let app = api::admitted(api::ops_router(state), &settings.http);
     info!(listen = %listener.local_addr()?, "health and metrics listening");
     run(settings, pool, listener, app, shutdown).await

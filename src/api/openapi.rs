@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::access::Route;
 use super::state::AppState;
-use super::{audit, jobs, ops, pool, rollouts, tenant_actions, tenants, upgrades};
+use super::{audit, events, jobs, ops, pool, rollouts, tenant_actions, tenants, upgrades};
 use crate::config::Tiers;
 
 #[derive(OpenApi)]
@@ -58,7 +58,14 @@ use crate::config::Tiers;
         rollouts::cancel,
         pool::get,
         audit::list,
+        events::list,
     ),
+    components(schemas(
+        crate::wire::events::CloudEvent,
+        crate::wire::events::TenantEventData,
+        crate::wire::events::JobFailedData,
+        crate::wire::events::RolloutEventData,
+    )),
     modifiers(&BearerAuth),
     tags(
         (name = "tenants", description = "A tenant's database: ask for it, look at it, take it away"),
@@ -66,6 +73,8 @@ use crate::config::Tiers;
         (name = "rollouts", description = "Tenant schema versions brought to the whole fleet, canary first"),
         (name = "pool", description = "The warm pool of standby instances new tenants take over"),
         (name = "audit", description = "Who asked for what, from where, and how it ended"),
+        (name = "events", description = "Lifecycle events (CloudEvents 1.0), in commit order: \
+            a page for pollers or a Server-Sent Events stream"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
     )
 )]
