@@ -14,8 +14,8 @@ use crate::cloud::rds::EngineVersion;
 use crate::config::{ConfigError, Settings, Tiers};
 use crate::db;
 use crate::maintenance::{
-    AuditPruner, Conductor, Election, InstancePoller, Maintenance, PoolKeeper, Pruner, Reconciler,
-    Rescuer, SnapshotCleaner,
+    AuditPruner, Conductor, Election, EventPruner, InstancePoller, Maintenance, PoolKeeper, Pruner,
+    Reconciler, Rescuer, SnapshotCleaner,
 };
 use crate::ui;
 use crate::worker;
@@ -163,6 +163,7 @@ pub fn maintenance(
         ))
         .with(Pruner::new(pool.clone(), settings.job_retention))
         .with(AuditPruner::new(pool.clone(), settings.audit_retention))
+        .with(EventPruner::new(pool.clone(), settings.event_retention))
         .with(Reconciler::new(
             pool.clone(),
             aws.clone(),

@@ -320,10 +320,24 @@ pub async fn prune(
     executor: impl PgExecutor<'_>,
     before: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM events WHERE time < $1")
-        .bind(before)
-        .execute(executor)
-        .await?;
+    prune_some(executor, before, i64::MAX).await
+}
+
+/// Deletes up to `batch` of the oldest events older than `before`; returns how many.
+pub async fn prune_some(
+    executor: impl PgExecutor<'_>,
+    before: DateTime<Utc>,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM events WHERE id IN (
+             SELECT id FROM events WHERE time < $1 ORDER BY time LIMIT $2
+             FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(before)
+    .bind(batch)
+    .execute(executor)
+    .await?;
     Ok(done.rows_affected())
 }
 
