@@ -29,7 +29,8 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// asks for the events after the last id it saw misses none and sees none twice. With
 /// `Accept: text/event-stream` the answer is a stream: each event as `id: <id>` and
 /// `data: <CloudEvent>`, new events as they commit, a comment line every 15 s when idle; a
-/// client that reconnects with `Last-Event-ID` gets exactly the events after it. Without, the
+/// client that reconnects with `Last-Event-ID` gets exactly the events after it, and one that
+/// gives neither it nor `since` gets the events committed from its request on. Without, the
 /// answer is a page of up to `limit` events and the cursor to poll with next. Events are kept
 /// for `TENANTD_EVENT_RETENTION` (30 days by default). Only the parameters below are accepted:
 /// any other, or one given twice, is refused with 400 `invalid_query`.
@@ -59,6 +60,12 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let filter = filter(&query)?;
     let mut after = cursor(query.since)?;
+    let limit = query.limit.unwrap_or(DEFAULT_EVENTS_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::InvalidLimit(format!(
+            "limit must be from 1 to {MAX_PAGE}, got {limit}"
+        )));
+    }
     let streaming = headers
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())
@@ -69,17 +76,15 @@ pub async fn list(
             after = cursor(Some(last.ok_or_else(|| {
                 ApiError::InvalidCursor("Last-Event-ID must be an event id".into())
             })?))?;
+        } else if query.since.is_none() {
+            // A live tail: what commits from now on. Read before the answer's head goes out,
+            // so a client that looks at the state after the head misses nothing in between.
+            after = events::last_id(&state.db).await?;
         }
         let stream = state.events.stream(after, filter);
         return Ok(Sse::new(stream)
             .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
             .into_response());
-    }
-    let limit = query.limit.unwrap_or(DEFAULT_EVENTS_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::InvalidLimit(format!(
-            "limit must be from 1 to {MAX_PAGE}, got {limit}"
-        )));
     }
     let page = events::page(&state.db, after, &filter, limit).await?;
     let next_cursor = page.last().map_or(after, |e| e.id);

@@ -75,7 +75,7 @@ impl Admission {
 /// Routes whose requests may outlast the deadline (they wait by design): the event stream
 /// (only its head is held to the deadline anyway: the body streams after the answer).
 fn exempt(path: &str) -> bool {
-    path == "/v1/events"
+    path == "/v1/events" || (path.starts_with("/ui/tenants/") && path.ends_with("/events"))
 }
 
 /// Takes a permit of the request's class (503 `overloaded` when none is free) and holds an

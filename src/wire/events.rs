@@ -172,8 +172,9 @@ pub struct RolloutEventData {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
-    /// Only events after this id (0, the default, for all that are kept). The stream's
-    /// `Last-Event-ID` header takes precedence.
+    /// Only events after this id. The default: 0 (all that are kept) for the page, the latest
+    /// event's id (a live tail) for the stream. The stream's `Last-Event-ID` header takes
+    /// precedence.
     #[param(minimum = 0, maximum = 9007199254740991_i64)]
     pub since: Option<i64>,
     /// Only events of these types, comma-separated (e.g.

@@ -225,6 +225,13 @@ async fn the_stream_resumes_after_last_event_id_and_pushes_new_events_as_they_co
     let (id, doc) = acme.next().await;
     assert_eq!((id, doc["subject"].as_str()), (eighth, Some("acme")));
 
+    // Without a cursor the stream is a live tail: only what commits after it opened.
+    let mut tail = SseReader::open(&app, "", None).await;
+    record(&app, &[tenant_event(EventType::TenantLost, "initech")]).await;
+    let (id, doc) = tail.next().await;
+    assert!(id > eighth);
+    assert_eq!(doc["type"], "tenantd.tenant.lost");
+
     // `since` works for the stream too, and Last-Event-ID wins over it.
     let mut since = SseReader::open(&app, &format!("?since={seventh}"), None).await;
     assert_eq!(since.next().await.0, eighth);
