@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::access::Route;
 use super::state::AppState;
-use super::{audit, jobs, ops, pool, rollouts, tenants};
+use super::{audit, jobs, ops, pool, reports, rollouts, tenants};
 use crate::config::Tiers;
 
 #[derive(OpenApi)]
@@ -56,13 +56,15 @@ use crate::config::Tiers;
         rollouts::resume,
         rollouts::cancel,
         pool::get,
+        reports::engines,
         audit::list,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "tenants", description = "A tenant's database: ask for it, look at it, take it away"),
         (name = "jobs", description = "The jobs that do the work, step by step"),
-        (name = "rollouts", description = "Tenant schema versions brought to the whole fleet, canary first"),
+        (name = "rollouts", description = "The whole fleet brought to a tenant schema version, an engine version, a CA or RDS's pending maintenance, canary first"),
+        (name = "reports", description = "The fleet's engine majors and CAs, and who is past end of support"),
         (name = "pool", description = "The warm pool of standby instances new tenants take over"),
         (name = "audit", description = "Who asked for what, from where, and how it ended"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
@@ -195,9 +197,41 @@ fn rollout_rules(doc: &mut serde_json::Value, tiers: &Tiers, versions: &[i64]) {
         });
     }
     if let Some(target) = props.get_mut("target_version") {
-        let mut allowed: Vec<serde_json::Value> = versions.iter().map(|v| (*v).into()).collect();
-        allowed.push(serde_json::Value::Null);
-        target["enum"] = allowed.into();
+        // A schema version of the directory, or the text target of another kind (checked with
+        // RDS when asked for).
+        let description = target.get("description").cloned();
+        *target = serde_json::json!({
+            "anyOf": [
+                { "type": "integer", "enum": versions },
+                { "type": "string", "minLength": 1, "maxLength": 64 },
+                { "type": "null" },
+            ],
+        });
+        if let Some(d) = description {
+            target["description"] = d;
+        }
+    }
+    let kinds: Vec<&str> = crate::rollouts::RolloutKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    for (name, values) in [
+        ("kind", kinds),
+        (
+            "apply",
+            vec![
+                "immediately",
+                "maintenance_window",
+                "immediate",
+                "next-maintenance",
+            ],
+        ),
+    ] {
+        if let Some(prop) = props.get_mut(name) {
+            let mut allowed: Vec<serde_json::Value> = values.into_iter().map(Into::into).collect();
+            allowed.push(serde_json::Value::Null);
+            prop["enum"] = allowed.into();
+        }
     }
 }
 

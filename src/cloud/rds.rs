@@ -1,5 +1,5 @@
 //! RDS: CreateDBInstance, DescribeDBInstances, ModifyDBInstance, DeleteDBInstance (pending
-//! maintenance actions are in [`super::maintenance`]).
+//! maintenance actions and CA certificates are in [`super::maintenance`]).
 
 use aws_sdk_rds::types::{DbInstance, Filter, Tag};
 use secrecy::{ExposeSecret, SecretString};
@@ -61,6 +61,11 @@ pub struct InstanceInfo {
     /// Performance Insights: on, and its retention in days.
     pub performance_insights: Option<bool>,
     pub performance_insights_days: Option<i32>,
+    /// The CA its certificate is issued by (`CACertificateIdentifier`).
+    pub ca_certificate: Option<String>,
+    /// The CA RDS moves it to in its next maintenance window
+    /// (`PendingModifiedValues.CACertificateIdentifier`).
+    pub pending_ca_certificate: Option<String>,
 }
 
 impl From<&DbInstance> for InstanceInfo {
@@ -99,6 +104,11 @@ impl From<&DbInstance> for InstanceInfo {
             multi_az: db.multi_az(),
             performance_insights: db.performance_insights_enabled(),
             performance_insights_days: db.performance_insights_retention_period(),
+            ca_certificate: db.ca_certificate_identifier().map(str::to_string),
+            pending_ca_certificate: db
+                .pending_modified_values()
+                .and_then(|p| p.ca_certificate_identifier())
+                .map(str::to_string),
         }
     }
 }
@@ -152,6 +162,8 @@ pub struct InstanceChange {
     /// A minor version of the same major to move to (never a major: the call says
     /// `AllowMajorVersionUpgrade=false`).
     pub engine_version: Option<String>,
+    /// Another CA for the instance's certificate (`CACertificateIdentifier`).
+    pub ca_certificate: Option<String>,
     /// Leave the change to the next maintenance window instead of applying it at once.
     pub in_maintenance_window: bool,
 }
@@ -343,6 +355,7 @@ impl Cloud {
             .set_deletion_protection(change.deletion_protection)
             .set_engine_version(change.engine_version.clone())
             .set_allow_major_version_upgrade(change.engine_version.as_ref().map(|_| false))
+            .set_ca_certificate_identifier(change.ca_certificate.clone())
             .set_master_user_password(
                 change
                     .master_password

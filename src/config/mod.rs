@@ -7,6 +7,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use std::net::SocketAddr;
 
+mod engines;
 mod env;
 mod http;
 mod provisioning;
@@ -15,6 +16,7 @@ mod tokens;
 mod ui;
 mod worker;
 
+pub use engines::EngineSettings;
 pub use env::{ConfigError, Env};
 pub use http::{ClassLimits, HttpSettings};
 pub use provisioning::{MigrationLimits, ProvisioningSettings, TenantDbTls};

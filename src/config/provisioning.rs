@@ -88,6 +88,8 @@ pub struct ProvisioningSettings {
     /// The share of this process's RDS request rate (and of the free DB instances) the pool
     /// keeper may take for new standbys, so that tenants' own creates go first.
     pub pool_rds_share: f64,
+    /// End-of-support dates per major, and the CA bundles per CA.
+    pub engines: super::EngineSettings,
 }
 
 impl ProvisioningSettings {
@@ -399,7 +401,9 @@ impl ProvisioningSettings {
                 format!("expected a fraction above 0 and at most 1, got {pool_rds_share}"),
             ));
         }
+        let engines = super::EngineSettings::load(env)?;
         Ok(ProvisioningSettings {
+            engines,
             warm_pool,
             pool_max_age,
             pool_secret_prefix,

@@ -83,6 +83,9 @@ pub struct Tenant {
     /// RDS's pending maintenance actions for the instance, as the reconciler last read them
     /// (`None`: not read yet).
     pub pending_maintenance: Option<sqlx::types::Json<Vec<PendingMaintenance>>>,
+    /// The CA the instance's certificate is issued by (`CACertificateIdentifier`), as the
+    /// reconciler last described it or a CA rotation recorded it (`None`: not known yet).
+    pub ca_certificate: Option<String>,
 }
 
 /// One setting whose actual value differs from the desired one.
@@ -109,6 +112,10 @@ pub struct TenantFilter {
     pub prefix: Option<String>,
     /// Below this schema version (never migrated counts as 0).
     pub schema_version_below: Option<i64>,
+    /// On this engine version: a major (`16`: any 16.x) or an exact version (`16.9`).
+    pub engine_version: Option<String>,
+    /// On this CA (`rds-ca-rsa4096-g1`).
+    pub ca_certificate: Option<String>,
 }
 
 /// A page of tenants in id order, filtered, after `cursor` (the last id of the previous page).
@@ -125,6 +132,8 @@ pub async fn list(
          WHERE ($1::tenant_status IS NULL OR status = $1) AND ($2::text IS NULL OR id > $2)
            AND ($4::text IS NULL OR tier = $4) AND ($5::text IS NULL OR starts_with(id, $5))
            AND ($6::bigint IS NULL OR COALESCE(schema_version, 0) < $6)
+           AND ($7::text IS NULL OR engine_version = $7 OR split_part(engine_version, '.', 1) = $7)
+           AND ($8::text IS NULL OR ca_certificate = $8)
          ORDER BY id LIMIT $3",
     )
     .bind(filter.status)
@@ -133,6 +142,8 @@ pub async fn list(
     .bind(filter.tier.as_deref())
     .bind(filter.prefix.as_deref())
     .bind(filter.schema_version_below)
+    .bind(filter.engine_version.as_deref())
+    .bind(filter.ca_certificate.as_deref())
     .fetch_all(executor)
     .await?;
     let next = if rows.len() as i64 > limit {
@@ -251,6 +262,13 @@ pub enum TenantUpdate<'a> {
     AttachFailed {
         error: &'a str,
     },
+    /// A fleet change (minor version, CA, maintenance) reached the instance: what it runs and
+    /// has now (`None` keeps what is recorded); the error of an earlier attempt is cleared.
+    InstanceChanged {
+        engine_version: Option<&'a str>,
+        ca_certificate: Option<&'a str>,
+        pending_maintenance: Option<&'a [PendingMaintenance]>,
+    },
 }
 
 /// Writes the tenant's row; the caller's transaction is the job's fence.
@@ -346,6 +364,21 @@ pub async fn update(
         )
         .bind(tenant)
         .bind(status),
+        TenantUpdate::InstanceChanged {
+            engine_version,
+            ca_certificate,
+            pending_maintenance,
+        } => sqlx::query(
+            "UPDATE tenants SET engine_version = COALESCE($2, engine_version),
+                 ca_certificate = COALESCE($3, ca_certificate),
+                 pending_maintenance = COALESCE($4, pending_maintenance), error = NULL,
+                 updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(tenant)
+        .bind(engine_version)
+        .bind(ca_certificate)
+        .bind(pending_maintenance.map(sqlx::types::Json)),
         TenantUpdate::AttachFailed { error } => {
             sqlx::query("UPDATE tenants SET error = $2, updated_at = now() WHERE id = $1")
                 .bind(tenant)
@@ -449,6 +482,8 @@ pub struct Found<'a> {
     pub engine_version: Option<&'a str>,
     /// RDS's pending maintenance actions (`None`: keep the recorded ones).
     pub pending_maintenance: Option<&'a [PendingMaintenance]>,
+    /// The instance's CA (`None`: keep the recorded one).
+    pub ca_certificate: Option<&'a str>,
 }
 
 /// What the reconciler found: the drift, the status the tenant should have and its error, the
@@ -463,6 +498,7 @@ pub async fn record_findings(
         "UPDATE tenants SET drift = $2, status = $3, error = $4, checked_at = now(),
              engine_version = COALESCE($5, engine_version),
              pending_maintenance = COALESCE($6, pending_maintenance),
+             ca_certificate = COALESCE($7, ca_certificate),
              updated_at = CASE WHEN status <> $3 THEN now() ELSE updated_at END
          WHERE id = $1",
     )
@@ -472,6 +508,7 @@ pub async fn record_findings(
     .bind(found.error)
     .bind(found.engine_version)
     .bind(found.pending_maintenance.map(sqlx::types::Json))
+    .bind(found.ca_certificate)
     .execute(conn)
     .await?;
     Ok(())
@@ -507,4 +544,44 @@ pub async fn existing(
         .bind(ids)
         .fetch_all(executor)
         .await
+}
+
+/// How many tenants run one engine major on one CA (one row of the engine report).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EngineCount {
+    /// The major (`16`); `None`: not known yet.
+    pub major: Option<String>,
+    pub ca_certificate: Option<String>,
+    pub tenants: i64,
+}
+
+/// The tenants that have an instance (ready, suspended, degraded, detached), counted by engine
+/// major and CA (one aggregate).
+pub async fn engine_census(executor: impl PgExecutor<'_>) -> Result<Vec<EngineCount>, sqlx::Error> {
+    sqlx::query_as::<_, EngineCount>(
+        "SELECT NULLIF(split_part(engine_version, '.', 1), '') AS major, ca_certificate,
+             count(*) AS tenants
+         FROM tenants WHERE status IN ('ready', 'suspended', 'degraded', 'detached')
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .fetch_all(executor)
+    .await
+}
+
+/// The tenants with an instance on one of these majors, in id order, at most `limit`.
+pub async fn on_majors(
+    executor: impl PgExecutor<'_>,
+    majors: &[String],
+    limit: i64,
+) -> Result<Vec<(String, Option<String>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, engine_version FROM tenants
+         WHERE status IN ('ready', 'suspended', 'degraded', 'detached')
+           AND split_part(engine_version, '.', 1) = ANY($1)
+         ORDER BY id LIMIT $2",
+    )
+    .bind(majors)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
 }
