@@ -469,10 +469,11 @@ async fn rollouts(
             tenants,
             wait,
         } => {
-            // A number is a schema version; the daemon reads it as text for the other kinds.
+            // A schema rollout's target is a version number; the other kinds' are strings.
+            let schema = matches!(kind.as_deref(), None | Some("schema"));
             let target_version = target.map(|t| match t.parse::<i64>() {
-                Ok(v) => crate::wire::rollouts::Target::Version(v),
-                Err(_) => crate::wire::rollouts::Target::Named(t),
+                Ok(v) if schema => crate::wire::rollouts::Target::Version(v),
+                _ => crate::wire::rollouts::Target::Named(t),
             });
             let body = CreateRollout {
                 kind,

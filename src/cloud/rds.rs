@@ -489,6 +489,33 @@ impl Cloud {
         Ok(found)
     }
 
+    /// Every PostgreSQL version RDS offers, every page of them (no default look).
+    pub async fn postgres_versions(&self) -> Result<Vec<EngineVersion>, CloudError> {
+        let mut found = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let request = self
+                .rds
+                .describe_db_engine_versions()
+                .engine("postgres")
+                .set_marker(marker.clone());
+            let out = self
+                .call_rds("DescribeDBEngineVersions", || request.clone().send())
+                .await?;
+            found.extend(out.db_engine_versions().iter().map(|v| EngineVersion {
+                version: v.engine_version().unwrap_or_default().to_string(),
+                major: v.major_engine_version().unwrap_or_default().to_string(),
+                default: false,
+                status: v.status().unwrap_or("available").to_string(),
+            }));
+            marker = out.marker().filter(|m| !m.is_empty()).map(str::to_string);
+            if marker.is_none() {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
     /// The account's RDS quotas and how much of each is used.
     pub async fn describe_account_attributes(&self) -> Result<Vec<Quota>, CloudError> {
         let request = self.rds.describe_account_attributes();

@@ -60,7 +60,7 @@ pub enum RolloutError {
 }
 
 /// A rollout's target as asked for: a schema version (a number), or the target of another
-/// kind (text; a number is read as its text, so `17` and `"17"` ask for the same major).
+/// kind (a string: `"17"`, `"16.9"`, `"rds-ca-rsa4096-g1"`, `"all"`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Target {
@@ -87,15 +87,6 @@ impl<'de> serde::Deserialize<'de> for Target {
             other => Err(D::Error::custom(format!(
                 "expected a version number or a string, got {other}"
             ))),
-        }
-    }
-}
-
-impl Target {
-    fn text(&self) -> String {
-        match self {
-            Target::Version(v) => v.to_string(),
-            Target::Named(s) => s.clone(),
         }
     }
 }
@@ -191,11 +182,20 @@ fn aim(catalog: &[SchemaMigration], new: &NewRollout) -> Result<Aim, RolloutErro
             apply: None,
         });
     }
-    let Some(target) = new.target_version.as_ref().map(Target::text) else {
-        return Err(RolloutError::Invalid(format!(
-            "a {} rollout needs a target_version",
-            kind.as_str()
-        )));
+    let target = match &new.target_version {
+        Some(Target::Named(t)) => t.clone(),
+        Some(Target::Version(v)) => {
+            return Err(RolloutError::Invalid(format!(
+                "target_version of a {} rollout is a string (\"{v}\"), not a number",
+                kind.as_str()
+            )));
+        }
+        None => {
+            return Err(RolloutError::Invalid(format!(
+                "a {} rollout needs a target_version",
+                kind.as_str()
+            )));
+        }
     };
     let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
     let shape_ok = match kind {
@@ -260,11 +260,12 @@ fn schema_target(catalog: &[SchemaMigration], new: &NewRollout) -> Result<i64, R
     let target = match &new.target_version {
         None => newest,
         Some(Target::Version(v)) => *v,
-        Some(Target::Named(text)) => text.parse().map_err(|_| {
-            RolloutError::Invalid(format!(
-                "target_version {text:?} of a schema rollout is not a tenant migration version"
-            ))
-        })?,
+        Some(Target::Named(text)) => {
+            return Err(RolloutError::Invalid(format!(
+                "target_version {text:?} of a schema rollout: a tenant migration version is a \
+                 number"
+            )));
+        }
     };
     if !catalog.iter().any(|m| m.version == target) {
         let versions: Vec<String> = catalog.iter().map(|m| m.version.to_string()).collect();
@@ -680,13 +681,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.apply.as_deref(), Some("next-maintenance"));
-        let major = NewRollout {
+        let major = of_kind("engine_major", Some("17"), None).unwrap();
+        assert_eq!(major.target.as_deref(), Some("17"));
+        let number = NewRollout {
             kind: Some("engine_major".into()),
             target_version: Some(Target::Version(17)),
             ..NewRollout::default()
         };
-        let (major, _) = validate(&Tiers::defaults(), &catalog(), &major).unwrap();
-        assert_eq!(major.target.as_deref(), Some("17"));
+        assert!(matches!(
+            validate(&Tiers::defaults(), &catalog(), &number),
+            Err(RolloutError::Invalid(m)) if m.contains("a string")
+        ));
     }
 
     #[test]

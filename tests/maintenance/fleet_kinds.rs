@@ -408,6 +408,10 @@ async fn each_kind_refuses_what_rds_does_not_offer_and_a_refused_request_changes
         (json!({"apply": "immediately"}), "invalid_apply"),
         (json!({"kind": "engine_minor"}), "invalid_body"),
         (json!({"target_version": "newest"}), "invalid_body"),
+        (
+            json!({"kind": "engine_major", "target_version": 17}),
+            "invalid_body",
+        ),
     ] {
         let (status, answer) = api.create(body.clone()).await;
         assert_eq!(status, 422, "{body} → {answer}");
@@ -481,7 +485,7 @@ async fn each_kind_refuses_what_rds_does_not_offer_and_a_refused_request_changes
     // engine_major is accepted (RDS offers 17); without the engine_upgrade workflow in this
     // build the rollout halts with that reason instead of starting jobs nobody runs.
     let (status, created) = api
-        .create(json!({"kind": "engine_major", "target_version": 17, "canary": 1}))
+        .create(json!({"kind": "engine_major", "target_version": "17", "canary": 1}))
         .await;
     assert_eq!(status, 202, "{created}");
     assert_eq!(created["target_version"], "17");
