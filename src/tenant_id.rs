@@ -11,8 +11,14 @@ use serde::{Deserialize, Serialize};
 
 /// A valid tenant id: 3 to 40 lowercase letters, digits and single hyphens, a letter first, no
 /// hyphen last.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// In the control database it is text (`sqlx(transparent)`): what a row holds was checked when it
+/// was written, so reading it back does not check it again.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, sqlx::Type,
+)]
 #[serde(try_from = "String", into = "String")]
+#[sqlx(transparent)]
 pub struct TenantId(String);
 
 /// Text that is not a tenant id.

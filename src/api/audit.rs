@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 
-use super::error::{ApiError, ApiQuery};
+use super::error::ApiError;
+use super::extract::ApiQuery;
 use super::state::AppState;
 use crate::audit::{self, AuditFilter};
 use crate::tenant_id::TenantId;

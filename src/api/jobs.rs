@@ -6,8 +6,9 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use tracing::{Span, info};
 
-use super::error::ApiQuery;
-use super::error::{ApiError, ApiPath, job_id};
+use super::error::ApiError;
+use super::extract::ApiQuery;
+use super::extract::{ApiPath, job_id};
 use super::state::AppState;
 use crate::audit::{self, Trail};
 use crate::queue::{self, Job, JobFilter};

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod caller;
 pub mod error;
+pub mod extract;
 pub mod jobs;
 pub mod limits;
 pub mod listener;
@@ -19,6 +20,7 @@ pub mod probe;
 pub mod reports;
 pub mod rollouts;
 pub mod state;
+pub mod tenant_actions;
 pub mod tenants;
 
 use std::net::SocketAddr;
@@ -75,19 +77,19 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
         ),
         (
             v1(Method::PATCH, "/v1/tenants/{id}", Operator),
-            patch(tenants::change),
+            patch(tenant_actions::change),
         ),
         (
             v1(Method::POST, "/v1/tenants/{id}/suspend", Operator),
-            post(tenants::suspend),
+            post(tenant_actions::suspend),
         ),
         (
             v1(Method::POST, "/v1/tenants/{id}/resume", Operator),
-            post(tenants::resume),
+            post(tenant_actions::resume),
         ),
         (
             v1(Method::POST, "/v1/tenants/{id}/attach", Operator),
-            post(tenants::attach),
+            post(tenant_actions::attach),
         ),
         (v1(Method::GET, "/v1/jobs/{id}", Viewer), get(jobs::get)),
         (

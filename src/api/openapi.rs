@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::access::Route;
 use super::state::AppState;
-use super::{audit, jobs, ops, pool, reports, rollouts, tenants};
+use super::{audit, jobs, ops, pool, reports, rollouts, tenant_actions, tenants};
 use crate::config::Tiers;
 use crate::rollouts::offers::Offered;
 
@@ -42,10 +42,10 @@ use crate::rollouts::offers::Offered;
         tenants::list,
         tenants::get,
         tenants::delete,
-        tenants::change,
-        tenants::suspend,
-        tenants::attach,
-        tenants::resume,
+        tenant_actions::change,
+        tenant_actions::suspend,
+        tenant_actions::attach,
+        tenant_actions::resume,
         jobs::list,
         jobs::retry,
         jobs::get,

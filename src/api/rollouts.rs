@@ -7,7 +7,8 @@ use axum::{Extension, Json};
 use tracing::{Span, info};
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, rollout_id};
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiPath, ApiQuery, rollout_id};
 use super::state::AppState;
 use crate::audit::Trail;
 use crate::rollouts::NewRollout;

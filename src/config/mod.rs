@@ -7,7 +7,6 @@ use std::time::Duration;
 use secrecy::SecretString;
 use std::net::SocketAddr;
 
-mod engines;
 mod env;
 mod http;
 mod provisioning;
@@ -16,10 +15,9 @@ mod tokens;
 mod ui;
 mod worker;
 
-pub use engines::EngineSettings;
 pub use env::{ConfigError, Env};
 pub use http::{ClassLimits, HttpSettings};
-pub use provisioning::{MigrationLimits, ProvisioningSettings, TenantDbTls};
+pub use provisioning::{EngineSettings, MigrationLimits, ProvisioningSettings, TenantDbTls};
 pub use tiers::{Tier, TierError, Tiers};
 pub use tokens::{ApiTokens, MIN_TOKEN_LEN, NamedToken, Presented, Role};
 pub use ui::{SecureCookie, UiSettings};

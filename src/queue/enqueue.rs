@@ -43,8 +43,8 @@ impl NewJob {
         self
     }
 
-    pub fn tenant(mut self, tenant_id: impl Into<String>) -> Self {
-        self.tenant_id = Some(tenant_id.into());
+    pub fn tenant(mut self, tenant_id: impl AsRef<str>) -> Self {
+        self.tenant_id = Some(tenant_id.as_ref().to_owned());
         self
     }
 

@@ -7,6 +7,8 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use crate::tenant_id::TenantId;
+
 /// Where a job is in its life. Mirrors the `job_state` enum of the control schema.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
@@ -161,7 +163,7 @@ pub struct Lease {
 pub struct Job {
     pub id: Uuid,
     pub kind: String,
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<TenantId>,
     pub state: JobState,
     pub step: String,
     pub args: Json<Value>,

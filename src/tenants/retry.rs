@@ -73,7 +73,7 @@ async fn retry(
     note_tenant(trail, &tenant_id);
     let tenant = tenants::lock(&mut tx, &tenant_id)
         .await?
-        .ok_or_else(|| TenantError::NotFound(tenant_id.clone()))?;
+        .ok_or_else(|| TenantError::NotFound(tenant_id.to_string()))?;
     if tenant.status != TenantStatus::Failed {
         return Err(refuse(format!(
             "its tenant {tenant_id} is {}, not failed",

@@ -119,7 +119,7 @@ impl JobLine {
         JobLine {
             id: j.id.to_string(),
             kind: j.kind.clone(),
-            tenant: j.tenant_id.clone(),
+            tenant: j.tenant_id.as_deref().map(str::to_owned),
             badge: job_badge(j.state),
             step: j.step.clone(),
             attempt: format!("{}/{}", j.attempt, j.max_attempts),

@@ -75,7 +75,7 @@ impl From<&Job> for JobView {
         JobView {
             id: job.id,
             kind: job.kind.clone(),
-            tenant_id: job.tenant_id.clone(),
+            tenant_id: job.tenant_id.as_deref().map(str::to_owned),
             state: job.state,
             step: job.step.clone(),
             attempt: job.attempt,

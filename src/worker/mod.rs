@@ -22,7 +22,8 @@ pub use settle::{SettleInput, Settled, on_claim, settle};
 
 use crate::config::WorkerSettings;
 use crate::queue::{self, Completer, Job, Lease, QueueError};
-use crate::workflow::{Decision, Registry};
+use crate::workflow::error::StepError;
+use crate::workflow::{Registry, StepRun};
 use lease::{Held, HeldJob, Terms, leases_of};
 
 /// Runs the worker until `shutdown` is cancelled, then drains: stops claiming, lets running steps
@@ -293,8 +294,8 @@ impl JobTask {
                 attempt = job.attempt,
             );
             let started_at = Utc::now();
-            let decision = match on_claim(&job) {
-                Some(d) => d,
+            let run = match on_claim(&job) {
+                Some(refused) => StepRun::failed(refused),
                 None => {
                     // A panicking step is a failed attempt, not a job held (and heartbeaten)
                     // for as long as the process lives.
@@ -305,7 +306,7 @@ impl JobTask {
                     )
                     .catch_unwind();
                     tokio::select! {
-                        d = step => d.unwrap_or_else(|_| Decision::retry("panic", "the step panicked")),
+                        r = step => r.unwrap_or_else(|_| StepRun::failed(StepError::retry("panic", "the step panicked"))),
                         _ = self.abort.cancelled() => {
                             span.in_scope(|| warn!("step abandoned: lease lost or not renewed in time, or hard stop"));
                             break;
@@ -321,7 +322,7 @@ impl JobTask {
                 keep_going: !self.shutdown.is_cancelled(),
                 compensation: &compensation,
             };
-            let settled = settle(&job, decision, &input, &mut rand::rng());
+            let settled = settle(&job, run, &input, &mut rand::rng());
             let took = (input.now - started_at).to_std().unwrap_or_default();
             let completion = settled.completion;
             let recorded = self

@@ -1,11 +1,14 @@
-//! From a step's [`Decision`] to the job's next row: pure rules, tested without a database.
+//! From a step's outcome ([`StepRun`]: its transition or its error) to the job's next row: pure
+//! rules, tested without a database.
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use crate::config::RetryPolicy;
 use crate::queue::{Completion, Job, JobState, Outcome};
-use crate::workflow::Decision;
+use crate::workflow::StepRun;
+use crate::workflow::error::StepError;
+use crate::workflow::step::Transition;
 
 /// The settled record of one step, and whether the same worker goes on with the job.
 #[derive(Debug, Clone)]
@@ -28,12 +31,7 @@ pub struct SettleInput<'a> {
 }
 
 /// Decides the job's next state from what its current step returned.
-pub fn settle(
-    job: &Job,
-    decision: Decision,
-    input: &SettleInput<'_>,
-    rng: &mut impl Rng,
-) -> Settled {
+pub fn settle(job: &Job, run: StepRun, input: &SettleInput<'_>, rng: &mut impl Rng) -> Settled {
     let mut completion = Completion {
         lease: job.lease(),
         state: JobState::Running,
@@ -64,58 +62,79 @@ pub fn settle(
             None
         }
     };
-    match decision {
-        Decision::Next { step, data, note } => {
-            completion.data = data;
-            completion.note = note;
+    match run.outcome {
+        Ok(Transition::Next(step)) => {
+            completion.data = run.data;
             continue_with = go_on(&mut completion, step.to_string());
         }
-        Decision::Done { data } => {
-            completion.data = data;
+        Ok(Transition::Noted { next, note }) => {
+            completion.data = run.data;
+            completion.note = Some(note);
+            continue_with = go_on(&mut completion, next.to_string());
+        }
+        Ok(Transition::Done) => {
+            completion.data = run.data;
             completion.state = final_state(job);
             completion.outcome = Outcome::of_final(completion.state);
             if completion.state == JobState::Cancelled && job.error.is_none() {
                 completion.error = Some("cancelled".into());
             }
         }
-        Decision::Wait {
+        Ok(Transition::Wait(after)) => wait(&mut completion, input, after, run.data),
+        Ok(Transition::WaitFor {
             after,
-            data,
+            class,
             reason,
-        } => {
-            completion.data = data;
-            completion.state = JobState::Waiting;
-            completion.run_at = Some(input.now + after);
-            completion.outcome = Outcome::Waiting;
-            if let Some((class, reason)) = reason {
-                completion.error_class = Some(class);
-                completion.history_error = Some(reason);
-            }
+        }) => {
+            wait(&mut completion, input, after, run.data);
+            completion.error_class = Some(class);
+            completion.history_error = Some(reason);
         }
-        Decision::Retry { error, class } if job.attempt + 1 < job.max_attempts => {
+        Err(StepError {
+            class,
+            retry: true,
+            message,
+        }) if job.attempt + 1 < job.max_attempts => {
             let attempt = job.attempt + 1;
             completion.state = JobState::Waiting;
             completion.attempt = attempt;
             completion.run_at = Some(input.now + input.retry.delay(attempt, rng));
             completion.outcome = Outcome::Retrying;
-            completion.history_error = Some(error);
+            completion.history_error = Some(message);
             completion.error_class = Some(class);
         }
-        Decision::Retry { error, class } => {
-            let error = format!("{error} (gave up after {} attempts)", job.max_attempts);
+        Err(StepError {
+            class,
+            retry: true,
+            message,
+        }) => {
+            let error = format!("{message} (gave up after {} attempts)", job.max_attempts);
             completion.attempt = job.max_attempts;
             completion.error_class = Some(class);
             continue_with = fail(job, error, input, &mut completion, go_on);
         }
-        Decision::Fail { error, class } => {
+        Err(StepError { class, message, .. }) => {
             completion.error_class = Some(class);
-            continue_with = fail(job, error, input, &mut completion, go_on);
+            continue_with = fail(job, message, input, &mut completion, go_on);
         }
     }
     Settled {
         completion,
         continue_with,
     }
+}
+
+/// The same step again after `after`, no attempt used.
+fn wait(
+    completion: &mut Completion,
+    input: &SettleInput<'_>,
+    after: std::time::Duration,
+    data: Option<serde_json::Value>,
+) {
+    completion.data = data;
+    completion.state = JobState::Waiting;
+    completion.run_at = Some(input.now + after);
+    completion.outcome = Outcome::Waiting;
 }
 
 fn fail(
@@ -168,12 +187,12 @@ fn final_state_failed(job: &Job) -> JobState {
 }
 
 /// What the worker does with a job it just claimed, before running any step.
-pub fn on_claim(job: &Job) -> Option<Decision> {
+pub fn on_claim(job: &Job) -> Option<StepError> {
     if job.cancel_requested && job.error.is_none() {
-        return Some(Decision::fail("cancelled", "cancelled"));
+        return Some(StepError::fail("cancelled", "cancelled"));
     }
     if job.attempt >= job.max_attempts {
-        return Some(Decision::fail(
+        return Some(StepError::fail(
             "interrupted",
             format!("step {} was interrupted {} times", job.step, job.attempt),
         ));
@@ -196,7 +215,7 @@ mod tests {
         Job {
             id: Uuid::nil(),
             kind: "provision".into(),
-            tenant_id: Some("acme".into()),
+            tenant_id: Some(crate::tenant_id::TenantId::recorded("acme")),
             state: JobState::Running,
             step: step.into(),
             args: Json(json!({})),
@@ -226,19 +245,22 @@ mod tests {
         }
     }
 
-    fn next(step: &'static str) -> Decision {
-        Decision::Next {
-            step,
+    fn ran(outcome: Result<Transition<&'static str>, StepError>) -> StepRun {
+        StepRun {
+            outcome,
             data: None,
-            note: None,
         }
     }
 
-    fn done() -> Decision {
-        Decision::Done { data: None }
+    fn next(step: &'static str) -> StepRun {
+        ran(Ok(Transition::Next(step)))
     }
 
-    fn run(job: &Job, t: Decision, keep_going: bool) -> Settled {
+    fn done() -> StepRun {
+        ran(Ok(Transition::Done))
+    }
+
+    fn run(job: &Job, t: StepRun, keep_going: bool) -> Settled {
         let now = Utc::now();
         let input = SettleInput {
             worker: "w",
@@ -277,11 +299,7 @@ mod tests {
     fn wait_reschedules_without_consuming_an_attempt() {
         let p = run(
             &job("wait", 1),
-            Decision::Wait {
-                after: Duration::from_secs(30),
-                data: None,
-                reason: None,
-            },
+            ran(Ok(Transition::Wait(Duration::from_secs(30)))),
             true,
         );
         assert_eq!(p.completion.state, JobState::Waiting);
@@ -294,7 +312,7 @@ mod tests {
     fn retry_consumes_an_attempt_and_then_fails_into_compensation() {
         let p = run(
             &job("create", 0),
-            Decision::retry("throttled", "throttled"),
+            StepRun::failed(StepError::retry("throttled", "throttled")),
             true,
         );
         assert_eq!(
@@ -305,7 +323,7 @@ mod tests {
         assert_eq!(p.completion.error_class, Some("throttled"));
         let p = run(
             &job("create", 2),
-            Decision::retry("throttled", "throttled"),
+            StepRun::failed(StepError::retry("throttled", "throttled")),
             true,
         );
         assert_eq!(p.continue_with.as_deref(), Some("undo"));
@@ -320,7 +338,11 @@ mod tests {
 
     #[test]
     fn a_failure_without_compensation_ends_the_job() {
-        let p = run(&job("migrate", 0), Decision::fail("test", "bad"), true);
+        let p = run(
+            &job("migrate", 0),
+            StepRun::failed(StepError::fail("test", "bad")),
+            true,
+        );
         assert_eq!(p.completion.state, JobState::Failed);
         assert_eq!(p.continue_with, None);
     }
@@ -332,7 +354,11 @@ mod tests {
         let p = run(&j, done(), true);
         assert_eq!(p.completion.state, JobState::Failed);
         assert_eq!(p.completion.error, None, "the cause stays as recorded");
-        let p = run(&j, Decision::fail("test", "still broken"), true);
+        let p = run(
+            &j,
+            StepRun::failed(StepError::fail("test", "still broken")),
+            true,
+        );
         assert_eq!(p.completion.state, JobState::Failed);
         assert_eq!(
             p.completion.error.as_deref(),
@@ -345,7 +371,7 @@ mod tests {
         let mut j = job("wait", 0);
         j.cancel_requested = true;
         let t = on_claim(&j).expect("cancel is handled before the step");
-        let p = run(&j, t, true);
+        let p = run(&j, StepRun::failed(t), true);
         assert_eq!(p.continue_with.as_deref(), Some("undo"));
         j.step = "undo".into();
         j.error = Some("cancelled".into());
@@ -357,7 +383,7 @@ mod tests {
     fn an_exhausted_job_fails_without_running_its_step() {
         assert!(matches!(
             on_claim(&job("create", 3)),
-            Some(Decision::Fail { .. })
+            Some(StepError { retry: false, .. })
         ));
         assert_eq!(on_claim(&job("create", 2)), None);
     }

@@ -30,6 +30,6 @@ pub use fleet::FleetChange;
 pub use migrate::Migrate;
 pub use provision::Provision;
 pub use reconcile::Reconcile;
-pub use runner::{Decision, Registry, Runner, StepContext, Workflow};
+pub use runner::{Registry, Runner, StepContext, StepRun, Workflow};
 pub use standby::StandbyBuild;
 pub use step::{InstanceWait, Step, StepNames, Transition};

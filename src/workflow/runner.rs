@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -22,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::error::StepError;
 use super::step::{InstanceWait, Step, StepNames, Transition};
 use crate::queue::{Job, Lease};
+use crate::tenant_id::TenantId;
 
 /// What a step gets to work with: the job, its arguments and its data, read once.
 pub struct StepContext<'a, A, D> {
@@ -42,8 +42,8 @@ pub struct StepContext<'a, A, D> {
 impl<'a, A, D> StepContext<'a, A, D> {
     /// The tenant the job is for. A tenant workflow's job without one fails: it cannot know
     /// whose resources to touch.
-    pub fn tenant(&self) -> Result<&'a str, StepError> {
-        match self.job.tenant_id.as_deref() {
+    pub fn tenant(&self) -> Result<&'a TenantId, StepError> {
+        match self.job.tenant_id.as_ref() {
             Some(t) if !t.is_empty() => Ok(t),
             _ => Err(StepError::fail(
                 "no_tenant",
@@ -77,44 +77,21 @@ pub trait Workflow: Send + Sync + 'static {
     ) -> Result<Transition<Self::Step>, StepError>;
 }
 
-/// What one run of a step asks the queue to do, in the queue's terms: step names and a patch
-/// of the job's data.
+/// One run of a step as the worker sees it: the step's own outcome (the [`Transition`] it asked
+/// for, its steps named as the queue stores them, or its [`StepError`]) and the patch of the
+/// job's data it made, written with a transition and dropped with an error.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
-    /// Go on with `step` at once.
-    Next {
-        step: &'static str,
-        data: Option<Value>,
-        /// For the history: what the step did that people should know about.
-        note: Option<String>,
-    },
-    /// The workflow is finished.
-    Done { data: Option<Value> },
-    /// Run the same step again after `after` (no attempt used).
-    Wait {
-        after: Duration,
-        data: Option<Value>,
-        /// Why, for the history: a class and a text.
-        reason: Option<(&'static str, String)>,
-    },
-    /// Run the same step again after a backoff (uses an attempt).
-    Retry { error: String, class: &'static str },
-    /// Hand over to the workflow's compensation.
-    Fail { error: String, class: &'static str },
+pub struct StepRun {
+    pub outcome: Result<Transition<&'static str>, StepError>,
+    pub data: Option<Value>,
 }
 
-impl Decision {
-    pub fn fail(class: &'static str, error: impl Into<String>) -> Self {
-        Decision::Fail {
-            error: error.into(),
-            class,
-        }
-    }
-
-    pub fn retry(class: &'static str, error: impl Into<String>) -> Self {
-        Decision::Retry {
-            error: error.into(),
-            class,
+impl StepRun {
+    /// A run that failed before (or instead of) the step: nothing of the data changed.
+    pub fn failed(error: StepError) -> Self {
+        StepRun {
+            outcome: Err(error),
+            data: None,
         }
     }
 }
@@ -135,7 +112,7 @@ pub trait Runner: Send + Sync + 'static {
     fn compensation(&self, step: &str) -> Option<&'static str>;
 
     /// Runs the job's current step once.
-    async fn run_step(&self, job: &Job, db: &PgPool, abort: CancellationToken) -> Decision;
+    async fn run_step(&self, job: &Job, db: &PgPool, abort: CancellationToken) -> StepRun;
 }
 
 /// The [`Runner`] of a typed workflow.
@@ -162,10 +139,10 @@ impl<W: Workflow> Runner for Typed<W> {
         W::Step::parse(step)?.compensation().map(StepNames::name)
     }
 
-    async fn run_step(&self, job: &Job, db: &PgPool, abort: CancellationToken) -> Decision {
+    async fn run_step(&self, job: &Job, db: &PgPool, abort: CancellationToken) -> StepRun {
         let Some(step) = W::Step::parse(&job.step) else {
             let known: Vec<&str> = W::Step::ALL.iter().map(|s| s.name()).collect();
-            return Decision::fail(
+            return StepRun::failed(StepError::fail(
                 "unknown_step",
                 format!(
                     "{} has no step {:?} in this release (its steps: {})",
@@ -173,17 +150,25 @@ impl<W: Workflow> Runner for Typed<W> {
                     job.step,
                     known.join(", ")
                 ),
-            );
+            ));
         };
         let args: W::Args = match serde_json::from_value(job.args.0.clone()) {
             Ok(args) => args,
             Err(e) => {
-                return Decision::fail("bad_args", format!("the job's arguments: {e}"));
+                return StepRun::failed(StepError::fail(
+                    "bad_args",
+                    format!("the job's arguments: {e}"),
+                ));
             }
         };
         let data: W::Data = match serde_json::from_value(job.data.0.clone()) {
             Ok(data) => data,
-            Err(e) => return Decision::fail("bad_data", format!("the job's data: {e}")),
+            Err(e) => {
+                return StepRun::failed(StepError::fail(
+                    "bad_data",
+                    format!("the job's data: {e}"),
+                ));
+            }
         };
         let mut cx = StepContext {
             job,
@@ -202,33 +187,11 @@ impl<W: Workflow> Runner for Typed<W> {
             }
         };
         match result {
-            Ok(Transition::Noted { next, note }) => Decision::Next {
-                step: next.name(),
+            Ok(transition) => StepRun {
+                outcome: Ok(transition.map(|step| step.name())),
                 data: patch(),
-                note: Some(note),
             },
-            Ok(Transition::Next(next)) => Decision::Next {
-                step: next.name(),
-                data: patch(),
-                note: None,
-            },
-            Ok(Transition::Done) => Decision::Done { data: patch() },
-            Ok(Transition::Wait(after)) => Decision::Wait {
-                after,
-                data: patch(),
-                reason: None,
-            },
-            Ok(Transition::WaitFor {
-                after,
-                class,
-                reason,
-            }) => Decision::Wait {
-                after,
-                data: patch(),
-                reason: Some((class, reason)),
-            },
-            Err(e) if e.retry => Decision::retry(e.class, e.message),
-            Err(e) => Decision::fail(e.class, e.message),
+            Err(e) => StepRun::failed(e),
         }
     }
 }

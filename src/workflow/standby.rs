@@ -1,8 +1,9 @@
 //! The warm pool's standby workflow: a standby instance built through the same steps as a
 //! tenant's (secret first, instance, wait, endpoint, migrations at the newest version, backups;
 //! the alarms wait until a tenant claims it), then recorded `available`. A step failing for
-//! good, or the pool keeper retiring the standby (too old), removes it like a rolled-back
-//! tenant: instance, then secret, then its record.
+//! good, or the pool keeper retiring the standby (too old), removes it by the rollback of a
+//! tenant's provisioning (the same code: [`provision::undo_instance`],
+//! [`provision::undo_secret`]): instance, then secret, then its record.
 //!
 //! credentials → instance → wait_available → secret_endpoint → migrate → backups →
 //! mark_available; retiring (or a failure) → undo_instance → undo_secret → forget.
@@ -11,8 +12,7 @@ use async_trait::async_trait;
 
 use super::aws::{AwsContext, Owner};
 use super::error::StepError;
-use super::provision::{self, ProvisionArgs, ProvisionData, ProvisionStep};
-use super::removal::{self, Removed, Scope};
+use super::provision::{self, ProvisionArgs, ProvisionData, ProvisionStep, Undone};
 use super::runner::{StepContext, Workflow};
 use super::step::{InstanceWait, Step, StepNames, Transition, steps};
 use crate::queue;
@@ -78,27 +78,6 @@ fn as_standby(step: ProvisionStep) -> StandbyStep {
     }
 }
 
-fn mapped(tr: Transition<ProvisionStep>) -> Transition<StandbyStep> {
-    match tr {
-        Transition::Next(s) => Transition::Next(as_standby(s)),
-        Transition::Noted { next, note } => Transition::Noted {
-            next: as_standby(next),
-            note,
-        },
-        Transition::Done => Transition::Done,
-        Transition::Wait(d) => Transition::Wait(d),
-        Transition::WaitFor {
-            after,
-            class,
-            reason,
-        } => Transition::WaitFor {
-            after,
-            class,
-            reason,
-        },
-    }
-}
-
 type Cx<'a> = StepContext<'a, ProvisionArgs, ProvisionData>;
 
 #[async_trait]
@@ -137,42 +116,15 @@ impl Workflow for StandbyBuild {
             MarkAvailable => return mark_available(cx, &id).await,
             UndoInstance => {
                 record(cx, &id, Change::Retire).await?;
-                let jobs = t.creating_jobs(cx, Some(&id)).await?;
-                let seen = cx.data.poller_seen.take();
-                let removal = &mut cx.data.removal;
-                return match removal::remove_instance(
-                    t,
-                    o,
-                    step.name(),
-                    seen.as_ref(),
-                    removal,
-                    Scope::Rollback {
-                        jobs: &jobs,
-                        since: cx.job.created_at,
+                return Ok(
+                    match provision::undo_instance(t, o, step.name(), cx).await? {
+                        Undone::Done(note) => provision::noted(UndoSecret, note),
+                        Undone::Later(after) => Transition::Wait(after),
                     },
-                    None,
-                    None,
-                )
-                .await?
-                {
-                    Removed::Done => Ok(Transition::Next(UndoSecret)),
-                    Removed::Later(after) => Ok(Transition::Wait(after)),
-                };
+                );
             }
             UndoSecret => {
-                let jobs = t.creating_jobs(cx, Some(&id)).await?;
-                let removal = &mut cx.data.removal;
-                removal::remove_secret(
-                    t,
-                    o,
-                    &o.secret,
-                    removal,
-                    Scope::Rollback {
-                        jobs: &jobs,
-                        since: cx.job.created_at,
-                    },
-                )
-                .await?;
+                provision::undo_secret(t, o, cx, false).await?;
                 return Ok(Transition::Next(Forget));
             }
             Forget => {
@@ -180,7 +132,7 @@ impl Workflow for StandbyBuild {
                 return Ok(Transition::Done);
             }
         };
-        Ok(mapped(tr))
+        Ok(tr.map(as_standby))
     }
 }
 

@@ -91,6 +91,30 @@ pub enum Transition<S> {
     },
 }
 
+impl<S> Transition<S> {
+    /// The same transition with its step turned into another form (e.g. its name).
+    pub fn map<T>(self, f: impl FnOnce(S) -> T) -> Transition<T> {
+        match self {
+            Transition::Next(s) => Transition::Next(f(s)),
+            Transition::Noted { next, note } => Transition::Noted {
+                next: f(next),
+                note,
+            },
+            Transition::Done => Transition::Done,
+            Transition::Wait(after) => Transition::Wait(after),
+            Transition::WaitFor {
+                after,
+                class,
+                reason,
+            } => Transition::WaitFor {
+                after,
+                class,
+                reason,
+            },
+        }
+    }
+}
+
 /// The instance states a waiting step acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstanceWait {

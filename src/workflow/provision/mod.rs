@@ -4,18 +4,19 @@
 mod claim;
 mod configure;
 mod create;
+mod rollback;
 mod state;
 
 use async_trait::async_trait;
 
 pub use configure::{backups, migrate, secret_endpoint};
 pub use create::{credentials, instance, wait_available};
+pub use rollback::{Undone, undo_instance, undo_secret};
 pub use state::{Provision, ProvisionArgs, ProvisionData, ProvisionStep};
 
 use crate::store::tenants::TenantUpdate;
 use crate::workflow::aws::{Owner, update_tenant};
 use crate::workflow::error::StepError;
-use crate::workflow::removal::{self, Removed, Scope};
 use crate::workflow::runner::{StepContext, Workflow};
 use crate::workflow::step::{StepNames, Transition};
 
@@ -52,68 +53,18 @@ impl Workflow for Provision {
             MarkReady => configure::mark_ready(cx).await,
             Claim => claim::retag(t, o, cx).await,
             ClaimSecret => claim::move_secret(t, o, cx).await,
-            UndoAlarms => {
-                let jobs = t.creating_jobs(cx, cx.args.standby.as_ref()).await?;
-                let scope = Scope::Rollback {
-                    jobs: &jobs,
-                    since: cx.job.created_at,
-                };
-                match removal::remove_alarms(t, o, scope, &mut cx.data.removal).await? {
-                    Some(note) => Ok(Transition::Noted {
-                        next: UndoInstance,
-                        note,
-                    }),
-                    None => Ok(Transition::Next(UndoInstance)),
-                }
-            }
-            // The instance goes without a final snapshot, if this job (or, for a claim, the
-            // standby's) created it; an adopted one is kept.
-            UndoInstance => {
-                let jobs = t.creating_jobs(cx, cx.args.standby.as_ref()).await?;
-                // What the poller handed over is acted on once: the next look is a fresh one.
-                let seen = cx.data.poller_seen.take();
-                let kept_before = cx.data.removal.kept_instance.is_some();
-                let removal = &mut cx.data.removal;
-                match removal::remove_instance(
-                    t,
-                    &owner,
-                    step.name(),
-                    seen.as_ref(),
-                    removal,
-                    Scope::Rollback {
-                        jobs: &jobs,
-                        since: cx.job.created_at,
-                    },
-                    None,
-                    None,
-                )
-                .await?
-                {
-                    Removed::Done => match removal.kept_instance.clone() {
-                        Some(note) if !kept_before => Ok(Transition::Noted {
-                            next: UndoSecret,
-                            note,
-                        }),
-                        _ => Ok(Transition::Next(UndoSecret)),
-                    },
-                    Removed::Later(after) => Ok(Transition::Wait(after)),
-                }
-            }
-            // A secret this job created goes at once, with no recovery window; after a claim,
-            // the standby's too, if it was not moved yet. One the job found is scheduled for
-            // deletion with the recovery window; one of a kept instance is kept.
+            UndoAlarms => Ok(match rollback::undo_alarms(t, o, cx).await? {
+                Undone::Done(note) => noted(UndoInstance, note),
+                Undone::Later(after) => Transition::Wait(after),
+            }),
+            UndoInstance => Ok(
+                match rollback::undo_instance(t, o, step.name(), cx).await? {
+                    Undone::Done(note) => noted(UndoSecret, note),
+                    Undone::Later(after) => Transition::Wait(after),
+                },
+            ),
             UndoSecret => {
-                let jobs = t.creating_jobs(cx, cx.args.standby.as_ref()).await?;
-                let scope = Scope::Rollback {
-                    jobs: &jobs,
-                    since: cx.job.created_at,
-                };
-                let removal = &mut cx.data.removal;
-                removal::remove_secret(t, &owner, &owner.secret, removal, scope).await?;
-                if let Some(standby) = cx.args.standby.as_deref() {
-                    let theirs = Owner::standby(t, standby);
-                    removal::remove_secret(t, &theirs, &theirs.secret, removal, scope).await?;
-                }
+                rollback::undo_secret(t, o, cx, true).await?;
                 Ok(Transition::Next(MarkFailed))
             }
             MarkFailed => {
@@ -125,6 +76,14 @@ impl Workflow for Provision {
                 Ok(Transition::Done)
             }
         }
+    }
+}
+
+/// Go on to `next`, with `note` (if any) in the history.
+pub fn noted<S>(next: S, note: Option<String>) -> Transition<S> {
+    match note {
+        Some(note) => Transition::Noted { next, note },
+        None => Transition::Next(next),
     }
 }
 

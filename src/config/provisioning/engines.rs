@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
-use super::env::{ConfigError, Env};
+use crate::config::env::{ConfigError, Env};
 
 /// The engine lifecycle settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
