@@ -53,14 +53,15 @@ pub fn place(rollout: &Rollout, kind: RolloutKind, p: &Pending) -> Place {
             Some(ca) if ca == target => Place::There(Some(ca.to_string())),
             ca => Place::Start(ca.map(str::to_string)),
         },
-        // Known only once the reconciler has read them: an unread tenant is started (its job
-        // reads them).
+        // What the reconciler read before the rollout began may be stale (an action RDS added
+        // since): only a read made since counts; otherwise the tenant's job reads them.
         RolloutKind::Maintenance => match &p.pending_maintenance {
             Some(pending)
-                if !pending
-                    .0
-                    .iter()
-                    .any(|a| target == "all" || a.action == target) =>
+                if p.checked_at.is_some_and(|at| at > rollout.created_at)
+                    && !pending
+                        .0
+                        .iter()
+                        .any(|a| target == "all" || a.action == target) =>
             {
                 Place::There(Some("none pending".into()))
             }
@@ -158,6 +159,7 @@ mod tests {
 
     fn tenant(engine: &str, ca: &str, pending: Option<&[&str]>) -> Pending {
         Pending {
+            checked_at: Some(chrono::Utc::now() + chrono::Duration::seconds(1)),
             tenant_id: "acme".into(),
             status: None,
             schema_version: Some(5),
@@ -229,6 +231,14 @@ mod tests {
                 RolloutKind::Maintenance,
                 &unread
             ),
+            Place::Start(_)
+        ));
+        // Read before the rollout began: an action may have come since.
+        let mut stale = tenant("16.8", "x", Some(&[]));
+        stale.checked_at = Some(chrono::Utc::now() - chrono::Duration::hours(1));
+        let maintenance = rollout(RolloutKind::Maintenance, "all");
+        assert!(matches!(
+            place(&maintenance, RolloutKind::Maintenance, &stale),
             Place::Start(_)
         ));
     }

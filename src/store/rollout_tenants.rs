@@ -291,6 +291,8 @@ pub struct Pending {
     pub engine_version: Option<String>,
     pub ca_certificate: Option<String>,
     pub pending_maintenance: Option<sqlx::types::Json<Vec<PendingMaintenance>>>,
+    /// When the reconciler last read the instance (and its pending actions).
+    pub checked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The pending tenants of `stage`, in order.
@@ -301,7 +303,7 @@ pub async fn pending(
 ) -> Result<Vec<Pending>, sqlx::Error> {
     sqlx::query_as::<_, Pending>(
         "SELECT rt.tenant_id, t.status, t.schema_version, t.engine_version, t.ca_certificate,
-             t.pending_maintenance
+             t.pending_maintenance, t.checked_at
          FROM rollout_tenants rt LEFT JOIN tenants t ON t.id = rt.tenant_id
          WHERE rt.rollout_id = $1 AND rt.stage = $2 AND rt.state = 'pending'
          ORDER BY rt.seq, rt.tenant_id",

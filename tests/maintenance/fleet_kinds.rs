@@ -93,6 +93,15 @@ async fn jobs_of(
     .unwrap()
 }
 
+/// Waits until the instance is `available` (after a change it is `modifying` for a while).
+async fn available(stack: &Stack, instance: &str) {
+    support::wait_for(&format!("{instance} to be available"), TIMEOUT, || async {
+        let i = stack.instance(instance).await?;
+        (i.db_instance_status() == Some("available")).then_some(())
+    })
+    .await;
+}
+
 fn stage<'a>(r: &'a Value, name: &str) -> &'a Value {
     r["stages"]
         .as_array()
@@ -494,5 +503,103 @@ async fn each_kind_refuses_what_rds_does_not_offer_and_a_refused_request_changes
     assert!(
         r["reason"].as_str().unwrap().contains("engine_upgrade"),
         "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_left_to_the_maintenance_window_wait_for_it_then_are_recorded() {
+    let stack = Stack::new().await;
+    let (_daemon, url) = serve_ready(&env(&stack, "window", &[])).await;
+    let api = RolloutApi::new(&url);
+    let prefix = support::stack::tenant_id("win");
+    let tenant = ready_fleet(&stack, &prefix, 1).await.remove(0);
+    let instance = format!("saas-{tenant}");
+    let control = Control::new();
+
+    // The CA waits in PendingModifiedValues until the window comes; the rollout waits with it.
+    let (status, created) = api
+        .create(json!({"kind": "ca_certificate", "target_version": NEW_CA,
+                       "apply": "maintenance_window", "canary": 0}))
+        .await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    support::wait_for("the CA to be pending", TIMEOUT, || async {
+        let i = stack.instance(&instance).await?;
+        (i.pending_modified_values()?.ca_certificate_identifier() == Some(NEW_CA)).then_some(())
+    })
+    .await;
+    support::wait_for("the job to wait for the window", TIMEOUT, || async {
+        let (step, state): (String, String) =
+            sqlx::query_as("SELECT step, state::text FROM jobs WHERE kind = 'ca_certificate'")
+                .fetch_one(stack.pool())
+                .await
+                .ok()?;
+        (step == "wait_window" && state == "waiting").then_some(())
+    })
+    .await;
+    let r = api.rollout(&id).await;
+    assert_eq!(r["state"], "running", "{r:#}");
+    assert_eq!(r["totals"]["migrating"], 1, "{r:#}");
+    assert_eq!(
+        stack
+            .instance(&instance)
+            .await
+            .unwrap()
+            .ca_certificate_identifier(),
+        Some("rds-ca-rsa2048-g1")
+    );
+    available(&stack, &instance).await;
+    let (status, body) = control
+        .post(
+            &format!("/instances/{instance}/maintenance-window"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let r = api.ended(&id, TIMEOUT).await;
+    assert_eq!(r["state"], "succeeded", "{r:#}");
+    assert_eq!(
+        stack.tenant(&tenant).await.ca_certificate.as_deref(),
+        Some(NEW_CA)
+    );
+    verify_full(&stack, &tenant, NEW_CA).await.unwrap();
+
+    // A pending action opted in for the next window: applied only once it comes.
+    let (status, body) = control
+        .post(
+            &format!("/instances/{instance}/pending-maintenance"),
+            json!({"action": "system-update"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, created) = api
+        .create(
+            json!({"kind": "maintenance", "target_version": "system-update",
+                       "apply": "next-maintenance", "canary": 0}),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    support::wait_for("the opt-in", TIMEOUT, || async {
+        let (_, body) = control
+            .get(&format!("/instances/{instance}/pending-maintenance"))
+            .await;
+        body.to_string().contains("next-maintenance").then_some(())
+    })
+    .await;
+    assert_eq!(api.rollout(&id).await["state"], "running");
+    available(&stack, &instance).await;
+    let (status, body) = control
+        .post(
+            &format!("/instances/{instance}/maintenance-window"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let r = api.ended(&id, TIMEOUT).await;
+    assert_eq!(r["state"], "succeeded", "{r:#}");
+    assert_eq!(
+        stack.tenant(&tenant).await.pending_maintenance.map(|p| p.0),
+        Some(vec![])
     );
 }

@@ -167,7 +167,7 @@ pub(super) async fn request(kind: Kind, t: &AwsContext, cx: &mut Cx<'_>) -> Step
                 ));
             }
             if minor_reached(&current, &target) {
-                return Ok(Transition::Next(FleetStep::Wait));
+                return Ok(Transition::Next(waiting(cx.args.apply)));
             }
             if info.pending_engine_version.as_deref() != Some(target.as_str()) || !window {
                 let change = InstanceChange {
@@ -186,7 +186,7 @@ pub(super) async fn request(kind: Kind, t: &AwsContext, cx: &mut Cx<'_>) -> Step
             let current = info.ca_certificate.clone().unwrap_or_default();
             cx.data.before.get_or_insert(current.clone());
             if current == target {
-                return Ok(Transition::Next(FleetStep::Wait));
+                return Ok(Transition::Next(waiting(cx.args.apply)));
             }
             if info.pending_ca_certificate.as_deref() != Some(target.as_str()) || !window {
                 let change = InstanceChange {
@@ -228,11 +228,24 @@ pub(super) async fn request(kind: Kind, t: &AwsContext, cx: &mut Cx<'_>) -> Step
             }
         }
     }
-    Ok(Transition::Next(FleetStep::Wait))
+    Ok(Transition::Next(waiting(cx.args.apply)))
+}
+
+/// The wait step of a change applied at once, or left to the window.
+fn waiting(apply: Apply) -> FleetStep {
+    match apply {
+        Apply::Immediately => FleetStep::Wait,
+        Apply::MaintenanceWindow => FleetStep::WaitWindow,
+    }
 }
 
 /// Until RDS describes the target (and, for maintenance, no longer lists the actions).
-pub(super) async fn wait(kind: Kind, t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
+pub(super) async fn wait(
+    kind: Kind,
+    step: FleetStep,
+    t: &AwsContext,
+    cx: &mut Cx<'_>,
+) -> StepResult {
     let owner = owner(t, cx).await?;
     let id = owner.instance.clone();
     let limit = deadline(t, cx.args.apply);
@@ -248,16 +261,13 @@ pub(super) async fn wait(kind: Kind, t: &AwsContext, cx: &mut Cx<'_>) -> StepRes
             ),
         ));
     }
-    // A change left to the window is looked at seldom: the window may be a week away.
-    let window = cx.args.apply == Apply::MaintenanceWindow;
-    let seen = if window {
-        None
-    } else {
-        cx.data.poller_seen.take()
-    };
+    // A change left to the window is looked at seldom, by the step itself (the poller does not
+    // wake it): the window may be a week away.
+    let window = step == FleetStep::WaitWindow;
+    let seen = cx.data.poller_seen.take();
     let look = t
         .watch
-        .look(seen.as_ref(), FleetStep::Wait.name(), &id, !window)
+        .look(seen.as_ref(), step.name(), &id, !window)
         .await
         .during("looking at the instance")?;
     let later = |t: &AwsContext, cx: &mut Cx<'_>| {

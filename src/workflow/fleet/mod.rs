@@ -2,13 +2,14 @@
 //! (`engine_minor`), the CA of its certificate (`ca_certificate`), RDS's pending maintenance
 //! actions (`maintenance`). One state machine for the three, each kind's calls in [`change`]:
 //!
-//! request → wait → verify (CA only) → record; a failure for good (or a cancel) →
+//! request → wait (or wait_window) → verify (CA only) → record; a failure for good (or a cancel) →
 //! record_failure: the tenant keeps its status, with the cause in its `error` and in its
 //! rollout. `request` makes the kind's one modifying call (ModifyDBInstance or
 //! ApplyPendingMaintenanceAction) after a fresh DescribeDBInstances whose tags pass the
 //! ownership rule; it makes none when the instance has the target already (or has it pending,
-//! for a step run again). `wait` waits durably until RDS describes the target: at once, or up
-//! to eight days when the change waits for the maintenance window. `verify` logs in to the
+//! for a step run again). `wait` waits durably until RDS describes the target, woken by the
+//! instance poller; `wait_window` instead, when the change waits for the maintenance window,
+//! looks by itself every ten `TENANTD_WAIT_MAX`, for up to eight days. `verify` logs in to the
 //! tenant database with verify-full against the new CA's bundle alone.
 
 pub mod change;
@@ -42,8 +43,12 @@ steps! {
     pub enum FleetStep {
         /// The ownership check, then the kind's modifying call (none when already there).
         Request = "request",
-        /// Until RDS describes the target.
+        /// Until RDS describes the target (applied at once: woken by the instance poller).
         Wait = "wait",
+        /// Until RDS describes the target, left to the maintenance window: a look of its own
+        /// every ten `TENANTD_WAIT_MAX` (the poller does not wake it: the window may be a
+        /// week away).
+        WaitWindow = "wait_window",
         /// (CA) A verify-full login with the new CA's bundle.
         Verify = "verify",
         /// What the instance has now, on the tenant and in the rollout.
@@ -125,7 +130,7 @@ impl<K: ChangeKind> Workflow for FleetChange<K> {
         let t = &self.0;
         match step {
             FleetStep::Request => change::request(K::KIND, t, cx).await,
-            FleetStep::Wait => change::wait(K::KIND, t, cx).await,
+            FleetStep::Wait | FleetStep::WaitWindow => change::wait(K::KIND, step, t, cx).await,
             FleetStep::Verify => change::verify(t, cx).await,
             FleetStep::Record => change::record(K::KIND, cx).await,
             FleetStep::RecordFailure => change::record_failure(K::KIND, cx).await,
