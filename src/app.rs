@@ -21,8 +21,8 @@ use crate::ui;
 use crate::worker;
 use crate::workflow::fleet::{CaCertificate, EngineMinor, Maintenance as MaintenanceActions};
 use crate::workflow::{
-    Attach, AwsContext, Deprovision, FleetChange, Migrate, Provision, Reconcile, Registry,
-    StandbyBuild,
+    Attach, AwsContext, Deprovision, EngineUpgrade, FleetChange, Migrate, Provision, Reconcile,
+    Registry, RetireInstance, StandbyBuild,
 };
 
 /// Connects to the control database (sized for the worker plus the API) and applies the schema.
@@ -138,6 +138,8 @@ pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, AwsContext) {
         .register(Migrate(aws.clone()))
         .register(StandbyBuild(aws.clone()))
         .register(Attach(aws.clone()))
+        .register(EngineUpgrade(aws.clone()))
+        .register(RetireInstance(aws.clone()))
         .register(FleetChange::<EngineMinor>::new(aws.clone()))
         .register(FleetChange::<CaCertificate>::new(aws.clone()))
         .register(FleetChange::<MaintenanceActions>::new(aws.clone()));

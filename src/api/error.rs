@@ -57,6 +57,12 @@ pub enum ApiError {
     InvalidTenantId(String),
     #[error("{0}")]
     UnknownTier(String),
+    /// An engine upgrade's target is not a PostgreSQL major.
+    #[error("{0}")]
+    InvalidTargetVersion(String),
+    /// An engine upgrade's target is the tenant's major or an older one.
+    #[error("{0}")]
+    NotAnUpgrade(String),
     /// A deletion without a final snapshot of a protected tier, without `force`.
     #[error("{0}")]
     FinalSnapshotRequired(String),
@@ -133,6 +139,8 @@ impl ApiError {
             InvalidBody(_)
             | InvalidTenantId(_)
             | UnknownTier(_)
+            | InvalidTargetVersion(_)
+            | NotAnUpgrade(_)
             | UnknownRolloutKind(_)
             | TargetNotOffered(_)
             | InvalidApply(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -174,6 +182,8 @@ impl ApiError {
             InvalidPath(_) => "invalid_path",
             InvalidTenantId(_) => "invalid_tenant_id",
             UnknownTier(_) => "unknown_tier",
+            InvalidTargetVersion(_) => "invalid_target_version",
+            NotAnUpgrade(_) => "not_an_upgrade",
             FinalSnapshotRequired(_) => "final_snapshot_required",
             TenantNotFound(_) => "tenant_not_found",
             JobNotFound(_) => "job_not_found",
@@ -291,6 +301,10 @@ impl From<TenantError> for ApiError {
                 ApiError::InvalidTenantId(e.to_string())
             }
             e @ TenantError::UnknownTier { .. } => ApiError::UnknownTier(e.to_string()),
+            e @ TenantError::InvalidTargetVersion(_) => {
+                ApiError::InvalidTargetVersion(e.to_string())
+            }
+            e @ TenantError::NotAnUpgrade { .. } => ApiError::NotAnUpgrade(e.to_string()),
             e @ TenantError::FinalSnapshotRequired { .. } => {
                 ApiError::FinalSnapshotRequired(e.to_string())
             }

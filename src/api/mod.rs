@@ -22,6 +22,7 @@ pub mod rollouts;
 pub mod state;
 pub mod tenant_actions;
 pub mod tenants;
+pub mod upgrades;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
@@ -90,6 +91,10 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
         (
             v1(Method::POST, "/v1/tenants/{id}/attach", Operator),
             post(tenant_actions::attach),
+        ),
+        (
+            v1(Method::POST, "/v1/tenants/{id}/upgrade", Operator),
+            post(upgrades::upgrade),
         ),
         (v1(Method::GET, "/v1/jobs/{id}", Viewer), get(jobs::get)),
         (

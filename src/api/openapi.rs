@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::access::Route;
 use super::state::AppState;
-use super::{audit, jobs, ops, pool, reports, rollouts, tenant_actions, tenants};
+use super::{audit, jobs, ops, pool, reports, rollouts, tenant_actions, tenants, upgrades};
 use crate::config::Tiers;
 use crate::rollouts::offers::Offered;
 
@@ -46,6 +46,7 @@ use crate::rollouts::offers::Offered;
         tenant_actions::suspend,
         tenant_actions::attach,
         tenant_actions::resume,
+        upgrades::upgrade,
         jobs::list,
         jobs::retry,
         jobs::get,

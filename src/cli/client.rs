@@ -12,7 +12,7 @@ use crate::wire::jobs::{JobDetail, JobPage, JobView};
 use crate::wire::pool::PoolView;
 use crate::wire::rollouts::{CreateRollout, RolloutPage, RolloutView};
 use crate::wire::tenants::{
-    Apply, ChangeTenant, Changed, CreateTenant, Page, Requested, TenantView,
+    Apply, ChangeTenant, Changed, CreateTenant, Page, Requested, TenantView, UpgradeTenant,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +144,24 @@ impl Client {
         let url = self.url(&["v1", "tenants", id.as_str()]);
         let body = serde_json::to_value(&body).expect("a request body serializes");
         let (status, r) = self.call(Method::PATCH, url, Some(body)).await?;
+        Ok((r, status == StatusCode::ACCEPTED))
+    }
+
+    /// Asks for a tenant to move to PostgreSQL major `target_version`; `true` when a new job
+    /// was enqueued (202).
+    pub async fn upgrade(
+        &self,
+        id: &TenantId,
+        target_version: &str,
+        apply: Apply,
+    ) -> Result<(Requested, bool), ClientError> {
+        let body = UpgradeTenant {
+            target_version: target_version.to_string(),
+            apply: Some(apply),
+        };
+        let url = self.url(&["v1", "tenants", id.as_str(), "upgrade"]);
+        let body = serde_json::to_value(&body).expect("a request body serializes");
+        let (status, r) = self.call(Method::POST, url, Some(body)).await?;
         Ok((r, status == StatusCode::ACCEPTED))
     }
 

@@ -99,6 +99,20 @@ pub enum TenantsCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Upgrade a ready tenant to a new PostgreSQL major (e.g. 17) by a Blue/Green deployment.
+    Upgrade {
+        id: String,
+        /// The major to move to, e.g. 17.
+        #[arg(long = "to")]
+        target_version: String,
+        /// Switch over at once, or in the tenant's maintenance window.
+        #[arg(long, value_enum, default_value = "immediately")]
+        apply: ApplyArg,
+        /// Follow the upgrade until it is done (exit 0) or fails (exit 1; the tenant keeps its
+        /// version).
+        #[arg(long)]
+        wait: bool,
+    },
     /// Stop a ready tenant's instance (data and backups kept); the tenant becomes suspended.
     Suspend {
         id: String,
@@ -118,7 +132,7 @@ pub enum TenantsCommand {
     Attach { id: String },
 }
 
-/// When a tier change takes effect (`--apply`).
+/// When a tier change or an engine upgrade's switchover takes effect (`--apply`).
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ApplyArg {
     Immediately,
@@ -394,6 +408,26 @@ async fn execute(
                 return Ok(ExitCode::SUCCESS);
             }
             (id, job, TenantStatus::Ready)
+        }
+        Request::Tenants(TenantsCommand::Upgrade {
+            id,
+            target_version,
+            apply,
+            wait,
+        }) => {
+            let id = TenantId::parse(&id)?;
+            let apply = match apply {
+                ApplyArg::Immediately => Apply::Immediately,
+                ApplyArg::MaintenanceWindow => Apply::MaintenanceWindow,
+            };
+            let (r, created) = client.upgrade(&id, &target_version, apply).await?;
+            if !wait {
+                print(args, output::json(&r), || {
+                    requested(created, "engine upgrade", &id, &r.job.id.to_string())
+                });
+                return Ok(ExitCode::SUCCESS);
+            }
+            (id, r.job.id, TenantStatus::Ready)
         }
         Request::Tenants(TenantsCommand::Suspend { id, wait }) => {
             let id = TenantId::parse(&id)?;

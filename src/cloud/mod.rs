@@ -2,10 +2,12 @@
 //! classification of their failures and one place that counts every call.
 
 pub mod alarms;
+pub mod bluegreen;
 pub mod maintenance;
 pub mod ownership;
 pub mod rds;
 pub mod secrets;
+pub mod upgrades;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -327,6 +329,9 @@ const NOT_FOUND: &[&str] = &[
     "DBSnapshotNotFoundFault",
     "ResourceNotFoundException",
     "ResourceNotFound",
+    "BlueGreenDeploymentNotFoundFault",
+    "DBParameterGroupNotFound",
+    "DBParameterGroupNotFoundFault",
 ];
 const ALREADY_EXISTS: &[&str] = &[
     "DBInstanceAlreadyExists",
@@ -334,11 +339,15 @@ const ALREADY_EXISTS: &[&str] = &[
     "DBSnapshotAlreadyExists",
     "DBSnapshotAlreadyExistsFault",
     "ResourceExistsException",
+    "BlueGreenDeploymentAlreadyExistsFault",
+    "DBParameterGroupAlreadyExists",
+    "DBParameterGroupAlreadyExistsFault",
 ];
 const BUSY: &[&str] = &[
     "InvalidDBInstanceState",
     "InvalidDBInstanceStateFault",
     "InvalidDBSnapshotState",
+    "InvalidBlueGreenDeploymentStateFault",
 ];
 
 /// The one place that decides what an AWS failure means.

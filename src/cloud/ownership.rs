@@ -76,6 +76,22 @@ pub fn check(
     Ok(())
 }
 
+/// Whether `tags` make a resource the deployment shares among its tenants (a parameter group)
+/// this deployment's: `ManagedBy` and `Environment` as for [`check`], no holder.
+pub fn check_shared(tags: &[(String, String)], environment: &str) -> Result<(), Mismatch> {
+    for (key, expected) in [(TAG_MANAGED_BY, MANAGER), (TAG_ENVIRONMENT, environment)] {
+        let actual = tag(tags, key);
+        if actual != Some(expected) {
+            return Err(Mismatch {
+                key,
+                expected: expected.to_string(),
+                actual: actual.map(str::to_string),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Whether a resource's `ProvisioningJob` tag names one of `jobs` (the jobs allowed to delete
 /// it in a rollback: the one that created it).
 pub fn created_by(tags: &[(String, String)], jobs: &[String]) -> bool {

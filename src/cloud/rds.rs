@@ -66,6 +66,10 @@ pub struct InstanceInfo {
     /// The CA RDS moves it to in its next maintenance window
     /// (`PendingModifiedValues.CACertificateIdentifier`).
     pub pending_ca_certificate: Option<String>,
+    /// The DB parameter group, and whether its parameters are applied (`in-sync`,
+    /// `pending-reboot`, `applying`).
+    pub parameter_group: Option<String>,
+    pub parameter_apply_status: Option<String>,
 }
 
 impl From<&DbInstance> for InstanceInfo {
@@ -108,6 +112,16 @@ impl From<&DbInstance> for InstanceInfo {
             pending_ca_certificate: db
                 .pending_modified_values()
                 .and_then(|p| p.ca_certificate_identifier())
+                .map(str::to_string),
+            parameter_group: db
+                .db_parameter_groups()
+                .first()
+                .and_then(|g| g.db_parameter_group_name())
+                .map(str::to_string),
+            parameter_apply_status: db
+                .db_parameter_groups()
+                .first()
+                .and_then(|g| g.parameter_apply_status())
                 .map(str::to_string),
         }
     }
@@ -166,6 +180,8 @@ pub struct InstanceChange {
     pub ca_certificate: Option<String>,
     /// Leave the change to the next maintenance window instead of applying it at once.
     pub in_maintenance_window: bool,
+    /// Another DB parameter group.
+    pub parameter_group: Option<String>,
 }
 
 /// Statuses an instance does not leave without help: waiting for them is pointless.
@@ -354,6 +370,7 @@ impl Cloud {
             .set_preferred_maintenance_window(change.maintenance_window.clone())
             .set_deletion_protection(change.deletion_protection)
             .set_engine_version(change.engine_version.clone())
+            .set_db_parameter_group_name(change.parameter_group.clone())
             .set_allow_major_version_upgrade(change.engine_version.as_ref().map(|_| false))
             .set_ca_certificate_identifier(change.ca_certificate.clone())
             .set_master_user_password(

@@ -18,6 +18,6 @@ pub use lease::{
 pub use notify::{CHANNEL, listen};
 pub use read::{
     FleetStats, JobFilter, RecentEnds, Waiting, active_job, failures_since_success, fleet_stats,
-    get_job, histories, history, jobs_naming_standby, latest_job, latest_jobs, list_jobs, marked,
-    older_marked, recent_ends, tenants_with_active_jobs, waiting_at,
+    get_job, histories, history, jobs_naming_standby, jobs_with_arg, latest_job, latest_jobs,
+    list_jobs, marked, older_marked, recent_ends, tenants_with_active_jobs, waiting_at,
 };

@@ -318,3 +318,21 @@ pub async fn jobs_naming_standby(
     .fetch_all(executor)
     .await?)
 }
+
+/// The jobs of `kind` whose argument `key` is `value`, oldest first (e.g. the job that deletes
+/// one instance, so that it is enqueued once).
+pub async fn jobs_with_arg(
+    executor: impl PgExecutor<'_>,
+    kind: &str,
+    key: &str,
+    value: &str,
+) -> Result<Vec<Uuid>, QueueError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE kind = $1 AND args->>$2 = $3 ORDER BY created_at",
+    )
+    .bind(kind)
+    .bind(key)
+    .bind(value)
+    .fetch_all(executor)
+    .await?)
+}

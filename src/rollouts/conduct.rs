@@ -129,16 +129,8 @@ pub async fn advance_in(
     let migrating: i64 = counts.values().map(|c| c.get(TenantState::Migrating)).sum();
     let mut slots = i64::from(rollout.concurrency) - migrating;
     if of(current, TenantState::Pending) > 0 {
-        match start_next(&mut tx, &rollout, kind, current, &mut slots, max_attempts).await? {
-            Ok(started) => round.started = started,
-            Err(kinds::NoWorkflow(reason)) => {
-                rollouts::set_state(&mut *tx, id, RolloutState::Halted, Some(&reason)).await?;
-                tx.commit().await?;
-                tracing::warn!(rollout.id = %id, %reason, "rollout halted");
-                round.state = Some(RolloutState::Halted);
-                return Ok(round);
-            }
-        }
+        round.started =
+            start_next(&mut tx, &rollout, kind, current, &mut slots, max_attempts).await?;
     }
     tx.commit().await?;
     round.state = Some(RolloutState::Running);
@@ -156,27 +148,28 @@ fn publish(counts: &BTreeMap<i32, rollout_tenants::StageCounts>) {
 /// Migrating tenants whose job ended without recording its outcome.
 async fn settle_ended_jobs(conn: &mut PgConnection, id: Uuid) -> Result<(), RolloutError> {
     for (tenant, job) in rollout_tenants::migrating(conn, id).await? {
-        let state = match job {
-            Some(job) => queue::get_job(&mut *conn, job).await?.map(|j| j.state),
+        let job = match job {
+            Some(job) => queue::get_job(&mut *conn, job).await?,
             None => None,
         };
-        let ended = match state {
+        // A job that records no outcome itself (an engine upgrade) ends here, with its error.
+        let error = job.as_ref().and_then(|j| j.error.clone());
+        let ended = match job.map(|j| j.state) {
             Some(JobState::Succeeded) => Some((TenantState::Succeeded, None)),
             Some(JobState::Failed | JobState::Cancelled) | None => Some((
                 TenantState::Failed,
-                Some("its job ended without recording an outcome"),
+                Some(error.unwrap_or_else(|| "its job ended without recording an outcome".into())),
             )),
             Some(_) => None,
         };
         if let Some((state, error)) = ended {
-            rollout_tenants::settle(conn, id, &tenant, state, error).await?;
+            rollout_tenants::settle(conn, id, &tenant, state, error.as_deref()).await?;
         }
     }
     Ok(())
 }
 
-/// Starts the kind's jobs for the pending tenants of `stage`, in order, while `slots` last;
-/// `Err` when this build cannot start the kind's jobs at all.
+/// Starts the kind's jobs for the pending tenants of `stage`, in order, while `slots` last.
 async fn start_next(
     conn: &mut PgConnection,
     rollout: &Rollout,
@@ -184,7 +177,7 @@ async fn start_next(
     stage: i32,
     slots: &mut i64,
     max_attempts: i32,
-) -> Result<Result<usize, kinds::NoWorkflow>, RolloutError> {
+) -> Result<usize, RolloutError> {
     let pending = rollout_tenants::pending(conn, rollout.id, stage).await?;
     let mut started = 0;
     for p in pending {
@@ -222,10 +215,7 @@ async fn start_next(
                     if *slots <= 0 {
                         continue;
                     }
-                    let new = match kinds::job(rollout, kind, &tenant, max_attempts) {
-                        Ok(new) => new,
-                        Err(none) => return Ok(Err(none)),
-                    };
+                    let new = kinds::job(rollout, kind, &tenant, max_attempts);
                     match queue::enqueue(&mut *conn, new).await? {
                         Enqueued::Created(job) => {
                             tracing::info!(rollout.id = %rollout.id, tenant.id = %tenant,
@@ -251,5 +241,5 @@ async fn start_next(
         };
         rollout_tenants::place(conn, rollout.id, &tenant, place).await?;
     }
-    Ok(Ok(started))
+    Ok(started)
 }

@@ -11,6 +11,7 @@ use crate::workflow::migrate::{self, MigrateArgs};
 use crate::workflow::reconcile::Apply;
 use crate::workflow::runner::Workflow;
 use crate::workflow::step::StepNames;
+use crate::workflow::upgrade::{self, EngineUpgradeArgs};
 
 /// Where a ready tenant goes in a conductor's round.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,17 +71,8 @@ pub fn place(rollout: &Rollout, kind: RolloutKind, p: &Pending) -> Place {
     }
 }
 
-/// Why a rollout's tenants cannot be started by this build.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NoWorkflow(pub String);
-
 /// The job a rollout starts for `tenant`.
-pub fn job(
-    rollout: &Rollout,
-    kind: RolloutKind,
-    tenant: &str,
-    max_attempts: i32,
-) -> Result<NewJob, NoWorkflow> {
+pub fn job(rollout: &Rollout, kind: RolloutKind, tenant: &str, max_attempts: i32) -> NewJob {
     let target = rollout.target.clone().unwrap_or_default();
     let apply = match rollout.apply.as_deref() {
         Some("maintenance_window" | "next-maintenance") => Apply::MaintenanceWindow,
@@ -92,7 +84,7 @@ pub fn job(
             apply,
             rollout: Some(rollout.id),
         };
-        Ok(fleet::job(k, tenant, &args, max_attempts))
+        fleet::job(k, tenant, &args, max_attempts)
     };
     match kind {
         RolloutKind::Schema => {
@@ -100,13 +92,13 @@ pub fn job(
                 target_version: rollout.target_version.unwrap_or_default(),
                 rollout: Some(rollout.id),
             };
-            Ok(NewJob::new(
+            NewJob::new(
                 migrate::KIND,
                 migrate::Migrate::first_step().name(),
                 max_attempts,
             )
             .tenant(tenant)
-            .args(serde_json::to_value(&args).expect("arguments serialize")))
+            .args(serde_json::to_value(&args).expect("arguments serialize"))
         }
         RolloutKind::EngineMajor => engine_upgrade_job(rollout, tenant, apply, max_attempts),
         RolloutKind::EngineMinor => fleet(Kind::EngineMinor),
@@ -115,20 +107,15 @@ pub fn job(
     }
 }
 
-/// The `engine_upgrade` job (a Blue/Green major upgrade of one tenant) of an `engine_major`
-/// rollout. The workflow is not in this build yet: the rollout halts with that reason rather
-/// than start jobs no worker runs.
-fn engine_upgrade_job(
-    rollout: &Rollout,
-    _tenant: &str,
-    _apply: Apply,
-    _max_attempts: i32,
-) -> Result<NewJob, NoWorkflow> {
-    Err(NoWorkflow(format!(
-        "this build has no engine_upgrade workflow to move tenants to PostgreSQL {}; cancel the \
-         rollout, or resume it once every replica runs a release that has one",
-        rollout.target.as_deref().unwrap_or_default()
-    )))
+/// The `engine_upgrade` job (a Blue/Green major upgrade of one tenant,
+/// [`crate::workflow::upgrade`]) of an `engine_major` rollout.
+fn engine_upgrade_job(rollout: &Rollout, tenant: &str, apply: Apply, max_attempts: i32) -> NewJob {
+    let args = EngineUpgradeArgs {
+        target_major: rollout.target.clone().unwrap_or_default(),
+        apply,
+        rollout: Some(rollout.id),
+    };
+    upgrade::engine_upgrade_job(tenant, &args, max_attempts)
 }
 
 #[cfg(test)]
@@ -244,15 +231,15 @@ mod tests {
     }
 
     #[test]
-    fn an_engine_major_rollout_without_the_upgrade_workflow_says_so() {
+    fn an_engine_major_rollout_starts_an_engine_upgrade_of_each_tenant() {
         let r = rollout(RolloutKind::EngineMajor, "17");
-        let err = job(&r, RolloutKind::EngineMajor, "acme", 3).unwrap_err();
-        assert!(
-            err.0.contains("engine_upgrade") && err.0.contains("17"),
-            "{err:?}"
-        );
+        let major = job(&r, RolloutKind::EngineMajor, "acme", 3);
+        assert_eq!(major.kind, upgrade::KIND);
+        let args: EngineUpgradeArgs = serde_json::from_value(major.args).unwrap();
+        assert_eq!(args.target_major, "17");
+        assert_eq!(args.rollout, Some(r.id));
         let minor = rollout(RolloutKind::EngineMinor, "16.9");
-        let job = job(&minor, RolloutKind::EngineMinor, "acme", 3).unwrap();
+        let job = job(&minor, RolloutKind::EngineMinor, "acme", 3);
         assert_eq!(job.kind, "engine_minor");
     }
 }

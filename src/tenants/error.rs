@@ -56,6 +56,19 @@ pub enum TenantError {
     /// The request contradicts what the tenant is doing or is.
     #[error("tenant {id}: {reason}")]
     Conflict { id: String, reason: String },
+    /// An engine upgrade's target is not a PostgreSQL major version.
+    #[error("target_version must be a PostgreSQL major version such as \"17\", not {0:?}")]
+    InvalidTargetVersion(String),
+    /// An engine upgrade's target is not newer than what the tenant runs.
+    #[error(
+        "tenant {id} runs PostgreSQL {current}: {target} is not a newer major (engine upgrades \
+         only go up)"
+    )]
+    NotAnUpgrade {
+        id: String,
+        current: String,
+        target: String,
+    },
     #[error("control database: {0}")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]

@@ -1,5 +1,5 @@
 //! The requests that start a tenant's workflows, one file each: provision it, deprovision it,
-//! change its tier, suspend or resume it, re-attach it, retry its failed job, and the
+//! change its tier, upgrade its engine to a new major, suspend or resume it, re-attach it, retry its failed job, and the
 //! reconciler's findings with their repair. Each is one transaction that checks what the
 //! tenant is doing, updates its row (through [`crate::store::tenants`]) and enqueues the job
 //! at the workflow's first step. The HTTP API and the console are thin layers over these (and
@@ -16,6 +16,7 @@ mod power;
 mod provision;
 mod retry;
 mod tier_change;
+mod upgrade;
 
 pub use attach::{request_attach, request_attach_by};
 pub use deprovision::{Deletion, request_deprovision, request_deprovision_by};
@@ -27,6 +28,7 @@ pub use power::{Power, request_power, request_power_by};
 pub use provision::{request_provision, request_provision_by};
 pub use retry::{request_retry, request_retry_by};
 pub use tier_change::{request_tier_change, request_tier_change_by};
+pub use upgrade::{request_engine_upgrade, request_engine_upgrade_by};
 
 pub use crate::store::tenants::{
     CensusRow, Difference, PendingMaintenance, Tenant, TenantFilter, TenantStatus, census, get,

@@ -38,7 +38,20 @@ pub struct ChangeTenant {
     pub apply: Option<Apply>,
 }
 
-/// When a tier change takes effect on the instance.
+/// `POST /v1/tenants/{id}/upgrade`: move a ready tenant to a new PostgreSQL major.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeTenant {
+    /// The major version to move to, e.g. `"17"`: one RDS lists as a valid upgrade target of
+    /// the tenant's version.
+    #[schema(pattern = "^[1-9][0-9]{0,2}$")]
+    pub target_version: String,
+    /// When production moves to the upgraded copy: `immediately` (default) or in the
+    /// tenant's `maintenance_window`.
+    pub apply: Option<Apply>,
+}
+
+/// When a tier change (or an engine upgrade's switchover) takes effect on the instance.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Apply {

@@ -2,7 +2,7 @@
 //! errors that know their class and disposition ([`error`]), the interface to the worker
 //! ([`runner`]), what the tenant workflows share ([`aws`], [`removal`], [`instance_watch`]),
 //! the tenant workflows themselves ([`provision`], [`deprovision`], [`reconcile`],
-//! [`migrate`], [`attach`], the in-place fleet changes [`fleet`]) and the
+//! [`migrate`], [`attach`], the engine [`upgrade`], the in-place fleet changes [`fleet`]) and the
 //! desired state of an instance ([`desired`], [`engine_version`]).
 
 pub mod attach;
@@ -21,6 +21,7 @@ pub mod removal;
 pub mod runner;
 pub mod standby;
 pub mod step;
+pub mod upgrade;
 
 pub use attach::Attach;
 pub use aws::AwsContext;
@@ -33,3 +34,4 @@ pub use reconcile::Reconcile;
 pub use runner::{Registry, Runner, StepContext, StepRun, Workflow};
 pub use standby::StandbyBuild;
 pub use step::{InstanceWait, Step, StepNames, Transition};
+pub use upgrade::{EngineUpgrade, RetireInstance};

@@ -429,3 +429,51 @@ async fn migrate_needs_only_the_database_url() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("TENANTD_DATABASE_URL is not set"));
 }
+
+#[tokio::test]
+async fn tenants_upgrade_asks_for_an_engine_upgrade_and_names_a_refusal() {
+    let app = spawn_app().await;
+    let (status, body) = app.create("upgrade-cli", "starter").await;
+    assert_eq!(status, 202, "{body}");
+    app.finish_provisioning("upgrade-cli").await;
+    sqlx::query("UPDATE tenants SET engine_version = '16.8' WHERE id = 'upgrade-cli'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let out = tenantd(
+        &app.url,
+        &["tenants", "upgrade", "upgrade-cli", "--to", "16"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out)
+            .starts_with("tenantd: not_an_upgrade: tenant upgrade-cli runs PostgreSQL 16.8"),
+        "{}",
+        stderr(&out)
+    );
+    let args = [
+        "tenants",
+        "upgrade",
+        "upgrade-cli",
+        "--to",
+        "17",
+        "--apply",
+        "maintenance-window",
+    ];
+    let out = tenantd(&app.url, &args).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("requested: engine upgrade upgrade-cli, job "),
+        "{}",
+        stdout(&out)
+    );
+    let apply: String =
+        sqlx::query_scalar("SELECT args->>'apply' FROM jobs WHERE kind = 'engine_upgrade'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(apply, "maintenance_window");
+    let out = tenantd(&app.url, &args).await;
+    assert!(stdout(&out).starts_with("already requested: engine upgrade upgrade-cli"));
+}

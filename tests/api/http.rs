@@ -488,3 +488,94 @@ async fn a_protected_tier_is_deleted_without_a_final_snapshot_only_when_forced()
         .await;
     assert_eq!(status_and_json(r.unwrap()).await.0, 202);
 }
+
+#[tokio::test]
+async fn an_engine_upgrade_is_asked_for_like_the_other_tenant_actions_and_bad_targets_change_nothing()
+ {
+    let app = spawn_app().await;
+    let (status, body) = app.create("upgrade-one", "starter").await;
+    assert_eq!(status, 202, "{body}");
+    app.finish_provisioning("upgrade-one").await;
+    sqlx::query("UPDATE tenants SET engine_version = '16.8' WHERE id = 'upgrade-one'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let app = &app;
+    let post = |body: Value| async move {
+        let r = app
+            .request(Method::POST, "/v1/tenants/upgrade-one/upgrade")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        status_and_json(r).await
+    };
+    // Refused, each with its code, and nothing enqueued.
+    for (body, status, expected) in [
+        (json!({ "target_version": "16" }), 422, "not_an_upgrade"),
+        (json!({ "target_version": "15" }), 422, "not_an_upgrade"),
+        (
+            json!({ "target_version": "17.4" }),
+            422,
+            "invalid_target_version",
+        ),
+        (
+            json!({ "target_version": "seventeen" }),
+            422,
+            "invalid_target_version",
+        ),
+        (
+            json!({ "target_version": "17", "apply": "never" }),
+            422,
+            "invalid_body",
+        ),
+        (
+            json!({ "target_version": "17", "extra": 1 }),
+            422,
+            "invalid_body",
+        ),
+        (json!({}), 422, "invalid_body"),
+    ] {
+        let (got, answer) = post(body.clone()).await;
+        assert_eq!((got, code(&answer)), (status, expected), "{body}: {answer}");
+    }
+    assert_eq!(app.count("jobs").await, 1, "only the provisioning job");
+    // Asked for: 202 with the job; the same again while it runs: 200 with the same job.
+    let (status, first) =
+        post(json!({ "target_version": "17", "apply": "maintenance_window" })).await;
+    assert_eq!(status, 202, "{first}");
+    assert_eq!(first["job"]["kind"], "engine_upgrade");
+    assert_eq!(first["job"]["state"], "queued");
+    assert_eq!(first["tenant"]["status"], "ready");
+    let (status, again) = post(json!({ "target_version": "17" })).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["job"]["id"], first["job"]["id"]);
+    // Another target while it runs: the tenant has a job in progress.
+    let (status, other) = post(json!({ "target_version": "18" })).await;
+    assert_eq!((status, code(&other)), (409, "job_in_progress"), "{other}");
+    let args: Value = sqlx::query_scalar("SELECT args FROM jobs WHERE kind = 'engine_upgrade'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        args,
+        json!({ "target_major": "17", "apply": "maintenance_window", "rollout": null })
+    );
+    // Recorded in the audit trail like every change.
+    let audited: Vec<(i16, Option<String>)> = sqlx::query_as(
+        "SELECT status, tenant_id FROM audit_events WHERE route = '/v1/tenants/{id}/upgrade' ORDER BY id",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited.len(), 10, "{audited:?}");
+    assert_eq!(audited[7], (202, Some("upgrade-one".to_string())));
+    let r = app
+        .request(Method::POST, "/v1/tenants/nobody-here/upgrade")
+        .json(&json!({ "target_version": "17" }))
+        .send()
+        .await
+        .unwrap();
+    let (status, missing) = status_and_json(r).await;
+    assert_eq!((status, code(&missing)), (404, "tenant_not_found"));
+}

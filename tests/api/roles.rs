@@ -60,6 +60,7 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         "suspend-me",
         "resume-me",
         "attach-me",
+        "upgrade-me",
     ] {
         create(app, id).await;
         app.finish_provisioning(id).await;
@@ -108,6 +109,7 @@ fn call_for(op_id: &str, path: &str, f: &Fixtures) -> (String, Option<Value>) {
         "suspend_tenant" => "suspend-me",
         "resume_tenant" => "resume-me",
         "attach_tenant" => "attach-me",
+        "upgrade_tenant" => "upgrade-me",
         _ => "read-me",
     };
     let job = match op_id {
@@ -124,6 +126,7 @@ fn call_for(op_id: &str, path: &str, f: &Fixtures) -> (String, Option<Value>) {
     let body = match op_id {
         "create_tenant" => Some(json!({ "id": "created-one", "tier": "starter" })),
         "change_tenant" => Some(json!({ "tier": "pro" })),
+        "upgrade_tenant" => Some(json!({ "target_version": "17" })),
         "create_rollout" => Some(json!({ "tenants": ["read-me"] })),
         _ => None,
     };

@@ -97,6 +97,63 @@ async fn upgrade_targets_of_15_16_and_17_are_listed_as_rds_lists_them() {
     assert!(targets(&rds, "17.5").await.is_empty());
 }
 
+/// The allowed values of a family's `rds.extensions`, and its `rds.logical_replication`.
+async fn engine_defaults(rds: &aws_sdk_rds::Client, family: &str) -> (Vec<String>, String) {
+    let out = rds
+        .describe_engine_default_parameters()
+        .db_parameter_group_family(family)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "DescribeEngineDefaultParameters {family}: {}",
+                error_text(&e)
+            )
+        });
+    let defaults = out.engine_defaults().expect("engine defaults");
+    assert_eq!(defaults.db_parameter_group_family(), Some(family));
+    let find = |name: &str| {
+        defaults
+            .parameters()
+            .iter()
+            .find(|p| p.parameter_name() == Some(name))
+            .unwrap_or_else(|| panic!("{family} has no {name}"))
+            .clone()
+    };
+    let extensions = find("rds.extensions")
+        .allowed_values()
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let logical = find("rds.logical_replication");
+    assert_eq!(logical.apply_type(), Some("static"));
+    (extensions, logical.parameter_value().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn each_family_lists_the_extensions_it_supports_as_rds_does() {
+    let rds = rds().await;
+    let (on16, logical) = engine_defaults(&rds, "postgres16").await;
+    let (on17, _) = engine_defaults(&rds, "postgres17").await;
+    assert_eq!(logical, "0");
+    for common in [
+        "plpgsql",
+        "pg_stat_statements",
+        "pgcrypto",
+        "uuid-ossp",
+        "postgis",
+    ] {
+        assert!(
+            on16.iter().any(|e| e == common) && on17.iter().any(|e| e == common),
+            "{common}"
+        );
+    }
+    // PostgreSQL 17 removed adminpack.
+    assert!(on16.iter().any(|e| e == "adminpack"));
+    assert!(!on17.iter().any(|e| e == "adminpack"));
+}
+
 #[tokio::test]
 async fn a_blue_green_deployment_copies_blue_keeps_green_in_sync_and_switches_over() {
     let rds = rds().await;

@@ -491,17 +491,31 @@ async fn each_kind_refuses_what_rds_does_not_offer_and_a_refused_request_changes
     })
     .await;
 
-    // engine_major is accepted (RDS offers 17); without the engine_upgrade workflow in this
-    // build the rollout halts with that reason instead of starting jobs nobody runs.
+    // engine_major (RDS offers 17) starts an engine_upgrade job per tenant, with the rollout
+    // in its arguments; this tenant has no instance, so the canary's upgrade fails its
+    // prechecks and the rollout halts with that job's error.
     let (status, created) = api
         .create(json!({"kind": "engine_major", "target_version": "17", "canary": 1}))
         .await;
     assert_eq!(status, 202, "{created}");
     assert_eq!(created["target_version"], "17");
-    let r = api.ended(created["id"].as_str().unwrap(), TIMEOUT).await;
+    let id = created["id"].as_str().unwrap();
+    let r = api.ended(id, TIMEOUT).await;
     assert_eq!(r["state"], "halted", "{r:#}");
+    assert!(r["reason"].as_str().unwrap().contains("canary"), "{r}");
+    let (rollout, target): (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT args->>'rollout', args->>'target_major' FROM jobs
+         WHERE kind = 'engine_upgrade' AND tenant_id = 'lone'",
+    )
+    .fetch_one(stack.pool())
+    .await
+    .unwrap();
+    assert_eq!(rollout.as_deref(), Some(id));
+    assert_eq!(target.as_deref(), Some("17"));
+    let failure = &r["failures"][0];
+    assert_eq!(failure["tenant_id"], "lone");
     assert!(
-        r["reason"].as_str().unwrap().contains("engine_upgrade"),
+        failure["error"].as_str().is_some_and(|e| !e.is_empty()),
         "{r}"
     );
 }

@@ -269,6 +269,9 @@ impl Scope {
                     | "DeleteDBInstance" | "RebootDBInstance" => {
                         let ctx = self.resource_tags(&format!("db:{id}"));
                         check(&action, self.rds_arn("db", &id), ctx.clone());
+                        if let Some(group) = form.get("DBParameterGroupName") {
+                            check(&action, self.rds_arn("pg", group), HashMap::new());
+                        }
                         if let Some(snapshot) = form.get("FinalDBSnapshotIdentifier") {
                             check("rds:CreateDBSnapshot", self.rds_arn("db", &id), ctx);
                             check(
@@ -362,6 +365,96 @@ impl Scope {
                     "DescribeDBEngineVersions" | "DescribeAccountAttributes" => {
                         check(&action, "*".into(), HashMap::new())
                     }
+                    "CreateBlueGreenDeployment" => {
+                        // The deployment is new (its ARN unknown); green is a read replica of
+                        // the source, in the target parameter group.
+                        let tags = form_tags(&form);
+                        let ctx = request_tags(&tags);
+                        let source = get("Source");
+                        let source = source.rsplit(':').next().unwrap_or_default().to_string();
+                        let source_tags = self.resource_tags(&format!("db:{source}"));
+                        check(&action, self.rds_arn("deployment", "*"), ctx.clone());
+                        check(&action, self.rds_arn("db", &source), source_tags.clone());
+                        check(
+                            "rds:CreateDBInstanceReadReplica",
+                            self.rds_arn("db", &source),
+                            source_tags,
+                        );
+                        if let Some(group) = form.get("TargetDBParameterGroupName") {
+                            check(&action, self.rds_arn("pg", group), HashMap::new());
+                            check(
+                                "rds:CreateDBInstanceReadReplica",
+                                self.rds_arn("pg", group),
+                                HashMap::new(),
+                            );
+                        }
+                        let mut tagging = ctx;
+                        tagging.insert("rds:TagsFromRequest".into(), vec!["true".into()]);
+                        check(
+                            "rds:AddTagsToResource",
+                            self.rds_arn("deployment", "*"),
+                            tagging,
+                        );
+                        // One deployment per test run: later calls name it by its bgd- id.
+                        self.tags.insert("deployment:*".into(), tags);
+                        self.tags.insert(
+                            "deployment-source".into(),
+                            vec![("id".into(), source.clone())],
+                        );
+                    }
+                    "SwitchoverBlueGreenDeployment" | "DeleteBlueGreenDeployment" => {
+                        let id = get("BlueGreenDeploymentIdentifier");
+                        let ctx = self.resource_tags("deployment:*");
+                        check(&action, self.rds_arn("deployment", &id), ctx);
+                        if r.operation == "SwitchoverBlueGreenDeployment" {
+                            // Green takes the source's name (and carries its tags); the source
+                            // becomes <source>-old1 with its own.
+                            let source = self
+                                .tags
+                                .get("deployment-source")
+                                .and_then(|t| t.first())
+                                .map(|(_, id)| id.clone())
+                                .unwrap_or_default();
+                            let db = format!("db:{source}");
+                            let tags = self.tags.get(&db).cloned().unwrap_or_default();
+                            check(
+                                &action,
+                                self.rds_arn("db", &source),
+                                self.resource_tags(&db),
+                            );
+                            self.tags.insert(format!("db:{source}-old1"), tags);
+                        }
+                    }
+                    "DescribeBlueGreenDeployments" => {
+                        check(&action, self.rds_arn("deployment", "*"), HashMap::new())
+                    }
+                    "CreateDBParameterGroup" => {
+                        let name = get("DBParameterGroupName");
+                        let tags = form_tags(&form);
+                        let mut ctx = request_tags(&tags);
+                        check(&action, self.rds_arn("pg", &name), ctx.clone());
+                        if !tags.is_empty() {
+                            ctx.insert("rds:TagsFromRequest".into(), vec!["true".into()]);
+                            check("rds:AddTagsToResource", self.rds_arn("pg", &name), ctx);
+                        }
+                        self.tags.insert(format!("pg:{name}"), tags);
+                    }
+                    "ModifyDBParameterGroup" => {
+                        let name = get("DBParameterGroupName");
+                        let ctx = self.resource_tags(&format!("pg:{name}"));
+                        check(&action, self.rds_arn("pg", &name), ctx);
+                    }
+                    "DescribeDBParameterGroups" | "DescribeDBParameters" => {
+                        let name = form
+                            .get("DBParameterGroupName")
+                            .cloned()
+                            .unwrap_or_else(|| "*".into());
+                        check(&action, self.rds_arn("pg", &name), HashMap::new());
+                    }
+                    "ListTagsForResource" => {
+                        check(&action, get("ResourceName"), HashMap::new());
+                    }
+                    "DescribeEngineDefaultParameters" => check(&action, "*".into(), HashMap::new()),
                     other => check(&format!("unmapped:rds:{other}"), "?".into(), HashMap::new()),
                 }
             }

@@ -2,10 +2,10 @@
 //! `tenantd serve` runs against the local stack through a proxy that records every AWS
 //! request, in an account of the test's own, through provisioning of every tier, a rollback,
 //! deprovisioning with final snapshots, the expiry of final snapshots, a tier change, a suspend
-//! and a resume, reconcile rounds (with their reads of pending maintenance), and fleet rollouts
-//! of a CA, of RDS's pending maintenance and of a minor version (their targets checked with RDS
-//! by the API); each request is turned into the authorization checks AWS makes for it, and each
-//! must be allowed.
+//! and a resume, an engine upgrade (with its old instance's deletion), reconcile rounds (with
+//! their reads of pending maintenance), and fleet rollouts of a CA, of RDS's pending maintenance
+//! and of a minor version (their targets checked with RDS by the API); each request is turned
+//! into the authorization checks AWS makes for it, and each must be allowed.
 
 use crate::support;
 
@@ -47,6 +47,8 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
             ("TENANTD_WARM_POOL", "starter=1"),
             // The CA rotation's verify-full login finds the new CA's bundle here.
             ("TENANTD_TENANT_DB_CA_DIR", ca_dir.as_str()),
+            // And an engine upgrade's, the old instance deleted soon after.
+            ("TENANTD_UPGRADE_KEEP_OLD", "1s"),
         ],
     );
     let (mut daemon, url) = serve_ready(&daemon_env(&base, "iam", &[])).await;
@@ -100,8 +102,31 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
     let last = stack.finished(*day_two.last().unwrap(), TIMEOUT).await;
     assert_eq!(last.state, JobState::Succeeded, "{:?}", last.error);
 
-    // Fleet rollouts on the starter tenant, through the API: a CA rotation, RDS's pending
-    // maintenance (set through the local RDS's control endpoint), a minor version.
+    // An engine upgrade 16 -> 17 of the starter tenant, its old instance deleted after.
+    let (_, upgrade, _) = tenants::request_engine_upgrade(
+        stack.pool(),
+        &starter,
+        "17",
+        tenantd::workflow::upgrade::Apply::Immediately,
+        5,
+    )
+    .await
+    .unwrap();
+    let upgraded = stack.finished(upgrade.id, TIMEOUT).await;
+    assert_eq!(upgraded.state, JobState::Succeeded, "{:?}", upgraded.error);
+    let retire = tenantd::queue::jobs_with_arg(
+        stack.pool(),
+        tenantd::workflow::upgrade::RETIRE_KIND,
+        "instance",
+        &format!("saas-{starter}-old1"),
+    )
+    .await
+    .unwrap();
+    let retired = stack.finished(retire[0], TIMEOUT).await;
+    assert_eq!(retired.state, JobState::Succeeded, "{:?}", retired.error);
+
+    // Fleet rollouts on the (upgraded) starter tenant, through the API: a CA rotation, RDS's
+    // pending maintenance (set through the local RDS's control endpoint), a minor version.
     let api = RolloutApi::new(&url);
     let instance = format!("saas-{starter}");
     let (status, body) = Control::new()
@@ -114,7 +139,7 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
     for (kind, target) in [
         ("ca_certificate", "rds-ca-rsa4096-g1"),
         ("maintenance", "system-update"),
-        ("engine_minor", "16.9"),
+        ("engine_minor", "17.5"),
     ] {
         api.run(
             json!({"kind": kind, "target_version": target, "tenants": [starter], "canary": 0}),
@@ -229,6 +254,16 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
         "secretsmanager:DeleteSecret",
         "cloudwatch:PutMetricAlarm",
         "cloudwatch:DeleteAlarms",
+        "rds:CreateBlueGreenDeployment",
+        "rds:CreateDBInstanceReadReplica",
+        "rds:DescribeBlueGreenDeployments",
+        "rds:SwitchoverBlueGreenDeployment",
+        "rds:DeleteBlueGreenDeployment",
+        "rds:CreateDBParameterGroup",
+        "rds:ModifyDBParameterGroup",
+        "rds:DescribeDBParameterGroups",
+        "rds:DescribeDBParameters",
+        "rds:DescribeEngineDefaultParameters",
     ] {
         assert!(allowed.contains_key(action), "{action} was never made");
     }
@@ -239,6 +274,7 @@ fn policy_texts() -> Vec<&'static str> {
     vec![
         include_str!("../../examples/deploy/iam-policy.json"),
         include_str!("../../examples/deploy/iam-policy-secrets.json"),
+        include_str!("../../examples/deploy/iam-policy-upgrades.json"),
     ]
 }
 

@@ -8,6 +8,8 @@ mod support;
 mod crash;
 mod day_two;
 mod day_two_crash;
+mod engine_upgrade;
+mod engine_upgrade_crash;
 mod iam;
 mod ownership;
 mod provision;

@@ -37,7 +37,7 @@ from localstack.aws.spec import load_service
 from localstack.services.moto import call_moto, call_moto_with_request
 from moto.rds.models import DBInstance, rds_backends
 
-from local_rds import versions
+from local_rds import extensions, versions
 from local_rds.bluegreen import BlueGreen
 from local_rds.certificates import Certificates
 from local_rds.faults import FAULTS
@@ -420,6 +420,10 @@ class LocalRdsProvider:
 
     def _op_DescribeDBEngineVersions(self, context: RequestContext, request: dict):
         return self.state.catalog.describe(request)
+
+    def _op_DescribeEngineDefaultParameters(self, context: RequestContext, request: dict):
+        found = extensions.describe(request.get("DBParameterGroupFamily") or "")
+        return found if found is not None else call_moto(context)
 
     def _op_DescribeAccountAttributes(self, context: RequestContext, request: dict):
         return QUOTAS.describe(context.account_id, context.region)

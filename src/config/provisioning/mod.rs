@@ -13,6 +13,7 @@ mod engines;
 mod naming;
 mod pace;
 mod pool;
+mod upgrades;
 mod upkeep;
 mod windows;
 
@@ -21,6 +22,7 @@ pub use engines::EngineSettings;
 use naming::Naming;
 use pace::Pace;
 use pool::Pool;
+use upgrades::Upgrades;
 use upkeep::Upkeep;
 use windows::Windows;
 
@@ -87,6 +89,12 @@ pub struct ProvisioningSettings {
     pub tenant_db_connect_timeout: Duration,
     /// How long the final snapshots tenantd took are kept; `None`: forever.
     pub final_snapshot_retention: Option<Duration>,
+    /// How long an engine upgrade keeps the old (blue) instance after its switchover before
+    /// deleting it with a final snapshot (`TENANTD_UPGRADE_KEEP_OLD`).
+    pub upgrade_keep_old: Duration,
+    /// How long RDS may take to switch a Blue/Green deployment over before it rolls back
+    /// (`TENANTD_UPGRADE_SWITCHOVER_TIMEOUT`, RDS's `SwitchoverTimeout`).
+    pub upgrade_switchover_timeout: Duration,
     /// How long an account's quota figures (DescribeAccountAttributes) are trusted.
     pub quota_refresh: Duration,
     /// How often the reconciler looks at every ready and suspended tenant; `None`: never.
@@ -153,6 +161,10 @@ impl ProvisioningSettings {
             repair_drift,
             reconcile_rds_share,
         } = upkeep::load(env)?;
+        let Upgrades {
+            upgrade_keep_old,
+            upgrade_switchover_timeout,
+        } = upgrades::load(env)?;
         let Pool {
             warm_pool,
             pool_max_age,
@@ -171,6 +183,8 @@ impl ProvisioningSettings {
             reconcile_rds_share,
             tenant_db_connect_timeout,
             final_snapshot_retention,
+            upgrade_keep_old,
+            upgrade_switchover_timeout,
             quota_refresh,
             rds_poll_interval,
             tiers,

@@ -48,6 +48,14 @@ pub enum TenantUpdate<'a> {
         error: &'a str,
     },
     Deleted,
+    /// An engine upgrade switched the tenant over to its new instance (which usually took the
+    /// old one's identifier and endpoint) on a new version.
+    Upgraded {
+        instance: &'a str,
+        host: &'a str,
+        port: i32,
+        engine_version: &'a str,
+    },
     /// An operator re-attached the detached tenant's instance: it is the tenant's again.
     Attached {
         status: TenantStatus,
@@ -152,6 +160,21 @@ pub async fn update(
              WHERE id = $1",
         )
         .bind(tenant),
+        TenantUpdate::Upgraded {
+            instance,
+            host,
+            port,
+            engine_version,
+        } => sqlx::query(
+            "UPDATE tenants SET db_instance_id = $2, endpoint_host = $3, endpoint_port = $4,
+                 engine_version = $5, pending_tier = NULL, error = NULL, updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(tenant)
+        .bind(instance)
+        .bind(host)
+        .bind(port)
+        .bind(engine_version),
         TenantUpdate::Attached { status } => sqlx::query(
             "UPDATE tenants SET status = $2, error = NULL, drift = NULL, updated_at = now()
              WHERE id = $1 AND status = 'detached'",
