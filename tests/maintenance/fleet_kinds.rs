@@ -442,6 +442,50 @@ async fn each_kind_refuses_what_rds_does_not_offer_and_a_refused_request_changes
         assert_eq!(answer["error"]["code"], "invalid_query");
     }
 
+    // The CLI names the refusal's code (exit 1) and sends kind, target and apply as asked.
+    for (args, code) in [
+        (
+            vec![
+                "rollouts",
+                "create",
+                "--kind",
+                "maintenance",
+                "--target",
+                "reboot",
+            ],
+            "target_not_offered",
+        ),
+        (
+            vec![
+                "rollouts",
+                "create",
+                "--kind",
+                "ca_certificate",
+                "--target",
+                NEW_CA,
+                "--apply",
+                "immediate",
+            ],
+            "invalid_apply",
+        ),
+        (
+            vec!["tenants", "list", "--engine-version", "sixteen"],
+            "invalid_query",
+        ),
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenantd"))
+            .args(&args)
+            .env("TENANTD_URL", &url)
+            .env("TENANTD_TOKEN", support::rollout_api::TOKEN)
+            .env("RUST_LOG", "warn")
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(code), "{args:?}: {stderr}");
+    }
+
     // One rollout at a time, whatever the kinds: a maintenance rollout whose only tenant is
     // busy (a job of its own due in an hour) keeps running, and a CA rotation is refused.
     sqlx::query(
