@@ -8,7 +8,8 @@ use sqlx::PgPool;
 
 use super::lockout::Lockout;
 use super::probe::Probe;
-use crate::config::{ApiTokens, HttpSettings, Settings, Tiers};
+use crate::config::{ApiTokens, EngineSettings, HttpSettings, Settings, Tiers};
+use crate::rollouts::Offers;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,11 +28,16 @@ pub struct AppState {
     pub lockout: Lockout,
     /// `/readyz` and `/metrics`, on a pool of their own.
     pub probe: Probe,
+    /// What RDS offers, for the targets of engine and CA rollouts.
+    pub offers: Offers,
+    /// End-of-support dates per major (the engine report).
+    pub engines: Arc<EngineSettings>,
 }
 
 impl AppState {
-    /// `ops` is the operations endpoints' own small pool.
-    pub fn new(db: PgPool, ops: PgPool, settings: &Settings) -> Self {
+    /// `ops` is the operations endpoints' own small pool; `offers` asks RDS about rollout
+    /// targets.
+    pub fn new(db: PgPool, ops: PgPool, settings: &Settings, offers: Offers) -> Self {
         AppState {
             db,
             tokens: settings.api_tokens.clone(),
@@ -42,6 +48,8 @@ impl AppState {
             http: Arc::new(settings.http.clone()),
             lockout: Lockout::new(settings.http.auth_failures_per_minute),
             probe: Probe::new(ops, settings.http.fleet_gauges_every),
+            offers,
+            engines: Arc::new(settings.provisioning.engines.clone()),
         }
     }
 }

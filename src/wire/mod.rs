@@ -6,6 +6,7 @@ pub mod audit;
 pub mod error;
 pub mod jobs;
 pub mod pool;
+pub mod reports;
 pub mod rollouts;
 pub mod tenants;
 
