@@ -19,9 +19,10 @@ use crate::maintenance::{
 };
 use crate::ui;
 use crate::worker;
+use crate::workflow::fleet::{CaCertificate, EngineMinor, Maintenance as MaintenanceActions};
 use crate::workflow::{
-    Attach, AwsContext, Deprovision, EngineUpgrade, Migrate, Provision, Reconcile, Registry,
-    RetireInstance, StandbyBuild,
+    Attach, AwsContext, Deprovision, EngineUpgrade, FleetChange, Migrate, Provision, Reconcile,
+    Registry, RetireInstance, StandbyBuild,
 };
 
 /// Connects to the control database (sized for the worker plus the API) and applies the schema.
@@ -126,7 +127,7 @@ pub async fn check_tier_minimums(cloud: &Cloud, tiers: &Tiers) -> anyhow::Result
 }
 
 /// The workflows this build runs: provisioning, deprovisioning, reconciling and migrating
-/// tenants. The returned
+/// tenants, and the in-place fleet changes (minor version, CA, maintenance). The returned
 /// [`AwsContext`] is the one their steps share (and the instance poller must share).
 pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, AwsContext) {
     let aws = AwsContext::new(cloud, settings.provisioning.clone());
@@ -138,7 +139,10 @@ pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, AwsContext) {
         .register(StandbyBuild(aws.clone()))
         .register(Attach(aws.clone()))
         .register(EngineUpgrade(aws.clone()))
-        .register(RetireInstance(aws.clone()));
+        .register(RetireInstance(aws.clone()))
+        .register(FleetChange::<EngineMinor>::new(aws.clone()))
+        .register(FleetChange::<CaCertificate>::new(aws.clone()))
+        .register(FleetChange::<MaintenanceActions>::new(aws.clone()));
     (registry, aws)
 }
 
@@ -187,10 +191,12 @@ pub fn maintenance(
 pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = api::bind(settings.listen, "TENANTD_LISTEN").await?;
     let pool = connect(&settings).await?;
+    let offers = crate::rollouts::Offers::new(cloud(&settings).await?);
     let state = AppState::new(
         pool.clone(),
         ops_pool(&settings)?,
         &settings,
+        offers,
         shutdown.clone(),
     );
     let console = ui::router(ui::UiState::new(state.clone(), &settings));
@@ -213,10 +219,12 @@ pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::R
 pub async fn work(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = api::bind(settings.metrics_listen, "TENANTD_METRICS_LISTEN").await?;
     let pool = connect(&settings).await?;
+    let offers = crate::rollouts::Offers::none();
     let state = AppState::new(
         pool.clone(),
         ops_pool(&settings)?,
         &settings,
+        offers,
         shutdown.clone(),
     );
     let app = api::admitted(api::ops_router(state), &settings.http);

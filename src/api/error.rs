@@ -115,6 +115,16 @@ pub enum ApiError {
     /// The rollout is not in a state the request applies to.
     #[error("{0}")]
     RolloutStateConflict(String),
+    #[error("{0}")]
+    UnknownRolloutKind(String),
+    /// A rollout target RDS does not offer (or not of the kind's shape).
+    #[error("{0}")]
+    TargetNotOffered(String),
+    #[error("{0}")]
+    InvalidApply(String),
+    /// RDS could not be asked (about a rollout's target).
+    #[error("{0}")]
+    RdsUnavailable(String),
     #[error("no such route")]
     RouteNotFound,
     #[error("method not allowed on this route")]
@@ -131,7 +141,7 @@ impl ApiError {
             Unauthorized => StatusCode::UNAUTHORIZED,
             Forbidden { .. } => StatusCode::FORBIDDEN,
             TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Overloaded | RequestTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            Overloaded | RequestTimeout | RdsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             MalformedJson(_) | InvalidQuery(_) | InvalidPath(_) => StatusCode::BAD_REQUEST,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -140,6 +150,9 @@ impl ApiError {
             | UnknownTier(_)
             | InvalidTargetVersion(_)
             | NotAnUpgrade(_)
+            | UnknownRolloutKind(_)
+            | TargetNotOffered(_)
+            | InvalidApply(_)
             | UnknownEventType(_)
             | InvalidCursor(_)
             | InvalidLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -202,6 +215,10 @@ impl ApiError {
             RolloutNotFound(_) => "rollout_not_found",
             RolloutInProgress(_) => "rollout_in_progress",
             RolloutStateConflict(_) => "rollout_state_conflict",
+            UnknownRolloutKind(_) => "unknown_rollout_kind",
+            TargetNotOffered(_) => "target_not_offered",
+            InvalidApply(_) => "invalid_apply",
+            RdsUnavailable(_) => "rds_unavailable",
             RouteNotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Internal(_) => "internal",
@@ -231,7 +248,7 @@ impl IntoResponse for ApiError {
             ApiError::TooManyFailures { retry_after } => {
                 headers.insert(header::RETRY_AFTER, (*retry_after).into());
             }
-            ApiError::Overloaded | ApiError::RequestTimeout => {
+            ApiError::Overloaded | ApiError::RequestTimeout | ApiError::RdsUnavailable(_) => {
                 headers.insert(header::RETRY_AFTER, 1.into());
             }
             _ => {}
@@ -336,6 +353,10 @@ impl From<RolloutError> for ApiError {
             RolloutError::Invalid(message) => ApiError::InvalidBody(message),
             e @ RolloutError::UnknownTier { .. } => ApiError::UnknownTier(e.to_string()),
             e @ RolloutError::WrongState { .. } => ApiError::RolloutStateConflict(e.to_string()),
+            e @ RolloutError::UnknownKind(_) => ApiError::UnknownRolloutKind(e.to_string()),
+            RolloutError::NotOffered(message) => ApiError::TargetNotOffered(message),
+            RolloutError::BadApply(message) => ApiError::InvalidApply(message),
+            e @ RolloutError::Rds(_) => ApiError::RdsUnavailable(e.to_string()),
             RolloutError::Queue(e) => e.into(),
             e @ RolloutError::Database(_) => ApiError::Internal(e.to_string()),
         }

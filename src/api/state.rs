@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 use super::event_feed::EventFeed;
 use super::lockout::Lockout;
 use super::probe::Probe;
-use crate::config::{ApiTokens, HttpSettings, Settings, Tiers};
+use crate::config::{ApiTokens, EngineSettings, HttpSettings, Settings, Tiers};
+use crate::rollouts::Offers;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -30,14 +31,25 @@ pub struct AppState {
     pub lockout: Lockout,
     /// `/readyz` and `/metrics`, on a pool of their own.
     pub probe: Probe,
+    /// What RDS offers, for the targets of engine and CA rollouts.
+    pub offers: Offers,
+    /// End-of-support dates per major (the engine report).
+    pub engines: Arc<EngineSettings>,
     /// What wakes the event streams of `/v1/events`.
     pub events: EventFeed,
 }
 
 impl AppState {
-    /// `ops` is the operations endpoints' own small pool; the event streams end at `stop` (the
-    /// server waits for open connections when it shuts down).
-    pub fn new(db: PgPool, ops: PgPool, settings: &Settings, stop: CancellationToken) -> Self {
+    /// `ops` is the operations endpoints' own small pool; `offers` asks RDS about rollout
+    /// targets; the event streams end at `stop` (the server waits for open connections when
+    /// it shuts down).
+    pub fn new(
+        db: PgPool,
+        ops: PgPool,
+        settings: &Settings,
+        offers: Offers,
+        stop: CancellationToken,
+    ) -> Self {
         AppState {
             events: EventFeed::new(db.clone(), &settings.provisioning.environment, stop),
             db,
@@ -49,6 +61,8 @@ impl AppState {
             http: Arc::new(settings.http.clone()),
             lockout: Lockout::new(settings.http.auth_failures_per_minute),
             probe: Probe::new(ops, settings.http.fleet_gauges_every),
+            offers,
+            engines: Arc::new(settings.provisioning.engines.clone()),
         }
     }
 }

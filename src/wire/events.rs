@@ -155,7 +155,14 @@ pub struct JobFailedData {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RolloutEventData {
     pub id: Uuid,
-    pub target_version: i64,
+    /// `schema`, `engine_major`, `engine_minor`, `ca_certificate` or `maintenance`.
+    pub kind: String,
+    /// A schema rollout's tenant-schema version.
+    pub target_version: Option<i64>,
+    /// The target of the other kinds (a version, a CA).
+    pub target: Option<String>,
+    /// `immediately` or `maintenance_window`, where the kind has it.
+    pub apply: Option<String>,
     /// `running`, `halted` or `succeeded`.
     pub state: String,
     pub stages: Vec<Vec<String>>,
