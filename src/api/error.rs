@@ -53,6 +53,15 @@ pub enum ApiError {
     InvalidQuery(String),
     #[error("invalid path: {0}")]
     InvalidPath(String),
+    /// `types` of `GET /v1/events` names a type there is not.
+    #[error("{0}")]
+    UnknownEventType(String),
+    /// `since` or `Last-Event-ID` is not an event id.
+    #[error("{0}")]
+    InvalidCursor(String),
+    /// `limit` is outside what the list allows.
+    #[error("{0}")]
+    InvalidLimit(String),
     #[error("{0}")]
     InvalidTenantId(String),
     #[error("{0}")]
@@ -143,7 +152,10 @@ impl ApiError {
             | NotAnUpgrade(_)
             | UnknownRolloutKind(_)
             | TargetNotOffered(_)
-            | InvalidApply(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            | InvalidApply(_)
+            | UnknownEventType(_)
+            | InvalidCursor(_)
+            | InvalidLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
             TenantNotFound(_) | JobNotFound(_) | RolloutNotFound(_) | RouteNotFound => {
                 StatusCode::NOT_FOUND
             }
@@ -180,6 +192,9 @@ impl ApiError {
             BodyTooLarge => "body_too_large",
             InvalidQuery(_) => "invalid_query",
             InvalidPath(_) => "invalid_path",
+            UnknownEventType(_) => "unknown_event_type",
+            InvalidCursor(_) => "invalid_cursor",
+            InvalidLimit(_) => "invalid_limit",
             InvalidTenantId(_) => "invalid_tenant_id",
             UnknownTier(_) => "unknown_tier",
             InvalidTargetVersion(_) => "invalid_target_version",

@@ -8,6 +8,8 @@ pub mod audit;
 pub mod auth;
 pub mod caller;
 pub mod error;
+pub mod event_feed;
+pub mod events;
 pub mod extract;
 pub mod jobs;
 pub mod limits;
@@ -132,6 +134,7 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
             v1(Method::GET, "/v1/reports/engines", Viewer),
             get(reports::engines),
         ),
+        (v1(Method::GET, "/v1/events", Viewer), get(events::list)),
         (v1(Method::GET, "/v1/audit", Admin), get(audit::list)),
     ]);
     table

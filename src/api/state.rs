@@ -6,6 +6,9 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use tokio_util::sync::CancellationToken;
+
+use super::event_feed::EventFeed;
 use super::lockout::Lockout;
 use super::probe::Probe;
 use crate::config::{ApiTokens, EngineSettings, HttpSettings, Settings, Tiers};
@@ -32,13 +35,23 @@ pub struct AppState {
     pub offers: Offers,
     /// End-of-support dates per major (the engine report).
     pub engines: Arc<EngineSettings>,
+    /// What wakes the event streams of `/v1/events`.
+    pub events: EventFeed,
 }
 
 impl AppState {
     /// `ops` is the operations endpoints' own small pool; `offers` asks RDS about rollout
-    /// targets.
-    pub fn new(db: PgPool, ops: PgPool, settings: &Settings, offers: Offers) -> Self {
+    /// targets; the event streams end at `stop` (the server waits for open connections when
+    /// it shuts down).
+    pub fn new(
+        db: PgPool,
+        ops: PgPool,
+        settings: &Settings,
+        offers: Offers,
+        stop: CancellationToken,
+    ) -> Self {
         AppState {
+            events: EventFeed::new(db.clone(), &settings.provisioning.environment, stop),
             db,
             tokens: settings.api_tokens.clone(),
             tiers: Arc::new(settings.provisioning.tiers.clone()),

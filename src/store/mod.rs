@@ -4,6 +4,7 @@
 //! never SQL of their own; `tests/source/layers.rs` holds them to it.
 
 pub mod audit;
+pub mod events;
 pub mod leadership;
 pub mod rollout_tenants;
 pub mod rollouts;

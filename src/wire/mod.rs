@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod error;
+pub mod events;
 pub mod jobs;
 pub mod pool;
 pub mod reports;

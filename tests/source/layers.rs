@@ -488,6 +488,7 @@ const OWNERS: &[(&str, &str)] = &[
     ("pool_standbys", "store/standbys.rs"),
     ("final_snapshots", "store/snapshots.rs"),
     ("audit_events", "store/audit.rs"),
+    ("events", "store/events.rs"),
     ("ui_sessions", "store/sessions.rs"),
     ("maintenance_leadership", "store/leadership.rs"),
     ("instance_poller", "store/leadership.rs"),
