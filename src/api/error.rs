@@ -13,6 +13,7 @@ use crate::queue::QueueError;
 use crate::rollouts::RolloutError;
 use crate::tenant_id::InvalidTenantId;
 use crate::tenants::TenantError;
+use crate::webhooks::{UrlError, WebhookError};
 
 /// Largest request body the API reads.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -106,6 +107,19 @@ pub enum ApiError {
     /// The rollout is not in a state the request applies to.
     #[error("{0}")]
     RolloutStateConflict(String),
+    /// A webhook URL that does not parse or has no host.
+    #[error("{0}")]
+    InvalidUrl(String),
+    /// A webhook URL the URL rule refuses (not https, a private address).
+    #[error("{0}")]
+    UrlNotAllowed(String),
+    #[error("{0}")]
+    UnknownEventType(String),
+    #[error("{0}")]
+    WebhookNotFound(String),
+    /// The server has no AWS clients for the signing keys.
+    #[error("webhooks are not available on this server")]
+    WebhooksUnavailable,
     #[error("no such route")]
     RouteNotFound,
     #[error("method not allowed on this route")]
@@ -130,10 +144,13 @@ impl ApiError {
             | InvalidTenantId(_)
             | UnknownTier(_)
             | InvalidTargetVersion(_)
-            | NotAnUpgrade(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            TenantNotFound(_) | JobNotFound(_) | RolloutNotFound(_) | RouteNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            | NotAnUpgrade(_)
+            | InvalidUrl(_)
+            | UrlNotAllowed(_)
+            | UnknownEventType(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            TenantNotFound(_) | JobNotFound(_) | RolloutNotFound(_) | WebhookNotFound(_)
+            | RouteNotFound => StatusCode::NOT_FOUND,
+            WebhooksUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             TierConflict(_)
             | FinalSnapshotRequired(_)
             | ProvisioningInProgress(_)
@@ -187,6 +204,11 @@ impl ApiError {
             RolloutNotFound(_) => "rollout_not_found",
             RolloutInProgress(_) => "rollout_in_progress",
             RolloutStateConflict(_) => "rollout_state_conflict",
+            InvalidUrl(_) => "invalid_url",
+            UrlNotAllowed(_) => "url_not_allowed",
+            UnknownEventType(_) => "unknown_event_type",
+            WebhookNotFound(_) => "webhook_not_found",
+            WebhooksUnavailable => "webhooks_unavailable",
             RouteNotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Internal(_) => "internal",
@@ -323,6 +345,24 @@ impl From<RolloutError> for ApiError {
             e @ RolloutError::WrongState { .. } => ApiError::RolloutStateConflict(e.to_string()),
             RolloutError::Queue(e) => e.into(),
             e @ RolloutError::Database(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            WebhookError::Url(e @ UrlError::Invalid(_)) => ApiError::InvalidUrl(e.to_string()),
+            WebhookError::Url(e @ UrlError::NotAllowed(_)) => {
+                ApiError::UrlNotAllowed(e.to_string())
+            }
+            e @ WebhookError::UnknownEventType(_) => ApiError::UnknownEventType(e.to_string()),
+            WebhookError::Invalid(message) => ApiError::InvalidBody(message),
+            e @ WebhookError::NotFound(_) => ApiError::WebhookNotFound(e.to_string()),
+            WebhookError::Unavailable => ApiError::WebhooksUnavailable,
+            e @ (WebhookError::Keys(_) | WebhookError::Database(_)) => {
+                ApiError::Internal(e.to_string())
+            }
         }
     }
 }

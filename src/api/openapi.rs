@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::access::Route;
 use super::state::AppState;
-use super::{audit, jobs, ops, pool, rollouts, tenant_actions, tenants, upgrades};
+use super::{audit, jobs, ops, pool, rollouts, tenant_actions, tenants, upgrades, webhooks};
 use crate::config::Tiers;
 
 #[derive(OpenApi)]
@@ -58,6 +58,15 @@ use crate::config::Tiers;
         rollouts::cancel,
         pool::get,
         audit::list,
+        webhooks::create,
+        webhooks::list,
+        webhooks::get,
+        webhooks::delete,
+        webhooks::disable,
+        webhooks::enable,
+        webhooks::rotate,
+        webhooks::replay,
+        webhooks::deliveries,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -65,6 +74,7 @@ use crate::config::Tiers;
         (name = "jobs", description = "The jobs that do the work, step by step"),
         (name = "rollouts", description = "Tenant schema versions brought to the whole fleet, canary first"),
         (name = "pool", description = "The warm pool of standby instances new tenants take over"),
+        (name = "webhooks", description = "Signed deliveries of lifecycle events to your URLs (Standard Webhooks)"),
         (name = "audit", description = "Who asked for what, from where, and how it ended"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
     )

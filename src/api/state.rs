@@ -8,7 +8,8 @@ use sqlx::PgPool;
 
 use super::lockout::Lockout;
 use super::probe::Probe;
-use crate::config::{ApiTokens, HttpSettings, Settings, Tiers};
+use crate::config::{ApiTokens, HttpSettings, Settings, Tiers, WebhookSettings};
+use crate::webhooks::Keys;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,6 +28,16 @@ pub struct AppState {
     pub lockout: Lockout,
     /// `/readyz` and `/metrics`, on a pool of their own.
     pub probe: Probe,
+    /// The webhook settings and where signing keys live; `None`: no AWS clients (webhook
+    /// routes answer 503 `webhooks_unavailable`).
+    pub webhooks: Option<WebhookKeys>,
+}
+
+/// What the webhook routes need beside the control database.
+#[derive(Clone)]
+pub struct WebhookKeys {
+    pub keys: Keys,
+    pub settings: Arc<WebhookSettings>,
 }
 
 impl AppState {
@@ -42,6 +53,16 @@ impl AppState {
             http: Arc::new(settings.http.clone()),
             lockout: Lockout::new(settings.http.auth_failures_per_minute),
             probe: Probe::new(ops, settings.http.fleet_gauges_every),
+            webhooks: None,
         }
+    }
+
+    /// With the signing keys' home, for the webhook routes.
+    pub fn with_webhooks(mut self, keys: Keys, settings: &WebhookSettings) -> Self {
+        self.webhooks = Some(WebhookKeys {
+            keys,
+            settings: Arc::new(settings.clone()),
+        });
+        self
     }
 }

@@ -430,6 +430,8 @@ pub const TAG_TENANT: &str = "TenantId";
 /// Marks a warm-pool standby (its value: the standby's id); a claim replaces it by TenantId.
 pub const TAG_STANDBY: &str = "PoolStandby";
 pub const TAG_TIER: &str = "Tier";
+/// Marks a webhook subscription's signing key (its value: the subscription's id).
+pub const TAG_WEBHOOK: &str = "WebhookSubscription";
 pub const TAG_ENVIRONMENT: &str = "Environment";
 pub const TAG_MANAGED_BY: &str = "ManagedBy";
 /// The provisioning job that created an instance: tells a retry of our own create apart from

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod pool;
 pub mod rollouts;
 pub mod tenants;
+pub mod webhooks;
 
 /// Default page size of the lists.
 pub const DEFAULT_PAGE: i64 = 50;

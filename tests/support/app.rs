@@ -75,6 +75,7 @@ pub async fn spawn_app_with(http: HttpSettings) -> TestApp {
         http: Arc::new(http.clone()),
         lockout: api::lockout::Lockout::new(http.auth_failures_per_minute),
         probe: api::probe::Probe::new(db.pool.clone(), http.fleet_gauges_every),
+        webhooks: None,
     };
     let console = tenantd::ui::UiState::with(
         state.clone(),
