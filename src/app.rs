@@ -18,6 +18,7 @@ use crate::maintenance::{
     Rescuer, SnapshotCleaner,
 };
 use crate::ui;
+use crate::webhooks::eventbridge::BusSender;
 use crate::webhooks::{Dispatcher, Keys};
 use crate::worker;
 use crate::workflow::{
@@ -248,6 +249,16 @@ async fn run(
         &settings.provisioning.environment,
     )?;
     let deliveries = tokio::spawn(deliveries.run(background.clone()));
+    let bus = settings.webhooks.eventbridge_bus.clone().map(|bus| {
+        let sender = BusSender::new(
+            pool.clone(),
+            aws.cloud.clone(),
+            &bus,
+            settings.webhooks.clone(),
+            &settings.provisioning.environment,
+        );
+        tokio::spawn(sender.run(background.clone()))
+    });
     let limits = settings.http.clone();
     let stop_serving = shutdown.clone();
     let http = tokio::spawn(async move { api::serve(listener, app, &limits, stop_serving).await });
@@ -256,6 +267,9 @@ async fn run(
     background.cancel();
     let _ = maintenance.await;
     let _ = deliveries.await;
+    if let Some(bus) = bus {
+        let _ = bus.await;
+    }
     http.await??;
     worker_result?;
     Ok(())

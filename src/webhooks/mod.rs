@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod dispatch;
+pub mod eventbridge;
 pub mod keys;
 pub mod signing;
 pub mod subscriptions;

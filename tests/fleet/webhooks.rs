@@ -3,7 +3,9 @@
 //! (`store::events::record` in a transaction of its own). Exactly the events of a script, in
 //! order per tenant, each signed; SIGKILLs between send and record lose nothing; a receiver
 //! failing for two minutes gets everything in order; a rotation signs with both keys; the URL
-//! rule; a subscription failing past its window is disabled.
+//! rule; a subscription failing past its window is disabled; every event reaches the
+//! EventBridge bus (read back through an SQS queue a rule targets) with the SaaS Builder
+//! Toolkit's detail types.
 
 use crate::support;
 
@@ -600,4 +602,138 @@ async fn a_subscription_failing_past_its_window_is_disabled_with_the_reason() {
         },
     )
     .await;
+}
+
+/// One SQS request to the local stack (JSON protocol; LocalStack does not check signatures).
+async fn sqs(target: &str, body: Value) -> Value {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{endpoint}/"))
+        .header("X-Amz-Target", format!("AmazonSQS.{target}"))
+        .header("Content-Type", "application/x-amz-json-1.0")
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=000000000000/20261208/us-east-1/sqs/aws4_request, \
+             SignedHeaders=host, Signature=0",
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_reaches_the_eventbridge_bus_with_saas_builder_detail_types() {
+    let stack = Stack::new().await;
+    let name = run_prefix("tenantd-bus");
+    let config = sdk_config(None).await;
+    let bridge = aws_sdk_eventbridge::Client::new(&config);
+    bridge.create_event_bus().name(&name).send().await.unwrap();
+    let queue = sqs("CreateQueue", json!({ "QueueName": name })).await;
+    let queue_url = queue["QueueUrl"].as_str().unwrap().to_string();
+    bridge
+        .put_rule()
+        .name(&name)
+        .event_bus_name(&name)
+        .event_pattern(r#"{"source": ["tenantd"]}"#)
+        .send()
+        .await
+        .unwrap();
+    bridge
+        .put_targets()
+        .rule(&name)
+        .event_bus_name(&name)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(format!("arn:aws:sqs:us-east-1:000000000000:{name}"))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let (_daemon, _api) = serve_ready(&env(&stack, &[("TENANTD_EVENTBRIDGE_BUS", &name)])).await;
+    // The bus gets the events committed once its sender started.
+    wait_for("the bus's cursor", Duration::from_secs(20), || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM event_sinks")
+            .fetch_one(stack.pool())
+            .await
+            .unwrap();
+        (n == 1).then_some(())
+    })
+    .await;
+    for t in 0..4 {
+        let tenant = format!("b{t}");
+        for kind in [
+            EventType::TenantRequested,
+            EventType::TenantReady,
+            EventType::TenantDeleted,
+        ] {
+            emit(stack.pool(), kind, &tenant).await;
+        }
+    }
+    let mut tx = stack.pool().begin().await.unwrap();
+    let failed = NewEvent::tenant(
+        EventType::JobFailed,
+        "b0",
+        json!({ "workflow": "deprovision", "error": "DeleteDBInstance refused" }),
+    );
+    events::record(&mut tx, &[failed]).await.unwrap();
+    tx.commit().await.unwrap();
+    let want: Vec<(i64, String)> = sqlx::query_as("SELECT id, type FROM events ORDER BY id")
+        .fetch_all(stack.pool())
+        .await
+        .unwrap();
+    assert_eq!(want.len(), 13);
+
+    let got = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::<String, Value>::new()));
+    wait_for(
+        "every event on the bus",
+        Duration::from_secs(60),
+        || async {
+            let out = sqs(
+            "ReceiveMessage",
+            json!({ "QueueUrl": queue_url, "MaxNumberOfMessages": 10, "VisibilityTimeout": 600 }),
+        )
+        .await;
+            for m in out["Messages"].as_array().cloned().unwrap_or_default() {
+                let entry: Value = serde_json::from_str(m["Body"].as_str().unwrap()).unwrap();
+                got.lock()
+                    .unwrap()
+                    .insert(entry["detail"]["id"].as_str().unwrap().to_string(), entry);
+            }
+            (got.lock().unwrap().len() >= want.len()).then_some(())
+        },
+    )
+    .await;
+    let got = got.lock().unwrap().clone();
+    let expected = |kind: &str| -> String {
+        match kind {
+            "tenantd.tenant.ready" => "provisionSuccess",
+            "tenantd.tenant.deleted" => "deprovisionSuccess",
+            "tenantd.job.failed" => "deprovisionFailure",
+            other => other,
+        }
+        .to_string()
+    };
+    for (id, kind) in &want {
+        let entry = &got[&id.to_string()];
+        assert_eq!(entry["source"], "tenantd");
+        assert_eq!(entry["detail-type"], expected(kind), "{entry}");
+        assert_eq!(entry["detail"]["type"], kind.as_str());
+        assert_eq!(entry["detail"]["specversion"], "1.0");
+    }
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "events that were not written: {got:?}"
+    );
+    let through: i64 = sqlx::query_scalar("SELECT delivered_through FROM event_sinks")
+        .fetch_one(stack.pool())
+        .await
+        .unwrap();
+    assert_eq!(through, want.last().unwrap().0);
 }
