@@ -168,7 +168,12 @@ async fn run(args: &Args, url: &str, statements: &AtomicU64) -> anyhow::Result<(
         started.elapsed().as_secs_f64()
     );
 
-    let state = AppState::new(pool.clone(), tenantd::app::ops_pool(&settings)?, &settings);
+    let state = AppState::new(
+        pool.clone(),
+        tenantd::app::ops_pool(&settings)?,
+        &settings,
+        tokio_util::sync::CancellationToken::new(),
+    );
     let app = api::router(state.clone()).merge(ui::router(UiState::new(state, &settings)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

@@ -14,8 +14,8 @@ use crate::cloud::rds::EngineVersion;
 use crate::config::{ConfigError, Settings, Tiers};
 use crate::db;
 use crate::maintenance::{
-    AuditPruner, Conductor, Election, InstancePoller, Maintenance, PoolKeeper, Pruner, Reconciler,
-    Rescuer, SnapshotCleaner,
+    AuditPruner, Conductor, Election, EventPruner, InstancePoller, Maintenance, PoolKeeper, Pruner,
+    Reconciler, Rescuer, SnapshotCleaner,
 };
 use crate::ui;
 use crate::webhooks::eventbridge::BusSender;
@@ -165,6 +165,7 @@ pub fn maintenance(
         ))
         .with(Pruner::new(pool.clone(), settings.job_retention))
         .with(AuditPruner::new(pool.clone(), settings.audit_retention))
+        .with(EventPruner::new(pool.clone(), settings.event_retention))
         .with(Reconciler::new(
             pool.clone(),
             aws.clone(),
@@ -189,8 +190,13 @@ pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::R
     let listener = api::bind(settings.listen, "TENANTD_LISTEN").await?;
     let pool = connect(&settings).await?;
     let cloud = cloud(&settings).await?;
-    let state = AppState::new(pool.clone(), ops_pool(&settings)?, &settings)
-        .with_webhooks(webhook_keys(&settings, &cloud), &settings.webhooks);
+    let state = AppState::new(
+        pool.clone(),
+        ops_pool(&settings)?,
+        &settings,
+        shutdown.clone(),
+    )
+    .with_webhooks(webhook_keys(&settings, &cloud), &settings.webhooks);
     let console = ui::router(ui::UiState::new(state.clone(), &settings));
     let app = api::admitted(api::router(state).merge(console), &settings.http);
     let names: Vec<String> = settings
@@ -220,7 +226,12 @@ fn webhook_keys(settings: &Settings, cloud: &Cloud) -> Keys {
 pub async fn work(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = api::bind(settings.metrics_listen, "TENANTD_METRICS_LISTEN").await?;
     let pool = connect(&settings).await?;
-    let state = AppState::new(pool.clone(), ops_pool(&settings)?, &settings);
+    let state = AppState::new(
+        pool.clone(),
+        ops_pool(&settings)?,
+        &settings,
+        shutdown.clone(),
+    );
     let app = api::admitted(api::ops_router(state), &settings.http);
     info!(listen = %listener.local_addr()?, "health and metrics listening");
     let cloud = cloud(&settings).await?;

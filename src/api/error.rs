@@ -54,6 +54,15 @@ pub enum ApiError {
     InvalidQuery(String),
     #[error("invalid path: {0}")]
     InvalidPath(String),
+    /// `types` of `GET /v1/events` or of a webhook subscription names a type there is not.
+    #[error("{0}")]
+    UnknownEventType(String),
+    /// `since` or `Last-Event-ID` is not an event id.
+    #[error("{0}")]
+    InvalidCursor(String),
+    /// `limit` is outside what the list allows.
+    #[error("{0}")]
+    InvalidLimit(String),
     #[error("{0}")]
     InvalidTenantId(String),
     #[error("{0}")]
@@ -114,8 +123,6 @@ pub enum ApiError {
     #[error("{0}")]
     UrlNotAllowed(String),
     #[error("{0}")]
-    UnknownEventType(String),
-    #[error("{0}")]
     WebhookNotFound(String),
     /// The server has no AWS clients for the signing keys.
     #[error("webhooks are not available on this server")]
@@ -145,9 +152,11 @@ impl ApiError {
             | UnknownTier(_)
             | InvalidTargetVersion(_)
             | NotAnUpgrade(_)
+            | UnknownEventType(_)
+            | InvalidCursor(_)
+            | InvalidLimit(_)
             | InvalidUrl(_)
-            | UrlNotAllowed(_)
-            | UnknownEventType(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            | UrlNotAllowed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             TenantNotFound(_) | JobNotFound(_) | RolloutNotFound(_) | WebhookNotFound(_)
             | RouteNotFound => StatusCode::NOT_FOUND,
             WebhooksUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -184,6 +193,9 @@ impl ApiError {
             BodyTooLarge => "body_too_large",
             InvalidQuery(_) => "invalid_query",
             InvalidPath(_) => "invalid_path",
+            UnknownEventType(_) => "unknown_event_type",
+            InvalidCursor(_) => "invalid_cursor",
+            InvalidLimit(_) => "invalid_limit",
             InvalidTenantId(_) => "invalid_tenant_id",
             UnknownTier(_) => "unknown_tier",
             InvalidTargetVersion(_) => "invalid_target_version",
@@ -206,7 +218,6 @@ impl ApiError {
             RolloutStateConflict(_) => "rollout_state_conflict",
             InvalidUrl(_) => "invalid_url",
             UrlNotAllowed(_) => "url_not_allowed",
-            UnknownEventType(_) => "unknown_event_type",
             WebhookNotFound(_) => "webhook_not_found",
             WebhooksUnavailable => "webhooks_unavailable",
             RouteNotFound => "not_found",

@@ -8,6 +8,8 @@ pub mod audit;
 pub mod auth;
 pub mod caller;
 pub mod error;
+pub mod event_feed;
+pub mod events;
 pub mod extract;
 pub mod jobs;
 pub mod limits;
@@ -129,6 +131,7 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
             post(rollouts::cancel),
         ),
         (v1(Method::GET, "/v1/pool", Viewer), get(pool::get)),
+        (v1(Method::GET, "/v1/events", Viewer), get(events::list)),
         (v1(Method::GET, "/v1/audit", Admin), get(audit::list)),
         (
             v1(Method::POST, "/v1/webhooks", Operator),

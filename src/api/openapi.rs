@@ -12,7 +12,9 @@ use utoipa::{Modify, OpenApi};
 
 use super::access::Route;
 use super::state::AppState;
-use super::{audit, jobs, ops, pool, rollouts, tenant_actions, tenants, upgrades, webhooks};
+use super::{
+    audit, events, jobs, ops, pool, rollouts, tenant_actions, tenants, upgrades, webhooks,
+};
 use crate::config::Tiers;
 
 #[derive(OpenApi)]
@@ -58,6 +60,7 @@ use crate::config::Tiers;
         rollouts::cancel,
         pool::get,
         audit::list,
+        events::list,
         webhooks::create,
         webhooks::list,
         webhooks::get,
@@ -68,6 +71,12 @@ use crate::config::Tiers;
         webhooks::replay,
         webhooks::deliveries,
     ),
+    components(schemas(
+        crate::wire::events::CloudEvent,
+        crate::wire::events::TenantEventData,
+        crate::wire::events::JobFailedData,
+        crate::wire::events::RolloutEventData,
+    )),
     modifiers(&BearerAuth),
     tags(
         (name = "tenants", description = "A tenant's database: ask for it, look at it, take it away"),
@@ -76,6 +85,8 @@ use crate::config::Tiers;
         (name = "pool", description = "The warm pool of standby instances new tenants take over"),
         (name = "webhooks", description = "Signed deliveries of lifecycle events to your URLs (Standard Webhooks)"),
         (name = "audit", description = "Who asked for what, from where, and how it ended"),
+        (name = "events", description = "Lifecycle events (CloudEvents 1.0), in commit order: \
+            a page for pollers or a Server-Sent Events stream"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
     )
 )]

@@ -6,6 +6,9 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use tokio_util::sync::CancellationToken;
+
+use super::event_feed::EventFeed;
 use super::lockout::Lockout;
 use super::probe::Probe;
 use crate::config::{ApiTokens, HttpSettings, Settings, Tiers, WebhookSettings};
@@ -28,6 +31,8 @@ pub struct AppState {
     pub lockout: Lockout,
     /// `/readyz` and `/metrics`, on a pool of their own.
     pub probe: Probe,
+    /// What wakes the event streams of `/v1/events`.
+    pub events: EventFeed,
     /// The webhook settings and where signing keys live; `None`: no AWS clients (webhook
     /// routes answer 503 `webhooks_unavailable`).
     pub webhooks: Option<WebhookKeys>,
@@ -41,9 +46,11 @@ pub struct WebhookKeys {
 }
 
 impl AppState {
-    /// `ops` is the operations endpoints' own small pool.
-    pub fn new(db: PgPool, ops: PgPool, settings: &Settings) -> Self {
+    /// `ops` is the operations endpoints' own small pool; the event streams end at `stop` (the
+    /// server waits for open connections when it shuts down).
+    pub fn new(db: PgPool, ops: PgPool, settings: &Settings, stop: CancellationToken) -> Self {
         AppState {
+            events: EventFeed::new(db.clone(), &settings.provisioning.environment, stop),
             db,
             tokens: settings.api_tokens.clone(),
             tiers: Arc::new(settings.provisioning.tiers.clone()),

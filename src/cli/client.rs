@@ -5,6 +5,7 @@ use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
+use super::event_stream::EventStream;
 use crate::tenant_id::{InvalidTenantId, TenantId};
 use crate::wire::audit::AuditPage;
 use crate::wire::error::ErrorBody;
@@ -192,6 +193,15 @@ impl Client {
     pub async fn get_pool(&self) -> Result<PoolView, ClientError> {
         let url = self.url(&["v1", "pool"]);
         Ok(self.call(Method::GET, url, None).await?.1)
+    }
+
+    /// The stream of `id`'s events from now on; `None` when the API answers none (the caller
+    /// polls).
+    pub async fn tenant_events(&self, id: &TenantId) -> Option<EventStream> {
+        let mut url = self.url(&["v1", "events"]);
+        url.query_pairs_mut().append_pair("tenant", id.as_str());
+        let request = self.http.get(url).bearer_auth(self.token.expose_secret());
+        EventStream::open(request).await
     }
 
     pub async fn get_tenant(&self, id: &TenantId) -> Result<TenantView, ClientError> {

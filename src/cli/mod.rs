@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod client;
+pub mod event_stream;
 pub mod output;
 pub mod rollout_wait;
 pub mod wait;

@@ -54,6 +54,9 @@ pub struct Settings {
     /// Audit events older than this are deleted (`TENANTD_AUDIT_RETENTION`, default 400
     /// days); `None`: kept forever.
     pub audit_retention: Option<Duration>,
+    /// Lifecycle events older than this are deleted (`TENANTD_EVENT_RETENTION`, default 30
+    /// days); `None`: kept forever.
+    pub event_retention: Option<Duration>,
     /// RDS requests per second this process may make: the fleet's budget times this
     /// replica's share.
     pub rds_rate: f64,
@@ -134,11 +137,18 @@ impl Settings {
                 provisioning.pool_secret_prefix.as_str(),
             ],
         )?;
+        let event_retention = env.duration_or_off(
+            "TENANTD_EVENT_RETENTION",
+            Some(Duration::from_secs(30 * 86400)),
+            Duration::from_secs(60),
+            Duration::from_secs(3650 * 86400),
+        )?;
         Ok(Settings {
             webhooks,
             ui,
             http,
             audit_retention,
+            event_retention,
             job_retention,
             aws_timeouts,
             database_url,
@@ -544,6 +554,22 @@ mod tests {
         let err = load(&[base, ("TENANTD_AUDIT_RETENTION", "1h")]).unwrap_err();
         assert!(
             err.to_string().starts_with("TENANTD_AUDIT_RETENTION"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn events_are_kept_30_days_unless_set() {
+        let base = ("TENANTD_DATABASE_URL", "postgres://h/db");
+        let s = load(&[base]).unwrap();
+        assert_eq!(s.event_retention, Some(Duration::from_secs(30 * 86400)));
+        let s = load(&[base, ("TENANTD_EVENT_RETENTION", "7d")]).unwrap();
+        assert_eq!(s.event_retention, Some(Duration::from_secs(7 * 86400)));
+        let s = load(&[base, ("TENANTD_EVENT_RETENTION", "0")]).unwrap();
+        assert_eq!(s.event_retention, None);
+        let err = load(&[base, ("TENANTD_EVENT_RETENTION", "soon")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("TENANTD_EVENT_RETENTION"),
             "{err}"
         );
     }

@@ -8,7 +8,10 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sqlx::{PgConnection, PgExecutor};
+
+use super::tenants::Tenant;
 
 /// The `pg_advisory_xact_lock` key every event writer holds while it draws its ids and until
 /// it commits ("tenantd" + "ev" in ASCII).
@@ -137,6 +140,86 @@ impl NewEvent {
     }
 }
 
+/// The `data` of a tenant's events: its public fields (never its secret's ARN or a password).
+pub fn tenant_data(tenant: &Tenant) -> serde_json::Value {
+    let endpoint = match (&tenant.endpoint_host, tenant.endpoint_port) {
+        (Some(host), Some(port)) => json!({"host": host, "port": port}),
+        _ => serde_json::Value::Null,
+    };
+    json!({
+        "id": tenant.id,
+        "tier": tenant.tier,
+        "status": tenant.status.as_str(),
+        "engine_version": tenant.engine_version,
+        "endpoint": endpoint,
+        "schema_version": tenant.schema_version,
+        "storage_gib": tenant.storage_gib,
+        "pending_tier": tenant.pending_tier,
+        "from_pool": tenant.from_pool,
+        "note": tenant.note,
+        "error": tenant.error,
+        "created_at": tenant.created_at,
+        "updated_at": tenant.updated_at,
+    })
+}
+
+impl NewEvent {
+    /// An event about `tenant` as it is now, with its public fields as `data`.
+    pub fn about(kind: EventType, tenant: &Tenant) -> Self {
+        NewEvent::tenant(kind, &tenant.id, tenant_data(tenant))
+    }
+
+    /// [`NewEvent::about`] with `extra`'s fields added to `data`.
+    pub fn about_with(kind: EventType, tenant: &Tenant, extra: serde_json::Value) -> Self {
+        let mut event = NewEvent::about(kind, tenant);
+        if let (Some(data), serde_json::Value::Object(extra)) = (event.data.as_object_mut(), extra)
+        {
+            data.extend(extra);
+        }
+        event
+    }
+}
+
+/// The `data` of a rollout's events: what it moves to, how, and why it stopped.
+pub fn rollout_data(rollout: &super::rollouts::Rollout) -> serde_json::Value {
+    json!({
+        "id": rollout.id,
+        "target_version": rollout.target_version,
+        "state": rollout.state.as_str(),
+        "stages": rollout.stages.0,
+        "canary": rollout.canary,
+        "concurrency": rollout.concurrency,
+        "max_failures": rollout.max_failures,
+        "reason": rollout.reason,
+    })
+}
+
+impl NewEvent {
+    /// An event about `rollout` (its subject: the rollout's id; no tenant).
+    pub fn rollout(kind: EventType, rollout: &super::rollouts::Rollout) -> Self {
+        NewEvent {
+            kind,
+            subject: rollout.id.to_string(),
+            tenant_id: None,
+            data: rollout_data(rollout),
+        }
+    }
+}
+
+/// Records `kind` about the tenant `id` as its row is now in `conn`'s transaction (nothing when
+/// there is no such tenant). Like [`record`], the transaction's last statements.
+pub async fn record_about(
+    conn: &mut PgConnection,
+    kind: EventType,
+    id: &str,
+    extra: serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    let Some(tenant) = super::tenants::get(&mut *conn, id).await? else {
+        return Ok(());
+    };
+    record(conn, &[NewEvent::about_with(kind, &tenant, extra)]).await
+}
+
 /// One event as read back. `kind` is a string: a newer version's types read as they are.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, Deserialize)]
 pub struct Event {
@@ -237,10 +320,24 @@ pub async fn prune(
     executor: impl PgExecutor<'_>,
     before: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM events WHERE time < $1")
-        .bind(before)
-        .execute(executor)
-        .await?;
+    prune_some(executor, before, i64::MAX).await
+}
+
+/// Deletes up to `batch` of the oldest events older than `before`; returns how many.
+pub async fn prune_some(
+    executor: impl PgExecutor<'_>,
+    before: DateTime<Utc>,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM events WHERE id IN (
+             SELECT id FROM events WHERE time < $1 ORDER BY time LIMIT $2
+             FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(before)
+    .bind(batch)
+    .execute(executor)
+    .await?;
     Ok(done.rows_affected())
 }
 

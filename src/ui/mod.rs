@@ -116,6 +116,7 @@ pub fn router(state: UiState) -> Router {
         .route("/ui/tenants", get(pages::tenants))
         .route("/ui/tenants/{id}", get(pages::tenant))
         .route("/ui/tenants/{id}/live", get(pages::tenant_live))
+        .route("/ui/tenants/{id}/events", get(pages::tenant_events))
         .route(
             "/ui/tenants/{id}/deprovision",
             get(pages::confirm_deprovision).post(actions::deprovision),

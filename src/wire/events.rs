@@ -1,11 +1,17 @@
 //! The bodies of `/v1/events`: the CloudEvents 1.0 document every event is sent as (in the
 //! stream, the JSON page, webhooks and EventBridge alike), the query, and a page for pollers.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
+use uuid::Uuid;
 
-use crate::store::events::Event;
+use crate::store::events::{Event, EventType};
+use crate::store::tenants::TenantStatus;
 
 /// The CloudEvents version of [`CloudEvent`].
 pub const SPEC_VERSION: &str = "1.0";
@@ -25,9 +31,9 @@ pub struct CloudEvent {
     /// `tenantd/<TENANTD_ENVIRONMENT>`.
     #[schema(example = "tenantd/production")]
     pub source: String,
-    /// What happened, e.g. `tenantd.tenant.ready` (see the event types).
+    /// What happened, e.g. `tenantd.tenant.ready`.
     #[serde(rename = "type")]
-    #[schema(example = "tenantd.tenant.ready")]
+    #[schema(value_type = EventTypeName, example = "tenantd.tenant.ready")]
     pub kind: String,
     /// What it is about: the tenant's id (tenant and pool events), the job's id (`job.failed`)
     /// or the rollout's id (rollout events).
@@ -38,7 +44,9 @@ pub struct CloudEvent {
     /// Always `application/json`.
     #[schema(example = "application/json")]
     pub datacontenttype: String,
-    /// The public fields of what changed (see the event types); never a password or a secret.
+    /// The public fields of what changed, never a password or a secret: `TenantEventData` for
+    /// the `tenantd.tenant.*` types and `tenantd.pool.claimed`, `JobFailedData` for
+    /// `tenantd.job.failed`, `RolloutEventData` for the `tenantd.rollout.*` types.
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
 }
@@ -63,6 +71,127 @@ impl CloudEvent {
 pub fn source(environment: &str) -> String {
     format!("tenantd/{environment}")
 }
+
+/// The name of an event's type (the CloudEvents `type`).
+pub struct EventTypeName;
+
+impl PartialSchema for EventTypeName {
+    fn schema() -> RefOr<Schema> {
+        let names: Vec<serde_json::Value> =
+            EventType::ALL.iter().map(|t| t.as_str().into()).collect();
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(names))
+            .description(Some(
+                "requested: a tenant was asked for (or asked for again); ready: its database \
+                 takes connections; failed: provisioning or deprovisioning gave up (`error` \
+                 says why); tier_changed, suspended, resumed: a change reached what it asked \
+                 for; drift_found: the reconciler found settings that differ (`drift`); \
+                 drift_repaired: a repair ran; lost: the instance is gone; deleted: the \
+                 tenant's database is gone; job.failed: a job ended failed; rollout.started, \
+                 rollout.halted, rollout.succeeded: a schema rollout began, stopped on failures, \
+                 reached every tenant; pool.claimed: a new tenant took over a warm-pool standby \
+                 (`standby`).",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for EventTypeName {
+    fn name() -> Cow<'static, str> {
+        "EventType".into()
+    }
+}
+
+/// A tenant's endpoint.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EndpointData {
+    pub host: String,
+    pub port: i32,
+}
+
+/// The `data` of the `tenantd.tenant.*` and `tenantd.pool.claimed` events: the tenant as the
+/// change left it (its public fields only; the password stays in Secrets Manager).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TenantEventData {
+    pub id: String,
+    pub tier: String,
+    pub status: TenantStatus,
+    pub engine_version: Option<String>,
+    /// Where to connect, once ready.
+    pub endpoint: Option<EndpointData>,
+    pub schema_version: Option<i64>,
+    pub storage_gib: Option<i32>,
+    pub pending_tier: Option<String>,
+    pub from_pool: bool,
+    pub note: Option<String>,
+    /// Why it failed, is lost or degraded.
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The job whose final write this was (the workflows' events).
+    pub job_id: Option<Uuid>,
+    /// `drift_found`: the settings that differ.
+    pub drift: Option<Vec<crate::store::tenants::Difference>>,
+    /// `pool.claimed`: the standby instance the tenant took over.
+    pub standby: Option<String>,
+}
+
+/// The `data` of `tenantd.job.failed`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobFailedData {
+    pub id: Uuid,
+    /// The workflow, e.g. `provision`.
+    pub kind: String,
+    pub tenant_id: Option<String>,
+    /// The step that failed last.
+    pub step: String,
+    pub attempt: i32,
+    pub error: Option<String>,
+    pub error_class: Option<String>,
+}
+
+/// The `data` of the `tenantd.rollout.*` events.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RolloutEventData {
+    pub id: Uuid,
+    pub target_version: i64,
+    /// `running`, `halted` or `succeeded`.
+    pub state: String,
+    pub stages: Vec<Vec<String>>,
+    pub canary: i32,
+    pub concurrency: i32,
+    pub max_failures: i32,
+    /// Why it halted.
+    pub reason: Option<String>,
+}
+
+/// `GET /v1/events` query. Any other parameter, or one given twice, is refused (400
+/// `invalid_query`).
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Only events after this id. The default: 0 (all that are kept) for the page, the latest
+    /// event's id (a live tail) for the stream. The stream's `Last-Event-ID` header takes
+    /// precedence.
+    #[param(minimum = 0, maximum = 9007199254740991_i64)]
+    pub since: Option<i64>,
+    /// Only events of these types, comma-separated (e.g.
+    /// `tenantd.tenant.ready,tenantd.tenant.failed`).
+    pub types: Option<String>,
+    /// Only events about this tenant.
+    #[param(min_length = 3, max_length = 40, pattern = "^[a-z](-?[a-z0-9])*$")]
+    pub tenant: Option<String>,
+    /// Page size of the JSON page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+/// Default page size of `GET /v1/events`.
+pub const DEFAULT_EVENTS_PAGE: i64 = 100;
+/// The largest cursor the document allows (2^53 - 1, exact in every JSON client).
+pub const MAX_EVENT_CURSOR: i64 = 9_007_199_254_740_991;
 
 /// A page of events for pollers, oldest first.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

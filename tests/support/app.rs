@@ -63,7 +63,9 @@ pub async fn spawn_app() -> TestApp {
 /// [`spawn_app`] with these listener settings.
 pub async fn spawn_app_with(http: HttpSettings) -> TestApp {
     let db = fresh_db().await;
+    let shutdown = CancellationToken::new();
     let state = AppState {
+        events: api::event_feed::EventFeed::new(db.pool.clone(), "test", shutdown.clone()),
         db: db.pool.clone(),
         tokens: test_tokens(),
         tiers: Arc::new(Tiers::defaults()),
@@ -92,7 +94,6 @@ pub async fn spawn_app_with(http: HttpSettings) -> TestApp {
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move { api::serve(listener, app, &http, stop).await });
     TestApp {

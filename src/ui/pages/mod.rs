@@ -8,7 +8,7 @@ mod tenants;
 
 pub use jobs::jobs;
 pub use overview::overview;
-pub use tenants::{confirm_deprovision, tenant, tenant_live, tenants};
+pub use tenants::{confirm_deprovision, tenant, tenant_events, tenant_live, tenants};
 
 use askama::Template;
 use axum::extract::Query;
