@@ -253,8 +253,11 @@ async fn run(
     let (registry, aws) = workflows(&settings, cloud);
     let background = CancellationToken::new();
     let maintenance = maintenance(&settings, &pool, &aws, &registry).spawn(background.clone());
+    // Deliveries get connections of their own: a burst that holds every connection of the
+    // worker's pool (steps, API writes waiting for the events' lock) does not delay them.
+    let delivery_pool = db::connect_lazy(&settings.database_url, 3, Duration::from_secs(10))?;
     let deliveries = Dispatcher::new(
-        pool.clone(),
+        delivery_pool.clone(),
         webhook_keys(&settings, &aws.cloud),
         settings.webhooks.clone(),
         &settings.provisioning.environment,
@@ -262,7 +265,7 @@ async fn run(
     let deliveries = tokio::spawn(deliveries.run(background.clone()));
     let bus = settings.webhooks.eventbridge_bus.clone().map(|bus| {
         let sender = BusSender::new(
-            pool.clone(),
+            delivery_pool.clone(),
             aws.cloud.clone(),
             &bus,
             settings.webhooks.clone(),
