@@ -7,5 +7,6 @@ mod support;
 
 mod lifecycle;
 mod outbox;
+mod requests;
 mod stream;
 mod wait;
