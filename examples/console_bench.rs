@@ -172,6 +172,7 @@ async fn run(args: &Args, url: &str, statements: &AtomicU64) -> anyhow::Result<(
         pool.clone(),
         tenantd::app::ops_pool(&settings)?,
         &settings,
+        tenantd::rollouts::Offers::none(),
         tokio_util::sync::CancellationToken::new(),
     );
     let app = api::router(state.clone()).merge(ui::router(UiState::new(state, &settings)));

@@ -21,9 +21,10 @@ use crate::ui;
 use crate::webhooks::eventbridge::BusSender;
 use crate::webhooks::{Dispatcher, Keys};
 use crate::worker;
+use crate::workflow::fleet::{CaCertificate, EngineMinor, Maintenance as MaintenanceActions};
 use crate::workflow::{
-    Attach, AwsContext, Deprovision, EngineUpgrade, Migrate, Provision, Reconcile, Registry,
-    RetireInstance, StandbyBuild,
+    Attach, AwsContext, Deprovision, EngineUpgrade, FleetChange, Migrate, Provision, Reconcile,
+    Registry, RetireInstance, StandbyBuild,
 };
 
 /// Connects to the control database (sized for the worker plus the API) and applies the schema.
@@ -128,7 +129,7 @@ pub async fn check_tier_minimums(cloud: &Cloud, tiers: &Tiers) -> anyhow::Result
 }
 
 /// The workflows this build runs: provisioning, deprovisioning, reconciling and migrating
-/// tenants. The returned
+/// tenants, and the in-place fleet changes (minor version, CA, maintenance). The returned
 /// [`AwsContext`] is the one their steps share (and the instance poller must share).
 pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, AwsContext) {
     let aws = AwsContext::new(cloud, settings.provisioning.clone());
@@ -140,7 +141,10 @@ pub fn workflows(settings: &Settings, cloud: Cloud) -> (Registry, AwsContext) {
         .register(StandbyBuild(aws.clone()))
         .register(Attach(aws.clone()))
         .register(EngineUpgrade(aws.clone()))
-        .register(RetireInstance(aws.clone()));
+        .register(RetireInstance(aws.clone()))
+        .register(FleetChange::<EngineMinor>::new(aws.clone()))
+        .register(FleetChange::<CaCertificate>::new(aws.clone()))
+        .register(FleetChange::<MaintenanceActions>::new(aws.clone()));
     (registry, aws)
 }
 
@@ -190,10 +194,12 @@ pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::R
     let listener = api::bind(settings.listen, "TENANTD_LISTEN").await?;
     let pool = connect(&settings).await?;
     let cloud = cloud(&settings).await?;
+    let offers = crate::rollouts::Offers::new(cloud.clone());
     let state = AppState::new(
         pool.clone(),
         ops_pool(&settings)?,
         &settings,
+        offers,
         shutdown.clone(),
     )
     .with_webhooks(webhook_keys(&settings, &cloud), &settings.webhooks);
@@ -226,10 +232,12 @@ fn webhook_keys(settings: &Settings, cloud: &Cloud) -> Keys {
 pub async fn work(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = api::bind(settings.metrics_listen, "TENANTD_METRICS_LISTEN").await?;
     let pool = connect(&settings).await?;
+    let offers = crate::rollouts::Offers::none();
     let state = AppState::new(
         pool.clone(),
         ops_pool(&settings)?,
         &settings,
+        offers,
         shutdown.clone(),
     );
     let app = api::admitted(api::ops_router(state), &settings.http);

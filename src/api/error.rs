@@ -127,6 +127,16 @@ pub enum ApiError {
     /// The server has no AWS clients for the signing keys.
     #[error("webhooks are not available on this server")]
     WebhooksUnavailable,
+    #[error("{0}")]
+    UnknownRolloutKind(String),
+    /// A rollout target RDS does not offer (or not of the kind's shape).
+    #[error("{0}")]
+    TargetNotOffered(String),
+    #[error("{0}")]
+    InvalidApply(String),
+    /// RDS could not be asked (about a rollout's target).
+    #[error("{0}")]
+    RdsUnavailable(String),
     #[error("no such route")]
     RouteNotFound,
     #[error("method not allowed on this route")]
@@ -143,7 +153,7 @@ impl ApiError {
             Unauthorized => StatusCode::UNAUTHORIZED,
             Forbidden { .. } => StatusCode::FORBIDDEN,
             TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Overloaded | RequestTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            Overloaded | RequestTimeout | RdsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             MalformedJson(_) | InvalidQuery(_) | InvalidPath(_) => StatusCode::BAD_REQUEST,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -156,7 +166,10 @@ impl ApiError {
             | InvalidCursor(_)
             | InvalidLimit(_)
             | InvalidUrl(_)
-            | UrlNotAllowed(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            | UrlNotAllowed(_)
+            | UnknownRolloutKind(_)
+            | TargetNotOffered(_)
+            | InvalidApply(_) => StatusCode::UNPROCESSABLE_ENTITY,
             TenantNotFound(_) | JobNotFound(_) | RolloutNotFound(_) | WebhookNotFound(_)
             | RouteNotFound => StatusCode::NOT_FOUND,
             WebhooksUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -220,6 +233,10 @@ impl ApiError {
             UrlNotAllowed(_) => "url_not_allowed",
             WebhookNotFound(_) => "webhook_not_found",
             WebhooksUnavailable => "webhooks_unavailable",
+            UnknownRolloutKind(_) => "unknown_rollout_kind",
+            TargetNotOffered(_) => "target_not_offered",
+            InvalidApply(_) => "invalid_apply",
+            RdsUnavailable(_) => "rds_unavailable",
             RouteNotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Internal(_) => "internal",
@@ -249,7 +266,7 @@ impl IntoResponse for ApiError {
             ApiError::TooManyFailures { retry_after } => {
                 headers.insert(header::RETRY_AFTER, (*retry_after).into());
             }
-            ApiError::Overloaded | ApiError::RequestTimeout => {
+            ApiError::Overloaded | ApiError::RequestTimeout | ApiError::RdsUnavailable(_) => {
                 headers.insert(header::RETRY_AFTER, 1.into());
             }
             _ => {}
@@ -354,6 +371,10 @@ impl From<RolloutError> for ApiError {
             RolloutError::Invalid(message) => ApiError::InvalidBody(message),
             e @ RolloutError::UnknownTier { .. } => ApiError::UnknownTier(e.to_string()),
             e @ RolloutError::WrongState { .. } => ApiError::RolloutStateConflict(e.to_string()),
+            e @ RolloutError::UnknownKind(_) => ApiError::UnknownRolloutKind(e.to_string()),
+            RolloutError::NotOffered(message) => ApiError::TargetNotOffered(message),
+            RolloutError::BadApply(message) => ApiError::InvalidApply(message),
+            e @ RolloutError::Rds(_) => ApiError::RdsUnavailable(e.to_string()),
             RolloutError::Queue(e) => e.into(),
             e @ RolloutError::Database(_) => ApiError::Internal(e.to_string()),
         }

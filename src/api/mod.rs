@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pool;
 pub mod probe;
+pub mod reports;
 pub mod rollouts;
 pub mod state;
 pub mod tenant_actions;
@@ -132,6 +133,10 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
         ),
         (v1(Method::GET, "/v1/pool", Viewer), get(pool::get)),
         (v1(Method::GET, "/v1/events", Viewer), get(events::list)),
+        (
+            v1(Method::GET, "/v1/reports/engines", Viewer),
+            get(reports::engines),
+        ),
         (v1(Method::GET, "/v1/audit", Admin), get(audit::list)),
         (
             v1(Method::POST, "/v1/webhooks", Operator),

@@ -13,9 +13,10 @@ use utoipa::{Modify, OpenApi};
 use super::access::Route;
 use super::state::AppState;
 use super::{
-    audit, events, jobs, ops, pool, rollouts, tenant_actions, tenants, upgrades, webhooks,
+    audit, events, jobs, ops, pool, reports, rollouts, tenant_actions, tenants, upgrades, webhooks,
 };
 use crate::config::Tiers;
+use crate::rollouts::offers::Offered;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -59,6 +60,7 @@ use crate::config::Tiers;
         rollouts::resume,
         rollouts::cancel,
         pool::get,
+        reports::engines,
         audit::list,
         events::list,
         webhooks::create,
@@ -81,7 +83,8 @@ use crate::config::Tiers;
     tags(
         (name = "tenants", description = "A tenant's database: ask for it, look at it, take it away"),
         (name = "jobs", description = "The jobs that do the work, step by step"),
-        (name = "rollouts", description = "Tenant schema versions brought to the whole fleet, canary first"),
+        (name = "rollouts", description = "The whole fleet brought to a tenant schema version, an engine version, a CA or RDS's pending maintenance, canary first"),
+        (name = "reports", description = "The fleet's engine majors and CAs, and who is past end of support"),
         (name = "pool", description = "The warm pool of standby instances new tenants take over"),
         (name = "webhooks", description = "Signed deliveries of lifecycle events to your URLs (Standard Webhooks)"),
         (name = "audit", description = "Who asked for what, from where, and how it ended"),
@@ -105,9 +108,14 @@ impl Modify for BearerAuth {
 }
 
 /// The document, with `tiers` as the only tier names a request may name, `versions` (the
-/// tenant migrations directory's) as the only versions a rollout may target, and the roles of
-/// `routes`.
-pub fn document(tiers: &Tiers, versions: &[i64], routes: &[Route]) -> serde_json::Value {
+/// tenant migrations directory's) as the only versions a schema rollout may target, what RDS
+/// `offered` as the other kinds' targets, and the roles of `routes`.
+pub fn document(
+    tiers: &Tiers,
+    versions: &[i64],
+    offered: &Offered,
+    routes: &[Route],
+) -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     for body in ["CreateTenant", "ChangeTenant"] {
@@ -123,7 +131,7 @@ pub fn document(tiers: &Tiers, versions: &[i64], routes: &[Route]) -> serde_json
     }
     let mut doc = serde_json::to_value(doc).expect("the OpenAPI document serializes");
     camel_case_links(&mut doc);
-    rollout_rules(&mut doc, tiers, versions);
+    rollout_rules(&mut doc, tiers, versions, offered);
     roles(&mut doc, routes);
     doc
 }
@@ -192,34 +200,96 @@ fn roles(doc: &mut Value, routes: &[Route]) {
     }
 }
 
-/// What `POST /v1/rollouts` accepts beyond its types: the configured tiers as stages, the
-/// directory's versions as targets, tenant ids as tenants.
-fn rollout_rules(doc: &mut serde_json::Value, tiers: &Tiers, versions: &[i64]) {
-    let Some(props) = doc
-        .pointer_mut("/components/schemas/CreateRollout/properties")
-        .and_then(|p| p.as_object_mut())
-    else {
+/// What `POST /v1/rollouts` accepts beyond its types: the configured tiers as stages, tenant
+/// ids as tenants, and per kind (one variant each) the targets and `apply` values it takes: the
+/// directory's versions for a schema rollout, what RDS offers now for the engine and CA kinds
+/// (a kind RDS offers nothing for, or could not be asked about, has no variant), the
+/// maintenance actions.
+fn rollout_rules(doc: &mut Value, tiers: &Tiers, versions: &[i64], offered: &Offered) {
+    let Some(schema) = doc.pointer_mut("/components/schemas/CreateRollout") else {
         return;
     };
-    if let Some(stages) = props.get_mut("stages") {
-        stages["minItems"] = 1.into();
-        stages["uniqueItems"] = true.into();
-        stages["items"] = serde_json::json!({ "type": "string", "enum": tiers.names() });
+    if let Some(props) = schema["properties"].as_object_mut() {
+        if let Some(stages) = props.get_mut("stages") {
+            stages["minItems"] = 1.into();
+            stages["uniqueItems"] = true.into();
+            stages["items"] = json!({ "type": "string", "enum": tiers.names() });
+        }
+        if let Some(tenants) = props.get_mut("tenants") {
+            tenants["minItems"] = 1.into();
+            tenants["maxItems"] = crate::rollouts::requests::MAX_TENANTS.into();
+            tenants["items"] = json!({
+                "type": "string",
+                "minLength": 3,
+                "maxLength": 40,
+                "pattern": crate::wire::tenants::TENANT_ID_PATTERN,
+            });
+        }
     }
-    if let Some(tenants) = props.get_mut("tenants") {
-        tenants["minItems"] = 1.into();
-        tenants["maxItems"] = crate::rollouts::requests::MAX_TENANTS.into();
-        tenants["items"] = serde_json::json!({
-            "type": "string",
-            "minLength": 3,
-            "maxLength": 40,
-            "pattern": crate::wire::tenants::TENANT_ID_PATTERN,
-        });
+    let base = schema.clone();
+    let variant = |kind: Option<&str>, target: Value, apply: Value| {
+        let mut v = base.clone();
+        v.as_object_mut().map(|o| o.remove("description"));
+        if let Some(props) = v["properties"].as_object_mut() {
+            for (name, mut rule) in [
+                (
+                    "kind",
+                    match kind {
+                        None => json!({ "enum": ["schema", null] }),
+                        Some(k) => json!({ "type": "string", "const": k }),
+                    },
+                ),
+                ("target_version", target),
+                ("apply", apply),
+            ] {
+                if let Some(d) = props.get(name).and_then(|p| p.get("description")) {
+                    rule["description"] = d.clone();
+                }
+                props.insert(name.to_string(), rule);
+            }
+        }
+        if kind.is_some() {
+            v["required"] = json!(["kind", "target_version"]);
+        }
+        v
+    };
+    let strings = |values: Vec<&str>| json!({ "type": "string", "enum": values });
+    let window = json!({ "enum": ["immediately", "maintenance_window", null] });
+    let minors: Vec<&str> = offered
+        .versions
+        .iter()
+        .map(String::as_str)
+        .filter(|v| v.split('.').count() == 2)
+        .collect();
+    let mut variants = vec![variant(
+        None,
+        json!({ "anyOf": [{ "type": "integer", "enum": versions }, { "type": "null" }] }),
+        json!({ "type": "null" }),
+    )];
+    for (kind, targets) in [
+        (
+            "engine_major",
+            offered.majors.iter().map(String::as_str).collect(),
+        ),
+        ("engine_minor", minors),
+        (
+            "ca_certificate",
+            offered.cas.iter().map(String::as_str).collect(),
+        ),
+    ] {
+        if !targets.is_empty() {
+            variants.push(variant(Some(kind), strings(targets), window.clone()));
+        }
     }
-    if let Some(target) = props.get_mut("target_version") {
-        let mut allowed: Vec<serde_json::Value> = versions.iter().map(|v| (*v).into()).collect();
-        allowed.push(serde_json::Value::Null);
-        target["enum"] = allowed.into();
+    variants.push(variant(
+        Some("maintenance"),
+        strings(crate::rollouts::requests::MAINTENANCE_ACTIONS.to_vec()),
+        json!({ "enum": ["immediate", "next-maintenance", null] }),
+    ));
+    let description = base.get("description").cloned();
+    *schema = json!({ "anyOf": variants });
+    if let Some(d) = description {
+        schema["description"] = d;
     }
 }
 
@@ -260,5 +330,6 @@ pub async fn serve(State(state): State<AppState>, routes: &[Route]) -> serde_jso
         .await
         .map(|c| c.iter().map(|m| m.version).collect())
         .unwrap_or_default();
-    document(&state.tiers, &versions, routes)
+    let offered = state.offers.offered().await;
+    document(&state.tiers, &versions, &offered, routes)
 }

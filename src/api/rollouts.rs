@@ -27,11 +27,15 @@ fn record_id(id: Uuid) {
 /// Start a rollout: the tenants (every tenant of the stages' tiers, or those listed) are
 /// fixed now; the canary first, then each stage in order, at most `concurrency` at once.
 ///
-/// Suspended, failed, deprovisioning and deleted tenants are skipped and counted as such. Only
-/// one rollout runs at a time: 409 `rollout_in_progress` while another runs or is paused. A
-/// `target_version` the migrations directory does not have or a bad number is 422
-/// `invalid_body`; an unknown tier 422 `unknown_tier`; a tenant that does not exist 404
-/// `tenant_not_found`.
+/// Its `kind` says what moves: the tenant schema (default), the engine major or minor, the
+/// CA, RDS's pending maintenance. Suspended, failed, deprovisioning and deleted tenants are
+/// skipped and counted as such. Only one rollout (of any kind) runs at a time: 409
+/// `rollout_in_progress` while another runs or is paused. A schema `target_version` the
+/// migrations directory does not have or a bad number is 422 `invalid_body`; an unknown kind
+/// 422 `unknown_rollout_kind`; a target RDS does not offer (DescribeDBEngineVersions,
+/// DescribeCertificates) or not of the kind's shape 422 `target_not_offered`; an `apply` the
+/// kind does not take 422 `invalid_apply`; RDS not answering 503 `rds_unavailable`; an unknown
+/// tier 422 `unknown_tier`; a tenant that does not exist 404 `tenant_not_found`.
 #[utoipa::path(post, path = "/v1/rollouts", tag = "rollouts", operation_id = "create_rollout",
     security(("bearer" = [])),
     request_body = CreateRollout,
@@ -44,7 +48,8 @@ fn record_id(id: Uuid) {
         (status = 409, description = "`rollout_in_progress`", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`invalid_body`, `unknown_tier`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`, `unknown_tier`, `unknown_rollout_kind`, `target_not_offered`, `invalid_apply`", body = ErrorBody),
+        (status = 503, description = "`rds_unavailable`: RDS could not be asked about the target", body = ErrorBody),
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -55,16 +60,27 @@ pub async fn create(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let new = NewRollout {
+        kind: body.kind,
         target_version: body.target_version,
+        apply: body.apply,
         canary: body.canary,
         concurrency: body.concurrency,
         max_failures: body.max_failures,
         stages: body.stages,
         tenants: body.tenants,
     };
-    let rollout = requests::create(&state.db, Some(&trail), &state.tiers, &catalog, &new).await?;
+    let rollout = requests::create(
+        &state.db,
+        Some(&trail),
+        &state.tiers,
+        &catalog,
+        &state.offers,
+        &new,
+    )
+    .await?;
     record_id(rollout.id);
-    info!(rollout.id = %rollout.id, target_version = rollout.target_version, "rollout created");
+    info!(rollout.id = %rollout.id, kind = %rollout.kind, target = %rollout.target_text(),
+        "rollout created");
     let view = requests::view_of(&state.db, rollout).await?;
     Ok((StatusCode::ACCEPTED, Json(RolloutView::from(&view))))
 }

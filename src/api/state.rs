@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 use super::event_feed::EventFeed;
 use super::lockout::Lockout;
 use super::probe::Probe;
-use crate::config::{ApiTokens, HttpSettings, Settings, Tiers, WebhookSettings};
+use crate::config::{ApiTokens, EngineSettings, HttpSettings, Settings, Tiers, WebhookSettings};
+use crate::rollouts::Offers;
 use crate::webhooks::Keys;
 
 #[derive(Clone)]
@@ -33,6 +34,10 @@ pub struct AppState {
     pub probe: Probe,
     /// What wakes the event streams of `/v1/events`.
     pub events: EventFeed,
+    /// What RDS offers, for the targets of engine and CA rollouts.
+    pub offers: Offers,
+    /// End-of-support dates per major (the engine report).
+    pub engines: Arc<EngineSettings>,
     /// The webhook settings and where signing keys live; `None`: no AWS clients (webhook
     /// routes answer 503 `webhooks_unavailable`).
     pub webhooks: Option<WebhookKeys>,
@@ -46,9 +51,16 @@ pub struct WebhookKeys {
 }
 
 impl AppState {
-    /// `ops` is the operations endpoints' own small pool; the event streams end at `stop` (the
-    /// server waits for open connections when it shuts down).
-    pub fn new(db: PgPool, ops: PgPool, settings: &Settings, stop: CancellationToken) -> Self {
+    /// `ops` is the operations endpoints' own small pool; `offers` asks RDS about rollout
+    /// targets; the event streams end at `stop` (the server waits for open connections when
+    /// it shuts down).
+    pub fn new(
+        db: PgPool,
+        ops: PgPool,
+        settings: &Settings,
+        offers: Offers,
+        stop: CancellationToken,
+    ) -> Self {
         AppState {
             events: EventFeed::new(db.clone(), &settings.provisioning.environment, stop),
             db,
@@ -60,6 +72,8 @@ impl AppState {
             http: Arc::new(settings.http.clone()),
             lockout: Lockout::new(settings.http.auth_failures_per_minute),
             probe: Probe::new(ops, settings.http.fleet_gauges_every),
+            offers,
+            engines: Arc::new(settings.provisioning.engines.clone()),
             webhooks: None,
         }
     }

@@ -167,9 +167,36 @@ pub async fn list(
             "cursor must be the next_cursor of a previous page (a tenant id)".to_string(),
         ));
     }
+    let engine_ok = |v: &str| {
+        let parts: Vec<&str> = v.split('.').collect();
+        parts.len() <= 2
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.len() <= 4 && p.chars().all(|c| c.is_ascii_digit()))
+            && parts[0].len() <= 3
+    };
+    if let Some(v) = query.engine_version.as_deref()
+        && !engine_ok(v)
+    {
+        return Err(ApiError::InvalidQuery(format!(
+            "engine_version must be a major (16) or a version (16.9), got {v:?}"
+        )));
+    }
+    if let Some(ca) = query.ca_certificate.as_deref()
+        && !((3..=64).contains(&ca.len())
+            && ca
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+    {
+        return Err(ApiError::InvalidQuery(format!(
+            "ca_certificate must be a CA identifier such as rds-ca-rsa4096-g1, got {ca:?}"
+        )));
+    }
     let filter = TenantFilter {
         status: query.status,
         schema_version_below: query.schema_version_below,
+        engine_version: query.engine_version,
+        ca_certificate: query.ca_certificate,
         ..TenantFilter::default()
     };
     let (page, next_cursor) =

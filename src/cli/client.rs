@@ -213,6 +213,8 @@ impl Client {
         &self,
         status: Option<&str>,
         schema_version_below: Option<i64>,
+        engine_version: Option<&str>,
+        ca_certificate: Option<&str>,
         limit: Option<u32>,
         cursor: Option<&str>,
     ) -> Result<Page, ClientError> {
@@ -224,6 +226,12 @@ impl Client {
             }
             if let Some(v) = schema_version_below {
                 query.append_pair("schema_version_below", &v.to_string());
+            }
+            if let Some(v) = engine_version {
+                query.append_pair("engine_version", v);
+            }
+            if let Some(ca) = ca_certificate {
+                query.append_pair("ca_certificate", ca);
             }
             if let Some(l) = limit {
                 query.append_pair("limit", &l.to_string());

@@ -64,6 +64,12 @@ pub enum TenantsCommand {
         /// Only tenants whose schema version is below this one.
         #[arg(long)]
         schema_version_below: Option<i64>,
+        /// Only tenants on this engine version: a major (16) or an exact version (16.9).
+        #[arg(long)]
+        engine_version: Option<String>,
+        /// Only tenants whose instance's certificate is issued by this CA.
+        #[arg(long)]
+        ca: Option<String>,
         #[arg(long)]
         limit: Option<u32>,
         /// `next_cursor` of the previous page.
@@ -163,11 +169,21 @@ pub enum JobsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RolloutsCommand {
-    /// Start a schema rollout: canary first, then each stage, a few tenants at a time.
+    /// Start a rollout: canary first, then each stage, a few tenants at a time.
     Create {
-        /// The tenant-schema version to reach (default: the newest in the daemon's directory).
+        /// What moves: schema (default), engine_major, engine_minor, ca_certificate,
+        /// maintenance.
         #[arg(long)]
-        target: Option<i64>,
+        kind: Option<String>,
+        /// The kind's target: a tenant-schema version (default: the newest in the daemon's
+        /// directory), a major (17), a minor (16.9), a CA (rds-ca-rsa4096-g1), a maintenance
+        /// action (system-update, ..., all).
+        #[arg(long)]
+        target: Option<String>,
+        /// immediately or maintenance_window (engine and CA kinds); immediate or
+        /// next-maintenance (maintenance).
+        #[arg(long)]
+        apply: Option<String>,
         /// Tenants migrated first, alone (default 1).
         #[arg(long)]
         canary: Option<i32>,
@@ -327,6 +343,8 @@ async fn execute(
         Request::Tenants(TenantsCommand::List {
             status,
             schema_version_below,
+            engine_version,
+            ca,
             limit,
             cursor,
         }) => {
@@ -334,6 +352,8 @@ async fn execute(
                 .list_tenants(
                     status.as_deref(),
                     schema_version_below,
+                    engine_version.as_deref(),
+                    ca.as_deref(),
                     limit,
                     cursor.as_deref(),
                 )
@@ -478,7 +498,9 @@ async fn rollouts(
     let show = |r: &RolloutView| print(args, output::json(r), || output::rollout(r));
     let (id, wait) = match command {
         RolloutsCommand::Create {
+            kind,
             target,
+            apply,
             canary,
             concurrency,
             max_failures,
@@ -486,8 +508,16 @@ async fn rollouts(
             tenants,
             wait,
         } => {
+            // A schema rollout's target is a version number; the other kinds' are strings.
+            let schema = matches!(kind.as_deref(), None | Some("schema"));
+            let target_version = target.map(|t| match t.parse::<i64>() {
+                Ok(v) if schema => crate::wire::rollouts::Target::Version(v),
+                _ => crate::wire::rollouts::Target::Named(t),
+            });
             let body = CreateRollout {
-                target_version: target,
+                kind,
+                target_version,
+                apply,
                 canary,
                 concurrency,
                 max_failures,

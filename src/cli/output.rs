@@ -294,12 +294,25 @@ pub fn stage_progress(s: &RolloutStage) -> String {
     out
 }
 
+/// A rollout's target as shown: `20270101000001`, `17`, `rds-ca-rsa4096-g1`.
+fn target_text(t: &crate::wire::rollouts::Target) -> String {
+    match t {
+        crate::wire::rollouts::Target::Version(v) => v.to_string(),
+        crate::wire::rollouts::Target::Named(s) => s.clone(),
+    }
+}
+
 pub fn rollout(r: &RolloutView) -> String {
     let mut out = format!(
-        "rollout {}  {}  to version {}\n",
+        "rollout {}  {}  {} to {}{}\n",
         r.id,
         r.state.as_str(),
-        r.target_version
+        r.kind,
+        target_text(&r.target_version),
+        r.apply
+            .as_deref()
+            .map(|a| format!(" ({a})"))
+            .unwrap_or_default()
     );
     let _ = writeln!(
         out,
@@ -362,7 +375,7 @@ pub fn rollout_page(p: &RolloutPage) -> String {
             vec![
                 r.id.to_string(),
                 r.state.as_str().to_string(),
-                r.target_version.to_string(),
+                format!("{} {}", r.kind, target_text(&r.target_version)),
                 format!(
                     "{}/{}",
                     t.succeeded + t.failed + t.skipped,

@@ -1,6 +1,7 @@
 //! RDS's pending maintenance actions (DescribePendingMaintenanceActions): what RDS will do to
 //! an instance in a coming maintenance window (`db-upgrade`, `ca-certificate-rotation`,
-//! `system-update`, ...), read in batches with a `db-instance-id` filter, as the instances are.
+//! `system-update`, ...), read in batches with a `db-instance-id` filter, as the instances are;
+//! applying them (ApplyPendingMaintenanceAction); and the CAs RDS offers (DescribeCertificates).
 
 use std::collections::HashMap;
 
@@ -100,5 +101,63 @@ impl Cloud {
             }
         }
         Ok((found, calls))
+    }
+}
+
+/// One CA RDS offers for instance certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaCertificate {
+    pub identifier: String,
+    pub valid_till: Option<DateTime<Utc>>,
+    /// RDS gives it to new instances (unless CreateDBInstance names another).
+    pub default_for_new: bool,
+}
+
+impl Cloud {
+    /// Opts `instance` (its ARN) in to a pending maintenance action: `immediate` applies it
+    /// now, `next-maintenance` in the instance's next window.
+    pub async fn apply_pending_maintenance_action(
+        &self,
+        arn: &str,
+        action: &str,
+        opt_in: &str,
+    ) -> Result<(), CloudError> {
+        let request = self
+            .rds
+            .apply_pending_maintenance_action()
+            .resource_identifier(arn)
+            .apply_action(action)
+            .opt_in_type(opt_in);
+        self.call_rds("ApplyPendingMaintenanceAction", || request.clone().send())
+            .await?;
+        Ok(())
+    }
+
+    /// The CAs RDS offers (every page).
+    pub async fn describe_certificates(&self) -> Result<Vec<CaCertificate>, CloudError> {
+        let mut found = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let request = self.rds.describe_certificates().set_marker(marker.clone());
+            let out = self
+                .call_rds("DescribeCertificates", || request.clone().send())
+                .await?;
+            let default = out
+                .default_certificate_for_new_launches()
+                .map(str::to_string);
+            found.extend(out.certificates().iter().map(|c| {
+                let identifier = c.certificate_identifier().unwrap_or_default().to_string();
+                CaCertificate {
+                    default_for_new: default.as_deref() == Some(identifier.as_str()),
+                    identifier,
+                    valid_till: time(c.valid_till()),
+                }
+            }));
+            marker = out.marker().filter(|m| !m.is_empty()).map(str::to_string);
+            if marker.is_none() {
+                break;
+            }
+        }
+        Ok(found)
     }
 }

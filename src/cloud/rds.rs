@@ -1,5 +1,5 @@
 //! RDS: CreateDBInstance, DescribeDBInstances, ModifyDBInstance, DeleteDBInstance (pending
-//! maintenance actions are in [`super::maintenance`]).
+//! maintenance actions and CA certificates are in [`super::maintenance`]).
 
 use aws_sdk_rds::types::{DbInstance, Filter, Tag};
 use secrecy::{ExposeSecret, SecretString};
@@ -61,6 +61,11 @@ pub struct InstanceInfo {
     /// Performance Insights: on, and its retention in days.
     pub performance_insights: Option<bool>,
     pub performance_insights_days: Option<i32>,
+    /// The CA its certificate is issued by (`CACertificateIdentifier`).
+    pub ca_certificate: Option<String>,
+    /// The CA RDS moves it to in its next maintenance window
+    /// (`PendingModifiedValues.CACertificateIdentifier`).
+    pub pending_ca_certificate: Option<String>,
     /// The DB parameter group, and whether its parameters are applied (`in-sync`,
     /// `pending-reboot`, `applying`).
     pub parameter_group: Option<String>,
@@ -103,6 +108,11 @@ impl From<&DbInstance> for InstanceInfo {
             multi_az: db.multi_az(),
             performance_insights: db.performance_insights_enabled(),
             performance_insights_days: db.performance_insights_retention_period(),
+            ca_certificate: db.ca_certificate_identifier().map(str::to_string),
+            pending_ca_certificate: db
+                .pending_modified_values()
+                .and_then(|p| p.ca_certificate_identifier())
+                .map(str::to_string),
             parameter_group: db
                 .db_parameter_groups()
                 .first()
@@ -166,6 +176,8 @@ pub struct InstanceChange {
     /// A minor version of the same major to move to (never a major: the call says
     /// `AllowMajorVersionUpgrade=false`).
     pub engine_version: Option<String>,
+    /// Another CA for the instance's certificate (`CACertificateIdentifier`).
+    pub ca_certificate: Option<String>,
     /// Leave the change to the next maintenance window instead of applying it at once.
     pub in_maintenance_window: bool,
     /// Another DB parameter group.
@@ -360,6 +372,7 @@ impl Cloud {
             .set_engine_version(change.engine_version.clone())
             .set_db_parameter_group_name(change.parameter_group.clone())
             .set_allow_major_version_upgrade(change.engine_version.as_ref().map(|_| false))
+            .set_ca_certificate_identifier(change.ca_certificate.clone())
             .set_master_user_password(
                 change
                     .master_password
@@ -488,6 +501,33 @@ impl Cloud {
                 .find(|v| Some(v.version.as_str()) == default.engine_version())
             {
                 v.default = true;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every PostgreSQL version RDS offers, every page of them (no default look).
+    pub async fn postgres_versions(&self) -> Result<Vec<EngineVersion>, CloudError> {
+        let mut found = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let request = self
+                .rds
+                .describe_db_engine_versions()
+                .engine("postgres")
+                .set_marker(marker.clone());
+            let out = self
+                .call_rds("DescribeDBEngineVersions", || request.clone().send())
+                .await?;
+            found.extend(out.db_engine_versions().iter().map(|v| EngineVersion {
+                version: v.engine_version().unwrap_or_default().to_string(),
+                major: v.major_engine_version().unwrap_or_default().to_string(),
+                default: false,
+                status: v.status().unwrap_or("available").to_string(),
+            }));
+            marker = out.marker().filter(|m| !m.is_empty()).map(str::to_string);
+            if marker.is_none() {
+                break;
             }
         }
         Ok(found)

@@ -18,7 +18,7 @@ mod worker;
 
 pub use env::{ConfigError, Env};
 pub use http::{ClassLimits, HttpSettings};
-pub use provisioning::{MigrationLimits, ProvisioningSettings, TenantDbTls};
+pub use provisioning::{EngineSettings, MigrationLimits, ProvisioningSettings, TenantDbTls};
 pub use tiers::{Tier, TierError, Tiers};
 pub use tokens::{ApiTokens, MIN_TOKEN_LEN, NamedToken, Presented, Role};
 pub use ui::{SecureCookie, UiSettings};

@@ -1,17 +1,19 @@
-//! The conductor's round (on the maintenance leader): for the running rollout, in one
-//! transaction holding its row, it
+//! The conductor's round (on the maintenance leader): for the running rollout (of any kind),
+//! in one transaction holding its row, it
 //!
-//! 1. counts tenants provisioned since the rollout began (they get every migration at creation)
-//!    as succeeded,
+//! 1. (schema rollouts) counts tenants provisioned since the rollout began (they get every
+//!    migration at creation) as succeeded,
 //! 2. settles tenants whose migration job ended without saying so (it cannot, but a count that
 //!    stays wrong forever would be worse),
 //! 3. halts the rollout when a canary failed, failures exceed `max_failures` or a tenant found
 //!    a migration changed after it was applied (whatever `max_failures` allows), or marks it
 //!    succeeded when no tenant is left,
-//! 4. else starts migrate jobs for the next pending tenants of the current stage (the lowest
-//!    with tenants pending or migrating), up to `concurrency` migrating at once. A tenant at the
-//!    target already succeeds without a job; one no longer ready is skipped; one busy with
-//!    another job (or still being provisioned) waits for its next round.
+//! 4. else starts the kind's jobs ([`super::kinds::job`]: migrate, engine_upgrade,
+//!    engine_minor, ca_certificate, maintenance) for the next pending tenants of the current
+//!    stage (the lowest with tenants pending or migrating), up to `concurrency` at once. A
+//!    tenant at the target already ([`super::kinds::place`]) succeeds without a job; one no
+//!    longer ready, or one the kind cannot move, is skipped; one busy with another job (or still
+//!    being provisioned) waits for its next round.
 //!
 //! Everything it knows is in the control database, so a replica that takes over goes on where
 //! this one stopped; the rollout's row lock keeps two conductors from starting the same tenant.
@@ -21,15 +23,13 @@ use std::collections::BTreeMap;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::kinds::{self, Place};
 use super::requests::RolloutError;
 use crate::queue::{self, Enqueued, JobState, NewJob};
 use crate::store::events::{self, EventType, NewEvent};
 use crate::store::rollout_tenants::{self, Placed, TenantState};
-use crate::store::rollouts::{self, Rollout, RolloutState};
+use crate::store::rollouts::{self, Rollout, RolloutKind, RolloutState};
 use crate::store::tenants::TenantStatus;
-use crate::workflow::migrate::{self, MigrateArgs};
-use crate::workflow::runner::Workflow;
-use crate::workflow::step::StepNames;
 
 /// What one round did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,7 +64,12 @@ pub async fn advance_in(
         rollout: Some(id),
         ..Round::default()
     };
-    if rollout.tenants.is_none() {
+    let Some(kind) = rollout.kind() else {
+        // A kind of a later release: left to a leader that knows it.
+        tracing::warn!(rollout.id = %id, kind = %rollout.kind, "rollout of an unknown kind left alone");
+        return Ok(round);
+    };
+    if rollout.tenants.is_none() && kind == RolloutKind::Schema {
         // Provisioned at the newest version: they count as succeeded.
         rollout_tenants::count_new_tenants(&mut tx, &rollout).await?;
     }
@@ -127,7 +132,8 @@ pub async fn advance_in(
     let migrating: i64 = counts.values().map(|c| c.get(TenantState::Migrating)).sum();
     let mut slots = i64::from(rollout.concurrency) - migrating;
     if of(current, TenantState::Pending) > 0 {
-        round.started = start_next(&mut tx, &rollout, current, &mut slots, max_attempts).await?;
+        round.started =
+            start_next(&mut tx, &rollout, kind, current, &mut slots, max_attempts).await?;
     }
     tx.commit().await?;
     round.state = Some(RolloutState::Running);
@@ -153,29 +159,32 @@ fn publish(counts: &BTreeMap<i32, rollout_tenants::StageCounts>) {
 /// Migrating tenants whose job ended without recording its outcome.
 async fn settle_ended_jobs(conn: &mut PgConnection, id: Uuid) -> Result<(), RolloutError> {
     for (tenant, job) in rollout_tenants::migrating(conn, id).await? {
-        let state = match job {
-            Some(job) => queue::get_job(&mut *conn, job).await?.map(|j| j.state),
+        let job = match job {
+            Some(job) => queue::get_job(&mut *conn, job).await?,
             None => None,
         };
-        let ended = match state {
+        // A job that records no outcome itself (an engine upgrade) ends here, with its error.
+        let error = job.as_ref().and_then(|j| j.error.clone());
+        let ended = match job.map(|j| j.state) {
             Some(JobState::Succeeded) => Some((TenantState::Succeeded, None)),
             Some(JobState::Failed | JobState::Cancelled) | None => Some((
                 TenantState::Failed,
-                Some("its migration job ended without recording an outcome"),
+                Some(error.unwrap_or_else(|| "its job ended without recording an outcome".into())),
             )),
             Some(_) => None,
         };
         if let Some((state, error)) = ended {
-            rollout_tenants::settle(conn, id, &tenant, state, error).await?;
+            rollout_tenants::settle(conn, id, &tenant, state, error.as_deref()).await?;
         }
     }
     Ok(())
 }
 
-/// Starts migrate jobs for the pending tenants of `stage`, in order, while `slots` last.
+/// Starts the kind's jobs for the pending tenants of `stage`, in order, while `slots` last.
 async fn start_next(
     conn: &mut PgConnection,
     rollout: &Rollout,
+    kind: RolloutKind,
     stage: i32,
     slots: &mut i64,
     max_attempts: i32,
@@ -183,97 +192,65 @@ async fn start_next(
     let pending = rollout_tenants::pending(conn, rollout.id, stage).await?;
     let mut started = 0;
     for p in pending {
-        let (tenant, status, version) = (p.tenant_id, p.status, p.schema_version);
-        let placed = |state: TenantState, note: Option<String>, job: Option<Uuid>| Placed {
+        let tenant = p.tenant_id.clone();
+        let version = p.schema_version;
+        let placed = |state: TenantState,
+                      note: Option<String>,
+                      job: Option<Uuid>,
+                      target_now: Option<String>| Placed {
             state,
             note,
             job,
             version,
+            target_now,
         };
-        match status {
-            None => {
-                rollout_tenants::place(
-                    conn,
-                    rollout.id,
-                    &tenant,
-                    placed(
-                        TenantState::Skipped,
-                        Some("the tenant is gone".into()),
-                        None,
-                    ),
-                )
-                .await?;
-            }
-            Some(TenantStatus::Ready) if version.unwrap_or(0) >= rollout.target_version => {
-                rollout_tenants::place(
-                    conn,
-                    rollout.id,
-                    &tenant,
-                    placed(
-                        TenantState::Succeeded,
-                        Some("already at the target".into()),
-                        None,
-                    ),
-                )
-                .await?;
-            }
-            // Provisioning gives it every migration; it is counted once it is ready.
-            Some(TenantStatus::Provisioning) => {}
-            Some(TenantStatus::Ready) => {
-                if *slots <= 0 {
-                    continue;
-                }
-                let args = MigrateArgs {
-                    target_version: rollout.target_version,
-                    rollout: Some(rollout.id),
-                };
-                let new = NewJob::new(
-                    migrate::KIND,
-                    migrate::Migrate::first_step().name(),
-                    max_attempts,
-                )
-                .tenant(&tenant)
-                .args(serde_json::to_value(&args).expect("arguments serialize"));
-                match queue::enqueue(&mut *conn, new).await? {
-                    Enqueued::Created(job) => {
-                        rollout_tenants::place(
-                            conn,
-                            rollout.id,
-                            &tenant,
-                            placed(TenantState::Migrating, None, Some(job.id)),
-                        )
-                        .await?;
-                        tracing::info!(rollout.id = %rollout.id, tenant.id = %tenant,
-                            job.id = %job.id, "tenant migration started");
-                        *slots -= 1;
-                        started += 1;
+        let place = match p.status {
+            None => placed(
+                TenantState::Skipped,
+                Some("the tenant is gone".into()),
+                None,
+                None,
+            ),
+            // Provisioning gives it every migration (and the newest engine and CA RDS
+            // offers); it is counted once it is ready.
+            Some(TenantStatus::Provisioning) => continue,
+            Some(TenantStatus::Ready) => match kinds::place(rollout, kind, &p) {
+                Place::There(now) => placed(
+                    TenantState::Succeeded,
+                    Some("already at the target".into()),
+                    None,
+                    now,
+                ),
+                Place::Skip(why) => placed(TenantState::Skipped, Some(why), None, None),
+                Place::Start(now) => {
+                    if *slots <= 0 {
+                        continue;
                     }
-                    Enqueued::Existing(job) => {
-                        let note = format!("waiting for its {} job {} to end", job.kind, job.id);
-                        rollout_tenants::place(
-                            conn,
-                            rollout.id,
-                            &tenant,
-                            placed(TenantState::Pending, Some(note), None),
-                        )
-                        .await?;
+                    let new = kinds::job(rollout, kind, &tenant, max_attempts);
+                    match queue::enqueue(&mut *conn, new).await? {
+                        Enqueued::Created(job) => {
+                            tracing::info!(rollout.id = %rollout.id, tenant.id = %tenant,
+                                job.id = %job.id, kind = kind.as_str(), "tenant change started");
+                            *slots -= 1;
+                            started += 1;
+                            placed(TenantState::Migrating, None, Some(job.id), now)
+                        }
+                        Enqueued::Existing(job) => {
+                            let note =
+                                format!("waiting for its {} job {} to end", job.kind, job.id);
+                            placed(TenantState::Pending, Some(note), None, None)
+                        }
                     }
                 }
-            }
-            Some(other) => {
-                rollout_tenants::place(
-                    conn,
-                    rollout.id,
-                    &tenant,
-                    placed(
-                        TenantState::Skipped,
-                        Some(format!("the tenant is {}", other.as_str())),
-                        None,
-                    ),
-                )
-                .await?;
-            }
-        }
+            },
+            Some(other) => placed(
+                TenantState::Skipped,
+                Some(format!("the tenant is {}", other.as_str())),
+                None,
+                None,
+            ),
+        };
+        rollout_tenants::place(conn, rollout.id, &tenant, place).await?;
     }
     Ok(started)
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::rollouts::Rollout;
 use super::tenants::TenantStatus;
+use crate::cloud::maintenance::PendingMaintenance;
 
 /// Mirrors the `rollout_tenant_state` enum: where one tenant stands in a rollout.
 #[derive(
@@ -123,6 +124,11 @@ pub enum Outcome<'a> {
     Succeeded {
         version: i64,
     },
+    /// A rollout of another kind reached its target on the tenant (`now`: what the tenant
+    /// runs or has afterwards: engine version, CA, actions applied).
+    Reached {
+        now: &'a str,
+    },
     Failed {
         error: &'a str,
         class: Option<&'a str>,
@@ -138,13 +144,15 @@ pub async fn record_outcome(
     job: Uuid,
     outcome: Outcome<'_>,
 ) -> Result<(), sqlx::Error> {
-    let (state, version, error, class) = match outcome {
-        Outcome::Succeeded { version } => (TenantState::Succeeded, Some(version), None, None),
-        Outcome::Failed { error, class } => (TenantState::Failed, None, Some(error), class),
+    let (state, version, error, class, now) = match outcome {
+        Outcome::Succeeded { version } => (TenantState::Succeeded, Some(version), None, None, None),
+        Outcome::Reached { now } => (TenantState::Succeeded, None, None, None, Some(now)),
+        Outcome::Failed { error, class } => (TenantState::Failed, None, Some(error), class, None),
     };
     sqlx::query(
         "UPDATE rollout_tenants SET state = $4, to_version = COALESCE($5, to_version),
-             error = $6, error_class = $7, updated_at = now()
+             error = $6, error_class = $7, to_target = COALESCE($8, to_target),
+             updated_at = now()
          WHERE rollout_id = $1 AND tenant_id = $2 AND job_id = $3 AND state = 'migrating'",
     )
     .bind(rollout)
@@ -154,6 +162,7 @@ pub async fn record_outcome(
     .bind(version)
     .bind(error)
     .bind(class)
+    .bind(now)
     .execute(conn)
     .await?;
     Ok(())
@@ -279,6 +288,11 @@ pub struct Pending {
     pub tenant_id: String,
     pub status: Option<TenantStatus>,
     pub schema_version: Option<i64>,
+    pub engine_version: Option<String>,
+    pub ca_certificate: Option<String>,
+    pub pending_maintenance: Option<sqlx::types::Json<Vec<PendingMaintenance>>>,
+    /// When the reconciler last read the instance (and its pending actions).
+    pub checked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The pending tenants of `stage`, in order.
@@ -288,7 +302,8 @@ pub async fn pending(
     stage: i32,
 ) -> Result<Vec<Pending>, sqlx::Error> {
     sqlx::query_as::<_, Pending>(
-        "SELECT rt.tenant_id, t.status, t.schema_version
+        "SELECT rt.tenant_id, t.status, t.schema_version, t.engine_version, t.ca_certificate,
+             t.pending_maintenance, t.checked_at
          FROM rollout_tenants rt LEFT JOIN tenants t ON t.id = rt.tenant_id
          WHERE rt.rollout_id = $1 AND rt.stage = $2 AND rt.state = 'pending'
          ORDER BY rt.seq, rt.tenant_id",
@@ -309,6 +324,9 @@ pub struct Placed {
     /// The tenant's schema version now: its `to_version` when it succeeds, its
     /// `from_version` when it starts migrating.
     pub version: Option<i64>,
+    /// For the other kinds, what the tenant runs or has now (engine version, CA, pending
+    /// actions): its `to_target` when it succeeds, its `from_target` when it starts.
+    pub target_now: Option<String>,
 }
 
 /// Writes where a pending tenant of the rollout went.
@@ -322,6 +340,8 @@ pub async fn place(
         "UPDATE rollout_tenants SET state = $3, note = $4, job_id = COALESCE($5, job_id),
              to_version = CASE WHEN $3 = 'succeeded' THEN $6 ELSE to_version END,
              from_version = CASE WHEN $3 = 'migrating' THEN $6 ELSE from_version END,
+             to_target = CASE WHEN $3 = 'succeeded' THEN $7 ELSE to_target END,
+             from_target = CASE WHEN $3 = 'migrating' THEN $7 ELSE from_target END,
              updated_at = now()
          WHERE rollout_id = $1 AND tenant_id = $2",
     )
@@ -331,6 +351,7 @@ pub async fn place(
     .bind(placed.note)
     .bind(placed.job)
     .bind(placed.version)
+    .bind(placed.target_now)
     .execute(conn)
     .await?;
     Ok(())

@@ -45,11 +45,60 @@ impl RolloutState {
     }
 }
 
+/// What a rollout moves the fleet to (`rollouts.kind`, text: a row of a later release's kind
+/// reads as unknown and is not conducted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutKind {
+    /// A tenant-schema version (`target_version`, a number): a `migrate` job per tenant.
+    Schema,
+    /// A PostgreSQL major (`"17"`): an `engine_upgrade` job (Blue/Green) per tenant.
+    EngineMajor,
+    /// A minor of the tenants' major (`"16.9"`): ModifyDBInstance `EngineVersion`.
+    EngineMinor,
+    /// A CA identifier (`"rds-ca-rsa4096-g1"`): ModifyDBInstance `CACertificateIdentifier`.
+    CaCertificate,
+    /// RDS's pending maintenance actions (`"system-update"`, ..., or `"all"`):
+    /// ApplyPendingMaintenanceAction.
+    Maintenance,
+}
+
+impl RolloutKind {
+    pub const ALL: [RolloutKind; 5] = [
+        RolloutKind::Schema,
+        RolloutKind::EngineMajor,
+        RolloutKind::EngineMinor,
+        RolloutKind::CaCertificate,
+        RolloutKind::Maintenance,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutKind::Schema => "schema",
+            RolloutKind::EngineMajor => "engine_major",
+            RolloutKind::EngineMinor => "engine_minor",
+            RolloutKind::CaCertificate => "ca_certificate",
+            RolloutKind::Maintenance => "maintenance",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<RolloutKind> {
+        RolloutKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
 /// One row of `rollouts`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Rollout {
     pub id: Uuid,
-    pub target_version: i64,
+    /// `schema`, `engine_major`, ... (see [`RolloutKind`]); rows of earlier releases: `schema`.
+    pub kind: String,
+    /// A schema rollout's tenant-schema version; `None` for the other kinds.
+    pub target_version: Option<i64>,
+    /// The other kinds' target (engine version, CA identifier, maintenance action).
+    pub target: Option<String>,
+    /// When the change is applied (`None` for schema rollouts).
+    pub apply: Option<String>,
     pub canary: i32,
     pub concurrency: i32,
     pub max_failures: i32,
@@ -65,6 +114,20 @@ pub struct Rollout {
 }
 
 impl Rollout {
+    /// Its kind; `None` for a kind this release does not know.
+    pub fn kind(&self) -> Option<RolloutKind> {
+        RolloutKind::parse(&self.kind)
+    }
+
+    /// The target as shown: the schema version or the kind's target.
+    pub fn target_text(&self) -> String {
+        match (&self.target, self.target_version) {
+            (Some(t), _) => t.clone(),
+            (None, Some(v)) => v.to_string(),
+            (None, None) => String::new(),
+        }
+    }
+
     /// Every tier the stages name, with its stage number (1 for the first stage; 0 is the
     /// canary).
     pub fn stage_of_tiers(&self) -> (Vec<String>, Vec<i32>) {
@@ -164,7 +227,10 @@ pub async fn lock_running(conn: &mut PgConnection) -> Result<Option<Rollout>, sq
 #[derive(Debug, Clone)]
 pub struct NewRow<'a> {
     pub id: Uuid,
-    pub target_version: i64,
+    pub kind: RolloutKind,
+    pub target_version: Option<i64>,
+    pub target: Option<&'a str>,
+    pub apply: Option<&'a str>,
     pub canary: i32,
     pub concurrency: i32,
     pub max_failures: i32,
@@ -180,8 +246,8 @@ pub async fn insert(
 ) -> Result<Option<Rollout>, sqlx::Error> {
     sqlx::query_as::<_, Rollout>(
         "INSERT INTO rollouts (id, target_version, canary, concurrency, max_failures, stages,
-             tenants)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+             tenants, kind, target, apply)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT ((true)) WHERE state IN ('running', 'paused') DO NOTHING
          RETURNING *",
     )
@@ -192,6 +258,9 @@ pub async fn insert(
     .bind(new.max_failures)
     .bind(Json(new.stages))
     .bind(new.tenants)
+    .bind(new.kind.as_str())
+    .bind(new.target)
+    .bind(new.apply)
     .fetch_optional(conn)
     .await
 }

@@ -25,6 +25,8 @@ pub struct Findings {
     pub engine_version: Option<String>,
     /// RDS's pending maintenance actions for the instance (`None`: keep the recorded ones).
     pub pending_maintenance: Option<Vec<PendingMaintenance>>,
+    /// The instance's CA, as RDS describes it (`None`: keep the recorded one).
+    pub ca_certificate: Option<String>,
 }
 
 /// A repair the reconciler asks for along with its findings.
@@ -76,6 +78,7 @@ pub async fn record_findings_in(
         error,
         engine_version: findings.engine_version.as_deref(),
         pending_maintenance: findings.pending_maintenance.as_deref(),
+        ca_certificate: findings.ca_certificate.as_deref(),
     };
     tenants::record_findings(&mut tx, id, &found).await?;
     let mut job = None;

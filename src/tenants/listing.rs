@@ -6,10 +6,23 @@ use sqlx::PgPool;
 use super::error::TenantError;
 use crate::queue::{self, Job};
 use crate::store::tenants::{self, Tenant, TenantFilter};
+use crate::workflow::fleet::Kind;
 use crate::workflow::{Deprovision, Provision, Reconcile, Workflow};
 
 /// The job kinds a tenant's view shows the latest of.
 pub const TENANT_JOBS: &[&str] = &[Provision::KIND, Deprovision::KIND, Reconcile::KIND];
+
+/// Every job kind a tenant may have, for the job list's filter.
+pub const JOB_KINDS: &[&str] = &[
+    Provision::KIND,
+    Deprovision::KIND,
+    Reconcile::KIND,
+    crate::workflow::migrate::KIND,
+    crate::workflow::attach::KIND,
+    Kind::EngineMinor.job_kind(),
+    Kind::CaCertificate.job_kind(),
+    Kind::Maintenance.job_kind(),
+];
 
 /// A tenant with its latest job (`None`: never had one, or not found).
 pub async fn with_latest_job(

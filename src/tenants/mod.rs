@@ -2,10 +2,12 @@
 //! change its tier, upgrade its engine to a new major, suspend or resume it, re-attach it, retry its failed job, and the
 //! reconciler's findings with their repair. Each is one transaction that checks what the
 //! tenant is doing, updates its row (through [`crate::store::tenants`]) and enqueues the job
-//! at the workflow's first step. The HTTP API and the console are thin layers over these.
+//! at the workflow's first step. The HTTP API and the console are thin layers over these (and
+//! over the fleet's engine report, [`engine_report`]).
 
 mod attach;
 mod deprovision;
+pub mod engine_report;
 mod enqueue;
 mod error;
 mod findings;
@@ -18,6 +20,7 @@ mod upgrade;
 
 pub use attach::{request_attach, request_attach_by};
 pub use deprovision::{Deletion, request_deprovision, request_deprovision_by};
+pub use engine_report::{EngineReport, engine_report};
 pub use error::TenantError;
 pub use findings::{Findings, RepairRequest, record_findings, record_findings_in};
 pub use listing::{TENANT_JOBS, page_with_jobs, with_latest_job};

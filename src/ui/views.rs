@@ -80,6 +80,9 @@ pub struct TenantRow {
     pub job: Option<JobLine>,
     pub updated: String,
     pub drifted: bool,
+    /// Engine version and CA, `—` when not known.
+    pub engine: String,
+    pub ca: String,
 }
 
 impl TenantRow {
@@ -91,6 +94,8 @@ impl TenantRow {
             job: job.map(|j| JobLine::new(j, now)),
             updated: ago(t.updated_at, now),
             drifted: t.drift.as_ref().is_some_and(|d| !d.0.is_empty()),
+            engine: or_dash(t.engine_version.clone()),
+            ca: or_dash(t.ca_certificate.clone()),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod jobs;
 pub mod pool;
+pub mod reports;
 pub mod rollouts;
 pub mod tenants;
 pub mod webhooks;

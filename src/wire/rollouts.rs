@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-pub use crate::rollouts::RolloutState;
 use crate::rollouts::{self, TenantState};
+pub use crate::rollouts::{RolloutKind, RolloutState, Target};
 
 /// A rollout id in a path.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -17,13 +17,25 @@ pub struct RolloutPath {
     pub id: Uuid,
 }
 
-/// `POST /v1/rollouts`: bring the tenants' databases to a tenant-schema version.
+/// `POST /v1/rollouts`: bring the tenants to a target of the rollout's kind.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRollout {
-    /// A version of the tenant migrations directory (default: the newest).
-    #[serde(default, deserialize_with = "whole::option")]
-    pub target_version: Option<i64>,
+    /// `schema` (the default: a tenant-schema version), `engine_major`, `engine_minor`,
+    /// `ca_certificate` or `maintenance`. Another: 422 `unknown_rollout_kind`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The kind's target: a version of the tenant migrations directory (schema; default the
+    /// newest), a major (`"17"`), a minor (`"16.9"`), a CA identifier
+    /// (`"rds-ca-rsa4096-g1"`), or a maintenance action (`"system-update"`, ..., `"all"`).
+    /// One RDS does not offer: 422 `target_not_offered`.
+    #[serde(default)]
+    pub target_version: Option<Target>,
+    /// When the change is applied: `immediately` (default) or `maintenance_window` for the
+    /// engine and CA kinds; `immediate` (default) or `next-maintenance` for maintenance; none
+    /// for schema. Another: 422 `invalid_apply`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply: Option<String>,
     /// Tenants migrated first, alone; all must succeed before any other starts (0 to 1000,
     /// default 1).
     #[schema(minimum = 0, maximum = 1000)]
@@ -43,6 +55,10 @@ pub struct CreateRollout {
     /// Only these tenants (default: every tenant of the stages' tiers, and those provisioned
     /// while it runs).
     pub tenants: Option<Vec<String>>,
+}
+
+fn schema_kind() -> String {
+    "schema".into()
 }
 
 /// JSON numbers that are whole (`3` or `3.0`, as JSON Schema's `integer` allows) into integers.
@@ -117,7 +133,14 @@ pub struct RolloutFailure {
 pub struct RolloutView {
     pub id: Uuid,
     pub state: RolloutState,
-    pub target_version: i64,
+    /// `schema`, `engine_major`, `engine_minor`, `ca_certificate` or `maintenance`.
+    #[serde(default = "schema_kind")]
+    pub kind: String,
+    /// The schema version (a number) or the kind's target (a string).
+    pub target_version: Target,
+    /// When the change is applied (not for schema rollouts).
+    #[serde(default)]
+    pub apply: Option<String>,
     pub canary: i32,
     pub concurrency: i32,
     pub max_failures: i32,
@@ -149,7 +172,12 @@ impl From<&rollouts::RolloutView> for RolloutView {
         RolloutView {
             id: r.id,
             state: r.state,
-            target_version: r.target_version,
+            kind: r.kind.clone(),
+            target_version: match (&r.target, r.target_version) {
+                (Some(t), _) => Target::Named(t.clone()),
+                (None, v) => Target::Version(v.unwrap_or_default()),
+            },
+            apply: r.apply.clone(),
             canary: r.canary,
             concurrency: r.concurrency,
             max_failures: r.max_failures,

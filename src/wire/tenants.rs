@@ -100,6 +100,13 @@ pub struct ListQuery {
     /// Only tenants whose schema version is below this one (tenants never migrated count as
     /// version 0).
     pub schema_version_below: Option<i64>,
+    /// Only tenants on this engine version: a major (`16`: any 16.x) or an exact version
+    /// (`16.9`).
+    #[param(pattern = "^[0-9]{1,3}(\\.[0-9]{1,4})?$")]
+    pub engine_version: Option<String>,
+    /// Only tenants whose instance's certificate is issued by this CA (`rds-ca-rsa4096-g1`).
+    #[param(min_length = 3, max_length = 64, pattern = "^[a-z0-9-]+$")]
+    pub ca_certificate: Option<String>,
 }
 
 /// `DELETE /v1/tenants/{id}` query. Any other parameter, or one given twice, is refused (400
@@ -148,6 +155,10 @@ pub struct TenantView {
     /// (empty: none; absent: not read yet).
     #[serde(default)]
     pub pending_maintenance: Option<Vec<PendingMaintenance>>,
+    /// The CA the instance's certificate is issued by (`CACertificateIdentifier`), as the
+    /// reconciler last described it or a CA rotation recorded it (absent: not known yet).
+    #[serde(default)]
+    pub ca_certificate: Option<String>,
     /// The tenant schema version applied (the newest migration's version).
     pub schema_version: Option<i64>,
     /// The tier a change in progress moves the tenant to (it stays usable meanwhile).
@@ -185,6 +196,7 @@ impl TenantView {
             secret_arn: t.secret_arn,
             engine_version: t.engine_version,
             pending_maintenance: t.pending_maintenance.map(|p| p.0),
+            ca_certificate: t.ca_certificate,
             schema_version: t.schema_version,
             pending_tier: t.pending_tier,
             storage_gib: t.storage_gib,

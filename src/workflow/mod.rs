@@ -2,7 +2,7 @@
 //! errors that know their class and disposition ([`error`]), the interface to the worker
 //! ([`runner`]), what the tenant workflows share ([`aws`], [`removal`], [`instance_watch`]),
 //! the tenant workflows themselves ([`provision`], [`deprovision`], [`reconcile`],
-//! [`migrate`], [`attach`], the engine [`upgrade`]) and the
+//! [`migrate`], [`attach`], the engine [`upgrade`], the in-place fleet changes [`fleet`]) and the
 //! desired state of an instance ([`desired`], [`engine_version`]).
 
 pub mod attach;
@@ -11,6 +11,7 @@ pub mod deprovision;
 pub mod desired;
 pub mod engine_version;
 pub mod error;
+pub mod fleet;
 pub mod instance_watch;
 pub mod migrate;
 pub mod provision;
@@ -26,6 +27,7 @@ pub use attach::Attach;
 pub use aws::AwsContext;
 pub use deprovision::Deprovision;
 pub use error::StepError;
+pub use fleet::FleetChange;
 pub use migrate::Migrate;
 pub use provision::Provision;
 pub use reconcile::Reconcile;

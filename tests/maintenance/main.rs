@@ -7,6 +7,7 @@ mod support;
 
 mod drift;
 mod engine_versions;
+mod fleet_kinds;
 mod pool;
 mod retention;
 mod rollouts;

@@ -77,6 +77,9 @@ pub async fn spawn_app_with(http: HttpSettings) -> TestApp {
         http: Arc::new(http.clone()),
         lockout: api::lockout::Lockout::new(http.auth_failures_per_minute),
         probe: api::probe::Probe::new(db.pool.clone(), http.fleet_gauges_every),
+        // No AWS clients: rollouts of the RDS kinds are tested against a real daemon.
+        offers: tenantd::rollouts::Offers::none(),
+        engines: Arc::default(),
         webhooks: None,
     };
     let console = tenantd::ui::UiState::with(

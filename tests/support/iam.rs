@@ -349,6 +349,16 @@ impl Scope {
                     "DescribePendingMaintenanceActions" => {
                         check(&action, self.rds_arn("db", "*"), HashMap::new())
                     }
+                    "ApplyPendingMaintenanceAction" => {
+                        // ResourceIdentifier is the instance's ARN.
+                        let arn = get("ResourceIdentifier");
+                        let name = arn.rsplit(':').next().unwrap_or_default().to_string();
+                        let ctx = self.resource_tags(&format!("db:{name}"));
+                        check(&action, self.rds_arn("db", &name), ctx);
+                    }
+                    "DescribeCertificates" => {
+                        check(&action, self.rds_arn("cert", "*"), HashMap::new())
+                    }
                     "DescribeDBInstanceAutomatedBackups" => {
                         check(&action, self.rds_arn("auto-backup", "*"), HashMap::new())
                     }

@@ -17,6 +17,7 @@ pub mod iam;
 pub mod proxy;
 pub mod rds;
 pub mod receiver;
+pub mod rollout_api;
 pub mod schema;
 pub mod stack;
 pub mod wait;

@@ -113,6 +113,7 @@ async fn killed_during_modify(change: Change) {
                 error: None,
                 engine_version: None,
                 pending_maintenance: None,
+                ca_certificate: None,
             };
             let repair = RepairRequest {
                 reason: Reason::Repair,

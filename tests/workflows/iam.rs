@@ -2,9 +2,12 @@
 //! `tenantd serve` runs against the local stack through a proxy that records every AWS
 //! request, in an account of the test's own, through provisioning of every tier, a rollback,
 //! deprovisioning with final snapshots, the expiry of final snapshots, a tier change, a suspend
-//! and a resume, an engine upgrade (with its old instance's deletion), and reconcile rounds (with their reads of pending maintenance), a webhook subscription's
-//! key made, read to sign, rotated and deleted, and events put on an EventBridge bus; each request is
-//! turned into the authorization checks AWS makes for it, and each must be allowed.
+//! and a resume, an engine upgrade (with its old instance's deletion), reconcile rounds (with
+//! their reads of pending maintenance), fleet rollouts of a CA, of RDS's pending maintenance
+//! and of a minor version (their targets checked with RDS by the API), a webhook
+//! subscription's key made, read to sign, rotated and deleted, and events put on an
+//! EventBridge bus; each request is turned into the authorization checks AWS makes for it,
+//! and each must be allowed.
 
 use crate::support;
 
@@ -12,10 +15,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use serde_json::json;
-use support::fleet::{daemon_env, kill9, spawn_serve};
+use support::fleet::{daemon_env, kill9, serve_ready};
 use support::iam::{Policy, Scope, condition, glob, secret_name};
 use support::proxy::FaultProxy;
+use support::rds::Control;
 use support::rds::unique_account;
+use support::rollout_api::RolloutApi;
 use support::stack::*;
 use tenantd::queue::JobState;
 use tenantd::tenants::{self, Deletion, TenantStatus};
@@ -31,6 +36,7 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
     let topic = format!("arn:aws:sns:{region}:{account}:tenantd-alarms");
     let stack = Stack::new().await;
     let proxy = FaultProxy::start(&stack_endpoint()).await;
+    let ca_dir = support::rds::stack_env("LOCAL_RDS_TLS_DIR");
     let base = test_env(
         &stack.db,
         &[
@@ -43,6 +49,8 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
             ("TENANTD_RECONCILE_INTERVAL", "1s"),
             // And the warm pool's: a standby created, then claimed by a tenant.
             ("TENANTD_WARM_POOL", "starter=1"),
+            // The CA rotation's verify-full login finds the new CA's bundle here.
+            ("TENANTD_TENANT_DB_CA_DIR", ca_dir.as_str()),
             // And an engine upgrade's, the old instance deleted soon after.
             ("TENANTD_UPGRADE_KEEP_OLD", "1s"),
             // And the EventBridge sender's, and a webhook delivery's (signed: the key read).
@@ -50,7 +58,7 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
             ("TENANTD_WEBHOOK_ALLOW_PRIVATE", "true"),
         ],
     );
-    let mut daemon = spawn_serve(&daemon_env(&base, "iam", &[]));
+    let (mut daemon, url) = serve_ready(&daemon_env(&base, "iam", &[])).await;
     let tiers = tenantd::config::Tiers::defaults();
     let prefix = tenant_id("iam");
 
@@ -123,6 +131,29 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
     .unwrap();
     let retired = stack.finished(retire[0], TIMEOUT).await;
     assert_eq!(retired.state, JobState::Succeeded, "{:?}", retired.error);
+
+    // Fleet rollouts on the (upgraded) starter tenant, through the API: a CA rotation, RDS's
+    // pending maintenance (set through the local RDS's control endpoint), a minor version.
+    let api = RolloutApi::new(&url);
+    let instance = format!("saas-{starter}");
+    let (status, body) = Control::new()
+        .post(
+            &format!("/instances/{instance}/pending-maintenance"),
+            json!({"account": account, "action": "system-update"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for (kind, target) in [
+        ("ca_certificate", "rds-ca-rsa4096-g1"),
+        ("maintenance", "system-update"),
+        ("engine_minor", "17.5"),
+    ] {
+        api.run(
+            json!({"kind": kind, "target_version": target, "tenants": [starter], "canary": 0}),
+            TIMEOUT,
+        )
+        .await;
+    }
 
     // A tenant that takes over the warm pool's standby (retagged, its secret moved).
     support::wait_for("a standby to be available", TIMEOUT, || async {
@@ -261,6 +292,8 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
         "rds:RemoveTagsFromResource",
         "rds:DescribeDBInstances",
         "rds:DescribePendingMaintenanceActions",
+        "rds:ApplyPendingMaintenanceAction",
+        "rds:DescribeCertificates",
         "rds:ModifyDBInstance",
         "rds:StopDBInstance",
         "rds:StartDBInstance",

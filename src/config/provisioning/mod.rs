@@ -9,6 +9,7 @@ use super::env::{ConfigError, Env};
 use super::tiers::Tiers;
 
 mod access;
+mod engines;
 mod naming;
 mod pace;
 mod pool;
@@ -17,6 +18,7 @@ mod upkeep;
 mod windows;
 
 use access::Access;
+pub use engines::EngineSettings;
 use naming::Naming;
 use pace::Pace;
 use pool::Pool;
@@ -110,6 +112,8 @@ pub struct ProvisioningSettings {
     /// The share of this process's RDS request rate (and of the free DB instances) the pool
     /// keeper may take for new standbys, so that tenants' own creates go first.
     pub pool_rds_share: f64,
+    /// End-of-support dates per major, and the CA bundles per CA.
+    pub engines: EngineSettings,
 }
 
 impl ProvisioningSettings {
@@ -167,7 +171,9 @@ impl ProvisioningSettings {
             pool_secret_prefix,
             pool_rds_share,
         } = pool::load(env, &tiers, &secret_prefix)?;
+        let engines = EngineSettings::load(env)?;
         Ok(ProvisioningSettings {
+            engines,
             warm_pool,
             pool_max_age,
             pool_secret_prefix,

@@ -30,6 +30,7 @@ impl Reconciler {
             return Findings {
                 engine_version: None,
                 pending_maintenance: None,
+                ca_certificate: None,
                 drift: vec![Difference {
                     field: "instance".into(),
                     expected: id.clone(),
@@ -48,6 +49,7 @@ impl Reconciler {
             return Findings {
                 engine_version: None,
                 pending_maintenance: None,
+                ca_certificate: None,
                 drift: vec![Difference {
                     field: format!("tag:{}", why.key),
                     expected: why.expected.clone(),
@@ -66,6 +68,7 @@ impl Reconciler {
             return Findings {
                 engine_version: None,
                 pending_maintenance: None,
+                ca_certificate: None,
                 drift: Vec::new(),
                 status: TenantStatus::Detached,
                 error: Some(format!(
@@ -80,6 +83,7 @@ impl Reconciler {
             return Findings {
                 engine_version: None,
                 pending_maintenance: None,
+                ca_certificate: None,
                 drift: vec![Difference {
                     field: "status".into(),
                     expected: "available".into(),
@@ -176,6 +180,7 @@ impl Reconciler {
         Findings {
             engine_version: None,
             pending_maintenance: None,
+            ca_certificate: None,
             drift,
             status: own,
             error: None,

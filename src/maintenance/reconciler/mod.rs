@@ -156,6 +156,7 @@ impl Reconciler {
             // applied is the tenant's version now, not drift.
             findings.engine_version = instance.and_then(|i| i.engine_version.clone());
             findings.pending_maintenance = instance.and(seen.pending.clone());
+            findings.ca_certificate = instance.and_then(|i| i.ca_certificate.clone());
             let mut fields: Vec<&str> = findings.drift.iter().map(|d| group(&d.field)).collect();
             fields.dedup();
             for f in fields {
@@ -179,7 +180,11 @@ impl Reconciler {
                 || findings
                     .pending_maintenance
                     .as_ref()
-                    .is_some_and(|p| tenant.pending_maintenance.as_ref().map(|s| &s.0) != Some(p));
+                    .is_some_and(|p| tenant.pending_maintenance.as_ref().map(|s| &s.0) != Some(p))
+                || findings
+                    .ca_certificate
+                    .as_ref()
+                    .is_some_and(|c| tenant.ca_certificate.as_ref() != Some(c));
             let changed =
                 stored != findings.drift.as_slice() || tenant.status != findings.status || observed;
             if !changed && repair.is_none() {

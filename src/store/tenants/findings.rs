@@ -1,5 +1,5 @@
 //! The reconciler's writes of the `tenants` table: what a round found about each tenant (drift,
-//! status, engine version, pending maintenance) and when it last looked.
+//! status, engine version, pending maintenance, CA) and when it last looked.
 
 use sqlx::{PgConnection, PgExecutor};
 
@@ -26,6 +26,8 @@ pub struct Found<'a> {
     pub engine_version: Option<&'a str>,
     /// RDS's pending maintenance actions (`None`: keep the recorded ones).
     pub pending_maintenance: Option<&'a [PendingMaintenance]>,
+    /// The instance's CA (`None`: keep the recorded one).
+    pub ca_certificate: Option<&'a str>,
 }
 
 /// What the reconciler found: the drift, the status the tenant should have and its error, the
@@ -40,6 +42,7 @@ pub async fn record_findings(
         "UPDATE tenants SET drift = $2, status = $3, error = $4, checked_at = now(),
              engine_version = COALESCE($5, engine_version),
              pending_maintenance = COALESCE($6, pending_maintenance),
+             ca_certificate = COALESCE($7, ca_certificate),
              updated_at = CASE WHEN status <> $3 THEN now() ELSE updated_at END
          WHERE id = $1",
     )
@@ -49,6 +52,7 @@ pub async fn record_findings(
     .bind(found.error)
     .bind(found.engine_version)
     .bind(found.pending_maintenance.map(sqlx::types::Json))
+    .bind(found.ca_certificate)
     .execute(conn)
     .await?;
     Ok(())

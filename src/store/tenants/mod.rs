@@ -1,6 +1,6 @@
 //! The `tenants` table: each tenant's row and status, reading and paging here; the writes of
-//! requests and workflows in [`writes`], the reconciler's in [`findings`]. Holds no secret: the
-//! password lives in Secrets Manager only.
+//! requests and workflows in [`writes`], the reconciler's in [`findings`], the engine report's
+//! reads in [`engines`]. Holds no secret: the password lives in Secrets Manager only.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -9,12 +9,14 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgExecutor;
 
 pub use crate::cloud::maintenance::PendingMaintenance;
+pub use engines::{EngineCount, engine_census, on_majors};
 pub use findings::{Found, mark_checked, record_findings};
 pub use writes::{
     TenantUpdate, insert_provisioning, lock, mark_deprovisioning, reprovision, reset_for_retry,
     set_pending_tier, take_standby, update,
 };
 
+mod engines;
 mod findings;
 mod writes;
 
@@ -91,6 +93,9 @@ pub struct Tenant {
     /// RDS's pending maintenance actions for the instance, as the reconciler last read them
     /// (`None`: not read yet).
     pub pending_maintenance: Option<sqlx::types::Json<Vec<PendingMaintenance>>>,
+    /// The CA the instance's certificate is issued by (`CACertificateIdentifier`), as the
+    /// reconciler last described it or a CA rotation recorded it (`None`: not known yet).
+    pub ca_certificate: Option<String>,
 }
 
 /// One setting whose actual value differs from the desired one.
@@ -117,6 +122,10 @@ pub struct TenantFilter {
     pub prefix: Option<String>,
     /// Below this schema version (never migrated counts as 0).
     pub schema_version_below: Option<i64>,
+    /// On this engine version: a major (`16`: any 16.x) or an exact version (`16.9`).
+    pub engine_version: Option<String>,
+    /// On this CA (`rds-ca-rsa4096-g1`).
+    pub ca_certificate: Option<String>,
 }
 
 /// A page of tenants in id order, filtered, after `cursor` (the last id of the previous page).
@@ -133,6 +142,8 @@ pub async fn list(
          WHERE ($1::tenant_status IS NULL OR status = $1) AND ($2::text IS NULL OR id > $2)
            AND ($4::text IS NULL OR tier = $4) AND ($5::text IS NULL OR starts_with(id, $5))
            AND ($6::bigint IS NULL OR COALESCE(schema_version, 0) < $6)
+           AND ($7::text IS NULL OR engine_version = $7 OR split_part(engine_version, '.', 1) = $7)
+           AND ($8::text IS NULL OR ca_certificate = $8)
          ORDER BY id LIMIT $3",
     )
     .bind(filter.status)
@@ -141,6 +152,8 @@ pub async fn list(
     .bind(filter.tier.as_deref())
     .bind(filter.prefix.as_deref())
     .bind(filter.schema_version_below)
+    .bind(filter.engine_version.as_deref())
+    .bind(filter.ca_certificate.as_deref())
     .fetch_all(executor)
     .await?;
     let next = if rows.len() as i64 > limit {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sqlx::PgConnection;
 
-use super::{Tenant, TenantStatus};
+use super::{PendingMaintenance, Tenant, TenantStatus};
 
 /// What a workflow's final step writes into the tenant's row.
 pub enum TenantUpdate<'a> {
@@ -63,6 +63,13 @@ pub enum TenantUpdate<'a> {
     /// A re-attach did not prove the instance the tenant's: it stays detached, with why.
     AttachFailed {
         error: &'a str,
+    },
+    /// A fleet change (minor version, CA, maintenance) reached the instance: what it runs and
+    /// has now (`None` keeps what is recorded); the error of an earlier attempt is cleared.
+    InstanceChanged {
+        engine_version: Option<&'a str>,
+        ca_certificate: Option<&'a str>,
+        pending_maintenance: Option<&'a [PendingMaintenance]>,
     },
 }
 
@@ -174,6 +181,21 @@ pub async fn update(
         )
         .bind(tenant)
         .bind(status),
+        TenantUpdate::InstanceChanged {
+            engine_version,
+            ca_certificate,
+            pending_maintenance,
+        } => sqlx::query(
+            "UPDATE tenants SET engine_version = COALESCE($2, engine_version),
+                 ca_certificate = COALESCE($3, ca_certificate),
+                 pending_maintenance = COALESCE($4, pending_maintenance), error = NULL,
+                 updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(tenant)
+        .bind(engine_version)
+        .bind(ca_certificate)
+        .bind(pending_maintenance.map(sqlx::types::Json)),
         TenantUpdate::AttachFailed { error } => {
             sqlx::query("UPDATE tenants SET error = $2, updated_at = now() WHERE id = $1")
                 .bind(tenant)

@@ -93,7 +93,7 @@ pub async fn jobs(
         csrf: session.csrf(),
         nav: "jobs",
         states: JobState::ALL.iter().map(|s| s.as_str()).collect(),
-        kinds: tenants::TENANT_JOBS.to_vec(),
+        kinds: tenants::listing::JOB_KINDS.to_vec(),
         state: state_part.to_string(),
         kind: kind.unwrap_or_default().to_string(),
         tenant: tenant.unwrap_or_default().to_string(),

@@ -43,7 +43,7 @@ struct Overview {
     poller: bool,
     me: String,
     /// The rollout that runs or is paused: id, state, target version, started.
-    rollout: Option<(String, &'static str, i64, String)>,
+    rollout: Option<(String, &'static str, String, String)>,
 }
 
 pub async fn overview(
@@ -133,7 +133,7 @@ pub async fn overview(
             (
                 r.id.to_string(),
                 r.state.as_str(),
-                r.target_version,
+                format!("{} {}", r.kind, r.target_text()),
                 ago(r.created_at, now),
             )
         }),

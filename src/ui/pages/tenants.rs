@@ -30,6 +30,8 @@ pub struct TenantsQuery {
     status: Option<String>,
     tier: Option<String>,
     q: Option<String>,
+    engine: Option<String>,
+    ca: Option<String>,
     after: Option<String>,
 }
 
@@ -43,6 +45,8 @@ struct Tenants {
     status: String,
     tier: String,
     q: String,
+    engine: String,
+    ca: String,
     rows: Vec<TenantRow>,
     next: Option<String>,
     first: Option<String>,
@@ -76,10 +80,33 @@ pub async fn tenants(
     if let Some(a) = after {
         TenantId::parse(a)?;
     }
+    let engine = given(&query.engine);
+    if let Some(e) = engine
+        && !(e.len() <= 8
+            && e.split('.').count() <= 2
+            && e.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+    {
+        return Err(UiError::BadRequest(
+            "engine version: a major (16) or a version (16.9)".into(),
+        ));
+    }
+    let ca = given(&query.ca);
+    if let Some(c) = ca
+        && !(c.len() <= 64
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+    {
+        return Err(UiError::BadRequest(
+            "CA: an identifier such as rds-ca-rsa4096-g1".into(),
+        ));
+    }
     let filter = TenantFilter {
         status,
         tier: given(&query.tier).map(str::to_string),
         prefix: prefix.clone(),
+        engine_version: engine.map(str::to_string),
+        ca_certificate: ca.map(str::to_string),
         ..TenantFilter::default()
     };
     let (rows, next) = tenants::page_with_jobs(&state.app.db, &filter, PAGE, after).await?;
@@ -88,6 +115,8 @@ pub async fn tenants(
         ("status", given(&query.status).unwrap_or_default()),
         ("tier", given(&query.tier).unwrap_or_default()),
         ("q", prefix.as_deref().unwrap_or_default()),
+        ("engine", engine.unwrap_or_default()),
+        ("ca", ca.unwrap_or_default()),
     ])
     .unwrap_or_default();
     page(Tenants {
@@ -104,6 +133,8 @@ pub async fn tenants(
         status: given(&query.status).unwrap_or_default().to_string(),
         tier: given(&query.tier).unwrap_or_default().to_string(),
         q: prefix.clone().unwrap_or_default(),
+        engine: engine.unwrap_or_default().to_string(),
+        ca: ca.unwrap_or_default().to_string(),
         rows: rows
             .iter()
             .map(|(t, j)| TenantRow::new(t, j.as_ref(), now))
