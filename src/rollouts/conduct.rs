@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use super::kinds::{self, Place};
 use super::requests::RolloutError;
-use crate::queue::{self, Enqueued, JobState, NewJob};
+use crate::queue::{self, Enqueued, JobState};
 use crate::store::events::{self, EventType, NewEvent};
 use crate::store::rollout_tenants::{self, Placed, TenantState};
 use crate::store::rollouts::{self, Rollout, RolloutKind, RolloutState};
