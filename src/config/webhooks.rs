@@ -26,7 +26,7 @@ pub struct WebhookSettings {
     pub timeout: Duration,
     /// How often an idle process looks for new events (default 200 ms).
     pub poll: Duration,
-    /// Deliveries one process makes at once (default 16).
+    /// Deliveries one process claims and sends at once (default 32).
     pub concurrency: usize,
     /// After a rotation the old key signs too, this long (default 24 h).
     pub rotation_overlap: Duration,
@@ -47,7 +47,7 @@ impl Default for WebhookSettings {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(15),
             poll: Duration::from_millis(200),
-            concurrency: 16,
+            concurrency: 32,
             rotation_overlap: Duration::from_secs(24 * 3600),
             secret_prefix: "saas/webhook/".into(),
             eventbridge_bus: None,
@@ -114,7 +114,7 @@ impl WebhookSettings {
             )?,
             timeout: env.duration("TENANTD_WEBHOOK_TIMEOUT", d.timeout, ms(100), s(120))?,
             poll: env.duration("TENANTD_WEBHOOK_POLL", d.poll, ms(10), s(60))?,
-            concurrency: env.integer("TENANTD_WEBHOOK_CONCURRENCY", 16, 1..=256)? as usize,
+            concurrency: env.integer("TENANTD_WEBHOOK_CONCURRENCY", 32, 1..=256)? as usize,
             rotation_overlap: env.duration(
                 "TENANTD_WEBHOOK_ROTATION_OVERLAP",
                 d.rotation_overlap,

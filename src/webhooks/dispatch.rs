@@ -119,7 +119,18 @@ impl Dispatcher {
                 .map(|c| self.deliver(c, events.get(&c.event_id))),
         )
         .await;
-        for (c, attempt) in claimed.iter().zip(&attempts) {
+        // Successes are recorded together; each failure on its own (its pause, its window).
+        let delivered: Vec<(&Claimed, &Attempt)> = claimed
+            .iter()
+            .zip(&attempts)
+            .filter(|(_, a)| a.succeeded())
+            .collect();
+        deliveries::record_delivered(&mut tx, &delivered).await?;
+        for (c, attempt) in claimed
+            .iter()
+            .zip(&attempts)
+            .filter(|(_, a)| !a.succeeded())
+        {
             // An event pruned before its delivery cannot be sent: given up at once.
             let retry_for = if events.contains_key(&c.event_id) {
                 self.settings.retry_for

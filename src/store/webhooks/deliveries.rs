@@ -217,6 +217,60 @@ pub async fn record(
     }))
 }
 
+/// Records the successful attempts of `done` (claimed, with their attempts) in three
+/// statements whatever their number: the log lines, the deliveries, and the subscriptions'
+/// failure streaks ended.
+pub async fn record_delivered(
+    conn: &mut PgConnection,
+    done: &[(&Claimed, &Attempt)],
+) -> Result<(), sqlx::Error> {
+    if done.is_empty() {
+        return Ok(());
+    }
+    let subs: Vec<Uuid> = done.iter().map(|(c, _)| c.subscription_id).collect();
+    let ids: Vec<i64> = done.iter().map(|(c, _)| c.id).collect();
+    let events: Vec<i64> = done.iter().map(|(c, _)| c.event_id).collect();
+    let numbers: Vec<i32> = done.iter().map(|(c, _)| c.attempts + 1).collect();
+    let statuses: Vec<Option<i32>> = done.iter().map(|(_, a)| a.status.map(i32::from)).collect();
+    let took: Vec<i32> = done
+        .iter()
+        .map(|(_, a)| a.took.as_millis().min(i32::MAX as u128) as i32)
+        .collect();
+    sqlx::query(
+        "INSERT INTO webhook_attempts
+             (subscription_id, delivery_id, event_id, attempt, status_code, duration_ms)
+         SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::int[], $5::int[],
+                              $6::int[])",
+    )
+    .bind(&subs)
+    .bind(&ids)
+    .bind(&events)
+    .bind(&numbers)
+    .bind(&statuses)
+    .bind(&took)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE webhook_deliveries d
+         SET state = 'delivered', finished_at = now(), attempts = d.attempts + 1,
+             last_status = u.status, first_attempt_at = coalesce(d.first_attempt_at, now())
+         FROM unnest($1::bigint[], $2::int[]) AS u(id, status)
+         WHERE d.id = u.id",
+    )
+    .bind(&ids)
+    .bind(&statuses)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE webhook_subscriptions SET failing_since = NULL
+         WHERE id = ANY($1) AND failing_since IS NOT NULL",
+    )
+    .bind(&subs)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// One line of the delivery log.
 #[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
 pub struct LogLine {
