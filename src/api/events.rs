@@ -37,9 +37,9 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 #[utoipa::path(get, path = "/v1/events", tag = "events", operation_id = "list_events",
     security(("bearer" = [])),
     params(EventsQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "The stream resumes after \
-            this event id (what an EventSource sends when it reconnects); takes precedence \
-            over `since`.")),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^[0-9]{1,15}$",
+            description = "Events after this event id (what an EventSource sends when it \
+            reconnects); takes precedence over `since`.")),
     responses(
         (status = 200, description = "A page (JSON), or the stream (`text/event-stream`, \
             each event's `data` a CloudEvent)", content(
@@ -66,17 +66,19 @@ pub async fn list(
             "limit must be from 1 to {MAX_PAGE}, got {limit}"
         )));
     }
+    let resumed = headers.get("last-event-id");
+    if let Some(last) = resumed {
+        let last = last.to_str().ok().and_then(|l| l.trim().parse().ok());
+        after = cursor(Some(last.ok_or_else(|| {
+            ApiError::InvalidCursor("Last-Event-ID must be an event id".into())
+        })?))?;
+    }
     let streaming = headers
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())
         .is_some_and(|a| a.contains("text/event-stream"));
     if streaming {
-        if let Some(last) = headers.get("last-event-id") {
-            let last = last.to_str().ok().and_then(|l| l.trim().parse().ok());
-            after = cursor(Some(last.ok_or_else(|| {
-                ApiError::InvalidCursor("Last-Event-ID must be an event id".into())
-            })?))?;
-        } else if query.since.is_none() {
+        if resumed.is_none() && query.since.is_none() {
             // A live tail: what commits from now on. Read before the answer's head goes out,
             // so a client that looks at the state after the head misses nothing in between.
             after = events::last_id(&state.db).await?;
@@ -107,11 +109,9 @@ fn cursor(since: Option<i64>) -> Result<i64, ApiError> {
 
 fn filter(query: &EventsQuery) -> Result<EventFilter, ApiError> {
     let mut types = Vec::new();
-    for name in query.types.iter().flat_map(|t| t.split(',')) {
-        let name = name.trim();
-        if name.is_empty() {
-            continue;
-        }
+    // Empty: every type; otherwise each name one of the types (an empty one is none).
+    let names = query.types.as_deref().filter(|t| !t.is_empty());
+    for name in names.into_iter().flat_map(|t| t.split(',')) {
         let kind: EventType = name.parse().map_err(|_| {
             ApiError::UnknownEventType(format!(
                 "unknown event type {:?}; known: {}",

@@ -132,11 +132,11 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
             post(rollouts::cancel),
         ),
         (v1(Method::GET, "/v1/pool", Viewer), get(pool::get)),
-        (v1(Method::GET, "/v1/events", Viewer), get(events::list)),
         (
             v1(Method::GET, "/v1/reports/engines", Viewer),
             get(reports::engines),
         ),
+        (v1(Method::GET, "/v1/events", Viewer), get(events::list)),
         (v1(Method::GET, "/v1/audit", Admin), get(audit::list)),
         (
             v1(Method::POST, "/v1/webhooks", Operator),

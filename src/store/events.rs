@@ -184,7 +184,10 @@ impl NewEvent {
 pub fn rollout_data(rollout: &super::rollouts::Rollout) -> serde_json::Value {
     json!({
         "id": rollout.id,
+        "kind": rollout.kind,
         "target_version": rollout.target_version,
+        "target": rollout.target,
+        "apply": rollout.apply,
         "state": rollout.state.as_str(),
         "stages": rollout.stages.0,
         "canary": rollout.canary,

@@ -155,7 +155,14 @@ pub struct JobFailedData {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RolloutEventData {
     pub id: Uuid,
-    pub target_version: i64,
+    /// `schema`, `engine_major`, `engine_minor`, `ca_certificate` or `maintenance`.
+    pub kind: String,
+    /// A schema rollout's tenant-schema version.
+    pub target_version: Option<i64>,
+    /// The target of the other kinds (a version, a CA).
+    pub target: Option<String>,
+    /// `immediately` or `maintenance_window`, where the kind has it.
+    pub apply: Option<String>,
     /// `running`, `halted` or `succeeded`.
     pub state: String,
     pub stages: Vec<Vec<String>>,
@@ -178,7 +185,10 @@ pub struct EventsQuery {
     #[param(minimum = 0, maximum = 9007199254740991_i64)]
     pub since: Option<i64>,
     /// Only events of these types, comma-separated (e.g.
-    /// `tenantd.tenant.ready,tenantd.tenant.failed`).
+    /// `tenantd.tenant.ready,tenantd.tenant.failed`); empty for all.
+    #[param(
+        pattern = "^$|^(tenantd\\.tenant\\.requested|tenantd\\.tenant\\.ready|tenantd\\.tenant\\.failed|tenantd\\.tenant\\.tier_changed|tenantd\\.tenant\\.suspended|tenantd\\.tenant\\.resumed|tenantd\\.tenant\\.drift_found|tenantd\\.tenant\\.drift_repaired|tenantd\\.tenant\\.lost|tenantd\\.tenant\\.deleted|tenantd\\.job\\.failed|tenantd\\.rollout\\.started|tenantd\\.rollout\\.halted|tenantd\\.rollout\\.succeeded|tenantd\\.pool\\.claimed)(,(tenantd\\.tenant\\.requested|tenantd\\.tenant\\.ready|tenantd\\.tenant\\.failed|tenantd\\.tenant\\.tier_changed|tenantd\\.tenant\\.suspended|tenantd\\.tenant\\.resumed|tenantd\\.tenant\\.drift_found|tenantd\\.tenant\\.drift_repaired|tenantd\\.tenant\\.lost|tenantd\\.tenant\\.deleted|tenantd\\.job\\.failed|tenantd\\.rollout\\.started|tenantd\\.rollout\\.halted|tenantd\\.rollout\\.succeeded|tenantd\\.pool\\.claimed))*$"
+    )]
     pub types: Option<String>,
     /// Only events about this tenant.
     #[param(min_length = 3, max_length = 40, pattern = "^[a-z](-?[a-z0-9])*$")]
@@ -205,6 +215,23 @@ pub struct EventPage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_pattern_of_types_names_exactly_the_event_types() {
+        let alternatives: Vec<String> = EventType::ALL
+            .iter()
+            .map(|t| t.as_str().replace('.', "\\."))
+            .collect();
+        let one = alternatives.join("|");
+        let expected = format!("^$|^({one})(,({one}))*$");
+        let params = EventsQuery::into_params(|| None);
+        let types = params
+            .iter()
+            .find(|p| p.name == "types")
+            .expect("the types parameter");
+        let schema = serde_json::to_value(&types.schema).unwrap();
+        assert_eq!(schema["pattern"], expected, "{schema}");
+    }
 
     #[test]
     fn an_event_becomes_a_cloudevent_with_a_string_id() {

@@ -76,6 +76,7 @@ async fn findings_tell_drift_found_and_lost_once_each() {
         error: (status == TenantStatus::Lost).then(|| "the instance is gone".to_string()),
         engine_version: None,
         pending_maintenance: None,
+        ca_certificate: None,
     };
     for findings in [
         found(TenantStatus::Ready, drift.clone()),
@@ -114,6 +115,7 @@ async fn a_rollout_tells_started_and_succeeded_about_itself() {
         None,
         &Tiers::defaults(),
         &catalog,
+        &tenantd::rollouts::Offers::none(),
         &NewRollout::default(),
     )
     .await
