@@ -12,3 +12,4 @@ pub mod sessions;
 pub mod snapshots;
 pub mod standbys;
 pub mod tenants;
+pub mod webhooks;
