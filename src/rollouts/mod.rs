@@ -10,9 +10,12 @@
 //! are [`crate::store::rollouts`] and [`crate::store::rollout_tenants`].
 
 pub mod conduct;
+mod error;
 pub mod kinds;
 pub mod offers;
 pub mod requests;
+mod target;
+mod view;
 
 pub use crate::store::rollout_tenants::{StageCounts, TenantState};
 pub use crate::store::rollouts::{Rollout, RolloutKind, RolloutState};
