@@ -70,7 +70,11 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let given = &args;
-    with_scratch_db("tenantd_upgrade", |url| async move { run(given, &url).await }).await
+    with_scratch_db(
+        "tenantd_upgrade",
+        |url| async move { run(given, &url).await },
+    )
+    .await
 }
 
 async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
@@ -312,7 +316,11 @@ async fn check_fleet(
     let wanted = format!("{}.", args.target);
     let upgraded = running
         .iter()
-        .filter(|i| i.engine_version.as_deref().is_some_and(|v| v.starts_with(&wanted)))
+        .filter(|i| {
+            i.engine_version
+                .as_deref()
+                .is_some_and(|v| v.starts_with(&wanted))
+        })
         .count();
     let kept = cloud.describe_db_instances_batch(&old).await?.len();
     eprintln!(
@@ -320,8 +328,15 @@ async fn check_fleet(
         ids.len(),
         args.target
     );
-    anyhow::ensure!(upgraded == ids.len(), "not every instance runs {}", args.target);
-    anyhow::ensure!(kept == ids.len(), "{kept} old instances kept, not one per tenant");
+    anyhow::ensure!(
+        upgraded == ids.len(),
+        "not every instance runs {}",
+        args.target
+    );
+    anyhow::ensure!(
+        kept == ids.len(),
+        "{kept} old instances kept, not one per tenant"
+    );
     Ok(())
 }
 

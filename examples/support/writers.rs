@@ -76,7 +76,9 @@ async fn write(cloud: Cloud, secret: String, stop: CancellationToken) -> Written
             let Some(c) = credentials(&cloud, &secret).await else {
                 continue;
             };
-            conn = tenant_db::connect(&c, &TenantDbTls::Disable, TIMEOUT).await.ok();
+            conn = tenant_db::connect(&c, &TenantDbTls::Disable, TIMEOUT)
+                .await
+                .ok();
         }
         let Some(c) = conn.as_mut() else {
             continue;
