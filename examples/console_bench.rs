@@ -173,6 +173,7 @@ async fn run(args: &Args, url: &str, statements: &AtomicU64) -> anyhow::Result<(
         tenantd::app::ops_pool(&settings)?,
         &settings,
         tenantd::rollouts::Offers::none(),
+        tokio_util::sync::CancellationToken::new(),
     );
     let app = api::router(state.clone()).merge(ui::router(UiState::new(state, &settings)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -14,10 +14,12 @@ use crate::cloud::rds::EngineVersion;
 use crate::config::{ConfigError, Settings, Tiers};
 use crate::db;
 use crate::maintenance::{
-    AuditPruner, Conductor, Election, InstancePoller, Maintenance, PoolKeeper, Pruner, Reconciler,
-    Rescuer, SnapshotCleaner,
+    AuditPruner, Conductor, Election, EventPruner, InstancePoller, Maintenance, PoolKeeper, Pruner,
+    Reconciler, Rescuer, SnapshotCleaner,
 };
 use crate::ui;
+use crate::webhooks::eventbridge::BusSender;
+use crate::webhooks::{Dispatcher, Keys};
 use crate::worker;
 use crate::workflow::fleet::{CaCertificate, EngineMinor, Maintenance as MaintenanceActions};
 use crate::workflow::{
@@ -167,6 +169,7 @@ pub fn maintenance(
         ))
         .with(Pruner::new(pool.clone(), settings.job_retention))
         .with(AuditPruner::new(pool.clone(), settings.audit_retention))
+        .with(EventPruner::new(pool.clone(), settings.event_retention))
         .with(Reconciler::new(
             pool.clone(),
             aws.clone(),
@@ -190,8 +193,16 @@ pub fn maintenance(
 pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = api::bind(settings.listen, "TENANTD_LISTEN").await?;
     let pool = connect(&settings).await?;
-    let offers = crate::rollouts::Offers::new(cloud(&settings).await?);
-    let state = AppState::new(pool.clone(), ops_pool(&settings)?, &settings, offers);
+    let cloud = cloud(&settings).await?;
+    let offers = crate::rollouts::Offers::new(cloud.clone());
+    let state = AppState::new(
+        pool.clone(),
+        ops_pool(&settings)?,
+        &settings,
+        offers,
+        shutdown.clone(),
+    )
+    .with_webhooks(webhook_keys(&settings, &cloud), &settings.webhooks);
     let console = ui::router(ui::UiState::new(state.clone(), &settings));
     let app = api::admitted(api::router(state).merge(console), &settings.http);
     let names: Vec<String> = settings
@@ -204,7 +215,16 @@ pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::R
         tokens = %names.join(","),
         "HTTP API and console (/ui/) listening"
     );
-    run(settings, pool, listener, app, shutdown).await
+    run(settings, cloud, pool, listener, app, shutdown).await
+}
+
+/// Where the webhook signing keys live.
+fn webhook_keys(settings: &Settings, cloud: &Cloud) -> Keys {
+    Keys::new(
+        cloud.clone(),
+        &settings.webhooks.secret_prefix,
+        &settings.provisioning.environment,
+    )
 }
 
 /// `tenantd worker`: the worker and maintenance, with `/healthz`, `/readyz` and `/metrics` on
@@ -213,27 +233,54 @@ pub async fn work(settings: Settings, shutdown: CancellationToken) -> anyhow::Re
     let listener = api::bind(settings.metrics_listen, "TENANTD_METRICS_LISTEN").await?;
     let pool = connect(&settings).await?;
     let offers = crate::rollouts::Offers::none();
-    let state = AppState::new(pool.clone(), ops_pool(&settings)?, &settings, offers);
+    let state = AppState::new(
+        pool.clone(),
+        ops_pool(&settings)?,
+        &settings,
+        offers,
+        shutdown.clone(),
+    );
     let app = api::admitted(api::ops_router(state), &settings.http);
     info!(listen = %listener.local_addr()?, "health and metrics listening");
-    run(settings, pool, listener, app, shutdown).await
+    let cloud = cloud(&settings).await?;
+    run(settings, cloud, pool, listener, app, shutdown).await
 }
 
 /// Runs `app` on `listener`, the worker and the maintenance services until `shutdown`; then
 /// the worker drains, the server finishes its requests, and maintenance stops.
 async fn run(
     settings: Settings,
+    cloud: Cloud,
     pool: PgPool,
     listener: tokio::net::TcpListener,
     app: axum::Router,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let cloud = cloud(&settings).await?;
     check_engine_version(&cloud, &settings.provisioning.engine_version).await?;
     check_tier_minimums(&cloud, &settings.provisioning.tiers).await?;
     let (registry, aws) = workflows(&settings, cloud);
     let background = CancellationToken::new();
     let maintenance = maintenance(&settings, &pool, &aws, &registry).spawn(background.clone());
+    // Deliveries get connections of their own: a burst that holds every connection of the
+    // worker's pool (steps, API writes waiting for the events' lock) does not delay them.
+    let delivery_pool = db::connect_lazy(&settings.database_url, 3, Duration::from_secs(10))?;
+    let deliveries = Dispatcher::new(
+        delivery_pool.clone(),
+        webhook_keys(&settings, &aws.cloud),
+        settings.webhooks.clone(),
+        &settings.provisioning.environment,
+    )?;
+    let deliveries = tokio::spawn(deliveries.run(background.clone()));
+    let bus = settings.webhooks.eventbridge_bus.clone().map(|bus| {
+        let sender = BusSender::new(
+            delivery_pool.clone(),
+            aws.cloud.clone(),
+            &bus,
+            settings.webhooks.clone(),
+            &settings.provisioning.environment,
+        );
+        tokio::spawn(sender.run(background.clone()))
+    });
     let limits = settings.http.clone();
     let stop_serving = shutdown.clone();
     let http = tokio::spawn(async move { api::serve(listener, app, &limits, stop_serving).await });
@@ -241,6 +288,10 @@ async fn run(
     shutdown.cancel();
     background.cancel();
     let _ = maintenance.await;
+    let _ = deliveries.await;
+    if let Some(bus) = bus {
+        let _ = bus.await;
+    }
     http.await??;
     worker_result?;
     Ok(())

@@ -4,7 +4,7 @@
 //! their share; and a deadline per request (`TENANTD_HTTP_REQUEST_TIMEOUT`), after which it
 //! is answered 503 `request_timeout` and its work dropped (a transaction in progress rolls
 //! back). Long waits by design, such as an event stream, are exempt: they are listed in
-//! [`exempt`] (none yet).
+//! [`exempt`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,9 +72,10 @@ impl Admission {
     }
 }
 
-/// Routes whose requests may outlast the deadline (they wait by design).
-fn exempt(_path: &str) -> bool {
-    false
+/// Routes whose requests may outlast the deadline (they wait by design): the event stream
+/// (only its head is held to the deadline anyway: the body streams after the answer).
+fn exempt(path: &str) -> bool {
+    path == "/v1/events" || (path.starts_with("/ui/tenants/") && path.ends_with("/events"))
 }
 
 /// Takes a permit of the request's class (503 `overloaded` when none is free) and holds an

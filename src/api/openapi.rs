@@ -12,7 +12,9 @@ use utoipa::{Modify, OpenApi};
 
 use super::access::Route;
 use super::state::AppState;
-use super::{audit, jobs, ops, pool, reports, rollouts, tenant_actions, tenants, upgrades};
+use super::{
+    audit, events, jobs, ops, pool, reports, rollouts, tenant_actions, tenants, upgrades, webhooks,
+};
 use crate::config::Tiers;
 use crate::rollouts::offers::Offered;
 
@@ -60,7 +62,23 @@ use crate::rollouts::offers::Offered;
         pool::get,
         reports::engines,
         audit::list,
+        events::list,
+        webhooks::create,
+        webhooks::list,
+        webhooks::get,
+        webhooks::delete,
+        webhooks::disable,
+        webhooks::enable,
+        webhooks::rotate,
+        webhooks::replay,
+        webhooks::deliveries,
     ),
+    components(schemas(
+        crate::wire::events::CloudEvent,
+        crate::wire::events::TenantEventData,
+        crate::wire::events::JobFailedData,
+        crate::wire::events::RolloutEventData,
+    )),
     modifiers(&BearerAuth),
     tags(
         (name = "tenants", description = "A tenant's database: ask for it, look at it, take it away"),
@@ -68,7 +86,10 @@ use crate::rollouts::offers::Offered;
         (name = "rollouts", description = "The whole fleet brought to a tenant schema version, an engine version, a CA or RDS's pending maintenance, canary first"),
         (name = "reports", description = "The fleet's engine majors and CAs, and who is past end of support"),
         (name = "pool", description = "The warm pool of standby instances new tenants take over"),
+        (name = "webhooks", description = "Signed deliveries of lifecycle events to your URLs (Standard Webhooks)"),
         (name = "audit", description = "Who asked for what, from where, and how it ended"),
+        (name = "events", description = "Lifecycle events (CloudEvents 1.0), in commit order: \
+            a page for pollers or a Server-Sent Events stream"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
     )
 )]

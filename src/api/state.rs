@@ -6,10 +6,14 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use tokio_util::sync::CancellationToken;
+
+use super::event_feed::EventFeed;
 use super::lockout::Lockout;
 use super::probe::Probe;
-use crate::config::{ApiTokens, EngineSettings, HttpSettings, Settings, Tiers};
+use crate::config::{ApiTokens, EngineSettings, HttpSettings, Settings, Tiers, WebhookSettings};
 use crate::rollouts::Offers;
+use crate::webhooks::Keys;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -28,17 +32,37 @@ pub struct AppState {
     pub lockout: Lockout,
     /// `/readyz` and `/metrics`, on a pool of their own.
     pub probe: Probe,
+    /// What wakes the event streams of `/v1/events`.
+    pub events: EventFeed,
     /// What RDS offers, for the targets of engine and CA rollouts.
     pub offers: Offers,
     /// End-of-support dates per major (the engine report).
     pub engines: Arc<EngineSettings>,
+    /// The webhook settings and where signing keys live; `None`: no AWS clients (webhook
+    /// routes answer 503 `webhooks_unavailable`).
+    pub webhooks: Option<WebhookKeys>,
+}
+
+/// What the webhook routes need beside the control database.
+#[derive(Clone)]
+pub struct WebhookKeys {
+    pub keys: Keys,
+    pub settings: Arc<WebhookSettings>,
 }
 
 impl AppState {
     /// `ops` is the operations endpoints' own small pool; `offers` asks RDS about rollout
-    /// targets.
-    pub fn new(db: PgPool, ops: PgPool, settings: &Settings, offers: Offers) -> Self {
+    /// targets; the event streams end at `stop` (the server waits for open connections when
+    /// it shuts down).
+    pub fn new(
+        db: PgPool,
+        ops: PgPool,
+        settings: &Settings,
+        offers: Offers,
+        stop: CancellationToken,
+    ) -> Self {
         AppState {
+            events: EventFeed::new(db.clone(), &settings.provisioning.environment, stop),
             db,
             tokens: settings.api_tokens.clone(),
             tiers: Arc::new(settings.provisioning.tiers.clone()),
@@ -50,6 +74,16 @@ impl AppState {
             probe: Probe::new(ops, settings.http.fleet_gauges_every),
             offers,
             engines: Arc::new(settings.provisioning.engines.clone()),
+            webhooks: None,
         }
+    }
+
+    /// With the signing keys' home, for the webhook routes.
+    pub fn with_webhooks(mut self, keys: Keys, settings: &WebhookSettings) -> Self {
+        self.webhooks = Some(WebhookKeys {
+            keys,
+            settings: Arc::new(settings.clone()),
+        });
+        self
     }
 }

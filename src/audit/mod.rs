@@ -9,4 +9,4 @@ mod trail;
 pub use crate::store::audit::{
     Asker, AuditFilter, Channel, Entry, Event, askers, insert, page, prune,
 };
-pub use trail::{Trail, commit};
+pub use trail::{Trail, commit, commit_with};

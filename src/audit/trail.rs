@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::config::Role;
 use crate::store::audit::{Channel, Entry, insert};
+use crate::store::events::{self, NewEvent};
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -115,13 +116,25 @@ impl Trail {
 
 /// Commits `tx` with the trail's row in it (answered `status`), when there is a trail.
 pub async fn commit(
+    tx: Transaction<'_, Postgres>,
+    trail: Option<&Trail>,
+    status: u16,
+) -> Result<(), sqlx::Error> {
+    commit_with(tx, trail, status, &[]).await
+}
+
+/// [`commit`] with the change's lifecycle events, written last (they take the events' lock
+/// until the commit).
+pub async fn commit_with(
     mut tx: Transaction<'_, Postgres>,
     trail: Option<&Trail>,
     status: u16,
+    events: &[NewEvent],
 ) -> Result<(), sqlx::Error> {
     if let Some(t) = trail {
         t.write(&mut tx, status).await?;
     }
+    events::record(&mut tx, events).await?;
     tx.commit().await?;
     if let Some(t) = trail {
         t.0.committed.store(true, Ordering::Release);

@@ -5,6 +5,7 @@ use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
+use super::event_stream::EventStream;
 use crate::tenant_id::{InvalidTenantId, TenantId};
 use crate::wire::audit::AuditPage;
 use crate::wire::error::ErrorBody;
@@ -194,6 +195,15 @@ impl Client {
         Ok(self.call(Method::GET, url, None).await?.1)
     }
 
+    /// The stream of `id`'s events from now on; `None` when the API answers none (the caller
+    /// polls).
+    pub async fn tenant_events(&self, id: &TenantId) -> Option<EventStream> {
+        let mut url = self.url(&["v1", "events"]);
+        url.query_pairs_mut().append_pair("tenant", id.as_str());
+        let request = self.http.get(url).bearer_auth(self.token.expose_secret());
+        EventStream::open(request).await
+    }
+
     pub async fn get_tenant(&self, id: &TenantId) -> Result<TenantView, ClientError> {
         let url = self.url(&["v1", "tenants", id.as_str()]);
         Ok(self.call(Method::GET, url, None).await?.1)
@@ -356,5 +366,56 @@ impl Client {
             }
         }
         Ok(self.call(Method::GET, url, None).await?.1)
+    }
+
+    /// A webhook request: `segments` under `/v1/webhooks`, with `query` pairs and a JSON body.
+    pub async fn webhooks<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<serde_json::Value>,
+    ) -> Result<T, ClientError> {
+        let mut path = vec!["v1", "webhooks"];
+        path.extend_from_slice(segments);
+        let mut url = self.url(&path);
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+        }
+        Ok(self.call(method, url, body).await?.1)
+    }
+
+    /// `DELETE /v1/webhooks/{id}` (answered 204, no body).
+    pub async fn delete_webhook(&self, id: &str) -> Result<(), ClientError> {
+        let url = self.url(&["v1", "webhooks", id]);
+        let response = self
+            .http
+            .delete(url)
+            .bearer_auth(self.token.expose_secret())
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.to_string(),
+                detail: e.without_url().to_string(),
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let bytes = response.bytes().await.unwrap_or_default();
+        Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(b) => ClientError::Api {
+                status,
+                code: b.error.code,
+                message: b.error.message,
+            },
+            Err(_) => ClientError::Unexpected {
+                status,
+                detail: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+            },
+        })
     }
 }

@@ -115,7 +115,12 @@ fn describe(tenant: &str, job: &JobDetail) -> String {
     s
 }
 
-/// Polls `job_id` every `interval` until it ends, then reads the tenant.
+/// How long `--wait` lets a quiet stream be before it looks anyway, in polls.
+const QUIET_POLLS: u32 = 10;
+
+/// Follows `job_id` until it ends, then reads the tenant: it looks again at every event about
+/// the tenant (the stream of `/v1/events`), and when none came for `QUIET_POLLS` intervals;
+/// without a stream (it broke, or the API has none), every `interval`.
 pub async fn follow(
     client: &Client,
     tenant: &TenantId,
@@ -125,6 +130,8 @@ pub async fn follow(
     target: Target,
 ) -> Result<Ended, ClientError> {
     let progress = Progress::new(target);
+    // Opened before the first look: what happens after it, the stream tells.
+    let mut news = client.tenant_events(tenant).await;
     let mut last = String::new();
     let mut recorded_rows = 0;
     let job = loop {
@@ -150,7 +157,17 @@ pub async fn follow(
         if !job.job.state.is_active() {
             break job;
         }
-        tokio::time::sleep(interval).await;
+        match news.as_mut() {
+            Some(stream) => match tokio::time::timeout(interval * QUIET_POLLS, stream.next()).await
+            {
+                Ok(Some(_)) | Err(_) => {}
+                Ok(None) => {
+                    tracing::debug!("the event stream ended; polling");
+                    news = None;
+                }
+            },
+            None => tokio::time::sleep(interval).await,
+        }
     };
     progress.finish();
     let t = client.get_tenant(tenant).await?;

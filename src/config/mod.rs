@@ -13,6 +13,7 @@ mod provisioning;
 mod tiers;
 mod tokens;
 mod ui;
+mod webhooks;
 mod worker;
 
 pub use env::{ConfigError, Env};
@@ -21,6 +22,7 @@ pub use provisioning::{EngineSettings, MigrationLimits, ProvisioningSettings, Te
 pub use tiers::{Tier, TierError, Tiers};
 pub use tokens::{ApiTokens, MIN_TOKEN_LEN, NamedToken, Presented, Role};
 pub use ui::{SecureCookie, UiSettings};
+pub use webhooks::WebhookSettings;
 pub use worker::{RetryPolicy, WorkerSettings};
 
 /// Log line format.
@@ -52,6 +54,9 @@ pub struct Settings {
     /// Audit events older than this are deleted (`TENANTD_AUDIT_RETENTION`, default 400
     /// days); `None`: kept forever.
     pub audit_retention: Option<Duration>,
+    /// Lifecycle events older than this are deleted (`TENANTD_EVENT_RETENTION`, default 30
+    /// days); `None`: kept forever.
+    pub event_retention: Option<Duration>,
     /// RDS requests per second this process may make: the fleet's budget times this
     /// replica's share.
     pub rds_rate: f64,
@@ -61,6 +66,8 @@ pub struct Settings {
     pub job_retention: Option<Duration>,
     /// The operator's console.
     pub ui: UiSettings,
+    /// Webhook deliveries and the EventBridge bus.
+    pub webhooks: WebhookSettings,
 }
 
 /// How long an AWS call may take: to connect, and each attempt of an operation (a hung
@@ -123,10 +130,25 @@ impl Settings {
             Duration::from_secs(86400),
             Duration::from_secs(3650 * 86400),
         )?;
+        let webhooks = WebhookSettings::load(
+            env,
+            &[
+                provisioning.secret_prefix.as_str(),
+                provisioning.pool_secret_prefix.as_str(),
+            ],
+        )?;
+        let event_retention = env.duration_or_off(
+            "TENANTD_EVENT_RETENTION",
+            Some(Duration::from_secs(30 * 86400)),
+            Duration::from_secs(60),
+            Duration::from_secs(3650 * 86400),
+        )?;
         Ok(Settings {
+            webhooks,
             ui,
             http,
             audit_retention,
+            event_retention,
             job_retention,
             aws_timeouts,
             database_url,
@@ -532,6 +554,22 @@ mod tests {
         let err = load(&[base, ("TENANTD_AUDIT_RETENTION", "1h")]).unwrap_err();
         assert!(
             err.to_string().starts_with("TENANTD_AUDIT_RETENTION"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn events_are_kept_30_days_unless_set() {
+        let base = ("TENANTD_DATABASE_URL", "postgres://h/db");
+        let s = load(&[base]).unwrap();
+        assert_eq!(s.event_retention, Some(Duration::from_secs(30 * 86400)));
+        let s = load(&[base, ("TENANTD_EVENT_RETENTION", "7d")]).unwrap();
+        assert_eq!(s.event_retention, Some(Duration::from_secs(7 * 86400)));
+        let s = load(&[base, ("TENANTD_EVENT_RETENTION", "0")]).unwrap();
+        assert_eq!(s.event_retention, None);
+        let err = load(&[base, ("TENANTD_EVENT_RETENTION", "soon")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("TENANTD_EVENT_RETENTION"),
             "{err}"
         );
     }

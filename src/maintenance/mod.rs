@@ -7,6 +7,7 @@
 
 pub mod audit_pruner;
 pub mod conductor;
+pub mod event_pruner;
 pub mod instance_poller;
 pub mod leader;
 pub mod pool_keeper;
@@ -27,6 +28,7 @@ use tracing::{Instrument, info_span, warn};
 
 pub use audit_pruner::AuditPruner;
 pub use conductor::Conductor;
+pub use event_pruner::EventPruner;
 pub use instance_poller::InstancePoller;
 pub use leader::{Election, lead_once};
 pub use pool_keeper::PoolKeeper;

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -177,6 +177,18 @@ impl Batched for Record {
     }
 
     async fn write(pool: &PgPool, batch: &[Self]) -> Result<Vec<Uuid>, QueueError> {
+        let mut conn = pool.acquire().await?;
+        write_records(&mut conn, batch).await
+    }
+}
+
+/// Writes a batch of records on `conn` (in the caller's transaction, if it began one); returns
+/// the ids of the jobs whose lease was still held.
+pub async fn write_records(
+    conn: &mut PgConnection,
+    batch: &[Record],
+) -> Result<Vec<Uuid>, QueueError> {
+    {
         let mut starts = Vec::new();
         let mut outcomes = Vec::new();
         for record in batch {
@@ -188,10 +200,10 @@ impl Batched for Record {
         // Starts are rare (only rescued jobs wait for theirs), so they have their own statement.
         let mut held = Vec::new();
         if !outcomes.is_empty() {
-            held = complete_batch(pool, &outcomes).await?;
+            held = complete_batch(&mut *conn, &outcomes).await?;
         }
         if !starts.is_empty() {
-            held.extend(mark_started(pool, &starts).await?);
+            held.extend(mark_started(&mut *conn, &starts).await?);
         }
         Ok(held)
     }

@@ -9,7 +9,9 @@ mod lease;
 mod notify;
 mod read;
 
-pub use complete::{Batched, Batcher, Completer, Completion, Record, complete_batch, prune};
+pub use complete::{
+    Batched, Batcher, Completer, Completion, Record, complete_batch, prune, write_records,
+};
 pub use enqueue::{Enqueued, NewJob, cancel, enqueue, enqueue_batch};
 pub use job::{HistoryEntry, Job, JobState, Lease, Outcome, QueueError, merge_data};
 pub use lease::{

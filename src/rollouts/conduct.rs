@@ -26,6 +26,7 @@ use uuid::Uuid;
 use super::kinds::{self, Place};
 use super::requests::RolloutError;
 use crate::queue::{self, Enqueued, JobState};
+use crate::store::events::{self, EventType, NewEvent};
 use crate::store::rollout_tenants::{self, Placed, TenantState};
 use crate::store::rollouts::{self, Rollout, RolloutKind, RolloutState};
 use crate::store::tenants::TenantStatus;
@@ -113,6 +114,7 @@ pub async fn advance_in(
             )
         };
         rollouts::set_state(&mut *tx, id, RolloutState::Halted, Some(&reason)).await?;
+        tell(&mut tx, id, EventType::RolloutHalted).await?;
         tx.commit().await?;
         tracing::warn!(rollout.id = %id, %reason, "rollout halted");
         round.state = Some(RolloutState::Halted);
@@ -121,6 +123,7 @@ pub async fn advance_in(
     let open = |stage: i32| of(stage, TenantState::Pending) + of(stage, TenantState::Migrating);
     let Some(current) = counts.keys().copied().find(|s| open(*s) > 0) else {
         rollouts::set_state(&mut *tx, id, RolloutState::Succeeded, None).await?;
+        tell(&mut tx, id, EventType::RolloutSucceeded).await?;
         tx.commit().await?;
         tracing::info!(rollout.id = %id, failed, "rollout succeeded");
         round.state = Some(RolloutState::Succeeded);
@@ -135,6 +138,14 @@ pub async fn advance_in(
     tx.commit().await?;
     round.state = Some(RolloutState::Running);
     Ok(round)
+}
+
+/// Records `kind` about the rollout as it is now: the transaction's last statements.
+async fn tell(conn: &mut PgConnection, id: Uuid, kind: EventType) -> Result<(), RolloutError> {
+    if let Some(rollout) = rollouts::get(&mut *conn, id).await? {
+        events::record(conn, &[NewEvent::rollout(kind, &rollout)]).await?;
+    }
+    Ok(())
 }
 
 fn publish(counts: &BTreeMap<i32, rollout_tenants::StageCounts>) {

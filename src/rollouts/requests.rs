@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::offers::{OfferError, Offers};
 use crate::audit::{self, Trail};
 use crate::config::Tiers;
+use crate::store::events::{EventType, NewEvent};
 use crate::store::rollout_tenants::{self, Failure, StageCounts, TenantState};
 use crate::store::rollouts::{self, NewRow, Rollout, RolloutKind, RolloutState};
 use crate::tenant_db::SchemaMigration;
@@ -397,7 +398,8 @@ pub async fn create(
     if let Some(t) = trail {
         t.rollout(rollout.id);
     }
-    audit::commit(tx, trail, 202).await?;
+    let told = [NewEvent::rollout(EventType::RolloutStarted, &rollout)];
+    audit::commit_with(tx, trail, 202, &told).await?;
     Ok(rollout)
 }
 

@@ -4,6 +4,7 @@
 //! never SQL of their own; `tests/source/layers.rs` holds them to it.
 
 pub mod audit;
+pub mod events;
 pub mod leadership;
 pub mod rollout_tenants;
 pub mod rollouts;
@@ -11,3 +12,4 @@ pub mod sessions;
 pub mod snapshots;
 pub mod standbys;
 pub mod tenants;
+pub mod webhooks;

@@ -6,7 +6,10 @@ use sqlx::PgPool;
 
 use super::enqueue::{enqueue, new_job};
 use super::error::TenantError;
+use serde_json::json;
+
 use crate::queue::{self, Job};
+use crate::store::events::{self, EventType, NewEvent};
 use crate::store::tenants::{self, Difference, PendingMaintenance, TenantStatus};
 use crate::workflow::reconcile::{Apply, Reason, Reconcile, ReconcileArgs};
 
@@ -88,6 +91,26 @@ pub async fn record_findings_in(
         };
         let new = new_job::<Reconcile>(id, &args, r.max_attempts);
         job = Some(enqueue(&mut tx, new).await?.0);
+    }
+    // Told once per change: a drift seen again, or a tenant lost again, is not news.
+    let mut told = Vec::new();
+    let known = tenant.drift.as_ref().map(|d| d.0.as_slice());
+    if !findings.drift.is_empty() && known != Some(findings.drift.as_slice()) {
+        told.push((
+            EventType::TenantDriftFound,
+            json!({"drift": findings.drift}),
+        ));
+    }
+    if findings.status == TenantStatus::Lost && tenant.status != TenantStatus::Lost {
+        told.push((EventType::TenantLost, json!({})));
+    }
+    if !told.is_empty() {
+        let now = tenants::get(&mut *tx, id).await?.unwrap_or(tenant);
+        let told: Vec<NewEvent> = told
+            .into_iter()
+            .map(|(kind, extra)| NewEvent::about_with(kind, &now, extra))
+            .collect();
+        events::record(&mut tx, &told).await?;
     }
     tx.commit().await?;
     Ok((true, job))

@@ -9,6 +9,7 @@ use super::error::TenantError;
 use crate::audit::{self, Trail};
 use crate::config::Tiers;
 use crate::queue::{self, Job, NewJob};
+use crate::store::events::{EventType, NewEvent};
 use crate::store::standbys;
 use crate::store::tenants::{self, Tenant, TenantStatus};
 use crate::tenant_id::{IntoTenantId, TenantId};
@@ -157,7 +158,15 @@ async fn provision(
         }
     };
     note_job(trail, &job);
-    audit::commit(tx, trail, 202).await?;
+    let mut told = vec![NewEvent::about(EventType::TenantRequested, &tenant)];
+    if let Some(s) = &standby {
+        told.push(NewEvent::about_with(
+            EventType::PoolClaimed,
+            &tenant,
+            serde_json::json!({"standby": s.id}),
+        ));
+    }
+    audit::commit_with(tx, trail, 202, &told).await?;
     match &standby {
         Some(s) => {
             crate::metrics::record_pool_claim(tier, "claimed");

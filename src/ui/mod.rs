@@ -116,6 +116,7 @@ pub fn router(state: UiState) -> Router {
         .route("/ui/tenants", get(pages::tenants))
         .route("/ui/tenants/{id}", get(pages::tenant))
         .route("/ui/tenants/{id}/live", get(pages::tenant_live))
+        .route("/ui/tenants/{id}/events", get(pages::tenant_events))
         .route(
             "/ui/tenants/{id}/deprovision",
             get(pages::confirm_deprovision).post(actions::deprovision),
@@ -124,6 +125,7 @@ pub fn router(state: UiState) -> Router {
         .route("/ui/tenants/{id}/suspend", post(actions::suspend))
         .route("/ui/tenants/{id}/resume", post(actions::resume))
         .route("/ui/jobs", get(pages::jobs))
+        .route("/ui/webhooks", get(pages::webhooks))
         .route("/ui/engines", get(pages::engines))
         .route("/ui/jobs/{id}/retry", post(actions::retry))
         .route("/ui/jobs/{id}/cancel", post(actions::cancel))

@@ -259,7 +259,9 @@ pub async fn require_session(
         );
         return Ok(to_sign_in(&request, true));
     }
-    if !request.uri().path().ends_with("/live") {
+    // What a page fetches by itself (its live part, its events) is not use.
+    let path = request.uri().path();
+    if !path.ends_with("/live") && !path.ends_with("/events") {
         touch(db, &session).await?;
     }
     let trail = (request.method() != axum::http::Method::GET).then(|| {

@@ -4,11 +4,13 @@
 
 pub mod audit;
 pub mod error;
+pub mod events;
 pub mod jobs;
 pub mod pool;
 pub mod reports;
 pub mod rollouts;
 pub mod tenants;
+pub mod webhooks;
 
 /// Default page size of the lists.
 pub const DEFAULT_PAGE: i64 = 50;

@@ -3,6 +3,7 @@
 //! (Returning the jobs of dead workers is the maintenance leader's rescuer.)
 
 mod lease;
+mod outcomes;
 mod settle;
 
 use std::panic::AssertUnwindSafe;
@@ -21,10 +22,11 @@ use tracing::{Instrument, info, info_span, warn};
 pub use settle::{SettleInput, Settled, on_claim, settle};
 
 use crate::config::WorkerSettings;
-use crate::queue::{self, Completer, Job, Lease, QueueError};
+use crate::queue::{self, Job, Lease, QueueError};
 use crate::workflow::error::StepError;
 use crate::workflow::{Registry, StepRun};
 use lease::{Held, HeldJob, Terms, leases_of};
+use outcomes::Completer;
 
 /// Runs the worker until `shutdown` is cancelled, then drains: stops claiming, lets running steps
 /// finish within the shutdown timeout, and hands back the leases of those that did not.

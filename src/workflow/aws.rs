@@ -13,6 +13,7 @@ use crate::cloud::ownership::{self, Holder, Mismatch};
 use crate::cloud::{self, Cloud, Tags};
 use crate::config::{ProvisioningSettings, Tier};
 use crate::queue;
+use crate::store::events::{self, EventType};
 use crate::store::standbys::StandbyId;
 use crate::store::tenants::{self as record, Tenant, TenantUpdate};
 
@@ -337,12 +338,30 @@ pub async fn update_tenant<A, D>(
     cx: &StepContext<'_, A, D>,
     update: TenantUpdate<'_>,
 ) -> Result<(), StepError> {
+    update_tenant_telling(cx, update, None).await
+}
+
+/// [`update_tenant`] with the lifecycle event `told` about the tenant as the update leaves it,
+/// written in the same fenced transaction (last: it holds the events' lock to the commit).
+pub async fn update_tenant_telling<A, D>(
+    cx: &StepContext<'_, A, D>,
+    update: TenantUpdate<'_>,
+    told: Option<EventType>,
+) -> Result<(), StepError> {
     let tenant = cx.tenant()?;
     let mut conn = cx.db.acquire().await.map_err(queue::QueueError::from)?;
     let mut tx = queue::fenced(&mut conn, cx.lease).await?;
+    let failed =
+        |e: sqlx::Error| StepError::retry("control_db", format!("updating the tenant: {e}"));
     record::update(&mut tx, tenant, update)
         .await
-        .map_err(|e| StepError::retry("control_db", format!("updating the tenant: {e}")))?;
+        .map_err(failed)?;
+    if let Some(kind) = told {
+        let job = serde_json::json!({"job_id": cx.job.id});
+        events::record_about(&mut tx, kind, tenant, job)
+            .await
+            .map_err(failed)?;
+    }
     tx.commit().await.map_err(queue::QueueError::from)?;
     Ok(())
 }

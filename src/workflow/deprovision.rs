@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::aws::{AwsContext, Owner, update_tenant};
+use super::aws::{AwsContext, Owner, update_tenant_telling};
 use super::error::StepError;
 use super::instance_watch::PollerSeen;
 use super::provision::mark_failed;
@@ -14,6 +14,7 @@ use super::removal::{self, Removal, Removed, Scope};
 use super::runner::{StepContext, Workflow};
 use super::step::{InstanceWait, Step, StepNames, Transition, steps};
 use crate::queue;
+use crate::store::events::EventType;
 use crate::store::snapshots;
 use crate::store::tenants::TenantUpdate;
 
@@ -143,7 +144,8 @@ impl Workflow for Deprovision {
                 Ok(Transition::Next(MarkDeleted))
             }
             MarkDeleted => {
-                update_tenant(cx, TenantUpdate::Deleted).await?;
+                update_tenant_telling(cx, TenantUpdate::Deleted, Some(EventType::TenantDeleted))
+                    .await?;
                 Ok(Transition::Done)
             }
             MarkFailed => {

@@ -9,3 +9,4 @@ mod faults;
 mod partitions;
 mod replicas;
 mod soak;
+mod webhooks;

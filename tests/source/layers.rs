@@ -488,9 +488,14 @@ const OWNERS: &[(&str, &str)] = &[
     ("pool_standbys", "store/standbys.rs"),
     ("final_snapshots", "store/snapshots.rs"),
     ("audit_events", "store/audit.rs"),
+    ("events", "store/events.rs"),
     ("ui_sessions", "store/sessions.rs"),
     ("maintenance_leadership", "store/leadership.rs"),
     ("instance_poller", "store/leadership.rs"),
+    ("webhook_subscriptions", "store/webhooks/"),
+    ("webhook_deliveries", "store/webhooks/"),
+    ("webhook_attempts", "store/webhooks/"),
+    ("event_sinks", "store/webhooks/"),
 ];
 
 /// The tables the control schema's migrations create.

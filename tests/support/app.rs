@@ -63,7 +63,9 @@ pub async fn spawn_app() -> TestApp {
 /// [`spawn_app`] with these listener settings.
 pub async fn spawn_app_with(http: HttpSettings) -> TestApp {
     let db = fresh_db().await;
+    let shutdown = CancellationToken::new();
     let state = AppState {
+        events: api::event_feed::EventFeed::new(db.pool.clone(), "test", shutdown.clone()),
         db: db.pool.clone(),
         tokens: test_tokens(),
         tiers: Arc::new(Tiers::defaults()),
@@ -78,6 +80,23 @@ pub async fn spawn_app_with(http: HttpSettings) -> TestApp {
         // No AWS clients: rollouts of the RDS kinds are tested against a real daemon.
         offers: tenantd::rollouts::Offers::none(),
         engines: Arc::default(),
+        // Signing keys in the local stack's Secrets Manager; receivers on loopback allowed.
+        webhooks: None,
+    };
+    let state = match tenantd::cloud::Cloud::from_env(tenantd::config::AwsTimeouts {
+        connect: Duration::from_secs(5),
+        attempt: Duration::from_secs(30),
+    })
+    .await
+    {
+        Ok(cloud) => state.with_webhooks(
+            tenantd::webhooks::Keys::new(cloud, "saas/webhook/", "test"),
+            &tenantd::config::WebhookSettings {
+                allow_private: true,
+                ..Default::default()
+            },
+        ),
+        Err(_) => state,
     };
     let console = tenantd::ui::UiState::with(
         state.clone(),
@@ -94,7 +113,6 @@ pub async fn spawn_app_with(http: HttpSettings) -> TestApp {
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move { api::serve(listener, app, &http, stop).await });
     TestApp {

@@ -4,7 +4,8 @@
 use askama::Template;
 use axum::Extension;
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::response::sse::{KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
 
@@ -13,6 +14,7 @@ use crate::api::ApiError;
 use crate::audit;
 use crate::config::Role;
 use crate::queue::{self, JobFilter};
+use crate::store::events::{self, EventFilter};
 use crate::tenant_id::TenantId;
 use crate::tenants::{self, TenantFilter, TenantStatus};
 use crate::ui::UiState;
@@ -262,6 +264,24 @@ pub async fn tenant_live(
 ) -> Result<Response, UiError> {
     let b = tenant_body(&state, &session, &id).await?;
     page(TenantLive { b })
+}
+
+/// The tenant's events from now on as Server-Sent Events (the stream of `/v1/events`, with the
+/// console's session): the page's script refreshes its live part at each.
+pub async fn tenant_events(
+    State(state): State<UiState>,
+    Path(id): Path<String>,
+) -> Result<Response, UiError> {
+    let id = TenantId::parse(&id)?;
+    let filter = EventFilter {
+        types: Vec::new(),
+        tenant: Some(id.to_string()),
+    };
+    let after = events::last_id(&state.app.db).await?;
+    let stream = state.app.events.stream(after, filter);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(crate::api::events::KEEP_ALIVE))
+        .into_response())
 }
 
 #[derive(Template)]

@@ -5,9 +5,10 @@ use super::create::{Cx, StepResult, master_credentials, read_credentials, secret
 use super::state::ProvisionStep;
 use crate::cloud::alarms::instance_alarms;
 use crate::cloud::rds::InstanceChange;
+use crate::store::events::EventType;
 use crate::store::tenants::TenantUpdate;
 use crate::tenant_db;
-use crate::workflow::aws::{AwsContext, Owner, update_tenant};
+use crate::workflow::aws::{AwsContext, Owner, update_tenant_telling};
 use crate::workflow::engine_version::major;
 use crate::workflow::error::{Context, StepError};
 use crate::workflow::step::Transition;
@@ -152,7 +153,7 @@ pub async fn mark_ready(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
         storage_gib: d.storage_gib,
         engine_major: &engine_major,
     };
-    update_tenant(cx, update).await?;
+    update_tenant_telling(cx, update, Some(EventType::TenantReady)).await?;
     if cx.args.standby.is_some() {
         crate::metrics::record_pool_claim(&cx.args.tier, "ready");
     }

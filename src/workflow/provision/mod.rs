@@ -14,8 +14,9 @@ pub use create::{credentials, instance, wait_available};
 pub use rollback::{Undone, undo_instance, undo_secret};
 pub use state::{Provision, ProvisionArgs, ProvisionData, ProvisionStep};
 
+use crate::store::events::EventType;
 use crate::store::tenants::TenantUpdate;
-use crate::workflow::aws::{Owner, update_tenant};
+use crate::workflow::aws::{Owner, update_tenant_telling};
 use crate::workflow::error::StepError;
 use crate::workflow::runner::{StepContext, Workflow};
 use crate::workflow::step::{StepNames, Transition};
@@ -101,5 +102,6 @@ pub async fn mark_failed_with<A, D>(
 ) -> Result<(), StepError> {
     let cause = cx.job.error.as_deref().unwrap_or("failed");
     let error = format!("{prefix}{cause}{suffix}");
-    update_tenant(cx, TenantUpdate::Failed { error: &error }).await
+    let failed = TenantUpdate::Failed { error: &error };
+    update_tenant_telling(cx, failed, Some(EventType::TenantFailed)).await
 }

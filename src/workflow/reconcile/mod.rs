@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::aws::{AwsContext, Owner, update_tenant};
+use super::aws::{AwsContext, Owner, update_tenant, update_tenant_telling};
 use super::desired::{self, Difference};
 use super::error::StepError;
 use super::instance_watch::PollerSeen;
@@ -18,6 +18,7 @@ use super::runner::{StepContext, Workflow};
 use super::step::{InstanceWait, Step, Transition, steps};
 use crate::cloud::rds::InstanceInfo;
 use crate::config::Tier;
+use crate::store::events::EventType;
 use crate::store::tenants::{TenantStatus, TenantUpdate};
 
 mod access;
@@ -287,7 +288,13 @@ async fn record(cx: &mut Cx<'_>) -> StepResult {
         note: matches!(cx.args.reason, Reason::TierChange | Reason::Repair)
             .then_some(cx.data.note.as_deref()),
     };
-    update_tenant(cx, update).await?;
+    let told = match cx.args.reason {
+        Reason::TierChange => EventType::TenantTierChanged,
+        Reason::Suspend => EventType::TenantSuspended,
+        Reason::Resume => EventType::TenantResumed,
+        Reason::Repair => EventType::TenantDriftRepaired,
+    };
+    update_tenant_telling(cx, update, Some(told)).await?;
     cx.data.result = Some(result);
     Ok(Transition::Done)
 }
