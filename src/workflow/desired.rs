@@ -42,7 +42,8 @@ impl Plan {
 }
 
 /// What every tenant shares: the windows (`backup`, `maintenance`) and the engine version
-/// (`TENANTD_ENGINE_VERSION`, whose major the instances should run).
+/// (`TENANTD_ENGINE_VERSION`, whose major the instances should run unless their tenant records
+/// its own: [`Common::with_major`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Common<'a> {
     pub backup_window: &'a str,
@@ -56,6 +57,16 @@ impl<'a> Common<'a> {
             backup_window: &s.backup_window,
             maintenance_window: &s.maintenance_window,
             engine_version: &s.engine_version,
+        }
+    }
+
+    /// The same, with the tenant's own desired major (recorded at provisioning, moved by an
+    /// engine upgrade) in place of the setting's; a tenant of an earlier release has none and
+    /// follows the setting.
+    pub fn with_major(self, major: Option<&'a str>) -> Self {
+        Common {
+            engine_version: major.unwrap_or(self.engine_version),
+            ..self
         }
     }
 }
@@ -252,6 +263,28 @@ mod tests {
             assert!(p.note.is_none());
             assert_eq!(p.storage_gib, Some(t.storage_gib));
         }
+    }
+
+    #[test]
+    fn the_tenants_own_major_comes_before_the_setting() {
+        let t = tier("starter");
+        let mut on_17 = as_tier(&t);
+        on_17.engine_version = Some("17.4".into());
+        // Upgraded to 17 while the setting says 16: no drift.
+        assert!(plan(&t, WINDOWS.with_major(Some("17")), &on_17).is_empty());
+        // A tenant of an earlier release (none recorded) follows the setting: drift.
+        let p = plan(&t, WINDOWS.with_major(None), &on_17);
+        let d = p.engine().expect("another major");
+        assert_eq!(
+            (d.field.as_str(), d.expected.as_str()),
+            ("engine_major", "16")
+        );
+        // Recorded on 16 while the setting moved to 17: its 16 instance is no drift.
+        let setting_17 = Common {
+            engine_version: "17",
+            ..WINDOWS
+        };
+        assert!(plan(&t, setting_17.with_major(Some("16")), &as_tier(&t)).is_empty());
     }
 
     #[test]

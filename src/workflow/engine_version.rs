@@ -1,6 +1,8 @@
 //! PostgreSQL versions as RDS names them (`16.8`): their major, their order, and how the version
 //! an instance runs compares with what its tenant should run. The desired state holds the
-//! *major* (`TENANTD_ENGINE_VERSION`) and, if the tier sets one, a minimum minor: a newer minor
+//! *major* (the tenant's own, recorded at provisioning and moved by an engine upgrade; the
+//! major of `TENANTD_ENGINE_VERSION` for tenants of earlier releases) and, if the tier sets one,
+//! a minimum minor: a newer minor
 //! that RDS applied by itself is what the instance runs now, never drift; an older one than the
 //! tier's minimum is drift repaired by a minor upgrade in the maintenance window; another major
 //! is drift that only people (or an engine upgrade) act on. Pure: unit-tested here.

@@ -259,6 +259,20 @@ async fn an_instance_on_another_major_is_reported_and_never_modified_for_it() {
     let tenant = ready(&stack, "major").await;
     let instance = format!("saas-{tenant}");
     tenant_until(&stack, &tenant, "a first round", |t| t.drift.is_some()).await;
+    assert_eq!(
+        stack.tenant(&tenant).await.engine_major.as_deref(),
+        Some("16")
+    );
+    // The setting moves to 17 (for tenants provisioned from now on): the tenant, recorded on
+    // 16 and running 16, is compared with its own major and shows no drift.
+    stop(w).await;
+    let w = worker(&stack, &proxy, &[("TENANTD_ENGINE_VERSION", "17")]).await;
+    let after = two_more_rounds(&stack, &tenant).await;
+    assert!(
+        !drift_fields(&after).iter().any(|f| f.starts_with("engine")),
+        "{:?}",
+        after.drift
+    );
 
     // Someone moves the instance to 17 behind tenantd's back, and shortens its backups.
     stack

@@ -218,6 +218,46 @@ async fn a_tenant_moves_from_16_to_17_with_its_data_secret_schema_and_alarms() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upgraded_tenant_shows_no_engine_major_drift_while_the_setting_stays_16() {
+    // The reconciler looks every second; TENANTD_ENGINE_VERSION stays 16 throughout.
+    let mut u = ready_on_16("upgdrift", &[("TENANTD_RECONCILE_INTERVAL", "1s")]).await;
+    assert_eq!(
+        u.stack.tenant(&u.tenant).await.engine_major.as_deref(),
+        Some("16"),
+        "provisioning records the setting's major"
+    );
+    let job = upgrade(&u, "17", Apply::Immediately).await;
+    let done = u.stack.finished(job, TIMEOUT).await;
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    let row = u.stack.tenant(&u.tenant).await;
+    assert_eq!(row.engine_major.as_deref(), Some("17"));
+    assert_eq!(row.engine_version.as_deref(), Some("17.4"));
+    // Two rounds that looked after the upgrade ended: no engine drift, and none ever since.
+    let ended = done.finished_at.expect("a finished job has its end");
+    let looked = support::wait_for("two rounds after the upgrade", TIMEOUT, || async {
+        let t = u.stack.tenant(&u.tenant).await;
+        t.checked_at
+            .is_some_and(|c| c > ended + chrono::Duration::milliseconds(2500))
+            .then_some(t)
+    })
+    .await;
+    let fields: Vec<String> = looked
+        .drift
+        .as_ref()
+        .expect("the reconciler looked")
+        .0
+        .iter()
+        .map(|d| d.field.clone())
+        .collect();
+    assert!(
+        !fields.iter().any(|f| f.starts_with("engine")),
+        "no engine drift after the upgrade: {fields:?}"
+    );
+    assert_eq!(looked.engine_version.as_deref(), Some("17.4"));
+    u.stop_worker().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_target_that_is_no_upgrade_target_fails_the_prechecks() {
     let mut u = ready_on_16("upgpre", &[]).await;
     // 18 is a newer major, but RDS lists no such target.

@@ -106,7 +106,14 @@ impl Reconciler {
                 actual: status.into(),
             }),
             (TenantStatus::Ready, "available") => {
-                drift.extend(desired::plan(tier, Common::of(s), info).differences);
+                drift.extend(
+                    desired::plan(
+                        tier,
+                        Common::of(s).with_major(tenant.engine_major.as_deref()),
+                        info,
+                    )
+                    .differences,
+                );
                 for (key, value) in t.tags(&tenant.id, &tenant.tier) {
                     let actual = info.tags.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
                     if actual != Some(&value) {

@@ -96,6 +96,10 @@ pub struct Tenant {
     /// The CA the instance's certificate is issued by (`CACertificateIdentifier`), as the
     /// reconciler last described it or a CA rotation recorded it (`None`: not known yet).
     pub ca_certificate: Option<String>,
+    /// The engine major the tenant should run (`16`): recorded at provisioning, moved by an
+    /// engine upgrade. `None` for tenants of earlier releases, which follow
+    /// `TENANTD_ENGINE_VERSION`.
+    pub engine_major: Option<String>,
 }
 
 /// One setting whose actual value differs from the desired one.

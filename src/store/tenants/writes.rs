@@ -20,6 +20,8 @@ pub enum TenantUpdate<'a> {
         applied_migrations: Option<&'a BTreeMap<String, String>>,
         engine_version: Option<&'a str>,
         storage_gib: Option<i32>,
+        /// The major the tenant should run from now on (the setting's, at provisioning).
+        engine_major: &'a str,
     },
     /// The tenant's database was migrated (its status stays as it is).
     Migrated {
@@ -55,6 +57,8 @@ pub enum TenantUpdate<'a> {
         host: &'a str,
         port: i32,
         engine_version: &'a str,
+        /// The major it moved to, which the reconciler compares its instance with from now on.
+        engine_major: &'a str,
     },
     /// An operator re-attached the detached tenant's instance: it is the tenant's again.
     Attached {
@@ -89,13 +93,14 @@ pub async fn update(
             applied_migrations,
             engine_version,
             storage_gib,
+            engine_major,
         } => sqlx::query(
             "UPDATE tenants SET status = 'ready', db_instance_id = $2, endpoint_host = $3,
                  endpoint_port = $4, secret_arn = $5, schema_version = $6,
                  engine_version = COALESCE($7, engine_version),
                  storage_gib = COALESCE($8, storage_gib),
                  applied_migrations = COALESCE($9, applied_migrations), error = NULL,
-                 updated_at = now()
+                 engine_major = $10, updated_at = now()
              WHERE id = $1",
         )
         .bind(tenant)
@@ -106,7 +111,8 @@ pub async fn update(
         .bind(schema_version)
         .bind(engine_version)
         .bind(storage_gib)
-        .bind(applied_migrations.map(sqlx::types::Json)),
+        .bind(applied_migrations.map(sqlx::types::Json))
+        .bind(engine_major),
         TenantUpdate::Migrated {
             schema_version,
             applied_migrations,
@@ -165,16 +171,19 @@ pub async fn update(
             host,
             port,
             engine_version,
+            engine_major,
         } => sqlx::query(
             "UPDATE tenants SET db_instance_id = $2, endpoint_host = $3, endpoint_port = $4,
-                 engine_version = $5, pending_tier = NULL, error = NULL, updated_at = now()
+                 engine_version = $5, engine_major = $6, pending_tier = NULL, error = NULL,
+                 updated_at = now()
              WHERE id = $1",
         )
         .bind(tenant)
         .bind(instance)
         .bind(host)
         .bind(port)
-        .bind(engine_version),
+        .bind(engine_version)
+        .bind(engine_major),
         TenantUpdate::Attached { status } => sqlx::query(
             "UPDATE tenants SET status = $2, error = NULL, drift = NULL, updated_at = now()
              WHERE id = $1 AND status = 'detached'",

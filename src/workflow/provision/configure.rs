@@ -9,6 +9,7 @@ use crate::store::events::EventType;
 use crate::store::tenants::TenantUpdate;
 use crate::tenant_db;
 use crate::workflow::aws::{AwsContext, Owner, update_tenant_telling};
+use crate::workflow::engine_version::major;
 use crate::workflow::error::{Context, StepError};
 use crate::workflow::step::Transition;
 
@@ -124,8 +125,11 @@ pub async fn protect(t: &AwsContext, owner: &Owner, cx: &mut Cx<'_>) -> StepResu
     Ok(Transition::Next(ProvisionStep::MarkReady))
 }
 
-/// Step 9: the tenant is ready, with its endpoint, secret and schema version.
-pub async fn mark_ready(cx: &mut Cx<'_>) -> StepResult {
+/// Step 9: the tenant is ready, with its endpoint, secret and schema version, and the engine
+/// major it should run from now on: the setting's (what the reconciler compares with until an
+/// engine upgrade moves it).
+pub async fn mark_ready(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
+    let engine_major = major(&t.settings.engine_version);
     let d = &cx.data;
     let (Some(instance), Some(host), Some(port), Some(secret_arn)) = (
         d.instance_id.as_deref(),
@@ -147,6 +151,7 @@ pub async fn mark_ready(cx: &mut Cx<'_>) -> StepResult {
         applied_migrations: d.applied_migrations.as_ref(),
         engine_version: d.engine_version.as_deref(),
         storage_gib: d.storage_gib,
+        engine_major: &engine_major,
     };
     update_tenant_telling(cx, update, Some(EventType::TenantReady)).await?;
     if cx.args.standby.is_some() {

@@ -51,7 +51,7 @@ impl Workflow for Provision {
             Backups => configure::backups(t, o, cx).await,
             Alarms => configure::alarms(t, o, cx).await,
             Protect => configure::protect(t, o, cx).await,
-            MarkReady => configure::mark_ready(cx).await,
+            MarkReady => configure::mark_ready(t, cx).await,
             Claim => claim::retag(t, o, cx).await,
             ClaimSecret => claim::move_secret(t, o, cx).await,
             UndoAlarms => Ok(match rollback::undo_alarms(t, o, cx).await? {

@@ -187,8 +187,19 @@ fn describe(args: &ReconcileArgs) -> String {
     }
 }
 
-pub(super) fn common(t: &AwsContext) -> desired::Common<'_> {
-    desired::Common::of(&t.settings)
+/// What every tenant shares, with this job's tenant's own desired major (as the reconciler
+/// compares it): a repair never works towards another major than the one the reconciler saw.
+pub(super) async fn common<'a>(
+    t: &'a AwsContext,
+    cx: &Cx<'_>,
+) -> Result<(desired::Common<'a>, Option<String>), StepError> {
+    let tenant = crate::store::tenants::get(cx.db, cx.tenant()?)
+        .await
+        .map_err(|e| StepError::retry("control_db", format!("reading the tenant: {e}")))?;
+    Ok((
+        desired::Common::of(&t.settings),
+        tenant.and_then(|t| t.engine_major),
+    ))
 }
 
 pub(super) fn target<'a>(t: &'a AwsContext, cx: &Cx<'_>) -> Result<&'a Tier, StepError> {

@@ -70,7 +70,9 @@ pub(super) async fn apply(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
             if status != "available" {
                 return Ok(busy(t, cx, &info));
             }
-            let mut plan = desired::plan(target(t, cx)?, common(t), &info);
+            let (shared, major) = common(t, cx).await?;
+            let shared = shared.with_major(major.as_deref());
+            let mut plan = desired::plan(target(t, cx)?, shared, &info);
             cx.data.note = plan.note.take();
             cx.data.storage_gib = plan.storage_gib;
             let window = cx.args.apply == Apply::MaintenanceWindow;
@@ -144,7 +146,12 @@ pub(super) async fn wait_applied(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult 
         Reason::Resume => status == "available",
         // RDS has accepted the change and applies it in the maintenance window.
         _ if cx.args.apply == Apply::MaintenanceWindow => status == "available",
-        _ => status == "available" && desired::reached(target(t, cx)?, common(t), &info),
+        // The engine version is not compared here (a minor comes with the window): the
+        // setting's major serves.
+        _ => {
+            status == "available"
+                && desired::reached(target(t, cx)?, desired::Common::of(&t.settings), &info)
+        }
     };
     if !done {
         return Ok(pause(t, cx));

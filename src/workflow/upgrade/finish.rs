@@ -18,6 +18,7 @@ use crate::cloud::bluegreen::instance_of_arn;
 use crate::queue::{self, NewJob};
 use crate::store::tenants::{self as record, TenantUpdate};
 use crate::tenant_db;
+use crate::workflow::engine_version::major;
 use crate::workflow::step::StepNames;
 
 pub(super) async fn record(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
@@ -98,11 +99,15 @@ pub(super) async fn record(t: &AwsContext, cx: &mut Cx<'_>) -> StepResult {
     let delete_after = Utc::now() + chrono::Duration::from_std(keep).unwrap_or_default();
     let mut conn = cx.db.acquire().await.map_err(queue::QueueError::from)?;
     let mut tx = queue::fenced(&mut conn, cx.lease).await?;
+    // The desired major moves with the version, in the same fenced write: the reconciler
+    // compares the instance with 17 from now on, whatever TENANTD_ENGINE_VERSION says.
+    let engine_major = major(&cx.args.target_major);
     let update = TenantUpdate::Upgraded {
         instance: &new_id,
         host: &endpoint.0,
         port: endpoint.1,
         engine_version: &version,
+        engine_major: &engine_major,
     };
     record::update(&mut tx, &tenant, update)
         .await

@@ -50,7 +50,7 @@ pub async fn extensions(
 }
 
 /// A tenant database's schema version and the row count of each of its tables.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Inventory {
     pub schema_version: i64,
     pub rows: BTreeMap<String, i64>,

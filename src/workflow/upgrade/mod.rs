@@ -123,6 +123,10 @@ pub struct UpgradeData {
     pub wait_polls: u64,
     /// How many looks at green found it not yet equal to blue.
     pub verify_tries: u32,
+    /// Blue as the first look at green read it: the low end of what green may show on later
+    /// looks (green replays blue with a lag, so under steady writes it is behind the blue
+    /// read just before it; the switchover is what waits for it to be in sync).
+    pub blue_first_look: Option<inventory::Inventory>,
     /// What the check of green found: schema version and tables compared.
     pub verified: Option<String>,
     pub switchover_refused_since: Option<DateTime<Utc>>,
