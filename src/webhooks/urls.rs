@@ -108,9 +108,7 @@ pub fn check_form(raw: &str, allow_private: bool) -> Result<url::Url, UrlError> 
     Ok(url)
 }
 
-/// [`check_form`], then resolves the host: every address must be public (unless allowed). A name
-/// that does not resolve (yet: a receiver's DNS may come after its subscription) is accepted;
-/// every delivery resolves it again and refuses a private address then.
+/// [`check_form`], then resolves the host: every address must be public (unless allowed).
 pub async fn check(raw: &str, allow_private: bool) -> Result<url::Url, UrlError> {
     let url = check_form(raw, allow_private)?;
     if allow_private {
@@ -118,10 +116,11 @@ pub async fn check(raw: &str, allow_private: bool) -> Result<url::Url, UrlError>
     }
     let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
     let port = url.port_or_known_default().unwrap_or(443);
-    let Ok(found) = tokio::net::lookup_host((host, port)).await else {
-        return Ok(url);
-    };
-    let addrs: Vec<IpAddr> = found.map(|a| a.ip()).collect();
+    let addrs: Vec<IpAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| UrlError::NotAllowed(format!("{host} does not resolve: {e}")))?
+        .map(|a| a.ip())
+        .collect();
     if let Some(ip) = addrs.iter().find(|ip| !is_public(**ip)) {
         return Err(UrlError::NotAllowed(format!(
             "{host} resolves to {ip}, a loopback, private or link-local address; set \
