@@ -18,8 +18,6 @@ use crate::maintenance::{
     Reconciler, Rescuer, SnapshotCleaner,
 };
 use crate::ui;
-use crate::webhooks::eventbridge::BusSender;
-use crate::webhooks::{Dispatcher, Keys};
 use crate::worker;
 use crate::workflow::fleet::{CaCertificate, EngineMinor, Maintenance as MaintenanceActions};
 use crate::workflow::{
@@ -193,16 +191,14 @@ pub fn maintenance(
 pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = api::bind(settings.listen, "TENANTD_LISTEN").await?;
     let pool = connect(&settings).await?;
-    let cloud = cloud(&settings).await?;
-    let offers = crate::rollouts::Offers::new(cloud.clone());
+    let offers = crate::rollouts::Offers::new(cloud(&settings).await?);
     let state = AppState::new(
         pool.clone(),
         ops_pool(&settings)?,
         &settings,
         offers,
         shutdown.clone(),
-    )
-    .with_webhooks(webhook_keys(&settings, &cloud), &settings.webhooks);
+    );
     let console = ui::router(ui::UiState::new(state.clone(), &settings));
     let app = api::admitted(api::router(state).merge(console), &settings.http);
     let names: Vec<String> = settings
@@ -215,16 +211,7 @@ pub async fn serve(settings: Settings, shutdown: CancellationToken) -> anyhow::R
         tokens = %names.join(","),
         "HTTP API and console (/ui/) listening"
     );
-    run(settings, cloud, pool, listener, app, shutdown).await
-}
-
-/// Where the webhook signing keys live.
-fn webhook_keys(settings: &Settings, cloud: &Cloud) -> Keys {
-    Keys::new(
-        cloud.clone(),
-        &settings.webhooks.secret_prefix,
-        &settings.provisioning.environment,
-    )
+    run(settings, pool, listener, app, shutdown).await
 }
 
 /// `tenantd worker`: the worker and maintenance, with `/healthz`, `/readyz` and `/metrics` on
@@ -242,45 +229,24 @@ pub async fn work(settings: Settings, shutdown: CancellationToken) -> anyhow::Re
     );
     let app = api::admitted(api::ops_router(state), &settings.http);
     info!(listen = %listener.local_addr()?, "health and metrics listening");
-    let cloud = cloud(&settings).await?;
-    run(settings, cloud, pool, listener, app, shutdown).await
+    run(settings, pool, listener, app, shutdown).await
 }
 
 /// Runs `app` on `listener`, the worker and the maintenance services until `shutdown`; then
 /// the worker drains, the server finishes its requests, and maintenance stops.
 async fn run(
     settings: Settings,
-    cloud: Cloud,
     pool: PgPool,
     listener: tokio::net::TcpListener,
     app: axum::Router,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let cloud = cloud(&settings).await?;
     check_engine_version(&cloud, &settings.provisioning.engine_version).await?;
     check_tier_minimums(&cloud, &settings.provisioning.tiers).await?;
     let (registry, aws) = workflows(&settings, cloud);
     let background = CancellationToken::new();
     let maintenance = maintenance(&settings, &pool, &aws, &registry).spawn(background.clone());
-    // Deliveries get connections of their own: a burst that holds every connection of the
-    // worker's pool (steps, API writes waiting for the events' lock) does not delay them.
-    let delivery_pool = db::connect_lazy(&settings.database_url, 3, Duration::from_secs(10))?;
-    let deliveries = Dispatcher::new(
-        delivery_pool.clone(),
-        webhook_keys(&settings, &aws.cloud),
-        settings.webhooks.clone(),
-        &settings.provisioning.environment,
-    )?;
-    let deliveries = tokio::spawn(deliveries.run(background.clone()));
-    let bus = settings.webhooks.eventbridge_bus.clone().map(|bus| {
-        let sender = BusSender::new(
-            delivery_pool.clone(),
-            aws.cloud.clone(),
-            &bus,
-            settings.webhooks.clone(),
-            &settings.provisioning.environment,
-        );
-        tokio::spawn(sender.run(background.clone()))
-    });
     let limits = settings.http.clone();
     let stop_serving = shutdown.clone();
     let http = tokio::spawn(async move { api::serve(listener, app, &limits, stop_serving).await });
@@ -288,10 +254,6 @@ async fn run(
     shutdown.cancel();
     background.cancel();
     let _ = maintenance.await;
-    let _ = deliveries.await;
-    if let Some(bus) = bus {
-        let _ = bus.await;
-    }
     http.await??;
     worker_result?;
     Ok(())

@@ -22,12 +22,10 @@
 //! 8. `rollouts`: the requests that create and steer schema rollouts, and the conductor's round.
 //! 9. `wire`: the HTTP API's request and response bodies, one file per group of routes as in
 //!    `api/`; the server and the CLI share them.
-//! 10. `webhooks`: subscriptions (their signing keys in Secrets Manager), signing, the URL
-//!     rule, the delivery of events to subscribers and to the EventBridge bus.
-//! 11. `worker`, `maintenance`, `api`: the worker loop, the leader's services, the HTTP API.
-//! 12. `ui`, `cli`: the console (beside the API), the command-line client.
-//! 13. `app`: wiring.
-//! 14. `main`: the binary.
+//! 10. `worker`, `maintenance`, `api`: the worker loop, the leader's services, the HTTP API.
+//! 11. `ui`, `cli`: the console (beside the API), the command-line client.
+//! 12. `app`: wiring.
+//! 13. `main`: the binary.
 
 pub mod api;
 pub mod app;
@@ -46,7 +44,6 @@ pub mod tenant_db;
 pub mod tenant_id;
 pub mod tenants;
 pub mod ui;
-pub mod webhooks;
 pub mod wire;
 pub mod worker;
 pub mod workflow;

@@ -55,13 +55,6 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Webhook subscriptions: signed deliveries of lifecycle events to your URLs.
-    Webhooks {
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(subcommand)]
-        command: cli::webhooks::WebhooksCommand,
-    },
     /// Show who asked for what, from where, and how it ended (needs an admin token).
     Audit {
         #[command(flatten)]
@@ -86,9 +79,6 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Pool { client } => {
             return cli::run(client, cli::Request::Pool).await;
-        }
-        Command::Webhooks { client, command } => {
-            return cli::run(client, cli::Request::Webhooks(command)).await;
         }
         Command::Audit { client, query } => {
             return cli::run(client, cli::Request::Audit(query)).await;
@@ -131,7 +121,6 @@ async fn main() -> std::process::ExitCode {
         | Command::Jobs { .. }
         | Command::Rollouts { .. }
         | Command::Pool { .. }
-        | Command::Webhooks { .. }
         | Command::Audit { .. } => {
             unreachable!("handled above")
         }

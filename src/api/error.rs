@@ -13,7 +13,6 @@ use crate::queue::QueueError;
 use crate::rollouts::RolloutError;
 use crate::tenant_id::InvalidTenantId;
 use crate::tenants::TenantError;
-use crate::webhooks::{UrlError, WebhookError};
 
 /// Largest request body the API reads.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -54,7 +53,7 @@ pub enum ApiError {
     InvalidQuery(String),
     #[error("invalid path: {0}")]
     InvalidPath(String),
-    /// `types` of `GET /v1/events` or of a webhook subscription names a type there is not.
+    /// `types` of `GET /v1/events` names a type there is not.
     #[error("{0}")]
     UnknownEventType(String),
     /// `since` or `Last-Event-ID` is not an event id.
@@ -116,17 +115,6 @@ pub enum ApiError {
     /// The rollout is not in a state the request applies to.
     #[error("{0}")]
     RolloutStateConflict(String),
-    /// A webhook URL that does not parse or has no host.
-    #[error("{0}")]
-    InvalidUrl(String),
-    /// A webhook URL the URL rule refuses (not https, a private address).
-    #[error("{0}")]
-    UrlNotAllowed(String),
-    #[error("{0}")]
-    WebhookNotFound(String),
-    /// The server has no AWS clients for the signing keys.
-    #[error("webhooks are not available on this server")]
-    WebhooksUnavailable,
     #[error("{0}")]
     UnknownRolloutKind(String),
     /// A rollout target RDS does not offer (or not of the kind's shape).
@@ -162,17 +150,15 @@ impl ApiError {
             | UnknownTier(_)
             | InvalidTargetVersion(_)
             | NotAnUpgrade(_)
-            | UnknownEventType(_)
-            | InvalidCursor(_)
-            | InvalidLimit(_)
-            | InvalidUrl(_)
-            | UrlNotAllowed(_)
             | UnknownRolloutKind(_)
             | TargetNotOffered(_)
-            | InvalidApply(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            TenantNotFound(_) | JobNotFound(_) | RolloutNotFound(_) | WebhookNotFound(_)
-            | RouteNotFound => StatusCode::NOT_FOUND,
-            WebhooksUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            | InvalidApply(_)
+            | UnknownEventType(_)
+            | InvalidCursor(_)
+            | InvalidLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            TenantNotFound(_) | JobNotFound(_) | RolloutNotFound(_) | RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
             TierConflict(_)
             | FinalSnapshotRequired(_)
             | ProvisioningInProgress(_)
@@ -229,10 +215,6 @@ impl ApiError {
             RolloutNotFound(_) => "rollout_not_found",
             RolloutInProgress(_) => "rollout_in_progress",
             RolloutStateConflict(_) => "rollout_state_conflict",
-            InvalidUrl(_) => "invalid_url",
-            UrlNotAllowed(_) => "url_not_allowed",
-            WebhookNotFound(_) => "webhook_not_found",
-            WebhooksUnavailable => "webhooks_unavailable",
             UnknownRolloutKind(_) => "unknown_rollout_kind",
             TargetNotOffered(_) => "target_not_offered",
             InvalidApply(_) => "invalid_apply",
@@ -377,24 +359,6 @@ impl From<RolloutError> for ApiError {
             e @ RolloutError::Rds(_) => ApiError::RdsUnavailable(e.to_string()),
             RolloutError::Queue(e) => e.into(),
             e @ RolloutError::Database(_) => ApiError::Internal(e.to_string()),
-        }
-    }
-}
-
-impl From<WebhookError> for ApiError {
-    fn from(e: WebhookError) -> Self {
-        match e {
-            WebhookError::Url(e @ UrlError::Invalid(_)) => ApiError::InvalidUrl(e.to_string()),
-            WebhookError::Url(e @ UrlError::NotAllowed(_)) => {
-                ApiError::UrlNotAllowed(e.to_string())
-            }
-            e @ WebhookError::UnknownEventType(_) => ApiError::UnknownEventType(e.to_string()),
-            WebhookError::Invalid(message) => ApiError::InvalidBody(message),
-            e @ WebhookError::NotFound(_) => ApiError::WebhookNotFound(e.to_string()),
-            WebhookError::Unavailable => ApiError::WebhooksUnavailable,
-            e @ (WebhookError::Keys(_) | WebhookError::Database(_)) => {
-                ApiError::Internal(e.to_string())
-            }
         }
     }
 }

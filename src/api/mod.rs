@@ -25,7 +25,6 @@ pub mod state;
 pub mod tenant_actions;
 pub mod tenants;
 pub mod upgrades;
-pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
@@ -55,9 +54,8 @@ fn ops_table() -> Vec<(Route, MethodRouter<AppState>)> {
     ]
 }
 
-/// Every route with the role it needs: viewers read, operators change (tenants, rollouts,
-/// webhook subscriptions), admins deprovision without a final snapshot and read the audit
-/// trail.
+/// Every route with the role it needs: viewers read, operators change, admins deprovision
+/// without a final snapshot and read the audit trail.
 fn table() -> Vec<(Route, MethodRouter<AppState>)> {
     use Role::{Admin, Operator, Viewer};
     let v1 = Route::needs;
@@ -138,39 +136,6 @@ fn table() -> Vec<(Route, MethodRouter<AppState>)> {
         ),
         (v1(Method::GET, "/v1/events", Viewer), get(events::list)),
         (v1(Method::GET, "/v1/audit", Admin), get(audit::list)),
-        (
-            v1(Method::POST, "/v1/webhooks", Operator),
-            post(webhooks::create),
-        ),
-        (v1(Method::GET, "/v1/webhooks", Viewer), get(webhooks::list)),
-        (
-            v1(Method::GET, "/v1/webhooks/{id}", Viewer),
-            get(webhooks::get),
-        ),
-        (
-            v1(Method::DELETE, "/v1/webhooks/{id}", Operator),
-            delete(webhooks::delete),
-        ),
-        (
-            v1(Method::POST, "/v1/webhooks/{id}/disable", Operator),
-            post(webhooks::disable),
-        ),
-        (
-            v1(Method::POST, "/v1/webhooks/{id}/enable", Operator),
-            post(webhooks::enable),
-        ),
-        (
-            v1(Method::POST, "/v1/webhooks/{id}/rotate", Operator),
-            post(webhooks::rotate),
-        ),
-        (
-            v1(Method::POST, "/v1/webhooks/{id}/replay", Operator),
-            post(webhooks::replay),
-        ),
-        (
-            v1(Method::GET, "/v1/webhooks/{id}/deliveries", Viewer),
-            get(webhooks::deliveries),
-        ),
     ]);
     table
 }

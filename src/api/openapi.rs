@@ -12,9 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::access::Route;
 use super::state::AppState;
-use super::{
-    audit, events, jobs, ops, pool, reports, rollouts, tenant_actions, tenants, upgrades, webhooks,
-};
+use super::{audit, events, jobs, ops, pool, reports, rollouts, tenant_actions, tenants, upgrades};
 use crate::config::Tiers;
 use crate::rollouts::offers::Offered;
 
@@ -63,15 +61,6 @@ use crate::rollouts::offers::Offered;
         reports::engines,
         audit::list,
         events::list,
-        webhooks::create,
-        webhooks::list,
-        webhooks::get,
-        webhooks::delete,
-        webhooks::disable,
-        webhooks::enable,
-        webhooks::rotate,
-        webhooks::replay,
-        webhooks::deliveries,
     ),
     components(schemas(
         crate::wire::events::CloudEvent,
@@ -86,7 +75,6 @@ use crate::rollouts::offers::Offered;
         (name = "rollouts", description = "The whole fleet brought to a tenant schema version, an engine version, a CA or RDS's pending maintenance, canary first"),
         (name = "reports", description = "The fleet's engine majors and CAs, and who is past end of support"),
         (name = "pool", description = "The warm pool of standby instances new tenants take over"),
-        (name = "webhooks", description = "Signed deliveries of lifecycle events to your URLs (Standard Webhooks)"),
         (name = "audit", description = "Who asked for what, from where, and how it ended"),
         (name = "events", description = "Lifecycle events (CloudEvents 1.0), in commit order: \
             a page for pollers or a Server-Sent Events stream"),

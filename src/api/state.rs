@@ -11,9 +11,8 @@ use tokio_util::sync::CancellationToken;
 use super::event_feed::EventFeed;
 use super::lockout::Lockout;
 use super::probe::Probe;
-use crate::config::{ApiTokens, EngineSettings, HttpSettings, Settings, Tiers, WebhookSettings};
+use crate::config::{ApiTokens, EngineSettings, HttpSettings, Settings, Tiers};
 use crate::rollouts::Offers;
-use crate::webhooks::Keys;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -32,22 +31,12 @@ pub struct AppState {
     pub lockout: Lockout,
     /// `/readyz` and `/metrics`, on a pool of their own.
     pub probe: Probe,
-    /// What wakes the event streams of `/v1/events`.
-    pub events: EventFeed,
     /// What RDS offers, for the targets of engine and CA rollouts.
     pub offers: Offers,
     /// End-of-support dates per major (the engine report).
     pub engines: Arc<EngineSettings>,
-    /// The webhook settings and where signing keys live; `None`: no AWS clients (webhook
-    /// routes answer 503 `webhooks_unavailable`).
-    pub webhooks: Option<WebhookKeys>,
-}
-
-/// What the webhook routes need beside the control database.
-#[derive(Clone)]
-pub struct WebhookKeys {
-    pub keys: Keys,
-    pub settings: Arc<WebhookSettings>,
+    /// What wakes the event streams of `/v1/events`.
+    pub events: EventFeed,
 }
 
 impl AppState {
@@ -74,16 +63,6 @@ impl AppState {
             probe: Probe::new(ops, settings.http.fleet_gauges_every),
             offers,
             engines: Arc::new(settings.provisioning.engines.clone()),
-            webhooks: None,
         }
-    }
-
-    /// With the signing keys' home, for the webhook routes.
-    pub fn with_webhooks(mut self, keys: Keys, settings: &WebhookSettings) -> Self {
-        self.webhooks = Some(WebhookKeys {
-            keys,
-            settings: Arc::new(settings.clone()),
-        });
-        self
     }
 }

@@ -8,7 +8,6 @@ pub mod event_stream;
 pub mod output;
 pub mod rollout_wait;
 pub mod wait;
-pub mod webhooks;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -235,8 +234,6 @@ pub enum Request {
     Pool,
     /// The audit trail.
     Audit(audit::AuditArgs),
-    /// Webhook subscriptions.
-    Webhooks(webhooks::WebhooksCommand),
 }
 
 fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
@@ -280,7 +277,6 @@ async fn execute(
 ) -> Result<ExitCode, ClientError> {
     let (id, job_id, goal) = match request {
         Request::Rollouts(command) => return rollouts(client, args, command).await,
-        Request::Webhooks(command) => return webhooks::run(client, args, command).await,
         Request::Audit(query) => {
             audit::run(client, &query, args.output).await?;
             return Ok(ExitCode::SUCCESS);

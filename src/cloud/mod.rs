@@ -3,7 +3,6 @@
 
 pub mod alarms;
 pub mod bluegreen;
-pub mod eventbridge;
 pub mod maintenance;
 pub mod ownership;
 pub mod rds;
@@ -36,7 +35,6 @@ pub struct Cloud {
     rds: aws_sdk_rds::Client,
     secrets: aws_sdk_secretsmanager::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
-    eventbridge: aws_sdk_eventbridge::Client,
     calls: Arc<CallCounter>,
     /// Every RDS attempt of this process takes a token first; `None`: unlimited.
     rds_limiter: Option<Arc<DefaultDirectRateLimiter>>,
@@ -80,7 +78,6 @@ impl Cloud {
             rds: aws_sdk_rds::Client::from_conf(rds),
             secrets: aws_sdk_secretsmanager::Client::new(config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
-            eventbridge: aws_sdk_eventbridge::Client::new(config),
             calls: Arc::default(),
             rds_limiter: None,
         }
@@ -433,8 +430,6 @@ pub const TAG_TENANT: &str = "TenantId";
 /// Marks a warm-pool standby (its value: the standby's id); a claim replaces it by TenantId.
 pub const TAG_STANDBY: &str = "PoolStandby";
 pub const TAG_TIER: &str = "Tier";
-/// Marks a webhook subscription's signing key (its value: the subscription's id).
-pub const TAG_WEBHOOK: &str = "WebhookSubscription";
 pub const TAG_ENVIRONMENT: &str = "Environment";
 pub const TAG_MANAGED_BY: &str = "ManagedBy";
 /// The provisioning job that created an instance: tells a retry of our own create apart from

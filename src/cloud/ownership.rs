@@ -6,17 +6,13 @@
 
 use std::fmt;
 
-use super::{
-    MANAGER, TAG_ENVIRONMENT, TAG_JOB, TAG_MANAGED_BY, TAG_STANDBY, TAG_TENANT, TAG_WEBHOOK,
-};
+use super::{MANAGER, TAG_ENVIRONMENT, TAG_JOB, TAG_MANAGED_BY, TAG_STANDBY, TAG_TENANT};
 
 /// Whose a resource should be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Holder<'a> {
     Tenant(&'a str),
     Standby(&'a str),
-    /// A webhook subscription (its signing key).
-    Webhook(&'a str),
 }
 
 impl Holder<'_> {
@@ -24,7 +20,6 @@ impl Holder<'_> {
         match self {
             Holder::Tenant(id) => (TAG_TENANT, id),
             Holder::Standby(id) => (TAG_STANDBY, id),
-            Holder::Webhook(id) => (TAG_WEBHOOK, id),
         }
     }
 }

@@ -13,7 +13,6 @@ mod provisioning;
 mod tiers;
 mod tokens;
 mod ui;
-mod webhooks;
 mod worker;
 
 pub use env::{ConfigError, Env};
@@ -22,7 +21,6 @@ pub use provisioning::{EngineSettings, MigrationLimits, ProvisioningSettings, Te
 pub use tiers::{Tier, TierError, Tiers};
 pub use tokens::{ApiTokens, MIN_TOKEN_LEN, NamedToken, Presented, Role};
 pub use ui::{SecureCookie, UiSettings};
-pub use webhooks::WebhookSettings;
 pub use worker::{RetryPolicy, WorkerSettings};
 
 /// Log line format.
@@ -66,8 +64,6 @@ pub struct Settings {
     pub job_retention: Option<Duration>,
     /// The operator's console.
     pub ui: UiSettings,
-    /// Webhook deliveries and the EventBridge bus.
-    pub webhooks: WebhookSettings,
 }
 
 /// How long an AWS call may take: to connect, and each attempt of an operation (a hung
@@ -130,13 +126,6 @@ impl Settings {
             Duration::from_secs(86400),
             Duration::from_secs(3650 * 86400),
         )?;
-        let webhooks = WebhookSettings::load(
-            env,
-            &[
-                provisioning.secret_prefix.as_str(),
-                provisioning.pool_secret_prefix.as_str(),
-            ],
-        )?;
         let event_retention = env.duration_or_off(
             "TENANTD_EVENT_RETENTION",
             Some(Duration::from_secs(30 * 86400)),
@@ -144,7 +133,6 @@ impl Settings {
             Duration::from_secs(3650 * 86400),
         )?;
         Ok(Settings {
-            webhooks,
             ui,
             http,
             audit_retention,

@@ -12,4 +12,3 @@ pub mod sessions;
 pub mod snapshots;
 pub mod standbys;
 pub mod tenants;
-pub mod webhooks;

@@ -125,7 +125,6 @@ pub fn router(state: UiState) -> Router {
         .route("/ui/tenants/{id}/suspend", post(actions::suspend))
         .route("/ui/tenants/{id}/resume", post(actions::resume))
         .route("/ui/jobs", get(pages::jobs))
-        .route("/ui/webhooks", get(pages::webhooks))
         .route("/ui/engines", get(pages::engines))
         .route("/ui/jobs/{id}/retry", post(actions::retry))
         .route("/ui/jobs/{id}/cancel", post(actions::cancel))

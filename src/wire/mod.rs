@@ -10,7 +10,6 @@ pub mod pool;
 pub mod reports;
 pub mod rollouts;
 pub mod tenants;
-pub mod webhooks;
 
 /// Default page size of the lists.
 pub const DEFAULT_PAGE: i64 = 50;

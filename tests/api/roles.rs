@@ -43,7 +43,6 @@ struct Fixtures {
     queued_job: String,
     failed_job: String,
     rollout: String,
-    webhook: String,
 }
 
 async fn create(app: &TestApp, id: &str) -> String {
@@ -95,18 +94,9 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         .unwrap();
     let (status, body) = status_and_json(r).await;
     assert_eq!(status, 202, "{body}");
-    let r = app
-        .request(Method::POST, "/v1/webhooks")
-        .json(&json!({ "url": "http://127.0.0.1:9/hook" }))
-        .send()
-        .await
-        .unwrap();
-    let (status, hook) = status_and_json(r).await;
-    assert_eq!(status, 201, "{hook}");
     Fixtures {
         queued_job,
         failed_job,
-        webhook: hook["id"].as_str().unwrap().to_string(),
         rollout: body["id"].as_str().unwrap().to_string(),
     }
 }
@@ -130,8 +120,6 @@ fn call_for(op_id: &str, path: &str, f: &Fixtures) -> (String, Option<Value>) {
         tenant
     } else if path.starts_with("/v1/jobs/") {
         job
-    } else if path.starts_with("/v1/webhooks/") {
-        f.webhook.as_str()
     } else {
         f.rollout.as_str()
     };
@@ -140,12 +128,7 @@ fn call_for(op_id: &str, path: &str, f: &Fixtures) -> (String, Option<Value>) {
         "change_tenant" => Some(json!({ "tier": "pro" })),
         "upgrade_tenant" => Some(json!({ "target_version": "17" })),
         "create_rollout" => Some(json!({ "tenants": ["read-me"] })),
-        "create_webhook" => Some(json!({ "url": "http://127.0.0.1:9/hook" })),
         _ => None,
-    };
-    let path = match op_id {
-        "replay_webhook" => format!("{path}?since=0"),
-        _ => path.to_string(),
     };
     (path.replace("{id}", id), body)
 }
@@ -175,8 +158,6 @@ async fn every_operation_answers_each_role_as_the_table_says_and_refusals_change
         "resume_rollout" => 2,
         "cancel_rollout" => 3,
         "create_rollout" => 4,
-        // The subscription the others act on goes last.
-        "delete_webhook" => 5,
         _ => 0,
     };
     let mut ops: Vec<(String, String, Value)> = doc["paths"]

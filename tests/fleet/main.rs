@@ -9,4 +9,3 @@ mod faults;
 mod partitions;
 mod replicas;
 mod soak;
-mod webhooks;

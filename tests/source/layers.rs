@@ -492,10 +492,6 @@ const OWNERS: &[(&str, &str)] = &[
     ("ui_sessions", "store/sessions.rs"),
     ("maintenance_leadership", "store/leadership.rs"),
     ("instance_poller", "store/leadership.rs"),
-    ("webhook_subscriptions", "store/webhooks/"),
-    ("webhook_deliveries", "store/webhooks/"),
-    ("webhook_attempts", "store/webhooks/"),
-    ("event_sinks", "store/webhooks/"),
 ];
 
 /// The tables the control schema's migrations create.

@@ -80,23 +80,6 @@ pub async fn spawn_app_with(http: HttpSettings) -> TestApp {
         // No AWS clients: rollouts of the RDS kinds are tested against a real daemon.
         offers: tenantd::rollouts::Offers::none(),
         engines: Arc::default(),
-        // Signing keys in the local stack's Secrets Manager; receivers on loopback allowed.
-        webhooks: None,
-    };
-    let state = match tenantd::cloud::Cloud::from_env(tenantd::config::AwsTimeouts {
-        connect: Duration::from_secs(5),
-        attempt: Duration::from_secs(30),
-    })
-    .await
-    {
-        Ok(cloud) => state.with_webhooks(
-            tenantd::webhooks::Keys::new(cloud, "saas/webhook/", "test"),
-            &tenantd::config::WebhookSettings {
-                allow_private: true,
-                ..Default::default()
-            },
-        ),
-        Err(_) => state,
     };
     let console = tenantd::ui::UiState::with(
         state.clone(),

@@ -537,31 +537,6 @@ impl Scope {
                     ),
                 }
             }
-            "events" => {
-                let body: Value = serde_json::from_slice(&r.body).unwrap_or_default();
-                match r.operation.as_str() {
-                    // Authorized on the bus each entry names.
-                    "PutEvents" => {
-                        for entry in body["Entries"].as_array().into_iter().flatten() {
-                            let bus = entry["EventBusName"].as_str().unwrap_or("default");
-                            let arn = if bus.starts_with("arn:") {
-                                bus.to_string()
-                            } else {
-                                format!(
-                                    "arn:aws:events:{}:{}:event-bus/{bus}",
-                                    self.region, self.account
-                                )
-                            };
-                            check("events:PutEvents", arn, HashMap::new());
-                        }
-                    }
-                    other => check(
-                        &format!("unmapped:events:{other}"),
-                        "?".into(),
-                        HashMap::new(),
-                    ),
-                }
-            }
             other => check(
                 &format!("unmapped:{other}:{}", r.operation),
                 "?".into(),

@@ -16,7 +16,6 @@ pub mod fleet;
 pub mod iam;
 pub mod proxy;
 pub mod rds;
-pub mod receiver;
 pub mod rollout_api;
 pub mod schema;
 pub mod stack;

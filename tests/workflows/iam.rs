@@ -3,11 +3,9 @@
 //! request, in an account of the test's own, through provisioning of every tier, a rollback,
 //! deprovisioning with final snapshots, the expiry of final snapshots, a tier change, a suspend
 //! and a resume, an engine upgrade (with its old instance's deletion), reconcile rounds (with
-//! their reads of pending maintenance), fleet rollouts of a CA, of RDS's pending maintenance
-//! and of a minor version (their targets checked with RDS by the API), a webhook
-//! subscription's key made, read to sign, rotated and deleted, and events put on an
-//! EventBridge bus; each request is turned into the authorization checks AWS makes for it,
-//! and each must be allowed.
+//! their reads of pending maintenance), and fleet rollouts of a CA, of RDS's pending maintenance
+//! and of a minor version (their targets checked with RDS by the API); each request is turned
+//! into the authorization checks AWS makes for it, and each must be allowed.
 
 use crate::support;
 
@@ -26,8 +24,6 @@ use tenantd::queue::JobState;
 use tenantd::tenants::{self, Deletion, TenantStatus};
 
 const TIMEOUT: Duration = Duration::from_secs(180);
-/// The EventBridge bus of the run (it need not exist: the call is what is checked).
-const BUS: &str = "tenantd-events";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
@@ -53,9 +49,6 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
             ("TENANTD_TENANT_DB_CA_DIR", ca_dir.as_str()),
             // And an engine upgrade's, the old instance deleted soon after.
             ("TENANTD_UPGRADE_KEEP_OLD", "1s"),
-            // And the EventBridge sender's, and a webhook delivery's (signed: the key read).
-            ("TENANTD_EVENTBRIDGE_BUS", BUS),
-            ("TENANTD_WEBHOOK_ALLOW_PRIVATE", "true"),
         ],
     );
     let (mut daemon, url) = serve_ready(&daemon_env(&base, "iam", &[])).await;
@@ -172,38 +165,6 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
     assert!(stack.tenant(&pooled).await.from_pool);
     jobs.push((pooled, job.id));
 
-    // A webhook subscription: its key made (through the proxy, in the run's account).
-    let hook_cloud = {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(tenantd::cloud::http_client())
-            .endpoint_url(&proxy.url)
-            .region(aws_config::Region::new(region))
-            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-                &account, "test", None, None, "iam-test",
-            ))
-            .load()
-            .await;
-        tenantd::cloud::Cloud::from_sdk_config(&config)
-    };
-    let keys = tenantd::webhooks::Keys::new(hook_cloud, "saas/webhook/", "test");
-    let hook_settings = tenantd::config::WebhookSettings {
-        allow_private: true,
-        ..Default::default()
-    };
-    let (hook, _) = tenantd::webhooks::subscriptions::create(
-        stack.pool(),
-        &keys,
-        &hook_settings,
-        &tenantd::webhooks::subscriptions::Request {
-            url: "http://127.0.0.1:9/hook",
-            types: &[],
-            description: "iam",
-            by: None,
-        },
-    )
-    .await
-    .unwrap();
-
     // Deprovisioning with final snapshots, which then expire.
     let mut gone = Vec::new();
     for (tenant, _) in &jobs {
@@ -223,26 +184,6 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
         (proxy.seen("DeleteDBSnapshot") >= 3).then_some(())
     })
     .await;
-    // The daemon signed a delivery of the deprovisionings' events (nobody listens on port 9),
-    // and put them on the bus; then the key is rotated and the subscription deleted.
-    support::wait_for("a webhook delivery attempt", TIMEOUT, || async {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_attempts")
-            .fetch_one(stack.pool())
-            .await
-            .unwrap();
-        (n > 0 && proxy.seen("PutEvents") > 0).then_some(())
-    })
-    .await;
-    tenantd::webhooks::subscriptions::rotate(stack.pool(), &keys, &hook_settings, hook.id)
-        .await
-        .unwrap();
-    assert_eq!(
-        tenantd::webhooks::subscriptions::delete(stack.pool(), &keys, hook.id)
-            .await
-            .unwrap(),
-        None,
-        "the key was this subscription's"
-    );
     kill9(&mut daemon).await;
 
     // Every request the daemon made, checked against the policy.
@@ -323,7 +264,6 @@ async fn the_iam_policy_allows_every_aws_call_the_daemon_makes() {
         "rds:DescribeDBParameterGroups",
         "rds:DescribeDBParameters",
         "rds:DescribeEngineDefaultParameters",
-        "events:PutEvents",
     ] {
         assert!(allowed.contains_key(action), "{action} was never made");
     }
@@ -335,7 +275,6 @@ fn policy_texts() -> Vec<&'static str> {
         include_str!("../../examples/deploy/iam-policy.json"),
         include_str!("../../examples/deploy/iam-policy-secrets.json"),
         include_str!("../../examples/deploy/iam-policy-upgrades.json"),
-        include_str!("../../examples/deploy/iam-policy-events.json"),
     ]
 }
 
@@ -346,7 +285,6 @@ fn fill<'a>(region: &'a str, account: &'a str, environment: &'a str) -> Vec<(&'a
         ("ENVIRONMENT", environment),
         ("ALARM_TOPIC", "tenantd-alarms"),
         ("SUBNET_GROUP", "tenantd-tenants"),
-        ("EVENT_BUS", BUS),
     ]
 }
 

@@ -1,5 +1,4 @@
 //! The console's pages: overview, tenants, a tenant (and its live fragment), jobs, engines,
-//! webhooks,
 //! sign-in.
 //! Each reads through the crate's own functions, a handful of queries a page whatever the
 //! fleet's size.
@@ -8,13 +7,11 @@ mod engines;
 mod jobs;
 mod overview;
 mod tenants;
-mod webhooks;
 
 pub use engines::engines;
 pub use jobs::jobs;
 pub use overview::overview;
 pub use tenants::{confirm_deprovision, tenant, tenant_events, tenant_live, tenants};
-pub use webhooks::webhooks;
 
 use askama::Template;
 use axum::extract::Query;
