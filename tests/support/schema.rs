@@ -53,15 +53,21 @@ pub async fn template(admin: &mut PgConnection, control_url: &str) -> String {
         tenantd::db::migrate(&pool).await.expect("migrate");
         pool.close().await;
         // The server ends a closed connection's session a moment after the client has gone,
-        // and a rename needs the database to itself: wait until no session is left on it.
+        // and a rename needs the database to itself: wait until no client's session is left on
+        // it (an autovacuum worker visiting the new database is ended by the rename itself).
+        // A session the pool left behind (seen idle after the migrator's advisory unlock, its
+        // connection no longer the pool's to close) is ended here: the migrations are complete.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut looked = 0u32;
         loop {
-            let sessions: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
-                    .bind(&building)
-                    .fetch_one(&mut *admin)
-                    .await
-                    .expect("count the schema template's sessions");
+            let sessions: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = $1 AND backend_type = 'client backend'",
+            )
+            .bind(&building)
+            .fetch_one(&mut *admin)
+            .await
+            .expect("count the schema template's sessions");
             if sessions == 0 {
                 break;
             }
@@ -69,6 +75,17 @@ pub async fn template(admin: &mut PgConnection, control_url: &str) -> String {
                 std::time::Instant::now() < deadline,
                 "{sessions} sessions still on {building} after 30 s"
             );
+            looked += 1;
+            if looked.is_multiple_of(50) {
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE datname = $1 AND backend_type = 'client backend'",
+                )
+                .bind(&building)
+                .execute(&mut *admin)
+                .await
+                .expect("end the sessions left on the schema template");
+            }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         // No connections to it from now on: a copy needs the template to itself.
