@@ -181,12 +181,26 @@ async fn record(cx: &mut Cx<'_>) -> Result<Transition<MigrateStep>, StepError> {
 }
 
 async fn record_failure(cx: &mut Cx<'_>) -> Result<Transition<MigrateStep>, StepError> {
-    let tenant = cx.tenant()?;
     let cause = cx.job.error.as_deref().unwrap_or("cancelled");
     let error = format!(
         "migrating to version {} failed: {cause}",
         cx.args.target_version
     );
+    record_rollout_failure(cx, &error, cx.args.rollout).await?;
+    Ok(Transition::Done)
+}
+
+/// A rollout's per-tenant job failed for good: the tenant keeps its status with `error`, and the
+/// rollout (if the job is one of its) counts it failed with the job's cause and the class of
+/// the failure it ended with, in one fenced transaction. Shared by schema migrations and the
+/// fleet's engine, CA and maintenance changes.
+pub(crate) async fn record_rollout_failure<A, D>(
+    cx: &StepContext<'_, A, D>,
+    error: &str,
+    rollout_id: Option<Uuid>,
+) -> Result<(), StepError> {
+    let tenant = cx.tenant()?;
+    let cause = cx.job.error.as_deref().unwrap_or("cancelled");
     // The class of the failure the job ended with, from its history.
     let class = queue::history(cx.db, cx.job.id)
         .await?
@@ -195,14 +209,10 @@ async fn record_failure(cx: &mut Cx<'_>) -> Result<Transition<MigrateStep>, Step
         .find_map(|h| h.error_class);
     let mut conn = cx.db.acquire().await.map_err(queue::QueueError::from)?;
     let mut tx = queue::fenced(&mut conn, cx.lease).await?;
-    tenant_record::update(
-        &mut tx,
-        tenant,
-        TenantUpdate::MigrationFailed { error: &error },
-    )
-    .await
-    .map_err(control_db)?;
-    if let Some(id) = cx.args.rollout {
+    tenant_record::update(&mut tx, tenant, TenantUpdate::MigrationFailed { error })
+        .await
+        .map_err(control_db)?;
+    if let Some(id) = rollout_id {
         rollout::record_outcome(
             &mut tx,
             id,
@@ -217,7 +227,7 @@ async fn record_failure(cx: &mut Cx<'_>) -> Result<Transition<MigrateStep>, Step
         .map_err(control_db)?;
     }
     tx.commit().await.map_err(queue::QueueError::from)?;
-    Ok(Transition::Done)
+    Ok(())
 }
 
 fn control_db(e: sqlx::Error) -> StepError {

@@ -412,38 +412,9 @@ pub(super) async fn record(kind: Kind, cx: &mut Cx<'_>) -> StepResult {
 /// The change failed for good: the tenant keeps its status, with the cause; the rollout
 /// counts it failed.
 pub(super) async fn record_failure(kind: Kind, cx: &mut Cx<'_>) -> StepResult {
-    let tenant = cx.tenant()?;
     let cause = cx.job.error.as_deref().unwrap_or("cancelled");
     let error = format!("{} to {} failed: {cause}", kind.job_kind(), cx.args.target);
-    let class = queue::history(cx.db, cx.job.id)
-        .await?
-        .into_iter()
-        .rev()
-        .find_map(|h| h.error_class);
-    let mut conn = cx.db.acquire().await.map_err(queue::QueueError::from)?;
-    let mut tx = queue::fenced(&mut conn, cx.lease).await?;
-    tenant_record::update(
-        &mut tx,
-        tenant,
-        TenantUpdate::MigrationFailed { error: &error },
-    )
-    .await
-    .map_err(control_db)?;
-    if let Some(id) = cx.args.rollout {
-        rollout::record_outcome(
-            &mut tx,
-            id,
-            tenant,
-            cx.job.id,
-            Outcome::Failed {
-                error: cause,
-                class: class.as_deref(),
-            },
-        )
-        .await
-        .map_err(control_db)?;
-    }
-    tx.commit().await.map_err(queue::QueueError::from)?;
+    crate::workflow::migrate::record_rollout_failure(cx, &error, cx.args.rollout).await?;
     Ok(Transition::Done)
 }
 
